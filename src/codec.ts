@@ -1,0 +1,147 @@
+import { Packr } from 'msgpackr'
+import { CodecError, errorMessage } from './errors.js'
+
+/**
+ * Codec turns a group's values into the bytes that are cached and sent to
+ * peers, and back. Every node of a cluster must use the same codec for a
+ * group (a Go peer sees only the bytes). A custom codec's values are decoded
+ * afresh for every caller, because this library cannot know how to make them
+ * immutable.
+ */
+export interface Codec<T> {
+  encode(value: T): Uint8Array
+  decode(bytes: Uint8Array): T
+}
+
+/**
+ * ResolvedCodec is a codec plus its sharing rule: `share(value)` makes a
+ * decoded value safe to hand to every caller (by deep-freezing it) and says
+ * whether it could. A value it cannot share is decoded again for each caller.
+ */
+export interface ResolvedCodec extends Codec<unknown> {
+  share(value: unknown): boolean
+}
+
+/** CodecName names a built-in codec. */
+export type CodecName = 'msgpack' | 'json' | 'string' | 'bytes'
+
+/** DEFAULT_CODEC is 'msgpack': compact, fast, and it keeps binary data. */
+export const DEFAULT_CODEC: CodecName = 'msgpack'
+
+/**
+ * deepFreeze freezes a decoded plain value in place so that one copy can be
+ * handed to every caller, and reports whether it could. Objects and arrays
+ * freeze; typed arrays, Maps, Sets and Dates stay writable when frozen, so a
+ * value holding one is left untouched and decoded afresh for each caller.
+ */
+function deepFreeze(value: unknown): boolean {
+  if (!freezable(value)) return false
+  freeze(value)
+  return true
+}
+
+function freezable(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return true
+  if (ArrayBuffer.isView(value) || value instanceof Map || value instanceof Set || value instanceof Date) return false
+  for (const key in value) {
+    if (!freezable((value as Record<string, unknown>)[key])) return false
+  }
+  return true
+}
+
+function freeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null) return
+  for (const key in value) freeze((value as Record<string, unknown>)[key])
+  Object.freeze(value)
+}
+
+const textEncoder = new TextEncoder()
+const textDecoder = new TextDecoder('utf-8', { fatal: true })
+
+function msgpack(): ResolvedCodec {
+  // One Packr per group; no structure records, so any msgpack reader can read it.
+  const packr = new Packr({ useRecords: false, moreTypes: false })
+  return {
+    encode: (value) => packr.pack(value),
+    decode: (bytes) => packr.unpack(bytes),
+    share: deepFreeze,
+  }
+}
+
+const jsonCodec: ResolvedCodec = {
+  encode(value) {
+    const text = JSON.stringify(value)
+    if (text === undefined) throw new TypeError(`JSON cannot represent ${typeof value}`)
+    return textEncoder.encode(text)
+  },
+  decode: (bytes) => JSON.parse(textDecoder.decode(bytes)),
+  share: deepFreeze,
+}
+
+const stringCodec: ResolvedCodec = {
+  share: () => true,
+  encode(value) {
+    if (typeof value !== 'string') throw new TypeError(`expected a string, got ${typeof value}`)
+    return textEncoder.encode(value)
+  },
+  decode: (bytes) => textDecoder.decode(bytes),
+}
+
+// Buffers cannot be frozen, so every caller gets its own copy: a caller that
+// writes into its value must not change what the next caller gets.
+const bytesCodec: ResolvedCodec = {
+  share: () => false,
+  encode(value) {
+    if (!(value instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array, got ${typeof value}`)
+    return Uint8Array.prototype.slice.call(value)
+  },
+  decode: (bytes) => Buffer.from(bytes),
+}
+
+/**
+ * resolveCodec turns a codec option into a codec, validating custom ones.
+ * Built-in codecs are made per group, so no state is shared between groups.
+ */
+export function resolveCodec(option: CodecName | Codec<unknown> | undefined, optionName: string): ResolvedCodec {
+  switch (option ?? DEFAULT_CODEC) {
+    case 'msgpack':
+      return msgpack()
+    case 'json':
+      return jsonCodec
+    case 'string':
+      return stringCodec
+    case 'bytes':
+      return bytesCodec
+  }
+  const custom = option as Codec<unknown>
+  if (typeof custom !== 'object' || custom === null || typeof custom.encode !== 'function' || typeof custom.decode !== 'function') {
+    throw new TypeError(
+      `expected ${optionName} to be 'msgpack', 'json', 'string', 'bytes' or { encode, decode }, got ${describe(option)}`,
+    )
+  }
+  return { encode: (value) => custom.encode(value), decode: (bytes) => custom.decode(bytes), share: () => false }
+}
+
+/** encodeValue runs a codec's encode, reporting failures as CodecError. */
+export function encodeValue(codec: ResolvedCodec, value: unknown, what: string): Uint8Array {
+  let bytes: unknown
+  try {
+    bytes = codec.encode(value)
+  } catch (err) {
+    throw new CodecError(`cannot encode ${what}: ${errorMessage(err)}`, { cause: err })
+  }
+  if (!(bytes instanceof Uint8Array)) {
+    throw new CodecError(`cannot encode ${what}: the codec's encode returned ${describe(bytes)}, not a Uint8Array`)
+  }
+  return bytes
+}
+
+/** describe renders a bad option value for an error message. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (value === null) return 'null'
+  if (typeof value === 'object') return 'an object'
+  return String(value)
+}

@@ -1,0 +1,132 @@
+/**
+ * GroupcacheErrorCode lists every stable code this library throws. Users match
+ * on `err.code`, never on messages, so a code is never renamed once released.
+ */
+export type GroupcacheErrorCode =
+  | 'ERR_GROUPCACHE_INVALID_OPTION'
+  | 'ERR_GROUPCACHE_INVALID_KEY'
+  | 'ERR_GROUPCACHE_LOAD_FAILED'
+  | 'ERR_GROUPCACHE_NOT_FOUND'
+  | 'ERR_GROUPCACHE_CODEC'
+  | 'ERR_GROUPCACHE_PEER'
+  | 'ERR_GROUPCACHE_ABORTED'
+  | 'ERR_GROUPCACHE_CLOSED'
+
+/**
+ * GroupcacheError is the base of every error this library creates, so one
+ * `instanceof` check separates ours from the rest. `cause` carries the
+ * underlying error when there is one.
+ */
+export class GroupcacheError extends Error {
+  readonly code: GroupcacheErrorCode
+
+  constructor(code: GroupcacheErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'GroupcacheError'
+  }
+}
+
+/**
+ * InvalidOptionError reports misuse at construction time (a bad option, a
+ * duplicate group name, a `self` missing from `peers`). The message names the
+ * option, as in "expected options.replicas to be a positive integer, got -1".
+ */
+export class InvalidOptionError extends GroupcacheError {
+  constructor(message: string) {
+    super('ERR_GROUPCACHE_INVALID_OPTION', message)
+    this.name = 'InvalidOptionError'
+  }
+}
+
+/**
+ * InvalidKeyError is thrown before any I/O when a key is not a string or is
+ * longer than `maxKeyBytes` in UTF-8: such a key could never be sent to a peer.
+ */
+export class InvalidKeyError extends GroupcacheError {
+  constructor(message: string) {
+    super('ERR_GROUPCACHE_INVALID_KEY', message)
+    this.name = 'InvalidKeyError'
+  }
+}
+
+/**
+ * LoadError means the loader failed, on this node or on the key's owner. The
+ * owner's verdict is final: the caller's node does not load the key a second
+ * time. Loader errors are never cached.
+ */
+export class LoadError extends GroupcacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_GROUPCACHE_LOAD_FAILED', message, options)
+    this.name = 'LoadError'
+  }
+}
+
+/**
+ * NotFoundError is what a loader throws to say that the key does not exist.
+ * It travels from the owner to the caller as a 404 with the
+ * `x-groupcache-error` header, so callers on every node see the same verdict.
+ */
+export class NotFoundError extends GroupcacheError {
+  constructor(message = 'not found', options?: { cause?: unknown }) {
+    super('ERR_GROUPCACHE_NOT_FOUND', message, options)
+    this.name = 'NotFoundError'
+  }
+}
+
+/**
+ * CodecError means a value could not be encoded (the loader returned
+ * something the group's codec cannot represent) or stored bytes could not be
+ * decoded (a peer sent bytes made by a different codec).
+ */
+export class CodecError extends GroupcacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_GROUPCACHE_CODEC', message, options)
+    this.name = 'CodecError'
+  }
+}
+
+/**
+ * PeerError is a transport failure talking to a peer: refused, reset, timed
+ * out, or an answer without our error marker. `get` never throws it; it is
+ * counted in `peerErrors` and the key is loaded locally instead (Go's rule).
+ */
+export class PeerError extends GroupcacheError {
+  readonly peer: string
+  readonly status: number | undefined
+
+  constructor(peer: string, message: string, options?: { cause?: unknown; status?: number }) {
+    super('ERR_GROUPCACHE_PEER', message, options)
+    this.name = 'PeerError'
+    this.peer = peer
+    this.status = options?.status
+  }
+}
+
+/**
+ * AbortedError rejects a `get` whose caller's signal aborted. Only that caller
+ * gives up; the shared load goes on for the others. `cause` is the signal's
+ * reason. Its name is 'AbortError', as the platform's aborts are.
+ */
+export class AbortedError extends GroupcacheError {
+  constructor(reason: unknown) {
+    super('ERR_GROUPCACHE_ABORTED', 'the operation was aborted', { cause: reason })
+    this.name = 'AbortError'
+  }
+}
+
+/**
+ * ClosedError rejects work started after `close()`.
+ */
+export class ClosedError extends GroupcacheError {
+  constructor() {
+    super('ERR_GROUPCACHE_CLOSED', 'the Groupcache instance is closed')
+    this.name = 'ClosedError'
+  }
+}
+
+/** errorMessage renders any thrown value as text, for wrapping it. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message
+  return String(err)
+}

@@ -1,0 +1,90 @@
+import { AbortedError } from './errors.js'
+
+/**
+ * FlightFn is the shared work of one flight. Its `signal` aborts only when
+ * every caller waiting on the flight has left.
+ */
+export type FlightFn<T> = (signal: AbortSignal) => Promise<T>
+
+interface Call<T> {
+  readonly promise: Promise<T>
+  readonly controller: AbortController
+  waiters: number
+}
+
+/**
+ * Flight runs at most one call per key at a time and lets every concurrent
+ * caller of that key share its result (Go's singleflight).
+ *
+ * Unlike Go's, a caller may leave early through its own AbortSignal: that
+ * rejects only that caller. When the last caller leaves, the call's own signal
+ * aborts (so a loader can stop its database query) and the call is forgotten,
+ * so the next caller starts fresh instead of joining a dying call.
+ */
+export class Flight<T> {
+  readonly #calls = new Map<string, Call<T>>()
+
+  /** size is the number of calls in flight, for tests and stats. */
+  get size(): number {
+    return this.#calls.size
+  }
+
+  /**
+   * do returns the result of the call in flight for `key`, starting `fn` if
+   * there is none. `started` tells the caller whether this call started it
+   * (to count deduplicated loads).
+   */
+  do(key: string, fn: FlightFn<T>, signal?: AbortSignal, started?: () => void): Promise<T> {
+    if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason))
+    let call = this.#calls.get(key)
+    if (call === undefined) {
+      call = this.#start(key, fn)
+      started?.()
+    }
+    call.waiters++
+    if (signal === undefined) return call.promise
+    return this.#wait(key, call, signal)
+  }
+
+  #start(key: string, fn: FlightFn<T>): Call<T> {
+    const controller = new AbortController()
+    // fn may throw synchronously; Promise.resolve().then keeps that a rejection.
+    const promise = Promise.resolve()
+      .then(() => fn(controller.signal))
+      .finally(() => {
+        if (this.#calls.get(key) === call) this.#calls.delete(key)
+      })
+    const call: Call<T> = { promise, controller, waiters: 0 }
+    this.#calls.set(key, call)
+    // A call every waiter left still settles; nobody is listening then.
+    promise.catch(() => {})
+    return call
+  }
+
+  #wait(key: string, call: Call<T>, signal: AbortSignal): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => {
+        reject(new AbortedError(signal.reason))
+        this.#leave(key, call)
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      call.promise.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(value)
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      )
+    })
+  }
+
+  #leave(key: string, call: Call<T>): void {
+    call.waiters--
+    if (call.waiters > 0) return
+    if (this.#calls.get(key) === call) this.#calls.delete(key)
+    call.controller.abort(new AbortedError('every caller left'))
+  }
+}

@@ -1,0 +1,303 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { describe } from './codec.js'
+import { ClosedError, InvalidOptionError } from './errors.js'
+import { Group, serveKey, type GroupNode, type GroupOptions } from './group.js'
+import {
+  DEFAULT_BASE_PATH,
+  DEFAULT_MAX_KEY_BYTES,
+  DEFAULT_PEER_TIMEOUT_MS,
+  HttpTransport,
+  createPeerHandler,
+  type PeerHandler,
+  type PeerTransport,
+  type ServedGroup,
+} from './http.js'
+import { DEFAULT_REPLICAS, Ring } from './ring.js'
+import type { GetResponse } from './wire.js'
+
+/** GroupcacheOptions configure a node; see README's options table. */
+export interface GroupcacheOptions {
+  /** self is this node's base URL, exactly as it appears in `peers`. */
+  self: string
+  /** peers are the base URLs of every node, this one included, in the same order everywhere. */
+  peers: readonly string[]
+  /** basePath is where peers serve each other (default '/_groupcache/'). */
+  basePath?: string
+  /** replicas is the number of ring points per peer (default 50, as Go). */
+  replicas?: number
+  /** secret, when set, is required from peers as `Authorization: Bearer <secret>`. */
+  secret?: string
+  /** peerTimeoutMs bounds one peer fetch, the owner's load included (default 10 000). */
+  peerTimeoutMs?: number
+  /** maxKeyBytes is the longest key accepted, in UTF-8 bytes (default 4096). */
+  maxKeyBytes?: number
+  /** now is the clock, in unix milliseconds (default Date.now); a seam for tests. */
+  now?: () => number
+  /** random draws hot-cache promotions (default Math.random); a seam for tests. */
+  random?: () => number
+  /** transport fetches from peers (default: HTTP with undici); a seam for tests. */
+  transport?: PeerTransport
+}
+
+/** ListenOptions say where `gc.listen()` binds its dedicated peer server. */
+export interface ListenOptions {
+  port?: number
+  host?: string
+}
+
+function fail(option: string, expected: string, got: unknown): never {
+  throw new InvalidOptionError(`expected ${option} to be ${expected}, got ${describe(got)}`)
+}
+
+/**
+ * checkPeerUrl accepts what Go's ring can share with us: an http(s) base URL
+ * with no query, fragment or trailing slash, since the URL string itself is
+ * hashed and every node must spell it byte for byte the same.
+ */
+function checkPeerUrl(option: string, value: unknown): string {
+  const expected = "an http(s) base URL without a trailing '/', query or fragment, like 'http://10.0.0.1:3000'"
+  if (typeof value !== 'string') fail(option, expected, value)
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    fail(option, expected, value)
+  }
+  if (
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    value.endsWith('/') ||
+    url.search !== '' ||
+    url.hash !== '' ||
+    url.username !== '' ||
+    url.password !== ''
+  ) {
+    fail(option, expected, value)
+  }
+  return value
+}
+
+function checkPeers(option: string, value: unknown, self: string): readonly string[] {
+  if (!Array.isArray(value) || value.length === 0) fail(option, 'a non-empty array of peer URLs', value)
+  const seen = new Set<string>()
+  value.forEach((peer, i) => {
+    checkPeerUrl(`${option}[${i}]`, peer)
+    if (seen.has(peer)) throw new InvalidOptionError(`expected ${option} to list each peer once, got ${peer} twice`)
+    seen.add(peer)
+  })
+  if (!seen.has(self)) {
+    throw new InvalidOptionError(`expected ${option} to include options.self (${self}), exactly as spelled there`)
+  }
+  return Object.freeze([...(value as string[])])
+}
+
+function positiveInteger(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    fail(option, 'a positive integer', value)
+  }
+  return value
+}
+
+function optionalFunction<F>(option: string, value: unknown, fallback: F): F {
+  if (value === undefined) return fallback
+  if (typeof value !== 'function') fail(option, 'a function', value)
+  return value as F
+}
+
+/**
+ * Groupcache is one node of a cluster: it knows its peers, owns the ring
+ * that maps keys to them, holds the groups, and serves peers' requests
+ * through `handler` (mounted by an adapter) or `listen()` (its own port).
+ * Nothing is global: several instances can live in one process.
+ */
+export class Groupcache {
+  readonly self: string
+  readonly basePath: string
+  readonly replicas: number
+  readonly maxKeyBytes: number
+  readonly peerTimeoutMs: number
+  /**
+   * handler is the framework-neutral peer endpoint: give it a method, a raw
+   * request target, headers and a signal; write back what it resolves to.
+   */
+  readonly handler: PeerHandler
+  readonly #groups = new Map<string, { group: Group<unknown>; served: ServedGroup }>()
+  readonly #transport: PeerTransport
+  readonly #now: () => number
+  readonly #random: () => number
+  readonly #node: GroupNode
+  #ring: Ring
+  #closed = false
+  #server: Server | undefined
+
+  constructor(options: GroupcacheOptions) {
+    if (typeof options !== 'object' || options === null) fail('options', 'an object', options)
+    this.self = checkPeerUrl('options.self', options.self)
+    const peers = checkPeers('options.peers', options.peers, this.self)
+    const basePath = options.basePath ?? DEFAULT_BASE_PATH
+    if (typeof basePath !== 'string' || !basePath.startsWith('/') || !basePath.endsWith('/') || /[?#%\s]/.test(basePath)) {
+      fail('options.basePath', "a path that starts and ends with '/', like '/_groupcache/'", basePath)
+    }
+    this.basePath = basePath
+    this.replicas = positiveInteger('options.replicas', options.replicas, DEFAULT_REPLICAS)
+    this.maxKeyBytes = positiveInteger('options.maxKeyBytes', options.maxKeyBytes, DEFAULT_MAX_KEY_BYTES)
+    this.peerTimeoutMs = positiveInteger('options.peerTimeoutMs', options.peerTimeoutMs, DEFAULT_PEER_TIMEOUT_MS)
+    const secret = options.secret
+    if (secret !== undefined && (typeof secret !== 'string' || secret.length === 0 || /[\r\n]/.test(secret))) {
+      fail('options.secret', 'a non-empty string on one line', secret)
+    }
+    this.#now = optionalFunction('options.now', options.now, Date.now)
+    this.#random = optionalFunction('options.random', options.random, Math.random)
+    const transport = options.transport
+    if (transport !== undefined && (typeof transport !== 'object' || transport === null || typeof transport.fetch !== 'function')) {
+      fail('options.transport', 'an object with a fetch method', transport)
+    }
+    this.#transport =
+      transport ?? new HttpTransport({ basePath, timeoutMs: this.peerTimeoutMs, secret })
+    this.#ring = new Ring(peers, this.replicas)
+    this.#transport.setPeers?.(peers.filter((p) => p !== this.self))
+
+    const node = this
+    this.#node = {
+      self: this.self,
+      maxKeyBytes: this.maxKeyBytes,
+      get closed() {
+        return node.#closed
+      },
+      ownerOf: (key) => this.#ring.owner(key),
+      fetch: (peer, group, key, signal): Promise<GetResponse> => this.#transport.fetch(peer, group, key, signal),
+      now: this.#now,
+      random: this.#random,
+    }
+    this.handler = createPeerHandler({
+      basePath,
+      secret,
+      maxKeyBytes: this.maxKeyBytes,
+      lookup: (name) => this.#groups.get(name)?.served,
+      isClosed: () => this.#closed,
+    })
+  }
+
+  /** peers is the current peer list, this node included. */
+  get peers(): readonly string[] {
+    return this.#ring.peers
+  }
+
+  /** closed is true once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /**
+   * newGroup creates a group. Every node must create it with the same name
+   * and codec; each node's `maxBytes` is its own budget.
+   */
+  newGroup<T = unknown>(options: GroupOptions<T>): Group<T> {
+    if (this.#closed) throw new ClosedError()
+    if (typeof options !== 'object' || options === null) fail('options', 'an object', options)
+    const { name, maxBytes, load, promote, maxEntryBytes } = options
+    if (typeof name !== 'string' || name.length === 0) fail('options.name', 'a non-empty string', name)
+    if (Buffer.byteLength(name) > 255) fail('options.name', 'at most 255 bytes', name)
+    if (this.#groups.has(name)) {
+      throw new InvalidOptionError(`expected options.name to be unique, but a group named ${JSON.stringify(name)} exists`)
+    }
+    if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+      fail('options.maxBytes', 'a non-negative integer', maxBytes)
+    }
+    if (typeof load !== 'function') fail('options.load', 'a function', load)
+    if (promote !== undefined && typeof promote !== 'boolean' && typeof promote !== 'function') {
+      fail('options.promote', 'a boolean or a function', promote)
+    }
+    positiveInteger('options.maxEntryBytes', maxEntryBytes, 1)
+    let group: Group<T>
+    try {
+      group = new Group<T>(options, this.#node)
+    } catch (err) {
+      if (err instanceof TypeError) throw new InvalidOptionError(err.message)
+      throw err
+    }
+    const served: ServedGroup = { serve: (key, signal) => group[serveKey](key, signal) }
+    this.#groups.set(name, { group: group as Group<unknown>, served })
+    return group
+  }
+
+  /** getGroup returns the group with this name, or undefined. */
+  getGroup<T = unknown>(name: string): Group<T> | undefined {
+    return this.#groups.get(name)?.group as Group<T> | undefined
+  }
+
+  /** ownerOf returns the peer URL that owns `key` on this node's ring. */
+  ownerOf(key: string): string {
+    if (typeof key !== 'string') throw new TypeError(`expected key to be a string, got ${typeof key}`)
+    return this.#ring.owner(key) as string
+  }
+
+  /**
+   * setPeers replaces the peer list wholesale, as Go's `Set` does. `self`
+   * must stay in it. Loads in flight finish where they started.
+   */
+  setPeers(peers: readonly string[]): void {
+    if (this.#closed) throw new ClosedError()
+    const checked = checkPeers('peers', peers, this.self)
+    this.#ring = new Ring(checked, this.replicas)
+    this.#transport.setPeers?.(checked.filter((p) => p !== this.self))
+  }
+
+  /**
+   * listen serves the peer endpoint on a dedicated node:http server, for
+   * apps that keep peers off their public port. Resolves to the bound address.
+   */
+  async listen(options: ListenOptions = {}): Promise<AddressInfo> {
+    if (this.#closed) throw new ClosedError()
+    if (this.#server !== undefined) throw new InvalidOptionError('listen() was already called on this instance')
+    const port = options.port ?? 0
+    if (!Number.isInteger(port) || port < 0 || port > 65535) fail('options.port', 'a port number', port)
+    // Room for the longest escaped key: three bytes per key byte, plus the rest.
+    const maxHeaderSize = Math.max(16 * 1024, 3 * this.maxKeyBytes + 4 * 1024)
+    const server = createServer({ maxHeaderSize }, (req, res) => this.#serveNode(req, res))
+    this.#server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, options.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    return server.address() as AddressInfo
+  }
+
+  #serveNode(req: IncomingMessage, res: ServerResponse): void {
+    const controller = new AbortController()
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort()
+    })
+    void this.handler({
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers: req.headers,
+      signal: controller.signal,
+    }).then((answer) => {
+      res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
+      res.end(answer.body)
+    })
+  }
+
+  /**
+   * close stops serving peers, closes the dedicated server and the peer
+   * connections, and makes further gets fail with ClosedError. Loads already
+   * in flight finish.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const server = this.#server
+    const closing: Promise<unknown>[] = []
+    if (server !== undefined) {
+      closing.push(new Promise<void>((resolve) => server.close(() => resolve())))
+      server.closeIdleConnections()
+    }
+    closing.push(this.#transport.close?.() ?? Promise.resolve())
+    await Promise.all(closing)
+  }
+}

@@ -1,0 +1,39 @@
+export { Groupcache, type GroupcacheOptions, type ListenOptions } from './groupcache.js'
+export {
+  Group,
+  DEFAULT_HOT_PROMOTION,
+  DEFAULT_MAX_ENTRY_FRACTION,
+  type GetOptions,
+  type GroupOptions,
+  type LoadContext,
+  type Loader,
+  type Promote,
+} from './group.js'
+export type { CacheKind, CacheStats } from './cache.js'
+export type { GroupStats } from './stats.js'
+export { DEFAULT_CODEC, type Codec, type CodecName } from './codec.js'
+export { DEFAULT_REPLICAS } from './ring.js'
+export {
+  DEFAULT_BASE_PATH,
+  DEFAULT_MAX_KEY_BYTES,
+  DEFAULT_PEER_CONNECTIONS,
+  DEFAULT_PEER_TIMEOUT_MS,
+  ERROR_HEADER,
+  type PeerHandler,
+  type PeerRequest,
+  type PeerResponse,
+  type PeerTransport,
+} from './http.js'
+export type { GetResponse } from './wire.js'
+export {
+  AbortedError,
+  ClosedError,
+  CodecError,
+  GroupcacheError,
+  InvalidKeyError,
+  InvalidOptionError,
+  LoadError,
+  NotFoundError,
+  PeerError,
+  type GroupcacheErrorCode,
+} from './errors.js'

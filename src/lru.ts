@@ -1,0 +1,69 @@
+import { LRUCache } from 'lru-cache'
+
+/**
+ * LRU is one least-recently-used cache with the counters Go's groupcache
+ * keeps per cache. The ordering and storage are lru-cache's; the budget is
+ * not: the owner (`cache.ts`) decides which of its two LRUs gives way, by
+ * calling `removeOldest`, so this class only counts what it holds.
+ */
+export class LRU<V extends {}> {
+  readonly #entries: LRUCache<string, V>
+  gets = 0
+  hits = 0
+  evictions = 0
+
+  /**
+   * `sizeOf` gives an entry's cost in bytes; `limit` is a hard ceiling that
+   * the owner's policy stays under anyway (lru-cache needs one).
+   */
+  constructor(limit: number, sizeOf: (value: V, key: string) => number) {
+    this.#entries = new LRUCache<string, V>({
+      maxSize: Math.max(1, limit),
+      sizeCalculation: (value, key) => Math.max(1, sizeOf(value, key)),
+      dispose: (_value, _key, reason) => {
+        if (reason === 'evict') this.evictions++
+      },
+    })
+  }
+
+  /** bytes is the summed cost of the entries held. */
+  get bytes(): number {
+    return this.#entries.calculatedSize
+  }
+
+  /** items is the number of entries held. */
+  get items(): number {
+    return this.#entries.size
+  }
+
+  /**
+   * get returns the entry and marks it most recently used. An entry that
+   * `accept` rejects (an expired one, say) is dropped and counted as a miss.
+   */
+  get(key: string, accept?: (value: V) => boolean): V | undefined {
+    this.gets++
+    const value = this.#entries.get(key)
+    if (value === undefined) return undefined
+    if (accept !== undefined && !accept(value)) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    this.hits++
+    return value
+  }
+
+  /** add stores or replaces an entry as the most recently used. */
+  add(key: string, value: V): void {
+    this.#entries.set(key, value)
+  }
+
+  /** remove drops an entry; it is not counted as an eviction. */
+  remove(key: string): boolean {
+    return this.#entries.delete(key)
+  }
+
+  /** removeOldest evicts the least recently used entry, if any. */
+  removeOldest(): void {
+    this.#entries.pop()
+  }
+}

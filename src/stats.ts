@@ -1,0 +1,39 @@
+/**
+ * GroupStats are a group's counters, named as Go's groupcache names them
+ * (camelCased) so dashboards read the same for Go and Node nodes.
+ */
+export interface GroupStats {
+  /** gets counts every `get`, local or on behalf of a peer. */
+  gets: number
+  /** cacheHits counts gets answered from the main or hot cache. */
+  cacheHits: number
+  /** peerLoads counts values fetched from their owner. */
+  peerLoads: number
+  /** peerErrors counts failed peer fetches (each then loads locally). */
+  peerErrors: number
+  /** loads counts gets that missed the cache: `gets - cacheHits`. */
+  loads: number
+  /** loadsDeduped counts loads that were not merged into one in flight. */
+  loadsDeduped: number
+  /** localLoads counts successful runs of the loader on this node. */
+  localLoads: number
+  /** localLoadErrs counts failed runs of the loader on this node. */
+  localLoadErrs: number
+  /** serverRequests counts requests from peers for this group. */
+  serverRequests: number
+}
+
+/** newGroupStats returns a zeroed set of counters. */
+export function newGroupStats(): GroupStats {
+  return {
+    gets: 0,
+    cacheHits: 0,
+    peerLoads: 0,
+    peerErrors: 0,
+    loads: 0,
+    loadsDeduped: 0,
+    localLoads: 0,
+    localLoadErrs: 0,
+    serverRequests: 0,
+  }
+}

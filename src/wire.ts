@@ -1,0 +1,120 @@
+/**
+ * GetResponse is the protobuf message a peer answers with, as defined by Go's
+ * groupcache (`value = 1`, `minute_qps = 2`), plus our extension `expire = 3`:
+ * the absolute expiry in unix milliseconds, so that hot copies on other nodes
+ * expire when the owner's copy does. Go peers skip field 3 as unknown.
+ */
+export interface GetResponse {
+  value: Uint8Array
+  minuteQps?: number
+  expire?: number
+}
+
+/** WireError reports bytes that are not a well-formed GetResponse. */
+export class WireError extends Error {
+  constructor(message: string) {
+    super(`malformed GetResponse: ${message}`)
+    this.name = 'WireError'
+  }
+}
+
+const TAG_VALUE = (1 << 3) | 2 // field 1, length-delimited
+const TAG_MINUTE_QPS = (2 << 3) | 1 // field 2, 64-bit
+const TAG_EXPIRE = (3 << 3) | 0 // field 3, varint
+
+function varintLength(n: number): number {
+  let len = 1
+  while (n >= 0x80) {
+    n = Math.floor(n / 128)
+    len++
+  }
+  return len
+}
+
+function writeVarint(out: Uint8Array, pos: number, n: number): number {
+  while (n >= 0x80) {
+    out[pos++] = (n % 128) | 0x80
+    n = Math.floor(n / 128)
+  }
+  out[pos++] = n
+  return pos
+}
+
+/**
+ * encodeGetResponse writes a GetResponse. The value field is always written
+ * (an empty value as `0a 00`); minute_qps and expire only when set.
+ */
+export function encodeGetResponse(msg: GetResponse): Uint8Array {
+  const { value } = msg
+  const expire = msg.expire !== undefined && msg.expire > 0 ? Math.floor(msg.expire) : 0
+  const qps = msg.minuteQps
+  let size = 1 + varintLength(value.length) + value.length
+  if (qps !== undefined) size += 9
+  if (expire > 0) size += 1 + varintLength(expire)
+  const out = Buffer.allocUnsafe(size)
+  let pos = 0
+  out[pos++] = TAG_VALUE
+  pos = writeVarint(out, pos, value.length)
+  out.set(value, pos)
+  pos += value.length
+  if (qps !== undefined) {
+    out[pos++] = TAG_MINUTE_QPS
+    out.writeDoubleLE(qps, pos)
+    pos += 8
+  }
+  if (expire > 0) {
+    out[pos++] = TAG_EXPIRE
+    writeVarint(out, pos, expire)
+  }
+  return out
+}
+
+/**
+ * decodeGetResponse reads a GetResponse, skipping unknown fields of every
+ * wire type as protobuf requires. A missing value field is an empty value.
+ * The returned value is a view into `bytes`, not a copy.
+ */
+export function decodeGetResponse(bytes: Uint8Array): GetResponse {
+  const msg: GetResponse = { value: new Uint8Array(0) }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let pos = 0
+  const varint = (): number => {
+    let result = 0
+    let scale = 1
+    for (let i = 0; i < 10; i++) {
+      if (pos >= bytes.length) throw new WireError('truncated varint')
+      const b = bytes[pos++] as number
+      result += (b & 0x7f) * scale
+      if (b < 0x80) return result
+      scale *= 128
+    }
+    throw new WireError('varint longer than 10 bytes')
+  }
+  const skip = (n: number): void => {
+    if (n > bytes.length - pos) throw new WireError('truncated field')
+    pos += n
+  }
+  while (pos < bytes.length) {
+    const tag = varint()
+    const field = Math.floor(tag / 8)
+    const type = tag % 8
+    if (field === 0) throw new WireError('field number 0')
+    if (type === 0) {
+      const n = varint()
+      if (field === 3) msg.expire = n
+    } else if (type === 1) {
+      if (field === 2 && pos + 8 <= bytes.length) msg.minuteQps = view.getFloat64(pos, true)
+      skip(8)
+    } else if (type === 2) {
+      const len = varint()
+      const start = pos
+      skip(len)
+      if (field === 1) msg.value = bytes.subarray(start, start + len)
+    } else if (type === 5) {
+      skip(4)
+    } else {
+      throw new WireError(`unsupported wire type ${type}`)
+    }
+  }
+  return msg
+}
