@@ -1,0 +1,146 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { Command, NodeConfig } from './node-main.js'
+import { reservePorts, urlsFor } from './ports.js'
+
+const MAIN = fileURLToPath(new URL('./node-main.ts', import.meta.url))
+const REQUEST_TIMEOUT_MS = 15_000
+
+/** RemoteError is an error a child node's `get` rejected with. */
+export interface RemoteError {
+  name: string
+  code: string | undefined
+  message: string
+}
+
+/** NodeStats is what a child node reports of its group. */
+export interface NodeStats {
+  stats: Record<string, number>
+  main: Record<string, number>
+  hot: Record<string, number>
+  loads: Record<string, number>
+}
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
+type Request = Command extends infer C ? (C extends { id: number } ? Omit<C, 'id'> : never) : never
+
+/** TestNode is one groupcache node in a child process. */
+export class TestNode {
+  readonly url: string
+  readonly child: ChildProcess
+  readonly #pending = new Map<number, Pending>()
+  #next = 0
+
+  constructor(url: string, child: ChildProcess) {
+    this.url = url
+    this.child = child
+    child.on('message', (msg: { id?: number; ok?: boolean; value?: unknown; error?: RemoteError }) => {
+      if (msg.id === undefined) return
+      const p = this.#pending.get(msg.id)
+      if (p === undefined) return
+      this.#pending.delete(msg.id)
+      clearTimeout(p.timer)
+      if (msg.ok) p.resolve(msg.value)
+      else p.reject(msg.error)
+    })
+    child.on('exit', () => {
+      for (const p of this.#pending.values()) {
+        clearTimeout(p.timer)
+        p.reject({ name: 'Exited', code: undefined, message: `node ${url} exited` })
+      }
+      this.#pending.clear()
+    })
+  }
+
+  #call(cmd: Request): Promise<unknown> {
+    const id = this.#next++
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id)
+        reject(new Error(`node ${this.url}: ${cmd.op} timed out`))
+      }, REQUEST_TIMEOUT_MS)
+      this.#pending.set(id, { resolve, reject, timer })
+      this.child.send({ ...cmd, id })
+    })
+  }
+
+  get(key: string): Promise<string> {
+    return this.#call({ op: 'get', key }) as Promise<string>
+  }
+
+  stats(): Promise<NodeStats> {
+    return this.#call({ op: 'stats' }) as Promise<NodeStats>
+  }
+
+  owner(key: string): Promise<string> {
+    return this.#call({ op: 'owner', key }) as Promise<string>
+  }
+
+  setPeers(peers: string[]): Promise<unknown> {
+    return this.#call({ op: 'setPeers', peers })
+  }
+
+  /** kill ends the process abruptly, as a crash would. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.kill('SIGKILL')
+    await exited
+  }
+
+  /** stop closes the node gracefully, killing it if that takes over 3 s. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 3_000)
+    this.#call({ op: 'close' }).catch(() => {})
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+/** Cluster is a set of child-process nodes that are peers of one another. */
+export interface Cluster {
+  nodes: TestNode[]
+  urls: string[]
+  stop(): Promise<void>
+}
+
+/**
+ * startCluster forks `n` nodes on 127.0.0.1. `configure(i, urls)` may adjust
+ * each node's config (say, to give it a different peer list).
+ */
+export async function startCluster(
+  n: number,
+  configure: (i: number, urls: string[]) => Partial<NodeConfig> = () => ({}),
+): Promise<Cluster> {
+  const ports = await reservePorts(n)
+  const urls = urlsFor(ports)
+  const nodes = await Promise.all(
+    ports.map(async (port, i) => {
+      const config: NodeConfig = { self: urls[i] as string, peers: urls, port, ...configure(i, urls) }
+      const child = fork(MAIN, [JSON.stringify(config)], {
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      })
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`node ${i} did not start`)), REQUEST_TIMEOUT_MS)
+        child.once('exit', (code) => reject(new Error(`node ${i} exited with ${code}`)))
+        child.on('message', (msg: { ready?: boolean }) => {
+          if (msg.ready) {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      })
+      return new TestNode(urls[i] as string, child)
+    }),
+  )
+  return {
+    nodes,
+    urls,
+    stop: async () => {
+      await Promise.all(nodes.map((node) => node.stop()))
+    },
+  }
+}

@@ -1,0 +1,88 @@
+// A groupcache node in a child process, driven by its parent over IPC. Its
+// loader answers `value-of:<key>` after `loadDelayMs`, and counts each run;
+// keys starting with `fail:` make it throw, `missing:` throw NotFoundError.
+import { Groupcache, GroupcacheError, NotFoundError } from '../../src/index.js'
+
+export interface NodeConfig {
+  self: string
+  peers: string[]
+  port: number
+  replicas?: number
+  secret?: string
+  peerTimeoutMs?: number
+  loadDelayMs?: number
+  promote?: boolean
+}
+
+export type Command =
+  | { id: number; op: 'get'; key: string }
+  | { id: number; op: 'stats' }
+  | { id: number; op: 'owner'; key: string }
+  | { id: number; op: 'setPeers'; peers: string[] }
+  | { id: number; op: 'close' }
+
+const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig
+const send = (message: unknown): void => {
+  process.send?.(message)
+}
+const loads = new Map<string, number>()
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+const gc = new Groupcache({
+  self: config.self,
+  peers: config.peers,
+  replicas: config.replicas,
+  secret: config.secret,
+  peerTimeoutMs: config.peerTimeoutMs,
+})
+const group = gc.newGroup<string>({
+  name: 'test',
+  maxBytes: 1 << 20,
+  codec: 'string',
+  promote: config.promote,
+  load: async (key) => {
+    loads.set(key, (loads.get(key) ?? 0) + 1)
+    await sleep(config.loadDelayMs ?? 0)
+    if (key.startsWith('fail:')) throw new Error(`loader failed for ${key} on ${config.self}`)
+    if (key.startsWith('missing:')) throw new NotFoundError(`no such thing: ${key}`)
+    return `value-of:${key}`
+  },
+})
+
+async function run(cmd: Command): Promise<unknown> {
+  switch (cmd.op) {
+    case 'get':
+      return group.get(cmd.key)
+    case 'stats':
+      return { stats: group.stats, main: group.cacheStats('main'), hot: group.cacheStats('hot'), loads: Object.fromEntries(loads) }
+    case 'owner':
+      return gc.ownerOf(cmd.key)
+    case 'setPeers':
+      gc.setPeers(cmd.peers)
+      return null
+    case 'close':
+      await gc.close()
+      setImmediate(() => process.exit(0))
+      return null
+  }
+}
+
+process.on('message', (cmd: Command) => {
+  run(cmd).then(
+    (value) => send({ id: cmd.id, ok: true, value }),
+    (err: unknown) =>
+      send({
+        id: cmd.id,
+        ok: false,
+        error: {
+          name: err instanceof Error ? err.name : 'Error',
+          code: err instanceof GroupcacheError ? err.code : undefined,
+          message: err instanceof Error ? err.message : String(err),
+        },
+      }),
+  )
+})
+process.on('disconnect', () => process.exit(0))
+
+await gc.listen({ port: config.port, host: '127.0.0.1' })
+send({ ready: true })
