@@ -1,0 +1,295 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import {
+  ClosedError,
+  Groupcache,
+  InvalidKeyError,
+  LoadError,
+  NotFoundError,
+  type GetResponse,
+  type PeerTransport,
+} from '../src/index.js'
+import { PeerError } from '../src/errors.js'
+import { deferred, keyOwnedBy, startLocalNodes } from './helpers/local.js'
+
+const SELF = 'http://127.0.0.1:1'
+const OTHER = 'http://127.0.0.1:2'
+
+/** A transport that answers from a function, to drive the peer path exactly. */
+function fakeTransport(answer: (peer: string, group: string, key: string) => Promise<GetResponse>): PeerTransport & { calls: string[] } {
+  const calls: string[] = []
+  return {
+    calls,
+    fetch: (peer, group, key) => {
+      calls.push(key)
+      return answer(peer, group, key)
+    },
+  }
+}
+
+describe('Group.get on the owner', () => {
+  test('loads a key once and serves later gets from the main cache', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    let loads = 0
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: (key) => ({ key, n: ++loads }) })
+    assert.deepEqual(await g.get('a'), { key: 'a', n: 1 })
+    assert.deepEqual(await g.get('a'), { key: 'a', n: 1 })
+    assert.equal(loads, 1)
+    assert.deepEqual(g.stats, {
+      gets: 2, cacheHits: 1, peerLoads: 0, peerErrors: 0, loads: 1, loadsDeduped: 1, localLoads: 1, localLoadErrs: 0, serverRequests: 0,
+    })
+    assert.equal(g.cacheStats('main').items, 1)
+    assert.equal(g.cacheStats('hot').items, 0)
+    await gc.close()
+  })
+
+  test('merges concurrent gets of one key into one load', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const held = deferred<string>()
+    let loads = 0
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => (loads++, held.promise) })
+    const gets = Array.from({ length: 50 }, () => g.get('k'))
+    held.resolve('v')
+    assert.deepEqual(await Promise.all(gets), Array(50).fill('v'))
+    assert.equal(loads, 1)
+    assert.equal(g.stats.loads, 50)
+    assert.equal(g.stats.loadsDeduped, 1)
+    await gc.close()
+  })
+
+  test('hands every caller the same deep-frozen object, so no caller can corrupt the cache', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: () => ({ list: [1, 2], nested: { a: 'x' } }) })
+    const first = (await g.get('k')) as { list: number[]; nested: { a: string } }
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.list) && Object.isFrozen(first.nested))
+    assert.throws(() => {
+      first.nested.a = 'changed'
+    }, TypeError)
+    assert.equal(await g.get('k'), first)
+    await gc.close()
+  })
+
+  test("returns the codec's round trip of the loader's value, the same on a miss as on a hit", async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, codec: 'json', load: () => ({ at: new Date(0), skip: undefined }) })
+    const miss = await g.get('k')
+    const hit = await g.get('k')
+    assert.deepEqual(miss, { at: '1970-01-01T00:00:00.000Z' })
+    assert.equal(hit, miss)
+    await gc.close()
+  })
+
+  test('gives each caller its own copy of binary values', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const g = gc.newGroup<Uint8Array>({ name: 'g', maxBytes: 1 << 20, codec: 'bytes', load: () => Buffer.from('abc') })
+    const first = await g.get('k')
+    first[0] = 0x7a
+    assert.equal(Buffer.from(await g.get('k')).toString(), 'abc')
+    await gc.close()
+  })
+
+  test('wraps a loader failure in LoadError with the message and cause, and does not cache it', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    let loads = 0
+    const cause = new Error('db down')
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: () => { loads++; throw cause } })
+    await assert.rejects(g.get('k'), (err: unknown) => {
+      assert.ok(err instanceof LoadError)
+      assert.equal(err.code, 'ERR_GROUPCACHE_LOAD_FAILED')
+      assert.match(err.message, /db down/)
+      assert.equal(err.cause, cause)
+      return true
+    })
+    await assert.rejects(g.get('k'), LoadError)
+    assert.equal(loads, 2)
+    assert.equal(g.stats.localLoadErrs, 2)
+    await gc.close()
+  })
+
+  test('passes a NotFoundError from the loader through unchanged', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: (key) => { throw new NotFoundError(`no ${key}`) } })
+    await assert.rejects(g.get('x'), { code: 'ERR_GROUPCACHE_NOT_FOUND', message: 'no x' })
+    await gc.close()
+  })
+
+  test('rejects a value its codec cannot encode with ERR_GROUPCACHE_CODEC', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => 42 as unknown as string })
+    await assert.rejects(g.get('x'), { code: 'ERR_GROUPCACHE_CODEC' })
+    await gc.close()
+  })
+
+  test('returns but does not store a value larger than maxEntryBytes', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    let loads = 0
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 800, codec: 'string', load: (key) => (loads++, key === 'big' ? 'x'.repeat(101) : 'small') })
+    assert.equal((await g.get('big')).length, 101)
+    assert.equal((await g.get('big')).length, 101)
+    assert.equal(loads, 2, 'an entry over maxBytes / 8 was not kept')
+    await g.get('s')
+    await g.get('s')
+    assert.equal(loads, 3)
+    assert.equal(g.cacheStats('main').bytes, 's'.length + 'small'.length)
+    await gc.close()
+  })
+
+  test('rejects keys that are not strings or are too long before any load', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF], maxKeyBytes: 8 })
+    let loads = 0
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: () => ++loads })
+    await assert.rejects(g.get(7 as unknown as string), InvalidKeyError)
+    await assert.rejects(g.get('ééééé'), { code: 'ERR_GROUPCACHE_INVALID_KEY', message: /at most 8 bytes in UTF-8, got 10/ })
+    assert.equal(await g.get('éééé'), 1)
+    assert.equal(loads, 1)
+    await gc.close()
+  })
+
+  test('rejects gets after close with ClosedError', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: () => 1 })
+    await gc.close()
+    await assert.rejects(g.get('k'), ClosedError)
+  })
+})
+
+describe('Group.get with a caller that gives up', () => {
+  test('an aborted caller leaves; the others get the value from the one load', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const held = deferred<string>()
+    let loaderSignal: AbortSignal | undefined
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (_k, ctx) => ((loaderSignal = ctx.signal), held.promise) })
+    const quitter = new AbortController()
+    const a = g.get('k', { signal: quitter.signal })
+    const b = g.get('k')
+    await Promise.resolve()
+    quitter.abort(new Error('user went away'))
+    await assert.rejects(a, { code: 'ERR_GROUPCACHE_ABORTED', name: 'AbortError' })
+    assert.equal(loaderSignal?.aborted, false)
+    held.resolve('v')
+    assert.equal(await b, 'v')
+    await gc.close()
+  })
+
+  test("the loader's signal aborts once every caller left, and the next get loads afresh", async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const signals: AbortSignal[] = []
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (_k, ctx) =>
+        new Promise((resolve, reject) => {
+          signals.push(ctx.signal)
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))
+          if (signals.length === 2) resolve('fresh')
+        }),
+    })
+    const one = new AbortController()
+    const two = new AbortController()
+    const a = g.get('k', { signal: one.signal })
+    const b = g.get('k', { signal: two.signal })
+    await new Promise((r) => setImmediate(r))
+    one.abort()
+    assert.equal(signals[0]?.aborted, false)
+    two.abort()
+    await assert.rejects(a, { name: 'AbortError' })
+    await assert.rejects(b, { name: 'AbortError' })
+    assert.equal(signals[0]?.aborted, true)
+    assert.equal(await g.get('k'), 'fresh')
+    assert.equal(signals.length, 2)
+    await gc.close()
+  })
+})
+
+describe('Group.get on a non-owner', () => {
+  test('fetches from the owner and keeps a hot copy when promotion says so', async () => {
+    const transport = fakeTransport(async (_p, _g, key) => ({ value: Buffer.from(`remote:${key}`) }))
+    const draws = [0.05, 0.5]
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport, random: () => draws.shift() ?? 0.99 })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => 'local' })
+    const promoted = keyOwnedBy(gc, OTHER, 'p')
+    const notPromoted = keyOwnedBy(gc, OTHER, 'q')
+    assert.equal(await g.get(promoted), `remote:${promoted}`)
+    assert.equal(await g.get(notPromoted), `remote:${notPromoted}`)
+    assert.equal(await g.get(promoted), `remote:${promoted}`)
+    assert.equal(await g.get(notPromoted), `remote:${notPromoted}`)
+    assert.deepEqual(transport.calls, [promoted, notPromoted, notPromoted])
+    assert.equal(g.cacheStats('hot').items, 1)
+    assert.equal(g.cacheStats('main').items, 0)
+    assert.equal(g.stats.peerLoads, 3)
+    assert.equal(g.stats.localLoads, 0)
+    await gc.close()
+  })
+
+  test('loads locally and counts peerErrors when the owner cannot be reached', async () => {
+    const transport = fakeTransport(async (peer) => {
+      throw new PeerError(peer, 'connection refused')
+    })
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+    let loads = 0
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => (loads++, `local:${k}`) })
+    const key = keyOwnedBy(gc, OTHER)
+    assert.equal(await g.get(key), `local:${key}`)
+    assert.equal(g.stats.peerErrors, 1)
+    assert.equal(g.stats.localLoads, 1)
+    assert.equal(loads, 1)
+    await gc.close()
+  })
+
+  test("surfaces the owner's verdict without loading a second time", async () => {
+    const transport = fakeTransport(async (_p, _g, key) => {
+      throw key.startsWith('nf') ? new NotFoundError('gone') : new LoadError('owner failed')
+    })
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+    let loads = 0
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: () => ++loads })
+    await assert.rejects(g.get(keyOwnedBy(gc, OTHER, 'nf')), NotFoundError)
+    await assert.rejects(g.get(keyOwnedBy(gc, OTHER, 'lf')), { code: 'ERR_GROUPCACHE_LOAD_FAILED', message: 'owner failed' })
+    assert.equal(loads, 0)
+    assert.equal(g.stats.peerErrors, 0)
+    await gc.close()
+  })
+
+  test('does not keep a hot copy of bytes it cannot decode, and reports ERR_GROUPCACHE_CODEC', async () => {
+    const transport = fakeTransport(async () => ({ value: Buffer.from([0xff, 0xfe]) }))
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: true, load: () => 'local' })
+    await assert.rejects(g.get(keyOwnedBy(gc, OTHER)), { code: 'ERR_GROUPCACHE_CODEC' })
+    assert.equal(g.cacheStats('hot').items, 0)
+    await gc.close()
+  })
+})
+
+describe('two nodes over real HTTP', () => {
+  test('a non-owner gets the value its owner loaded, once, and the owner counts the server request', async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: 'shared' }))
+    try {
+      const loads: number[] = [0, 0]
+      const groups = nodes.map((gc, i) =>
+        gc.newGroup({ name: 'users', maxBytes: 1 << 20, promote: false, load: (key) => (loads[i]!++, { id: key, by: i }) }),
+      )
+      const key = keyOwnedBy(nodes[0]!, urls[1]!)
+      const got = await Promise.all([groups[0]!.get(key), groups[0]!.get(key), groups[1]!.get(key)])
+      assert.deepEqual(got, [{ id: key, by: 1 }, { id: key, by: 1 }, { id: key, by: 1 }])
+      assert.deepEqual(loads, [0, 1])
+      assert.equal(groups[1]!.stats.serverRequests, 1)
+      assert.equal(groups[0]!.stats.peerLoads, 1)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('a node with the wrong secret is refused and falls back to loading locally', async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(2, (i) => ({ secret: i === 0 ? 'right' : 'wrong' }))
+    try {
+      const groups = nodes.map((gc, i) => gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: () => `from-${i}` }))
+      const key = keyOwnedBy(nodes[1]!, urls[0]!)
+      assert.equal(await groups[1]!.get(key), 'from-1')
+      assert.equal(groups[1]!.stats.peerErrors, 1)
+      assert.equal(groups[0]!.stats.serverRequests, 0)
+    } finally {
+      await closeAll()
+    }
+  })
+})

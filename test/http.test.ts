@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { Groupcache, NotFoundError } from '../src/index.js'
+import { escapePathPart, unescapePathPart } from '../src/http.js'
+import { decodeGetResponse } from '../src/wire.js'
+import { rawRequest } from './helpers/raw.js'
+
+describe('escapePathPart and unescapePathPart', () => {
+  const cases: Array<[string, string]> = [
+    ['plain-Key_1.0~', 'plain-Key_1.0~'],
+    ['a b', 'a%20b'],
+    ['a+b', 'a%2Bb'],
+    ['a/b', 'a%2Fb'],
+    ['/lead', '%2Flead'],
+    ['100%', '100%25'],
+    ['q?x=1&y=2', 'q%3Fx%3D1%26y%3D2'],
+    ["it's (a) *star*!", 'it%27s%20%28a%29%20%2Astar%2A%21'],
+    ['Привет', '%D0%9F%D1%80%D0%B8%D0%B2%D0%B5%D1%82'],
+    ['😀', '%F0%9F%98%80'],
+    ['', ''],
+  ]
+  for (const [key, escaped] of cases) {
+    test(`escapes ${JSON.stringify(key)} as ${JSON.stringify(escaped)} and decodes it back`, () => {
+      assert.equal(escapePathPart(key), escaped)
+      assert.equal(unescapePathPart(escaped), key)
+    })
+  }
+
+  test("decodes Go's QueryEscape form, where a space is '+'", () => {
+    assert.equal(unescapePathPart('a+b%2Bc'), 'a b+c')
+  })
+
+  test('rejects a bare % and bytes that are not UTF-8', () => {
+    assert.throws(() => unescapePathPart('100%'), URIError)
+    assert.throws(() => unescapePathPart('%zz'), URIError)
+    assert.throws(() => unescapePathPart('%FF'), URIError)
+  })
+})
+
+describe('the peer endpoint served by gc.listen()', () => {
+  let gc: Groupcache
+  let port: number
+  let loads = 0
+  const secret = 's3cret-token'
+  const auth = { authorization: `Bearer ${secret}` }
+
+  before(async () => {
+    gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'], secret, maxKeyBytes: 64 })
+    gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (key) => {
+        loads++
+        if (key === 'fail') throw new Error('database is down')
+        if (key === 'missing') throw new NotFoundError('no row for missing')
+        return `v:${key}`
+      },
+    })
+    ;({ port } = await gc.listen({ host: '127.0.0.1', port: 0 }))
+  })
+  after(async () => {
+    await gc.close()
+  })
+
+  test('answers 200 with a protobuf GetResponse holding the value', async () => {
+    const res = await rawRequest(port, '/_groupcache/g/hello', { headers: auth })
+    assert.equal(res.status, 200)
+    assert.equal(res.headers['content-type'], 'application/x-protobuf')
+    assert.equal(Buffer.from(decodeGetResponse(res.body).value).toString(), 'v:hello')
+  })
+
+  test('decodes each path part once: an escaped slash belongs to the key', async () => {
+    const res = await rawRequest(port, '/_groupcache/g/a%2Fb+c%2B', { headers: auth })
+    assert.equal(res.status, 200)
+    assert.equal(Buffer.from(decodeGetResponse(res.body).value).toString(), 'v:a/b c+')
+    const raw = await rawRequest(port, '/_groupcache/g/x/y//z', { headers: auth })
+    assert.equal(Buffer.from(decodeGetResponse(raw.body).value).toString(), 'v:x/y//z')
+  })
+
+  const statuses: Array<[string, string, Record<string, string> | undefined, number, RegExp]> = [
+    ['a missing secret', '/_groupcache/g/k', {}, 401, /unauthorized/],
+    ['a wrong secret', '/_groupcache/g/k', { authorization: 'Bearer nope' }, 401, /unauthorized/],
+    ['a secret without the Bearer scheme', '/_groupcache/g/k', { authorization: secret }, 401, /unauthorized/],
+    ['an unknown group', '/_groupcache/nope/k', auth, 404, /no such group: nope/],
+    ['a path without a key part', '/_groupcache/g', auth, 400, /bad request/],
+    ['a bare % escape', '/_groupcache/g/100%', auth, 400, /malformed escape/],
+    ['an escape that is not UTF-8', '/_groupcache/g/%FF%FE', auth, 400, /malformed escape/],
+    ['a key over maxKeyBytes', `/_groupcache/g/${'k'.repeat(65)}`, auth, 400, /longer than 64 bytes/],
+    ['a path outside basePath', '/other/g/k', auth, 404, /not found/],
+  ]
+  for (const [what, path, headers, status, body] of statuses) {
+    test(`answers ${status} to ${what}, in plain text`, async () => {
+      const before = loads
+      const res = await rawRequest(port, path, { headers })
+      assert.equal(res.status, status)
+      assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8')
+      assert.match(res.body.toString(), body)
+      assert.equal(loads, before, 'no loader ran')
+    })
+  }
+
+  test('checks the secret before the method or the group', async () => {
+    const res = await rawRequest(port, '/_groupcache/nope/k', { method: 'POST' })
+    assert.equal(res.status, 401)
+  })
+
+  test('answers 405 to methods other than GET', async () => {
+    for (const method of ['POST', 'PUT', 'PATCH', 'HEAD', 'DELETE']) {
+      const res = await rawRequest(port, '/_groupcache/g/k', { method, headers: auth })
+      assert.equal(res.status, 405, method)
+      assert.equal(res.headers.allow, 'GET')
+    }
+  })
+
+  test('answers 500 with the error marker and the message when the loader fails', async () => {
+    const res = await rawRequest(port, '/_groupcache/g/fail', { headers: auth })
+    assert.equal(res.status, 500)
+    assert.equal(res.headers['x-groupcache-error'], 'ERR_GROUPCACHE_LOAD_FAILED')
+    assert.match(res.body.toString(), /database is down/)
+  })
+
+  test('answers 404 with the error marker when the loader says not found', async () => {
+    const res = await rawRequest(port, '/_groupcache/g/missing', { headers: auth })
+    assert.equal(res.status, 404)
+    assert.equal(res.headers['x-groupcache-error'], 'ERR_GROUPCACHE_NOT_FOUND')
+    assert.match(res.body.toString(), /no row for missing/)
+  })
+
+  test('keeps serving after every malformed request', async () => {
+    for (const path of ['/_groupcache/g/%', '/_groupcache/%E0%A4%A/x', '/_groupcache/', '/_groupcache//', '/_groupcache/g/%00']) {
+      const res = await rawRequest(port, path, { headers: auth })
+      assert.ok(res.status >= 200 && res.status < 500, `${path} → ${res.status}`)
+    }
+    const res = await rawRequest(port, '/_groupcache/g/still-alive', { headers: auth })
+    assert.equal(res.status, 200)
+  })
+
+  test('counts serverRequests for requests that reach a group', async () => {
+    const group = gc.getGroup('g')!
+    const before = group.stats.serverRequests
+    await rawRequest(port, '/_groupcache/g/counted', { headers: auth })
+    await rawRequest(port, '/_groupcache/g/counted', {})
+    assert.equal(group.stats.serverRequests, before + 1)
+  })
+})
