@@ -1,0 +1,46 @@
+// These tests run against the built package (dist/, built by `npm test`),
+// through the package's own name, as an application would load it.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const EXPORTS = [
+  'AbortedError', 'ClosedError', 'CodecError', 'DEFAULT_BASE_PATH', 'DEFAULT_CODEC', 'DEFAULT_HOT_PROMOTION',
+  'DEFAULT_MAX_ENTRY_FRACTION', 'DEFAULT_MAX_KEY_BYTES', 'DEFAULT_PEER_CONNECTIONS', 'DEFAULT_PEER_TIMEOUT_MS',
+  'DEFAULT_REPLICAS', 'ERROR_HEADER', 'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError',
+  'InvalidOptionError', 'LoadError', 'NotFoundError', 'PeerError',
+]
+
+test('the ESM entry exports exactly the public API', async () => {
+  const mod = (await import('groupcache')) as Record<string, unknown>
+  assert.deepEqual(Object.keys(mod).sort(), EXPORTS)
+})
+
+test("require('groupcache') works from CommonJS (require(esm), Node >= 20.19)", () => {
+  const script = `
+    const { Groupcache, GroupcacheError } = require('groupcache')
+    const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+    const g = gc.newGroup({ name: 'g', maxBytes: 1024, codec: 'string', load: (k) => 'v:' + k })
+    g.get('x').then((v) => { console.log(JSON.stringify([v, typeof GroupcacheError])); return gc.close() })
+  `
+  const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', timeout: 20_000 })
+  assert.deepEqual(JSON.parse(out.trim()), ['v:x', 'function'])
+})
+
+test('the package map lists types first and points at built files', () => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    type: string
+    exports: Record<string, Record<string, string> | string>
+    engines: { node: string }
+  }
+  assert.equal(pkg.type, 'module')
+  assert.equal(pkg.engines.node, '>=20.19')
+  const main = pkg.exports['.'] as Record<string, string>
+  assert.deepEqual(Object.keys(main), ['types', 'default'])
+  const require = createRequire(import.meta.url)
+  assert.equal(require.resolve('groupcache'), `${root}dist/index.js`)
+})
