@@ -44,8 +44,8 @@ export class Cache {
   constructor(maxBytes: number) {
     this.maxBytes = maxBytes
     const sizeOf = (entry: Entry, key: string): number => Buffer.byteLength(key) + entry.bytes.length
-    this.main = new LRU<Entry>(maxBytes, sizeOf)
-    this.hot = new LRU<Entry>(maxBytes, sizeOf)
+    this.main = new LRU<Entry>(sizeOf)
+    this.hot = new LRU<Entry>(sizeOf)
   }
 
   /** bytes is what both caches hold together, the figure `maxBytes` bounds. */

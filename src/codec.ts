@@ -103,7 +103,7 @@ const bytesCodec: ResolvedCodec = {
  * Built-in codecs are made per group, so no state is shared between groups.
  */
 export function resolveCodec(option: CodecName | Codec<unknown> | undefined, optionName: string): ResolvedCodec {
-  switch (option ?? DEFAULT_CODEC) {
+  switch (option === undefined ? DEFAULT_CODEC : option) {
     case 'msgpack':
       return msgpack()
     case 'json':

@@ -13,12 +13,13 @@ export class LRU<V extends {}> {
   evictions = 0
 
   /**
-   * `sizeOf` gives an entry's cost in bytes; `limit` is a hard ceiling that
-   * the owner's policy stays under anyway (lru-cache needs one).
+   * `sizeOf` gives an entry's cost in bytes (lru-cache counts at least 1).
+   * lru-cache needs a size limit; it gets one it never reaches, because an
+   * eviction it made on its own would bypass the owner's policy.
    */
-  constructor(limit: number, sizeOf: (value: V, key: string) => number) {
+  constructor(sizeOf: (value: V, key: string) => number) {
     this.#entries = new LRUCache<string, V>({
-      maxSize: Math.max(1, limit),
+      maxSize: Number.MAX_SAFE_INTEGER,
       sizeCalculation: (value, key) => Math.max(1, sizeOf(value, key)),
       dispose: (_value, _key, reason) => {
         if (reason === 'evict') this.evictions++

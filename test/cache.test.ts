@@ -1,0 +1,270 @@
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Cache, type CacheKind, type Entry } from '../src/cache.js'
+
+/** entry makes an Entry whose value is `size` bytes. */
+function entry(size: number, expire = 0): Entry {
+  return { bytes: new Uint8Array(size), expire }
+}
+
+/** keys lists what one LRU holds, by probing each candidate without counting. */
+function holds(cache: Cache, kind: CacheKind, candidates: string[]): string[] {
+  const lru = kind === 'main' ? cache.main : cache.hot
+  const { gets, hits } = lru
+  const found = candidates.filter((key) => lru.get(key) !== undefined)
+  lru.gets = gets
+  lru.hits = hits
+  return found
+}
+
+/** mulberry32 is a tiny seeded PRNG, so the random-sizes test is repeatable. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+describe('Cache', () => {
+  test('an entry costs the UTF-8 bytes of its key plus the bytes of its value', () => {
+    const cases: Array<{ key: string; valueBytes: number; cost: number }> = [
+      { key: 'k', valueBytes: 10, cost: 11 },
+      { key: 'ключ', valueBytes: 10, cost: 8 + 10 }, // 4 chars, 8 UTF-8 bytes
+      { key: '🔑', valueBytes: 3, cost: 4 + 3 }, // 2 UTF-16 units, 4 UTF-8 bytes
+      { key: '日本', valueBytes: 0, cost: 6 },
+    ]
+    for (const kind of ['main', 'hot'] as const) {
+      for (const { key, valueBytes, cost } of cases) {
+        const cache = new Cache(1000)
+        cache.add(kind, key, entry(valueBytes))
+        assert.equal(cache.stats(kind).bytes, cost, `${kind} ${key}`)
+        assert.equal(cache.bytes, cost, `${kind} ${key}: total`)
+      }
+    }
+  })
+
+  test('main and hot together never exceed maxBytes after any add of random sizes into either', () => {
+    const maxBytes = 1000
+    const random = mulberry32(42)
+    const cache = new Cache(maxBytes)
+    const keys = ['a', 'bb', 'ключ', '🔑', 'k5', 'k6', 'k7', 'k8', 'k9', 'k10', 'k11', 'k12']
+    let mainEvictions = 0
+    let hotEvictions = 0
+    for (let i = 0; i < 5000; i++) {
+      const kind: CacheKind = random() < 0.5 ? 'main' : 'hot'
+      const key = `${keys[Math.floor(random() * keys.length)] ?? 'x'}-${Math.floor(random() * 40)}`
+      // Mostly small values, sometimes large ones, occasionally more than the whole budget.
+      const r = random()
+      const size = r < 0.8 ? Math.floor(random() * 60) : r < 0.98 ? Math.floor(random() * 500) : 1000 + Math.floor(random() * 100)
+      cache.add(kind, key, entry(size))
+      const main = cache.stats('main')
+      const hot = cache.stats('hot')
+      assert.ok(main.bytes + hot.bytes <= maxBytes, `add #${i} (${kind} ${key}, ${size}): main ${main.bytes} + hot ${hot.bytes} > ${maxBytes}`)
+      assert.equal(cache.bytes, main.bytes + hot.bytes, `add #${i}: bytes`)
+      mainEvictions = main.evictions
+      hotEvictions = hot.evictions
+    }
+    // The loop must have exercised eviction in both caches to mean anything.
+    assert.ok(mainEvictions > 0, 'main never evicted')
+    assert.ok(hotEvictions > 0, 'hot never evicted')
+  })
+
+  describe("Go's eviction rule: the oldest hot entry gives way while hot holds more than an eighth of main, else the oldest main entry", () => {
+    // Keys are one byte, so a key k with `size` value bytes costs size + 1.
+    const all = ['a', 'b', 'c', 'h', 'i', 'j']
+    const cases: Array<{
+      name: string
+      before: Array<[CacheKind, string, number]>
+      add: [CacheKind, string, number]
+      main: string[]
+      hot: string[]
+      evictions: { main: number; hot: number }
+    }> = [
+      {
+        name: 'evicts the oldest hot entry while hot holds more than an eighth of main',
+        // main 80, hot 20 (> 80/8); adding 10 to hot makes 110.
+        before: [
+          ['main', 'a', 39],
+          ['main', 'b', 39],
+          ['hot', 'h', 19],
+        ],
+        add: ['hot', 'i', 9],
+        main: ['a', 'b'],
+        hot: ['i'],
+        evictions: { main: 0, hot: 1 },
+      },
+      {
+        name: 'evicts the oldest main entry while hot holds no more than an eighth of main',
+        // main 90, hot 10 (<= 90/8); adding 10 to main makes main 100 and hot 10 <= 12.5.
+        before: [
+          ['main', 'a', 44],
+          ['main', 'b', 44],
+          ['hot', 'h', 9],
+        ],
+        add: ['main', 'c', 9],
+        main: ['b', 'c'],
+        hot: ['h'],
+        evictions: { main: 1, hot: 0 },
+      },
+      {
+        name: 'evicts from main even when the insert went into a small hot cache',
+        // main 99, hot 1; adding 2 to hot makes hot 3 <= 99/8.
+        before: [
+          ['main', 'a', 49],
+          ['main', 'b', 48],
+          ['hot', 'h', 0],
+        ],
+        add: ['hot', 'i', 1],
+        main: ['b'],
+        hot: ['h', 'i'],
+        evictions: { main: 1, hot: 0 },
+      },
+      {
+        name: 'switches from hot to main within one add as the ratio changes',
+        // main 80, hot 20; adding 15 to main: total 115, hot 20 > 95/8 so h goes;
+        // total 105, hot 10 <= 95/8 so a goes; total 65.
+        before: [
+          ['main', 'a', 39],
+          ['main', 'b', 39],
+          ['hot', 'h', 9],
+          ['hot', 'i', 9],
+        ],
+        add: ['main', 'c', 14],
+        main: ['b', 'c'],
+        hot: ['i'],
+        evictions: { main: 1, hot: 1 },
+      },
+    ]
+    for (const c of cases) {
+      test(c.name, () => {
+        const cache = new Cache(100)
+        for (const [kind, key, size] of c.before) cache.add(kind, key, entry(size))
+        assert.equal(cache.bytes, c.before.reduce((sum, [, , size]) => sum + size + 1, 0), 'setup must fit')
+        assert.equal(cache.main.evictions + cache.hot.evictions, 0, 'setup must not evict')
+        const [kind, key, size] = c.add
+        cache.add(kind, key, entry(size))
+        assert.deepEqual(holds(cache, 'main', all), c.main)
+        assert.deepEqual(holds(cache, 'hot', all), c.hot)
+        assert.deepEqual({ main: cache.main.evictions, hot: cache.hot.evictions }, c.evictions)
+        assert.ok(cache.bytes <= 100)
+      })
+    }
+
+    test('evicts hot before main even when the new main entry alone overflows main', () => {
+        // main 60, hot 40 (> 60/8). Adding 50 to main: Go evicts h (hot 40 > 110/8),
+        // then i (hot 20 > 110/8), then a (hot 0): main [b, c], hot [].
+        const cache = new Cache(100)
+        cache.add('main', 'a', entry(29))
+        cache.add('main', 'b', entry(29))
+        cache.add('hot', 'h', entry(19))
+        cache.add('hot', 'i', entry(19))
+        cache.add('main', 'c', entry(49))
+        assert.deepEqual(holds(cache, 'main', all), ['b', 'c'])
+        assert.deepEqual(holds(cache, 'hot', all), [])
+        assert.deepEqual({ main: cache.main.evictions, hot: cache.hot.evictions }, { main: 1, hot: 2 })
+    })
+  })
+
+  test('a cache with maxBytes 0 or less caches nothing', () => {
+    for (const maxBytes of [0, -1]) {
+      const cache = new Cache(maxBytes)
+      cache.add('main', 'a', entry(1))
+      cache.add('hot', 'b', entry(1))
+      assert.equal(cache.get('a', 0), undefined, `maxBytes ${maxBytes}: main`)
+      assert.equal(cache.get('b', 0), undefined, `maxBytes ${maxBytes}: hot`)
+      assert.equal(cache.bytes, 0)
+      assert.deepEqual(cache.stats('main'), { bytes: 0, items: 0, gets: 2, hits: 0, evictions: 0 })
+      assert.deepEqual(cache.stats('hot'), { bytes: 0, items: 0, gets: 2, hits: 0, evictions: 0 })
+    }
+  })
+
+  test('an entry is fresh while now is before expire, and expire 0 never expires', () => {
+    const cases: Array<{ expire: number; now: number; hit: boolean }> = [
+      { expire: 0, now: 0, hit: true },
+      { expire: 0, now: Number.MAX_SAFE_INTEGER, hit: true },
+      { expire: 1000, now: 0, hit: true },
+      { expire: 1000, now: 999, hit: true },
+      { expire: 1000, now: 1000, hit: false },
+      { expire: 1000, now: 1001, hit: false },
+    ]
+    for (const kind of ['main', 'hot'] as const) {
+      for (const { expire, now, hit } of cases) {
+        const cache = new Cache(1000)
+        const e = entry(5, expire)
+        cache.add(kind, 'k', e)
+        const got = cache.get('k', now)
+        const label = `${kind} expire ${expire} now ${now}`
+        assert.equal(got, hit ? e : undefined, label)
+        assert.equal(cache.stats(kind).hits, hit ? 1 : 0, `${label}: hits`)
+        assert.equal(cache.stats(kind).items, hit ? 1 : 0, `${label}: items`)
+        assert.equal(cache.bytes, hit ? 6 : 0, `${label}: bytes`)
+      }
+    }
+  })
+
+  test('an expired entry is dropped, not hidden: an earlier now still misses', () => {
+    const cache = new Cache(1000)
+    cache.add('main', 'k', entry(5, 1000))
+    assert.equal(cache.get('k', 1000), undefined)
+    assert.equal(cache.get('k', 1), undefined)
+    assert.deepEqual(cache.stats('main'), { bytes: 0, items: 0, gets: 2, hits: 0, evictions: 0 })
+  })
+
+  test('get checks main before hot and does not touch hot on a main hit', () => {
+    const cache = new Cache(1000)
+    const inMain = entry(1)
+    const inHot = entry(2)
+    cache.add('main', 'k', inMain)
+    cache.add('hot', 'k', inHot)
+    assert.equal(cache.get('k', 0), inMain)
+    assert.deepEqual(
+      { main: [cache.main.gets, cache.main.hits], hot: [cache.hot.gets, cache.hot.hits] },
+      { main: [1, 1], hot: [0, 0] },
+    )
+  })
+
+  test('get falls back to hot after a main miss, counting a get in each', () => {
+    const cache = new Cache(1000)
+    const inHot = entry(2)
+    cache.add('hot', 'k', inHot)
+    assert.equal(cache.get('k', 0), inHot)
+    assert.deepEqual(
+      { main: [cache.main.gets, cache.main.hits], hot: [cache.hot.gets, cache.hot.hits] },
+      { main: [1, 0], hot: [1, 1] },
+    )
+  })
+
+  test('get falls back to a fresh hot copy when the main copy has expired', () => {
+    const cache = new Cache(1000)
+    const inHot = entry(2, 5000)
+    cache.add('main', 'k', entry(1, 100))
+    cache.add('hot', 'k', inHot)
+    assert.equal(cache.get('k', 200), inHot)
+    assert.equal(cache.main.items, 0)
+  })
+
+  test('remove drops the key from both caches without counting evictions', () => {
+    const cache = new Cache(1000)
+    cache.add('main', 'k', entry(1))
+    cache.add('hot', 'k', entry(1))
+    cache.add('main', 'other', entry(1))
+    cache.remove('k')
+    assert.equal(cache.get('k', 0), undefined)
+    assert.deepEqual(cache.stats('main'), { bytes: 6, items: 1, gets: 1, hits: 0, evictions: 0 })
+    assert.deepEqual(cache.stats('hot'), { bytes: 0, items: 0, gets: 1, hits: 0, evictions: 0 })
+  })
+
+  test('stats returns a snapshot that later activity does not change', () => {
+    const cache = new Cache(1000)
+    cache.add('main', 'k', entry(3))
+    const before = cache.stats('main')
+    cache.get('k', 0)
+    cache.add('main', 'j', entry(3))
+    assert.deepEqual(before, { bytes: 4, items: 1, gets: 0, hits: 0, evictions: 0 })
+    assert.deepEqual(cache.stats('main'), { bytes: 8, items: 2, gets: 1, hits: 1, evictions: 0 })
+  })
+})

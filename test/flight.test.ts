@@ -1,0 +1,295 @@
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Flight } from '../src/flight.js'
+import { AbortedError } from '../src/errors.js'
+
+interface Deferred<T> {
+  readonly promise: Promise<T>
+  resolve(value: T): void
+  reject(err: unknown): void
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void
+  let reject!: (err: unknown) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/**
+ * held is a flight function that counts its calls, records the signal each
+ * call got and returns a promise the test settles by hand.
+ */
+function held<T>(): {
+  fn: (signal: AbortSignal) => Promise<T>
+  calls: Array<{ signal: AbortSignal; result: Deferred<T> }>
+} {
+  const calls: Array<{ signal: AbortSignal; result: Deferred<T> }> = []
+  const fn = (signal: AbortSignal): Promise<T> => {
+    const result = deferred<T>()
+    calls.push({ signal, result })
+    return result.promise
+  }
+  return { fn, calls }
+}
+
+/** ticks lets queued microtasks run (fn starts on a microtask). */
+async function ticks(n = 5): Promise<void> {
+  for (let i = 0; i < n; i++) await Promise.resolve()
+}
+
+function call<T>(calls: Array<{ signal: AbortSignal; result: Deferred<T> }>, i: number): { signal: AbortSignal; result: Deferred<T> } {
+  const c = calls[i]
+  assert.ok(c !== undefined, `call ${i} was never made`)
+  return c
+}
+
+function isAborted(err: unknown): boolean {
+  assert.ok(err instanceof AbortedError, `expected an AbortedError, got ${String(err)}`)
+  assert.equal(err.code, 'ERR_GROUPCACHE_ABORTED')
+  assert.equal(err.name, 'AbortError')
+  return true
+}
+
+describe('Flight', () => {
+  test('concurrent callers of one key share one call and its value', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const waiters = [flight.do('k', fn), flight.do('k', fn), flight.do('k', fn)]
+    await ticks()
+    assert.equal(calls.length, 1)
+    assert.equal(flight.size, 1)
+    call(calls, 0).result.resolve('v')
+    assert.deepEqual(await Promise.all(waiters), ['v', 'v', 'v'])
+    assert.equal(calls.length, 1)
+    assert.equal(flight.size, 0)
+  })
+
+  test('callers of different keys run separate calls', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const a = flight.do('a', fn)
+    const b = flight.do('b', fn)
+    await ticks()
+    assert.equal(calls.length, 2)
+    assert.equal(flight.size, 2)
+    call(calls, 1).result.resolve('for b')
+    call(calls, 0).result.resolve('for a')
+    assert.deepEqual(await Promise.all([a, b]), ['for a', 'for b'])
+  })
+
+  test('a call that settled is forgotten, so the next caller starts a new one', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const first = flight.do('k', fn)
+    await ticks()
+    call(calls, 0).result.resolve('one')
+    assert.equal(await first, 'one')
+    assert.equal(flight.size, 0)
+    const second = flight.do('k', fn)
+    await ticks()
+    assert.equal(calls.length, 2)
+    call(calls, 1).result.resolve('two')
+    assert.equal(await second, 'two')
+  })
+
+  test('an error is shared by every waiter and not kept for the next caller', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const boom = new Error('boom')
+    const controller = new AbortController()
+    const waiters = [flight.do('k', fn), flight.do('k', fn, controller.signal)]
+    await ticks()
+    call(calls, 0).result.reject(boom)
+    const settled = await Promise.allSettled(waiters)
+    assert.deepEqual(settled, [
+      { status: 'rejected', reason: boom },
+      { status: 'rejected', reason: boom },
+    ])
+    assert.equal(flight.size, 0)
+    const next = flight.do('k', fn)
+    await ticks()
+    assert.equal(calls.length, 2)
+    call(calls, 1).result.resolve('recovered')
+    assert.equal(await next, 'recovered')
+  })
+
+  test("a caller's abort rejects only that caller; the others still get the value", async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const leaving = new AbortController()
+    const staying = new AbortController()
+    const a = flight.do('k', fn, leaving.signal)
+    const b = flight.do('k', fn, staying.signal)
+    const c = flight.do('k', fn)
+    await ticks()
+    const reason = new Error('user went away')
+    leaving.abort(reason)
+    await assert.rejects(a, (err: unknown) => {
+      isAborted(err)
+      assert.equal((err as AbortedError).cause, reason)
+      return true
+    })
+    const fnSignal = call(calls, 0).signal
+    assert.equal(fnSignal.aborted, false)
+    assert.equal(flight.size, 1)
+    call(calls, 0).result.resolve('v')
+    assert.deepEqual(await Promise.all([b, c]), ['v', 'v'])
+    assert.equal(calls.length, 1)
+  })
+
+  test("fn's signal aborts only when every waiter has left, and the call is then forgotten", async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const one = new AbortController()
+    const two = new AbortController()
+    const a = flight.do('k', fn, one.signal)
+    const b = flight.do('k', fn, two.signal)
+    await ticks()
+    const fnSignal = call(calls, 0).signal
+
+    one.abort()
+    await assert.rejects(a, isAborted)
+    assert.equal(fnSignal.aborted, false)
+    assert.equal(flight.size, 1)
+
+    two.abort()
+    await assert.rejects(b, isAborted)
+    assert.equal(fnSignal.aborted, true)
+    assert.ok(fnSignal.reason instanceof AbortedError)
+    assert.equal(flight.size, 0)
+
+    // The next caller does not join the dying call.
+    const next = flight.do('k', fn)
+    await ticks()
+    assert.equal(calls.length, 2)
+    assert.equal(flight.size, 1)
+    call(calls, 1).result.resolve('fresh')
+    assert.equal(await next, 'fresh')
+  })
+
+  test('a caller that joins after others left keeps the call alive', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const one = new AbortController()
+    const two = new AbortController()
+    const three = new AbortController()
+    const a = flight.do('k', fn, one.signal)
+    const b = flight.do('k', fn, two.signal)
+    await ticks()
+    one.abort()
+    await assert.rejects(a, isAborted)
+    const c = flight.do('k', fn, three.signal)
+    two.abort()
+    await assert.rejects(b, isAborted)
+    assert.equal(call(calls, 0).signal.aborted, false)
+    assert.equal(flight.size, 1)
+    call(calls, 0).result.resolve('v')
+    assert.equal(await c, 'v')
+    assert.equal(calls.length, 1)
+  })
+
+  test('a caller without a signal never leaves, so the call is not aborted when the others do', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const controller = new AbortController()
+    const plain = flight.do('k', fn)
+    const leaving = flight.do('k', fn, controller.signal)
+    await ticks()
+    controller.abort()
+    await assert.rejects(leaving, isAborted)
+    assert.equal(call(calls, 0).signal.aborted, false)
+    assert.equal(flight.size, 1)
+    call(calls, 0).result.resolve('v')
+    assert.equal(await plain, 'v')
+  })
+
+  test('an abandoned call that settles later does not drop the call that replaced it', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const controller = new AbortController()
+    const abandoned = flight.do('k', fn, controller.signal)
+    await ticks()
+    controller.abort()
+    await assert.rejects(abandoned, isAborted)
+    const replacement = flight.do('k', fn)
+    await ticks()
+    assert.equal(calls.length, 2)
+    call(calls, 0).result.resolve('stale')
+    await ticks()
+    assert.equal(flight.size, 1)
+    const joiner = flight.do('k', fn)
+    await ticks()
+    assert.equal(calls.length, 2)
+    call(calls, 1).result.resolve('new')
+    assert.deepEqual(await Promise.all([replacement, joiner]), ['new', 'new'])
+  })
+
+  test('an already-aborted signal rejects at once without starting fn', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    let started = 0
+    const reason = new Error('too late')
+    const p = flight.do('k', fn, AbortSignal.abort(reason), () => started++)
+    assert.equal(flight.size, 0)
+    await assert.rejects(p, (err: unknown) => {
+      isAborted(err)
+      assert.equal((err as AbortedError).cause, reason)
+      return true
+    })
+    await ticks()
+    assert.equal(calls.length, 0)
+    assert.equal(started, 0)
+  })
+
+  test('an already-aborted signal does not disturb a call in flight for the same key', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const controller = new AbortController()
+    const live = flight.do('k', fn, controller.signal)
+    await ticks()
+    await assert.rejects(flight.do('k', fn, AbortSignal.abort()), isAborted)
+    assert.equal(call(calls, 0).signal.aborted, false)
+    call(calls, 0).result.resolve('v')
+    assert.equal(await live, 'v')
+  })
+
+  test('started runs once, only for the caller that started the call', async () => {
+    const flight = new Flight<string>()
+    const { fn, calls } = held<string>()
+    const counts = [0, 0, 0]
+    const bump = (i: number) => (): void => {
+      counts[i] = (counts[i] ?? 0) + 1
+    }
+    const waiters = [flight.do('k', fn, undefined, bump(0)), flight.do('k', fn, undefined, bump(1)), flight.do('k', fn, new AbortController().signal, bump(2))]
+    assert.deepEqual(counts, [1, 0, 0])
+    await ticks()
+    call(calls, 0).result.resolve('v')
+    await Promise.all(waiters)
+    assert.deepEqual(counts, [1, 0, 0])
+  })
+
+  test('a fn that throws synchronously becomes a rejection shared by every waiter', async () => {
+    const flight = new Flight<string>()
+    const boom = new Error('sync boom')
+    let calls = 0
+    const fn = (): Promise<string> => {
+      calls++
+      throw boom
+    }
+    let a: Promise<string> | undefined
+    let b: Promise<string> | undefined
+    assert.doesNotThrow(() => {
+      a = flight.do('k', fn)
+      b = flight.do('k', fn, new AbortController().signal)
+    })
+    assert.ok(a !== undefined && b !== undefined)
+    await assert.rejects(a, (err: unknown) => err === boom)
+    await assert.rejects(b, (err: unknown) => err === boom)
+    assert.equal(calls, 1)
+    assert.equal(flight.size, 0)
+  })
+})
