@@ -176,7 +176,7 @@ export class Group<T = unknown> {
    * locally, never by asking another peer. Forwarding is what lets Go nodes
    * with disagreeing peer lists bounce a key between them forever.
    */
-  async [serveKey](key: string, signal: AbortSignal | undefined): Promise<ServedValue> {
+  async [serveKey](key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<ServedValue> {
     const stats = this.#stats
     stats.serverRequests++
     stats.gets++
@@ -186,7 +186,7 @@ export class Group<T = unknown> {
       return cached
     }
     stats.loads++
-    return this.#local.do(key, (s) => this.#loadLocally(key, s), signal, this.#counted)
+    return this.#local.do(key, (s) => this.#loadLocally(key, s), request.signal, this.#counted)
   }
 
   readonly #counted = (): void => {

@@ -217,7 +217,7 @@ export class Groupcache {
       if (err instanceof TypeError) throw new InvalidOptionError(err.message)
       throw err
     }
-    const served: ServedGroup = { serve: (key, signal) => group[serveKey](key, signal) }
+    const served: ServedGroup = { serve: (key, request) => group[serveKey](key, request) }
     this.#groups.set(name, { group: group as Group<unknown>, served })
     return group
   }
@@ -268,15 +268,24 @@ export class Groupcache {
   }
 
   #serveNode(req: IncomingMessage, res: ServerResponse): void {
-    const controller = new AbortController()
+    // The signal is made only if a load asks for it: most requests are hits.
+    let controller: AbortController | undefined
+    let gone = false
     res.once('close', () => {
-      if (!res.writableFinished) controller.abort()
+      gone = !res.writableFinished
+      if (gone) controller?.abort()
     })
     void this.handler({
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       headers: req.headers,
-      signal: controller.signal,
+      get signal() {
+        if (controller === undefined) {
+          controller = new AbortController()
+          if (gone) controller.abort()
+        }
+        return controller.signal
+      },
     }).then((answer) => {
       res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
       res.end(answer.body)
