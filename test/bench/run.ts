@@ -1,0 +1,2 @@
+// `npm run bench`: every benchmark, one markdown table per scenario.
+await import('./core.js')
