@@ -95,7 +95,12 @@ const bytesCodec: ResolvedCodec = {
     if (!(value instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array, got ${typeof value}`)
     return Uint8Array.prototype.slice.call(value)
   },
-  decode: (bytes) => Buffer.from(bytes),
+  decode(bytes) {
+    // allocUnsafe + set copies in one go; Buffer.from(Uint8Array) copies byte by byte.
+    const copy = Buffer.allocUnsafe(bytes.length)
+    copy.set(bytes)
+    return copy
+  },
 }
 
 /**
