@@ -116,13 +116,15 @@ export async function startCluster(
 ): Promise<Cluster> {
   const ports = await reservePorts(n)
   const urls = urlsFor(ports)
-  const nodes = await Promise.all(
+  const children: ChildProcess[] = []
+  const started = Promise.all(
     ports.map(async (port, i) => {
       const config: NodeConfig = { self: urls[i] as string, peers: urls, port, ...configure(i, urls) }
       const child = fork(MAIN, [JSON.stringify(config)], {
         execArgv: ['--import', 'tsx'],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       })
+      children.push(child)
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`node ${i} did not start`)), REQUEST_TIMEOUT_MS)
         child.once('exit', (code) => reject(new Error(`node ${i} exited with ${code}`)))
@@ -136,6 +138,14 @@ export async function startCluster(
       return new TestNode(urls[i] as string, child)
     }),
   )
+  let nodes: TestNode[]
+  try {
+    nodes = await started
+  } catch (err) {
+    // A node that failed to start must not leave the others running.
+    for (const child of children) child.kill('SIGKILL')
+    throw err
+  }
   return {
     nodes,
     urls,
