@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe } from './codec.js'
 import { ClosedError, InvalidOptionError } from './errors.js'
@@ -9,6 +9,8 @@ import {
   DEFAULT_PEER_TIMEOUT_MS,
   HttpTransport,
   createPeerHandler,
+  toPeerRequest,
+  writePeerResponse,
   type PeerHandler,
   type PeerTransport,
   type ServedGroup,
@@ -117,6 +119,8 @@ export class Groupcache {
   readonly replicas: number
   readonly maxKeyBytes: number
   readonly peerTimeoutMs: number
+  /** requiresSecret is true when peers must present `secret` to be served. */
+  readonly requiresSecret: boolean
   /**
    * handler is the framework-neutral peer endpoint: give it a method, a raw
    * request target, headers and a signal; write back what it resolves to.
@@ -147,6 +151,7 @@ export class Groupcache {
     if (secret !== undefined && (typeof secret !== 'string' || secret.length === 0 || /[\r\n]/.test(secret))) {
       fail('options.secret', 'a non-empty string on one line', secret)
     }
+    this.requiresSecret = secret !== undefined
     this.#now = optionalFunction('options.now', options.now, Date.now)
     this.#random = optionalFunction('options.random', options.random, Math.random)
     const transport = options.transport
@@ -255,7 +260,9 @@ export class Groupcache {
     if (!Number.isInteger(port) || port < 0 || port > 65535) fail('options.port', 'a port number', port)
     // Room for the longest escaped key: three bytes per key byte, plus the rest.
     const maxHeaderSize = Math.max(16 * 1024, 3 * this.maxKeyBytes + 4 * 1024)
-    const server = createServer({ maxHeaderSize }, (req, res) => this.#serveNode(req, res))
+    const server = createServer({ maxHeaderSize }, (req, res) => {
+      void this.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer))
+    })
     this.#server = server
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -265,31 +272,6 @@ export class Groupcache {
       })
     })
     return server.address() as AddressInfo
-  }
-
-  #serveNode(req: IncomingMessage, res: ServerResponse): void {
-    // The signal is made only if a load asks for it: most requests are hits.
-    let controller: AbortController | undefined
-    let gone = false
-    res.once('close', () => {
-      gone = !res.writableFinished
-      if (gone) controller?.abort()
-    })
-    void this.handler({
-      method: req.method ?? 'GET',
-      url: req.url ?? '/',
-      headers: req.headers,
-      get signal() {
-        if (controller === undefined) {
-          controller = new AbortController()
-          if (gone) controller.abort()
-        }
-        return controller.signal
-      },
-    }).then((answer) => {
-      res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
-      res.end(answer.body)
-    })
   }
 
   /**

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Pool, errors } from 'undici'
 import {
   AbortedError,
@@ -309,4 +310,38 @@ function errorResponse(err: unknown): PeerResponse {
   }
   const code = err instanceof CodecError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
   return text(500, message, { [ERROR_HEADER]: code })
+}
+
+/**
+ * toPeerRequest adapts a node:http request for the handler, as every
+ * adapter and `listen()` need. Its signal aborts when the client goes away
+ * before the answer is written; it is made only if a load asks for it, since
+ * most peer requests are cache hits and a signal per request is not free.
+ */
+export function toPeerRequest(req: IncomingMessage, res: ServerResponse): PeerRequest {
+  let controller: AbortController | undefined
+  let gone = false
+  res.once('close', () => {
+    gone = !res.writableFinished
+    if (gone) controller?.abort()
+  })
+  return {
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    headers: req.headers,
+    get signal() {
+      if (controller === undefined) {
+        controller = new AbortController()
+        if (gone) controller.abort()
+      }
+      return controller.signal
+    },
+  }
+}
+
+/** writePeerResponse writes the handler's answer on a node:http response. */
+export function writePeerResponse(res: ServerResponse, answer: PeerResponse): void {
+  if (res.headersSent || res.destroyed) return
+  res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
+  res.end(answer.body)
 }

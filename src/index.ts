@@ -19,6 +19,8 @@ export {
   DEFAULT_PEER_CONNECTIONS,
   DEFAULT_PEER_TIMEOUT_MS,
   ERROR_HEADER,
+  toPeerRequest,
+  writePeerResponse,
   type PeerHandler,
   type PeerRequest,
   type PeerResponse,

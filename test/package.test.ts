@@ -42,5 +42,5 @@ test('the package map lists types first and points at built files', () => {
   const main = pkg.exports['.'] as Record<string, string>
   assert.deepEqual(Object.keys(main), ['types', 'default'])
   const require = createRequire(import.meta.url)
-  assert.equal(require.resolve('groupcache'), `${root}dist/index.js`)
+  assert.equal(require.resolve('groupcache'), `${root}dist/src/index.js`)
 })

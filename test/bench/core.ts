@@ -8,7 +8,7 @@ import { Pool } from 'undici'
 // The built package, as users run it (tsx's transpiled private fields are
 // several times slower than Node's own).
 import { Groupcache } from 'groupcache'
-import { encodeGetResponse } from '../../dist/wire.js'
+import { encodeGetResponse } from '../../dist/src/wire.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 
 const quick = process.argv.includes('--quick')

@@ -1,0 +1,30 @@
+import { Groupcache, type GroupcacheOptions } from '../src/index.js'
+
+/** AdapterInput is what every adapter accepts: options, or an instance. */
+export type AdapterInput = GroupcacheOptions | Groupcache
+
+/**
+ * resolveInstance returns the instance to serve and whether the adapter owns
+ * it: one built from options is the adapter's to close; one passed in stays
+ * the caller's.
+ */
+export function resolveInstance(input: AdapterInput): { instance: Groupcache; owned: boolean } {
+  if (input instanceof Groupcache) return { instance: input, owned: false }
+  return { instance: new Groupcache(input), owned: true }
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
+
+/**
+ * openEndpointWarning is the one start-up warning an adapter gives when the
+ * peer endpoint is open to anyone who can reach the app: no secret, and a
+ * peer that is not on loopback (so the app listens beyond this machine).
+ */
+export function openEndpointWarning(gc: Groupcache): string | undefined {
+  if (gc.requiresSecret) return undefined
+  if (gc.peers.every((peer) => LOOPBACK.test(new URL(peer).hostname))) return undefined
+  return (
+    `groupcache: the peer endpoint ${gc.basePath} is open: anyone who can reach this app can read ` +
+    'every cached value and make it run loaders. Set the `secret` option on every node.'
+  )
+}
