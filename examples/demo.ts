@@ -1,0 +1,47 @@
+// `npm run demo`: three replicas on 127.0.0.1 (Express, Fastify, Koa), one
+// burst of concurrent requests for a few hundred ids at all of them, and a
+// table of what each replica did. Exits by itself, leaving no process behind.
+import { getJson, startReplicas, stopReplicas, type Replica, type ReplicaStats } from '../test/helpers/replicas.js'
+
+const IDS = 400
+const REQUESTS_PER_ID = 3
+
+const replicas: Replica[] = await startReplicas(['express', 'fastify', 'koa'], { DB_DELAY_MS: '50' })
+try {
+  console.log(`3 replicas up: ${replicas.map((r) => `${r.framework} ${r.url}`).join(', ')}`)
+  const served = new Map<Replica, number>(replicas.map((r) => [r, 0]))
+  const asked = new Map<Replica, Set<string>>(replicas.map((r) => [r, new Set()]))
+  const requests: Array<Promise<unknown>> = []
+  const started = performance.now()
+  for (let round = 0; round < REQUESTS_PER_ID; round++) {
+    for (let i = 0; i < IDS; i++) {
+      const replica = replicas[Math.floor(Math.random() * replicas.length)] as Replica
+      served.set(replica, (served.get(replica) ?? 0) + 1)
+      asked.get(replica)?.add(`u${i}`)
+      requests.push(
+        getJson(replica, `/users/u${i}`).then((res) => {
+          if (res.status !== 200) throw new Error(`${replica.framework} answered ${res.status}`)
+        }),
+      )
+    }
+  }
+  await Promise.all(requests)
+  const ms = performance.now() - started
+  const stats = await Promise.all(replicas.map(async (r) => (await getJson<ReplicaStats>(r, '/stats')).body))
+
+  const rows = replicas.map((r, i) => {
+    const s = stats[i] as ReplicaStats
+    return [`${r.framework} ${r.url}`, served.get(r), s.dbCalls, s.peerLoads, s.cacheHits, s.serverRequests, s.hotItems]
+  })
+  const header = ['replica', 'requests served', 'loads run', 'peer fetches', 'cache hits', 'peer requests served', 'hot-cache items']
+  console.log(`\n${IDS * REQUESTS_PER_ID} concurrent requests for ${IDS} ids, spread at random over 3 replicas, in ${ms.toFixed(0)} ms\n`)
+  console.log(`| ${header.join(' | ')} |`)
+  console.log(`|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`)
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`)
+  const loads = stats.reduce((sum, s) => sum + s.dbCalls, 0)
+  const withoutGroupcache = [...asked.values()].reduce((sum, ids) => sum + ids.size, 0)
+  console.log(`\ndistinct ids: ${IDS} · database loads in the whole cluster: ${loads} (${(loads / IDS).toFixed(2)} per id)`)
+  console.log(`a per-replica cache would have loaded ${withoutGroupcache} times (each replica once per id it was asked for)`)
+} finally {
+  await stopReplicas(replicas)
+}

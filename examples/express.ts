@@ -1,0 +1,28 @@
+// An Express replica: `PORT=3001 SELF=http://127.0.0.1:3001 PEERS=… npx tsx examples/express.ts`
+import express from 'express'
+import { groupcache } from 'groupcache/express'
+import { dbCalls, findUser, replicaConfig } from './slow-db.js'
+
+const { port, host, ...options } = replicaConfig()
+const gc = groupcache(options)
+const users = gc.groupcache.newGroup({
+  name: 'users',
+  maxBytes: 16 * 1024 * 1024,
+  load: (id, { signal }) => findUser(id, `express ${options.self}`, signal),
+})
+
+const app = express()
+app.use(gc) // serves peers under /_groupcache/ and sets req.groupcache
+app.get('/users/:id', async (req, res, next) => {
+  try {
+    res.json(await users.get(req.params.id))
+  } catch (err) {
+    next(err)
+  }
+})
+app.get('/stats', (_req, res) => {
+  res.json({ framework: 'express', dbCalls: dbCalls(), ...users.stats, hotItems: users.cacheStats('hot').items })
+})
+
+const server = app.listen(port, host, () => console.log(`express replica listening on ${options.self}`))
+process.once('SIGTERM', () => server.close()) // closing the server closes groupcache too

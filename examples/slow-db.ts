@@ -1,0 +1,37 @@
+// A stand-in for an expensive lookup: each call takes DB_DELAY_MS (default
+// 50 ms) and is counted, so you can see how rarely groupcache calls it.
+
+/** User is what the pretend database returns. */
+export interface User {
+  id: string
+  name: string
+  loadedBy: string
+}
+
+const delayMs = Number(process.env.DB_DELAY_MS ?? 50)
+let calls = 0
+
+/** findUser simulates a slow query; it honours `signal` like a real driver. */
+export async function findUser(id: string, replica: string, signal: AbortSignal): Promise<User> {
+  calls++
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, delayMs)
+    signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true })
+  })
+  return { id, name: `User ${id}`, loadedBy: replica }
+}
+
+/** dbCalls is how many times this process queried the database. */
+export function dbCalls(): number {
+  return calls
+}
+
+/** replicaConfig reads PORT, HOST, SELF, PEERS and GROUPCACHE_SECRET from the environment. */
+export function replicaConfig(): { port: number; host: string; self: string; peers: string[]; secret?: string } {
+  const port = Number(process.env.PORT ?? 3000)
+  const host = process.env.HOST ?? '127.0.0.1'
+  const self = process.env.SELF ?? `http://127.0.0.1:${port}`
+  const peers = process.env.PEERS ? process.env.PEERS.split(',') : [self]
+  const secret = process.env.GROUPCACHE_SECRET
+  return secret ? { port, host, self, peers, secret } : { port, host, self, peers }
+}

@@ -1,0 +1,55 @@
+// The examples run as-is, and together they make one cluster: an Express, a
+// Fastify and a Koa replica, each a peer of the other two.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { Ring } from '../src/ring.js'
+import { getJson, startReplicas, stopReplicas, type Replica, type ReplicaStats } from './helpers/replicas.js'
+
+interface User {
+  id: string
+  name: string
+  loadedBy: string
+}
+
+describe('a mixed cluster of the three examples', () => {
+  let replicas: Replica[] = []
+
+  before(async () => {
+    replicas = await startReplicas(['express', 'fastify', 'koa'])
+  })
+  after(async () => {
+    await stopReplicas(replicas)
+  })
+
+  test('each example answers its routes', async () => {
+    for (const replica of replicas) {
+      const stats = await getJson<ReplicaStats>(replica, '/stats')
+      assert.equal(stats.status, 200)
+      assert.equal(stats.body.framework, replica.framework)
+    }
+  })
+
+  test('300 concurrent requests over 50 ids, spread over the three apps, load each id exactly once, on its owner', async () => {
+    const ids = Array.from({ length: 50 }, (_, i) => `u${i}`)
+    const answers = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => {
+        const id = ids[i % ids.length] as string
+        return getJson<User>(replicas[i % replicas.length]!, `/users/${id}`).then((res) => ({ id, res }))
+      }),
+    )
+    const ring = new Ring(replicas.map((r) => r.url))
+    for (const { id, res } of answers) {
+      assert.equal(res.status, 200)
+      assert.equal(res.body.id, id)
+      assert.ok(res.body.loadedBy.endsWith(ring.owner(id)!), `${id} was loaded by ${res.body.loadedBy}, not its owner`)
+    }
+    const stats = await Promise.all(replicas.map((r) => getJson<ReplicaStats>(r, '/stats')))
+    const calls = stats.map((s) => s.body.dbCalls)
+    assert.equal(calls.reduce((a, b) => a + b, 0), ids.length, `database calls per replica: ${calls}`)
+    replicas.forEach((r, i) => {
+      const owned = ids.filter((id) => ring.owner(id) === r.url).length
+      assert.equal(calls[i], owned, `${r.framework} owns ${owned} ids`)
+    })
+    assert.equal(stats.reduce((a, s) => a + s.body.peerErrors, 0), 0)
+  })
+})
