@@ -103,7 +103,7 @@ describe('the peer endpoint answers alike through every adapter and gc.listen()'
     test(`${c.name}: 400 everywhere, our body except on Fastify`, async () => {
       const reference = seen(await rawRequest(apps.get('listen')!.port, c.path, { headers: c.headers }))
       assert.equal(reference.status, 400)
-      for (const framework of ['express', 'koa'] as const) {
+      for (const framework of ['express', 'express4', 'koa', 'koa2'] as const) {
         assert.deepEqual(seen(await rawRequest(apps.get(framework)!.port, c.path, { headers: c.headers })), reference, framework)
       }
       const fastify = await rawRequest(apps.get('fastify')!.port, c.path, { headers: c.headers })
@@ -112,7 +112,7 @@ describe('the peer endpoint answers alike through every adapter and gc.listen()'
   }
 
   test('route handlers reach the instance as req.groupcache / request.groupcache / ctx.groupcache', async () => {
-    for (const framework of ['express', 'fastify', 'koa'] as const) {
+    for (const framework of ['express', 'express4', 'fastify', 'koa', 'koa2'] as const) {
       const res = await rawRequest(apps.get(framework)!.port, '/whoami')
       assert.equal(res.status, 200, framework)
       assert.deepEqual(JSON.parse(res.body.toString()), { reached: true }, framework)

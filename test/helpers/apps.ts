@@ -11,8 +11,13 @@ import fastifyGroupcache from '../../adapters/fastify.js'
 import { groupcache as koaGroupcache } from '../../adapters/koa.js'
 import { Groupcache, type GroupcacheOptions } from '../../src/index.js'
 
-export type Framework = 'listen' | 'express' | 'fastify' | 'koa'
-export const FRAMEWORKS: Framework[] = ['listen', 'express', 'fastify', 'koa']
+export type Framework = 'listen' | 'express' | 'express4' | 'fastify' | 'koa' | 'koa2'
+export const FRAMEWORKS: Framework[] = ['listen', 'express', 'express4', 'fastify', 'koa', 'koa2']
+
+// The previous majors, installed under aliases, to back README's claim that
+// the adapters work with them too. Their API is the same as far as we use it.
+const expressMajors = { express: express, express4: (await import('express4')).default as unknown as typeof express }
+const koaMajors = { koa: Koa, koa2: (await import('koa2')).default as unknown as typeof Koa }
 
 /** RunningApp is an app serving on 127.0.0.1 with the instance it mounted. */
 export interface RunningApp {
@@ -56,8 +61,9 @@ export async function startApp(
       const address = await gc.listen({ host: '127.0.0.1', port })
       return { port: address.port, groupcache: gc, close: () => gc.close() }
     }
-    case 'express': {
-      const app = express()
+    case 'express':
+    case 'express4': {
+      const app = expressMajors[framework]()
       const mw = expressGroupcache(options)
       setup(mw.groupcache)
       app.use(mw)
@@ -84,8 +90,9 @@ export async function startApp(
       await app.listen({ host: '127.0.0.1', port })
       return { port: (app.server.address() as AddressInfo).port, groupcache: app.groupcache, close: () => app.close() }
     }
-    case 'koa': {
-      const app = new Koa()
+    case 'koa':
+    case 'koa2': {
+      const app = new koaMajors[framework]()
       const mw = koaGroupcache(options)
       setup(mw.groupcache)
       const router = new Router()
