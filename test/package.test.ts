@@ -12,12 +12,21 @@ const EXPORTS = [
   'AbortedError', 'ClosedError', 'CodecError', 'DEFAULT_BASE_PATH', 'DEFAULT_CODEC', 'DEFAULT_HOT_PROMOTION',
   'DEFAULT_MAX_ENTRY_FRACTION', 'DEFAULT_MAX_KEY_BYTES', 'DEFAULT_PEER_CONNECTIONS', 'DEFAULT_PEER_TIMEOUT_MS',
   'DEFAULT_REPLICAS', 'ERROR_HEADER', 'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError',
-  'InvalidOptionError', 'LoadError', 'NotFoundError', 'PeerError',
+  'InvalidOptionError', 'LoadError', 'NotFoundError', 'PeerError', 'toPeerRequest', 'writePeerResponse',
 ]
 
 test('the ESM entry exports exactly the public API', async () => {
   const mod = (await import('groupcache')) as Record<string, unknown>
   assert.deepEqual(Object.keys(mod).sort(), EXPORTS)
+})
+
+test('each adapter subpath exports groupcache, also as its default export', async () => {
+  for (const subpath of ['groupcache/express', 'groupcache/fastify', 'groupcache/koa']) {
+    const mod = (await import(subpath)) as Record<string, unknown>
+    assert.deepEqual(Object.keys(mod).sort(), ['default', 'groupcache'], subpath)
+    assert.equal(mod.default, mod.groupcache, subpath)
+    assert.equal(typeof mod.groupcache, 'function', subpath)
+  }
 })
 
 test("require('groupcache') works from CommonJS (require(esm), Node >= 20.19)", () => {
