@@ -19,11 +19,13 @@ export interface CacheStats {
  * Entry is one cached value: the encoded bytes (what peers are sent and what
  * is accounted) and, once a local caller asked for it, the decoded value that
  * can be shared between callers because it is immutable. `expire` is an
- * absolute time in unix milliseconds, 0 for never.
+ * absolute time in unix milliseconds, 0 for never. `generation` is the
+ * group's generation when its load began (see `group.clear()`).
  */
 export interface Entry {
   readonly bytes: Uint8Array
   readonly expire: number
+  readonly generation: number
   value?: unknown
   decoded?: boolean
 }
@@ -80,6 +82,12 @@ export class Cache {
   remove(key: string): void {
     this.main.remove(key)
     this.hot.remove(key)
+  }
+
+  /** clear drops every entry of both caches. */
+  clear(): void {
+    this.main.clear()
+    this.hot.clear()
   }
 
   /** stats returns a snapshot of one cache's counters. */

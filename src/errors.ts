@@ -11,6 +11,8 @@ export type GroupcacheErrorCode =
   | 'ERR_GROUPCACHE_PEER'
   | 'ERR_GROUPCACHE_ABORTED'
   | 'ERR_GROUPCACHE_CLOSED'
+  | 'ERR_GROUPCACHE_TOO_LARGE'
+  | 'ERR_GROUPCACHE_PEERS_UNREACHABLE'
 
 /**
  * GroupcacheError is the base of every error this library creates, so one
@@ -122,6 +124,38 @@ export class ClosedError extends GroupcacheError {
   constructor() {
     super('ERR_GROUPCACHE_CLOSED', 'the Groupcache instance is closed')
     this.name = 'ClosedError'
+  }
+}
+
+/**
+ * TooLargeError rejects a `set` whose entry could never be stored: larger
+ * than the group's `maxEntryBytes`.
+ */
+export class TooLargeError extends GroupcacheError {
+  constructor(message: string) {
+    super('ERR_GROUPCACHE_TOO_LARGE', message)
+    this.name = 'TooLargeError'
+  }
+}
+
+/**
+ * UnreachablePeersError rejects a `remove`, `set` or `clear` that could not
+ * reach every peer. The reachable ones were updated; `failures` says which
+ * were not and why, so the caller can retry or alert. Never silently skipped.
+ */
+export class UnreachablePeersError extends GroupcacheError {
+  readonly failures: ReadonlyArray<{ peer: string; error: unknown }>
+
+  constructor(what: string, failures: ReadonlyArray<{ peer: string; error: unknown }>) {
+    const list = failures.map((f) => `${f.peer} (${errorMessage(f.error)})`).join(', ')
+    super('ERR_GROUPCACHE_PEERS_UNREACHABLE', `${what} did not reach ${failures.length} peer(s): ${list}`)
+    this.name = 'UnreachablePeersError'
+    this.failures = failures
+  }
+
+  /** peers lists the peers that were not updated. */
+  get peers(): string[] {
+    return this.failures.map((f) => f.peer)
   }
 }
 

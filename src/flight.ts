@@ -2,9 +2,12 @@ import { AbortedError } from './errors.js'
 
 /**
  * FlightFn is the shared work of one flight. Its `signal` aborts only when
- * every caller waiting on the flight has left.
+ * every caller waiting on the flight has left. `isCurrent()` turns false once
+ * the call was forgotten (every caller left, or `forget` was called): its
+ * result still reaches the callers already waiting, but it is stale, and a
+ * cache must not keep it.
  */
-export type FlightFn<T> = (signal: AbortSignal) => Promise<T>
+export type FlightFn<T> = (signal: AbortSignal, isCurrent: () => boolean) => Promise<T>
 
 interface Call<T> {
   readonly promise: Promise<T>
@@ -49,8 +52,9 @@ export class Flight<T> {
   #start(key: string, fn: FlightFn<T>): Call<T> {
     const controller = new AbortController()
     // fn may throw synchronously; Promise.resolve().then keeps that a rejection.
+    const isCurrent = (): boolean => this.#calls.get(key) === call
     const promise = Promise.resolve()
-      .then(() => fn(controller.signal))
+      .then(() => fn(controller.signal, isCurrent))
       .finally(() => {
         if (this.#calls.get(key) === call) this.#calls.delete(key)
       })
@@ -59,6 +63,20 @@ export class Flight<T> {
     // A call every waiter left still settles; nobody is listening then.
     promise.catch(() => {})
     return call
+  }
+
+  /**
+   * forget detaches the call in flight for `key`, if any: its callers still
+   * get its result, but later callers start a new call. This is how a removal
+   * makes sure that a load begun before it is neither stored nor joined.
+   */
+  forget(key: string): void {
+    this.#calls.delete(key)
+  }
+
+  /** forgetAll detaches every call in flight, as `forget` does for one. */
+  forgetAll(): void {
+    this.#calls.clear()
   }
 
   #wait(key: string, call: Call<T>, signal: AbortSignal): Promise<T> {

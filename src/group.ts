@@ -8,12 +8,14 @@ import {
   InvalidKeyError,
   LoadError,
   PeerError,
+  TooLargeError,
+  UnreachablePeersError,
   errorMessage,
 } from './errors.js'
 import { Flight } from './flight.js'
-import type { ServedValue } from './http.js'
+import type { ServedGroup } from './handler.js'
+import type { PeerValue } from './http.js'
 import { newGroupStats, type GroupStats } from './stats.js'
-import type { GetResponse } from './wire.js'
 
 /**
  * DEFAULT_HOT_PROMOTION is the chance that a value fetched from its owner is
@@ -36,6 +38,12 @@ export const DEFAULT_MAX_ENTRY_FRACTION = 8
 export interface LoadContext {
   readonly group: string
   readonly signal: AbortSignal
+  /**
+   * ttlMs, when the loader sets it, is how long this value lives (in ms,
+   * `Infinity` for ever), overriding the group's `ttlMs`: a loader can pick
+   * a TTL after seeing the value.
+   */
+  ttlMs?: number
 }
 
 /**
@@ -65,6 +73,14 @@ export interface GroupOptions<T> {
   promote?: Promote
   /** maxEntryBytes is the largest entry stored (default: maxBytes / 8). */
   maxEntryBytes?: number
+  /** ttlMs is how long a loaded value lives, on its owner and in hot copies (default: until evicted). */
+  ttlMs?: number
+}
+
+/** SetOptions are per-call options of `group.set`. */
+export interface SetOptions {
+  /** ttlMs is how long the value lives (default: the group's `ttlMs`). */
+  ttlMs?: number
 }
 
 /** GetOptions are per-call options of `group.get`. */
@@ -81,14 +97,26 @@ export interface GroupNode {
   readonly self: string
   readonly maxKeyBytes: number
   readonly closed: boolean
+  readonly peers: readonly string[]
   ownerOf(key: string): string | undefined
-  fetch(peer: string, group: string, key: string, signal: AbortSignal): Promise<GetResponse>
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue>
+  remove(peer: string, group: string, key: string): Promise<void>
+  set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
+  clear(peer: string, group: string, generation: number): Promise<void>
   now(): number
   random(): number
 }
 
-/** serveKey is the group's entry point for peer requests, kept off the public API. */
-export const serveKey: unique symbol = Symbol('groupcache.serve')
+/** served gives the node the group's peer-facing side, kept off the public API. */
+export const served: unique symbol = Symbol('groupcache.served')
+
+/**
+ * isTtl accepts a TTL in milliseconds: a positive number, or Infinity for
+ * a value that lives until evicted.
+ */
+export function isTtl(value: unknown): value is number {
+  return typeof value === 'number' && value > 0 && !Number.isNaN(value)
+}
 
 /**
  * Group is a named keyspace with a loader and a byte budget. Create one with
@@ -103,6 +131,7 @@ export class Group<T = unknown> {
   readonly #cache: Cache
   readonly #promote: (key: string, bytes: number) => boolean
   readonly #maxEntryBytes: number
+  readonly #ttlMs: number | undefined
   readonly #stats: GroupStats = newGroupStats()
   // Two flights, so that a load that may wait on a peer never blocks one that
   // must not: peer requests and the owner's own gets share `#local`, which
@@ -111,6 +140,10 @@ export class Group<T = unknown> {
   // whose rings disagree could each wait on the other's fetch until timeout.
   readonly #local = new Flight<Entry>()
   readonly #remote = new Flight<Entry>()
+  // The generation rises with every `clear()`. Clearing by scanning would race
+  // with loads in flight, which would store what they read before the clear;
+  // a new generation forgets those loads, so nothing older is stored again.
+  #generation = 0
 
   constructor(options: GroupOptions<T>, node: GroupNode) {
     this.name = options.name
@@ -119,6 +152,7 @@ export class Group<T = unknown> {
     this.#codec = resolveCodec(options.codec as CodecName | Codec<unknown> | undefined, 'options.codec')
     this.#cache = new Cache(options.maxBytes)
     this.#maxEntryBytes = options.maxEntryBytes ?? Math.floor(options.maxBytes / DEFAULT_MAX_ENTRY_FRACTION)
+    this.#ttlMs = options.ttlMs
     const promote = options.promote
     this.#promote =
       typeof promote === 'function'
@@ -133,6 +167,11 @@ export class Group<T = unknown> {
   /** stats is a snapshot of the group's counters (Go's names). */
   get stats(): GroupStats {
     return { ...this.#stats }
+  }
+
+  /** generation counts the `clear()`s this node has seen of this group. */
+  get generation(): number {
+    return this.#generation
   }
 
   /** cacheStats is a snapshot of the main or the hot cache's counters. */
@@ -166,17 +205,114 @@ export class Group<T = unknown> {
     const owner = node.ownerOf(key)
     const entry =
       owner === undefined || owner === node.self
-        ? await this.#local.do(key, (s) => this.#loadLocally(key, s), signal, this.#counted)
-        : await this.#remote.do(key, (s) => this.#loadFromPeer(owner, key, s), signal, this.#counted)
+        ? await this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
+        : await this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
     return this.#valueOf(entry)
   }
 
   /**
-   * [serveKey] answers a peer's request: from the caches or by loading
-   * locally, never by asking another peer. Forwarding is what lets Go nodes
-   * with disagreeing peer lists bounce a key between them forever.
+   * remove drops `key` everywhere: first on its owner, then on every other
+   * node (their hot copies), one request per peer. Once it resolves, no node
+   * returns a value whose load began before the call; a load in flight at
+   * that moment still answers its waiters but is not stored. Peers that could
+   * not be reached are reported, after the others were cleared, by an
+   * UnreachablePeersError.
    */
-  async [serveKey](key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<ServedValue> {
+  async remove(key: string): Promise<void> {
+    this.#checkOpen()
+    this.#checkKey(key)
+    await this.#everywhere(
+      key,
+      (peer) => this.#node.remove(peer, this.name, key),
+      () => this.#removeLocally(key),
+    )
+  }
+
+  /**
+   * set stores `value` for `key` on its owner (in its main cache) and drops
+   * the other nodes' copies, with remove's guarantee: once it resolves, no
+   * node returns a value loaded before the call. It costs one request per peer.
+   */
+  async set(key: string, value: T, options?: SetOptions): Promise<void> {
+    this.#checkOpen()
+    this.#checkKey(key)
+    const ttlMs = options?.ttlMs ?? this.#ttlMs
+    if (ttlMs !== undefined && !isTtl(ttlMs)) {
+      throw new TypeError(`expected options.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
+    }
+    const bytes = encodeValue(this.#codec, value, `the value of ${JSON.stringify(key)} in group ${this.name}`)
+    const size = bytes.length + Buffer.byteLength(key)
+    if (size > this.#maxEntryBytes) {
+      throw new TooLargeError(`the entry for ${JSON.stringify(key)} takes ${size} bytes; this group stores at most ${this.#maxEntryBytes}`)
+    }
+    const expire = this.#expiry(ttlMs)
+    await this.#everywhere(
+      key,
+      (peer, owner) => (peer === owner ? this.#node.set(peer, this.name, key, bytes, expire) : this.#node.remove(peer, this.name, key)),
+      (owner) => (owner ? this.#setLocally(key, bytes, expire) : this.#removeLocally(key)),
+    )
+  }
+
+  /**
+   * clear drops every entry of the group on every node, by moving the whole
+   * cluster to a new generation: once it resolves, no node serves an entry
+   * from an older one, and loads in flight are not stored. It costs one
+   * request per peer; a node that missed it catches up on its next exchange
+   * with a peer that did not.
+   */
+  async clear(): Promise<void> {
+    this.#checkOpen()
+    const generation = this.#generation + 1
+    this.#clearLocally(generation)
+    const node = this.#node
+    const failures = await settle(
+      node.peers.filter((peer) => peer !== node.self),
+      (peer) => node.clear(peer, this.name, generation),
+    )
+    if (failures.length > 0) throw new UnreachablePeersError(`clearing group ${this.name}`, failures)
+  }
+
+  /**
+   * everywhere runs a change on the key's owner first, then on every other
+   * node at once. The order matters: once the owner has forgotten the key, a
+   * node that asks for it again gets a fresh load, never the old value.
+   */
+  async #everywhere(
+    key: string,
+    remote: (peer: string, owner: string) => Promise<void>,
+    local: (isOwner: boolean) => void,
+  ): Promise<void> {
+    const node = this.#node
+    const owner = node.ownerOf(key) ?? node.self
+    const run = (peer: string): Promise<void> => {
+      if (peer !== node.self) return remote(peer, owner)
+      local(peer === owner)
+      return Promise.resolve()
+    }
+    const failures = await settle([owner], run)
+    failures.push(...(await settle(node.peers.filter((peer) => peer !== owner), run)))
+    if (failures.length > 0) throw new UnreachablePeersError(`updating ${JSON.stringify(key)} in group ${this.name}`, failures)
+  }
+
+  /** [served] is the group as the peer endpoint sees it. */
+  [served](): ServedGroup {
+    return {
+      maxEntryBytes: this.#maxEntryBytes,
+      serve: (key, request, generation) => this.#serve(key, request, generation),
+      removeLocally: (key) => this.#removeLocally(key),
+      setLocally: (key, value, expire) => this.#setLocally(key, value, expire),
+      clearLocally: (generation) => this.#clearLocally(generation),
+    }
+  }
+
+  /**
+   * serve answers a peer's request: from the caches or by loading locally,
+   * never by asking another peer. Forwarding is what lets Go nodes with
+   * disagreeing peer lists bounce a key between them forever. A requester
+   * that has seen a later `clear()` brings this node up to date first.
+   */
+  async #serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<Entry> {
+    if (generation > this.#generation) this.#clearLocally(generation)
     const stats = this.#stats
     stats.serverRequests++
     stats.gets++
@@ -186,11 +322,35 @@ export class Group<T = unknown> {
       return cached
     }
     stats.loads++
-    return this.#local.do(key, (s) => this.#loadLocally(key, s), request.signal, this.#counted)
+    return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted)
+  }
+
+  #removeLocally(key: string): void {
+    this.#cache.remove(key)
+    this.#local.forget(key)
+    this.#remote.forget(key)
+  }
+
+  #setLocally(key: string, bytes: Uint8Array, expire: number): void {
+    this.#removeLocally(key)
+    if (expire !== 0 && expire <= this.#node.now()) return
+    this.#store('main', key, { bytes, expire, generation: this.#generation, value: undefined, decoded: false })
+  }
+
+  #clearLocally(generation: number): void {
+    if (generation <= this.#generation) return
+    this.#generation = generation
+    this.#cache.clear()
+    this.#local.forgetAll()
+    this.#remote.forgetAll()
   }
 
   readonly #counted = (): void => {
     this.#stats.loadsDeduped++
+  }
+
+  #checkOpen(): void {
+    if (this.#node.closed) throw new ClosedError()
   }
 
   #checkKey(key: string): void {
@@ -200,6 +360,11 @@ export class Group<T = unknown> {
     if (key.length * 3 > max && Buffer.byteLength(key) > max) {
       throw new InvalidKeyError(`expected key to be at most ${max} bytes in UTF-8, got ${Buffer.byteLength(key)}`)
     }
+  }
+
+  /** expiry turns a TTL into an absolute expiry (0: never). */
+  #expiry(ttlMs: number | undefined): number {
+    return ttlMs === undefined || ttlMs === Infinity ? 0 : this.#node.now() + ttlMs
   }
 
   /**
@@ -214,23 +379,30 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadLocally(key: string, signal: AbortSignal): Promise<Entry> {
+  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     const stats = this.#stats
+    const generation = this.#generation
+    const ctx: LoadContext = { group: this.name, signal }
     let value: T
-    try {
-      value = await this.#load(key, { group: this.name, signal })
-    } catch (err) {
-      stats.localLoadErrs++
-      if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
-      throw new LoadError(`loading ${JSON.stringify(key)} in group ${this.name} failed: ${errorMessage(err)}`, {
-        cause: err,
-      })
-    }
     let bytes: Uint8Array
+    let expire: number
     try {
+      try {
+        value = await this.#load(key, ctx)
+      } catch (err) {
+        if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
+        throw new LoadError(`loading ${JSON.stringify(key)} in group ${this.name} failed: ${errorMessage(err)}`, {
+          cause: err,
+        })
+      }
+      const ttlMs = ctx.ttlMs ?? this.#ttlMs
+      if (ttlMs !== undefined && !isTtl(ttlMs)) {
+        throw new LoadError(`expected ctx.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
+      }
       bytes = encodeValue(this.#codec, value, `the value of ${JSON.stringify(key)} in group ${this.name}`)
+      expire = this.#expiry(ttlMs)
     } catch (err) {
       stats.localLoadErrs++
       throw err
@@ -238,27 +410,33 @@ export class Group<T = unknown> {
     stats.localLoads++
     // Every caller left: nobody wants this value; the next get starts afresh.
     if (signal.aborted) throw new AbortedError(signal.reason)
-    const entry: Entry = { bytes, expire: 0, value: undefined, decoded: false }
-    this.#store('main', key, entry)
+    const entry: Entry = { bytes, expire, generation, value: undefined, decoded: false }
+    // A forgotten flight (a remove, set or clear came while it ran) still
+    // answers its callers, but what it read may be stale: keep none of it.
+    if (isCurrent()) this.#store('main', key, entry)
     return entry
   }
 
-  async #loadFromPeer(owner: string, key: string, signal: AbortSignal): Promise<Entry> {
+  async #loadFromPeer(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
-    let res: GetResponse
+    let res: PeerValue
     try {
-      res = await this.#node.fetch(owner, this.name, key, signal)
+      res = await this.#node.fetch(owner, this.name, key, signal, this.#generation)
     } catch (err) {
       if (!(err instanceof PeerError)) throw err
       // Go's availability rule: an owner that cannot answer does not make
       // the key unavailable; this node loads it instead.
       this.#stats.peerErrors++
-      return this.#local.do(key, (s) => this.#loadLocally(key, s), signal)
+      return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal)
     }
     this.#stats.peerLoads++
-    const entry: Entry = { bytes: res.value, expire: res.expire ?? 0, value: undefined, decoded: false }
-    if (this.#promote(key, entry.bytes.length)) {
+    // The owner saw a clear this node missed: catch up (this forgets the
+    // current flight too, so its value is returned but not kept).
+    if (res.generation > this.#generation) this.#clearLocally(res.generation)
+    const entry: Entry = { bytes: res.value, expire: res.expire, generation: res.generation, value: undefined, decoded: false }
+    const fresh = entry.expire === 0 || entry.expire > this.#node.now()
+    if (fresh && isCurrent() && this.#promote(key, entry.bytes.length)) {
       // Decode before keeping a copy, so bytes this node cannot read are
       // reported now and never cached.
       this.#valueOf(entry)
@@ -291,4 +469,17 @@ export class Group<T = unknown> {
     }
     return value as T
   }
+}
+
+/**
+ * settle runs `action` for every peer at once and collects the failures, so
+ * that one unreachable peer does not stop the others from being updated.
+ */
+async function settle(peers: readonly string[], action: (peer: string) => Promise<void>): Promise<Array<{ peer: string; error: unknown }>> {
+  const results = await Promise.allSettled(peers.map((peer) => action(peer)))
+  const failures: Array<{ peer: string; error: unknown }> = []
+  results.forEach((result, i) => {
+    if (result.status === 'rejected') failures.push({ peer: peers[i] as string, error: result.reason })
+  })
+  return failures
 }

@@ -1,22 +1,17 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe } from './codec.js'
-import { ClosedError, InvalidOptionError } from './errors.js'
-import { Group, serveKey, type GroupNode, type GroupOptions } from './group.js'
+import { ClosedError, InvalidOptionError, PeerError } from './errors.js'
+import { Group, isTtl, served, type GroupNode, type GroupOptions } from './group.js'
 import {
   DEFAULT_BASE_PATH,
   DEFAULT_MAX_KEY_BYTES,
   DEFAULT_PEER_TIMEOUT_MS,
   HttpTransport,
-  createPeerHandler,
-  toPeerRequest,
-  writePeerResponse,
-  type PeerHandler,
   type PeerTransport,
-  type ServedGroup,
 } from './http.js'
+import { createPeerHandler, toPeerRequest, writePeerResponse, type PeerHandler, type ServedGroup } from './handler.js'
 import { DEFAULT_REPLICAS, Ring } from './ring.js'
-import type { GetResponse } from './wire.js'
 
 /** GroupcacheOptions configure a node; see README's options table. */
 export interface GroupcacheOptions {
@@ -170,8 +165,14 @@ export class Groupcache {
       get closed() {
         return node.#closed
       },
+      get peers() {
+        return node.#ring.peers
+      },
       ownerOf: (key) => this.#ring.owner(key),
-      fetch: (peer, group, key, signal): Promise<GetResponse> => this.#transport.fetch(peer, group, key, signal),
+      fetch: (peer, group, key, signal, generation) => this.#transport.fetch(peer, group, key, signal, generation),
+      remove: (peer, group, key) => this.#call('remove', peer, (t) => t.remove?.(peer, group, key)),
+      set: (peer, group, key, value, expire) => this.#call('set', peer, (t) => t.set?.(peer, group, key, value, expire)),
+      clear: (peer, group, generation) => this.#call('clear', peer, (t) => t.clear?.(peer, group, generation)),
       now: this.#now,
       random: this.#random,
     }
@@ -215,6 +216,9 @@ export class Groupcache {
       fail('options.promote', 'a boolean or a function', promote)
     }
     positiveInteger('options.maxEntryBytes', maxEntryBytes, 1)
+    if (options.ttlMs !== undefined && !isTtl(options.ttlMs)) {
+      fail('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
+    }
     let group: Group<T>
     try {
       group = new Group<T>(options, this.#node)
@@ -222,8 +226,7 @@ export class Groupcache {
       if (err instanceof TypeError) throw new InvalidOptionError(err.message)
       throw err
     }
-    const served: ServedGroup = { serve: (key, request) => group[serveKey](key, request) }
-    this.#groups.set(name, { group: group as Group<unknown>, served })
+    this.#groups.set(name, { group: group as Group<unknown>, served: group[served]() })
     return group
   }
 
@@ -247,6 +250,13 @@ export class Groupcache {
     const checked = checkPeers('peers', peers, this.self)
     this.#ring = new Ring(checked, this.replicas)
     this.#transport.setPeers?.(checked.filter((p) => p !== this.self))
+  }
+
+  /** call runs an optional transport operation, refusing if the transport lacks it. */
+  async #call(what: string, peer: string, op: (t: PeerTransport) => Promise<void> | undefined): Promise<void> {
+    const pending = op(this.#transport)
+    if (pending === undefined) throw new PeerError(peer, `the transport cannot ${what} on peers`)
+    await pending
   }
 
   /**

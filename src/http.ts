@@ -1,5 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Pool, errors } from 'undici'
 import {
   AbortedError,
@@ -41,8 +39,15 @@ export const DEFAULT_PEER_CONNECTIONS = 32
  */
 export const ERROR_HEADER = 'x-groupcache-error'
 
-const PROTOBUF = 'application/x-protobuf'
-const TEXT = 'text/plain; charset=utf-8'
+/**
+ * GENERATION_HEADER carries a group's generation (see `group.clear()`) on
+ * requests and answers between our peers, so that a node that missed a clear
+ * catches up on its next exchange. Go peers neither send nor read it.
+ */
+export const GENERATION_HEADER = 'x-groupcache-generation'
+
+/** PROTOBUF is the content type of a GetResponse. */
+export const PROTOBUF = 'application/x-protobuf'
 const MAX_ERROR_TEXT = 1024
 
 /**
@@ -53,10 +58,31 @@ const MAX_ERROR_TEXT = 1024
  * answered with a verdict.
  */
 export interface PeerTransport {
-  fetch(peer: string, group: string, key: string, signal: AbortSignal): Promise<GetResponse>
+  /**
+   * fetch asks the owner for a key. `generation` is this node's generation of
+   * the group (0 until a `clear()`); the answer carries the owner's.
+   */
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number): Promise<PeerValue>
+  /** remove drops a key from a peer's caches (`DELETE`). */
+  remove?(peer: string, group: string, key: string): Promise<void>
+  /** set stores a value in a peer's main cache (`PUT`). */
+  set?(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
+  /** clear moves a peer's group to `generation`, dropping older entries. */
+  clear?(peer: string, group: string, generation: number): Promise<void>
   /** setPeers opens what is needed for a new peer list and drops the rest. */
   setPeers?(peers: readonly string[]): void
   close?(): Promise<void>
+}
+
+/**
+ * PeerValue is an owner's answer: the value's bytes, its absolute expiry in
+ * unix ms (0 for none) and the generation its load began in (0 from Go peers
+ * and before any `clear()`).
+ */
+export interface PeerValue {
+  value: Uint8Array
+  expire: number
+  generation: number
 }
 
 const UNRESERVED = /^[A-Za-z0-9\-_.~]*$/
@@ -82,7 +108,8 @@ export function unescapePathPart(part: string): string {
   return decodeURIComponent(part.replaceAll('+', ' '))
 }
 
-function bearer(secret: string): string {
+/** bearer is the Authorization header value for a secret. */
+export function bearer(secret: string): string {
   return `Bearer ${secret}`
 }
 
@@ -122,46 +149,74 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal): Promise<GetResponse> {
+  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0): Promise<PeerValue> {
+    const headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
+    if (res.status === 200) {
+      let msg: GetResponse
+      try {
+        msg = decodeGetResponse(res.body)
+      } catch (err) {
+        throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
+      }
+      return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+    }
+    throw failure(peer, res)
+  }
+
+  async remove(peer: string, group: string, key: string): Promise<void> {
+    const res = await this.#request(peer, 'DELETE', keyPath(group, key), this.#headers)
+    if (res.status !== 204) throw failure(peer, res)
+  }
+
+  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
+    const body = encodeGetResponse({ value, expire })
+    const headers = { ...this.#headers, 'content-type': PROTOBUF }
+    const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
+    if (res.status !== 204) throw failure(peer, res)
+  }
+
+  async clear(peer: string, group: string, generation: number): Promise<void> {
+    const headers = { ...this.#headers, [GENERATION_HEADER]: String(generation) }
+    const res = await this.#request(peer, 'DELETE', escapePathPart(group), headers)
+    if (res.status !== 204) throw failure(peer, res)
+  }
+
+  async #request(
+    peer: string,
+    method: 'GET' | 'PUT' | 'DELETE',
+    path: string,
+    headers: Record<string, string>,
+    body?: Uint8Array,
+    signal?: AbortSignal,
+  ): Promise<RawAnswer> {
     const target = this.#pools.get(peer)
     if (target === undefined) throw new PeerError(peer, `${peer} is not a current peer`)
-    const path = `${target.prefix}${this.#basePath}${escapePathPart(group)}/${escapePathPart(key)}`
-    let status: number
-    let body: Uint8Array
-    let errorCode: string | undefined
     try {
       // undici's own timers bound the wait for the answer (the owner's load
       // included) and each pause in its body: cheaper per request than a
       // timeout signal, which costs a timer and a composite signal.
       const res = await target.pool.request({
-        path,
-        method: 'GET',
-        headers: this.#headers,
+        path: `${target.prefix}${this.#basePath}${path}`,
+        method,
+        headers,
+        body,
         signal,
         headersTimeout: this.#timeoutMs,
         bodyTimeout: this.#timeoutMs,
       })
-      status = res.statusCode
-      const marker = res.headers[ERROR_HEADER]
-      errorCode = Array.isArray(marker) ? marker[0] : marker
-      body = new Uint8Array(await res.body.arrayBuffer())
+      return {
+        status: res.statusCode,
+        errorCode: firstHeader(res.headers[ERROR_HEADER]),
+        generation: firstHeader(res.headers[GENERATION_HEADER]),
+        body: new Uint8Array(await res.body.arrayBuffer()),
+      }
     } catch (err) {
-      if (signal.aborted) throw new AbortedError(signal.reason)
+      if (signal?.aborted) throw new AbortedError(signal.reason)
       const timedOut = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError
       const why = timedOut ? `timed out after ${this.#timeoutMs} ms` : errorMessage(err)
       throw new PeerError(peer, `peer ${peer} failed: ${why}`, { cause: err })
     }
-    if (status === 200) {
-      try {
-        return decodeGetResponse(body)
-      } catch (err) {
-        throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status })
-      }
-    }
-    const text = Buffer.from(body).toString('utf8').slice(0, MAX_ERROR_TEXT)
-    const verdict = verdictError(errorCode, text)
-    if (verdict !== undefined) throw verdict
-    throw new PeerError(peer, `peer ${peer} answered ${status}: ${text.trim()}`, { status })
   }
 
   async close(): Promise<void> {
@@ -169,6 +224,37 @@ export class HttpTransport implements PeerTransport {
     this.#pools.clear()
     await Promise.all(pools.map(({ pool }) => pool.close().catch(() => {})))
   }
+}
+
+interface RawAnswer {
+  status: number
+  errorCode: string | undefined
+  generation: string | undefined
+  body: Uint8Array
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
+function keyPath(group: string, key: string): string {
+  return `${escapePathPart(group)}/${escapePathPart(key)}`
+}
+
+/**
+ * parseGeneration reads a generation header: a positive safe integer, or
+ * undefined for anything else (absent, as from Go peers, or malformed).
+ */
+export function parseGeneration(value: string | readonly string[] | undefined): number | undefined {
+  if (typeof value !== 'string' || !/^[1-9][0-9]{0,15}$/.test(value)) return undefined
+  const n = Number(value)
+  return Number.isSafeInteger(n) ? n : undefined
+}
+
+/** failure turns an answer other than the expected one into the right error. */
+function failure(peer: string, res: RawAnswer): GroupcacheError {
+  const text = Buffer.from(res.body).toString('utf8').slice(0, MAX_ERROR_TEXT)
+  return verdictError(res.errorCode, text) ?? new PeerError(peer, `peer ${peer} answered ${res.status}: ${text.trim()}`, { status: res.status })
 }
 
 /** verdictError rebuilds the error an owner reported with ERROR_HEADER. */
@@ -183,165 +269,4 @@ function verdictError(code: string | undefined, message: string): GroupcacheErro
     default:
       return undefined
   }
-}
-
-/**
- * PeerRequest is what the framework-neutral handler needs of an HTTP
- * request: the method, the raw request target (path and query, not decoded),
- * the headers with lower-case names, and a signal that aborts when the
- * client goes away.
- */
-export interface PeerRequest {
-  method: string
-  url: string
-  headers: Readonly<Record<string, string | readonly string[] | undefined>>
-  signal?: AbortSignal
-}
-
-/** PeerResponse is the handler's answer, for the adapter to write as is. */
-export interface PeerResponse {
-  status: number
-  headers: Record<string, string>
-  body: Uint8Array
-}
-
-/** PeerHandler serves the peer endpoint; it never rejects. */
-export type PeerHandler = (req: PeerRequest) => Promise<PeerResponse>
-
-/** ServedValue is what a group gives the handler for a peer's request. */
-export interface ServedValue {
-  bytes: Uint8Array
-  expire: number
-}
-
-/**
- * ServedGroup is the handler's view of a group. It reads `request.signal`
- * only when it has to load, so that adapters can make the signal lazily:
- * most peer requests are cache hits, and a signal per request is not free.
- */
-export interface ServedGroup {
-  serve(key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<ServedValue>
-}
-
-function text(status: number, message: string, extra?: Record<string, string>): PeerResponse {
-  return {
-    status,
-    headers: { 'content-type': TEXT, 'x-content-type-options': 'nosniff', ...extra },
-    body: Buffer.from(`${message}\n`),
-  }
-}
-
-/**
- * SecretCheck compares an Authorization header with the expected one in
- * constant time. Both sides are hashed first, so neither the content nor the
- * length of the secret leaks through timing.
- */
-class SecretCheck {
-  readonly #expected: Buffer
-
-  constructor(secret: string) {
-    this.#expected = createHash('sha256').update(bearer(secret)).digest()
-  }
-
-  accepts(header: string | readonly string[] | undefined): boolean {
-    const given = typeof header === 'string' ? header : ''
-    const digest = createHash('sha256').update(given).digest()
-    return timingSafeEqual(digest, this.#expected)
-  }
-}
-
-/**
- * createPeerHandler builds the framework-neutral peer endpoint. Checks run
- * in an order that gives nothing away: the path must be under `basePath`
- * (else 404), then the secret (401, before any group is looked at), the
- * method (405), the escapes (400), the group (404) and the key's length (400).
- */
-export function createPeerHandler(options: {
-  basePath: string
-  secret?: string | undefined
-  maxKeyBytes: number
-  lookup: (group: string) => ServedGroup | undefined
-  isClosed: () => boolean
-}): PeerHandler {
-  const { basePath, maxKeyBytes, lookup, isClosed } = options
-  const check = options.secret === undefined ? undefined : new SecretCheck(options.secret)
-  return async function groupcachePeerHandler(req: PeerRequest): Promise<PeerResponse> {
-    const query = req.url.indexOf('?')
-    const path = query === -1 ? req.url : req.url.slice(0, query)
-    if (!path.startsWith(basePath)) return text(404, 'not found')
-    if (check !== undefined && !check.accepts(req.headers.authorization)) {
-      return text(401, 'unauthorized', { 'www-authenticate': 'Bearer' })
-    }
-    if (req.method !== 'GET') return text(405, 'method not allowed', { allow: 'GET' })
-    if (isClosed()) return text(503, 'closing', { connection: 'close' })
-    const rest = path.slice(basePath.length)
-    const slash = rest.indexOf('/')
-    if (slash === -1) return text(400, 'bad request: expected {group}/{key}')
-    let groupName: string
-    let key: string
-    try {
-      groupName = unescapePathPart(rest.slice(0, slash))
-      key = unescapePathPart(rest.slice(slash + 1))
-    } catch {
-      return text(400, 'bad request: malformed escape')
-    }
-    const group = lookup(groupName)
-    if (group === undefined) return text(404, `no such group: ${groupName.slice(0, 200)}`)
-    if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
-    try {
-      const value = await group.serve(key, req)
-      return {
-        status: 200,
-        headers: { 'content-type': PROTOBUF },
-        body: encodeGetResponse({ value: value.bytes, expire: value.expire }),
-      }
-    } catch (err) {
-      return errorResponse(err)
-    }
-  }
-}
-
-function errorResponse(err: unknown): PeerResponse {
-  const message = errorMessage(err).slice(0, MAX_ERROR_TEXT)
-  if (err instanceof NotFoundError) return text(404, message, { [ERROR_HEADER]: err.code })
-  if (err instanceof AbortedError) return text(503, 'aborted')
-  if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
-    return text(err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message)
-  }
-  const code = err instanceof CodecError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
-  return text(500, message, { [ERROR_HEADER]: code })
-}
-
-/**
- * toPeerRequest adapts a node:http request for the handler, as every
- * adapter and `listen()` need. Its signal aborts when the client goes away
- * before the answer is written; it is made only if a load asks for it, since
- * most peer requests are cache hits and a signal per request is not free.
- */
-export function toPeerRequest(req: IncomingMessage, res: ServerResponse): PeerRequest {
-  let controller: AbortController | undefined
-  let gone = false
-  res.once('close', () => {
-    gone = !res.writableFinished
-    if (gone) controller?.abort()
-  })
-  return {
-    method: req.method ?? 'GET',
-    url: req.url ?? '/',
-    headers: req.headers,
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController()
-        if (gone) controller.abort()
-      }
-      return controller.signal
-    },
-  }
-}
-
-/** writePeerResponse writes the handler's answer on a node:http response. */
-export function writePeerResponse(res: ServerResponse, answer: PeerResponse): void {
-  if (res.headersSent || res.destroyed) return
-  res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
-  res.end(answer.body)
 }

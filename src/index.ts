@@ -8,6 +8,7 @@ export {
   type LoadContext,
   type Loader,
   type Promote,
+  type SetOptions,
 } from './group.js'
 export type { CacheKind, CacheStats } from './cache.js'
 export type { GroupStats } from './stats.js'
@@ -19,13 +20,11 @@ export {
   DEFAULT_PEER_CONNECTIONS,
   DEFAULT_PEER_TIMEOUT_MS,
   ERROR_HEADER,
-  toPeerRequest,
-  writePeerResponse,
-  type PeerHandler,
-  type PeerRequest,
-  type PeerResponse,
+  GENERATION_HEADER,
   type PeerTransport,
+  type PeerValue,
 } from './http.js'
+export { toPeerRequest, writePeerResponse, type PeerHandler, type PeerRequest, type PeerResponse } from './handler.js'
 export type { GetResponse } from './wire.js'
 export {
   AbortedError,
@@ -37,5 +36,7 @@ export {
   LoadError,
   NotFoundError,
   PeerError,
+  TooLargeError,
+  UnreachablePeersError,
   type GroupcacheErrorCode,
 } from './errors.js'

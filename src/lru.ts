@@ -63,6 +63,11 @@ export class LRU<V extends {}> {
     return this.#entries.delete(key)
   }
 
+  /** clear drops every entry; none is counted as an eviction. */
+  clear(): void {
+    this.#entries.clear()
+  }
+
   /** removeOldest evicts the least recently used entry, if any. */
   removeOldest(): void {
     this.#entries.pop()

@@ -6,7 +6,7 @@ import {
   InvalidKeyError,
   LoadError,
   NotFoundError,
-  type GetResponse,
+  type PeerValue,
   type PeerTransport,
 } from '../src/index.js'
 import { PeerError } from '../src/errors.js'
@@ -16,7 +16,7 @@ const SELF = 'http://127.0.0.1:1'
 const OTHER = 'http://127.0.0.1:2'
 
 /** A transport that answers from a function, to drive the peer path exactly. */
-function fakeTransport(answer: (peer: string, group: string, key: string) => Promise<GetResponse>): PeerTransport & { calls: string[] } {
+function fakeTransport(answer: (peer: string, group: string, key: string) => Promise<PeerValue>): PeerTransport & { calls: string[] } {
   const calls: string[] = []
   return {
     calls,
@@ -204,7 +204,7 @@ describe('Group.get with a caller that gives up', () => {
 
 describe('Group.get on a non-owner', () => {
   test('fetches from the owner and keeps a hot copy when promotion says so', async () => {
-    const transport = fakeTransport(async (_p, _g, key) => ({ value: Buffer.from(`remote:${key}`) }))
+    const transport = fakeTransport(async (_p, _g, key) => ({ value: Buffer.from(`remote:${key}`), expire: 0, generation: 0 }))
     const draws = [0.05, 0.5]
     const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport, random: () => draws.shift() ?? 0.99 })
     const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => 'local' })
@@ -252,7 +252,7 @@ describe('Group.get on a non-owner', () => {
   })
 
   test('does not keep a hot copy of bytes it cannot decode, and reports ERR_GROUPCACHE_CODEC', async () => {
-    const transport = fakeTransport(async () => ({ value: Buffer.from([0xff, 0xfe]) }))
+    const transport = fakeTransport(async () => ({ value: Buffer.from([0xff, 0xfe]), expire: 0, generation: 0 }))
     const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
     const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: true, load: () => 'local' })
     await assert.rejects(g.get(keyOwnedBy(gc, OTHER)), { code: 'ERR_GROUPCACHE_CODEC' })

@@ -1,0 +1,232 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { AbortedError, CodecError, GroupcacheError, NotFoundError, errorMessage } from './errors.js'
+import { ERROR_HEADER, GENERATION_HEADER, PROTOBUF, bearer, parseGeneration, unescapePathPart } from './http.js'
+import { decodeGetResponse, encodeGetResponse } from './wire.js'
+
+const TEXT = 'text/plain; charset=utf-8'
+const MAX_ERROR_TEXT = 1024
+const ALLOW = 'GET, PUT, DELETE'
+
+/**
+ * PeerRequest is what the framework-neutral handler needs of an HTTP
+ * request: the method, the raw request target (path and query, not decoded),
+ * the headers with lower-case names, a signal that aborts when the client
+ * goes away, and a way to read the body (only `PUT` has one).
+ */
+export interface PeerRequest {
+  method: string
+  url: string
+  headers: Readonly<Record<string, string | readonly string[] | undefined>>
+  readonly signal?: AbortSignal | undefined
+  /** readBody reads at most `maxBytes` of the body; it rejects past that. */
+  readBody?(maxBytes: number): Promise<Uint8Array>
+}
+
+/** PeerResponse is the handler's answer, for the adapter to write as is. */
+export interface PeerResponse {
+  status: number
+  headers: Record<string, string>
+  body: Uint8Array
+}
+
+/** PeerHandler serves the peer endpoint; it never rejects. */
+export type PeerHandler = (req: PeerRequest) => Promise<PeerResponse>
+
+/** ServedValue is what a group gives the handler for a peer's request. */
+export interface ServedValue {
+  bytes: Uint8Array
+  expire: number
+  generation: number
+}
+
+/**
+ * ServedGroup is the handler's view of a group. `serve` reads
+ * `request.signal` only when it has to load, so adapters can make the
+ * signal lazily: most peer requests are cache hits, and a signal is not free.
+ */
+export interface ServedGroup {
+  readonly maxEntryBytes: number
+  serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<ServedValue>
+  removeLocally(key: string): void
+  setLocally(key: string, value: Uint8Array, expire: number): void
+  clearLocally(generation: number): void
+}
+
+/** BodyTooLarge is what `readBody` rejects with past its limit. */
+export class BodyTooLarge extends Error {}
+
+function text(status: number, message: string, extra?: Record<string, string>): PeerResponse {
+  return {
+    status,
+    headers: { 'content-type': TEXT, 'x-content-type-options': 'nosniff', ...extra },
+    body: Buffer.from(`${message}\n`),
+  }
+}
+
+const NO_CONTENT: PeerResponse = { status: 204, headers: {}, body: new Uint8Array(0) }
+
+/**
+ * SecretCheck compares an Authorization header with the expected one in
+ * constant time. Both sides are hashed first, so neither the content nor the
+ * length of the secret leaks through timing.
+ */
+class SecretCheck {
+  readonly #expected: Buffer
+
+  constructor(secret: string) {
+    this.#expected = createHash('sha256').update(bearer(secret)).digest()
+  }
+
+  accepts(header: string | readonly string[] | undefined): boolean {
+    const given = typeof header === 'string' ? header : ''
+    const digest = createHash('sha256').update(given).digest()
+    return timingSafeEqual(digest, this.#expected)
+  }
+}
+
+/**
+ * createPeerHandler builds the framework-neutral peer endpoint:
+ * `GET {group}/{key}` answers a value, `DELETE {group}/{key}` drops a key,
+ * `PUT {group}/{key}` stores one, `DELETE {group}` with a generation header
+ * clears the group. Checks run in an order that gives nothing away: the path
+ * must be under `basePath` (else 404), then the secret (401, before any group
+ * is looked at), the method (405), the escapes (400), the group (404) and
+ * the key's length (400).
+ */
+export function createPeerHandler(options: {
+  basePath: string
+  secret?: string | undefined
+  maxKeyBytes: number
+  lookup: (group: string) => ServedGroup | undefined
+  isClosed: () => boolean
+}): PeerHandler {
+  const { basePath, maxKeyBytes, lookup, isClosed } = options
+  const check = options.secret === undefined ? undefined : new SecretCheck(options.secret)
+  return async function groupcachePeerHandler(req: PeerRequest): Promise<PeerResponse> {
+    const query = req.url.indexOf('?')
+    const path = query === -1 ? req.url : req.url.slice(0, query)
+    if (!path.startsWith(basePath)) return text(404, 'not found')
+    if (check !== undefined && !check.accepts(req.headers.authorization)) {
+      return text(401, 'unauthorized', { 'www-authenticate': 'Bearer' })
+    }
+    const method = req.method
+    if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') {
+      return text(405, 'method not allowed', { allow: ALLOW })
+    }
+    if (isClosed()) return text(503, 'closing', { connection: 'close' })
+    const rest = path.slice(basePath.length)
+    const slash = rest.indexOf('/')
+    let groupName: string
+    let key: string | undefined
+    try {
+      groupName = unescapePathPart(slash === -1 ? rest : rest.slice(0, slash))
+      key = slash === -1 ? undefined : unescapePathPart(rest.slice(slash + 1))
+    } catch {
+      return text(400, 'bad request: malformed escape')
+    }
+    if (key === undefined && method !== 'DELETE') return text(400, 'bad request: expected {group}/{key}')
+    const group = lookup(groupName)
+    if (group === undefined) return text(404, `no such group: ${groupName.slice(0, 200)}`)
+    if (key === undefined) return clear(group, req)
+    if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
+    if (method === 'DELETE') {
+      group.removeLocally(key)
+      return NO_CONTENT
+    }
+    if (method === 'PUT') return set(group, key, req)
+    try {
+      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+      const headers: Record<string, string> = { 'content-type': PROTOBUF }
+      if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
+      return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+    } catch (err) {
+      return errorResponse(err)
+    }
+  }
+}
+
+function clear(group: ServedGroup, req: PeerRequest): PeerResponse {
+  const generation = parseGeneration(req.headers[GENERATION_HEADER])
+  if (generation === undefined) return text(400, `bad request: clearing a group needs the ${GENERATION_HEADER} header`)
+  group.clearLocally(generation)
+  return NO_CONTENT
+}
+
+async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<PeerResponse> {
+  if (req.readBody === undefined) return text(400, 'bad request: no body')
+  let body: Uint8Array
+  try {
+    // The largest storable value, plus room for the protobuf framing.
+    body = await req.readBody(group.maxEntryBytes + 32)
+  } catch (err) {
+    if (err instanceof BodyTooLarge) return text(413, 'value too large')
+    return text(400, 'bad request: unreadable body')
+  }
+  try {
+    const msg = decodeGetResponse(body)
+    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0)
+  } catch {
+    return text(400, 'bad request: malformed GetResponse')
+  }
+  return NO_CONTENT
+}
+
+function errorResponse(err: unknown): PeerResponse {
+  const message = errorMessage(err).slice(0, MAX_ERROR_TEXT)
+  if (err instanceof NotFoundError) return text(404, message, { [ERROR_HEADER]: err.code })
+  if (err instanceof AbortedError) return text(503, 'aborted')
+  if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
+    return text(err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message)
+  }
+  const code = err instanceof CodecError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
+  return text(500, message, { [ERROR_HEADER]: code })
+}
+
+/**
+ * toPeerRequest adapts a node:http request for the handler, as every
+ * adapter and `listen()` need. Its signal aborts when the client goes away
+ * before the answer is written; it is made only if a load asks for it.
+ */
+export function toPeerRequest(req: IncomingMessage, res: ServerResponse): PeerRequest {
+  let controller: AbortController | undefined
+  let gone = false
+  res.once('close', () => {
+    gone = !res.writableFinished
+    if (gone) controller?.abort()
+  })
+  return {
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    headers: req.headers,
+    get signal() {
+      if (controller === undefined) {
+        controller = new AbortController()
+        if (gone) controller.abort()
+      }
+      return controller.signal
+    },
+    readBody: (maxBytes) => readBody(req, maxBytes),
+  }
+}
+
+/** readBody collects a request body, refusing more than `maxBytes`. */
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(req.headers['content-length'])
+  if (declared > maxBytes) throw new BodyTooLarge()
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > maxBytes) throw new BodyTooLarge()
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+/** writePeerResponse writes the handler's answer on a node:http response. */
+export function writePeerResponse(res: ServerResponse, answer: PeerResponse): void {
+  if (res.headersSent || res.destroyed) return
+  res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
+  res.end(answer.body)
+}
