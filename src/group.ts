@@ -6,6 +6,7 @@ import {
   CodecError,
   GroupcacheError,
   InvalidKeyError,
+  InvalidOptionError,
   LoadError,
   PeerError,
   TooLargeError,
@@ -238,7 +239,7 @@ export class Group<T = unknown> {
     this.#checkKey(key)
     const ttlMs = options?.ttlMs ?? this.#ttlMs
     if (ttlMs !== undefined && !isTtl(ttlMs)) {
-      throw new TypeError(`expected options.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
+      throw new InvalidOptionError(`expected options.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
     }
     const bytes = encodeValue(this.#codec, value, `the value of ${JSON.stringify(key)} in group ${this.name}`)
     const size = bytes.length + Buffer.byteLength(key)

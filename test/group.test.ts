@@ -293,3 +293,81 @@ describe('two nodes over real HTTP', () => {
     }
   })
 })
+
+describe('TTL, with an injected clock', () => {
+  test("a hot copy expires exactly when its owner's copy does", async () => {
+    let now = 1_000_000
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ now: () => now }))
+    try {
+      const loads = [0, 0]
+      const groups = nodes.map((gc, i) =>
+        gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: true, ttlMs: 5_000, load: (k) => `${k}@${++loads[i]!}` }),
+      )
+      const [asker, owner] = groups as [(typeof groups)[0], (typeof groups)[0]]
+      const key = keyOwnedBy(nodes[0]!, urls[1]!)
+      assert.equal(await asker.get(key), `${key}@1`)
+      assert.equal(asker.cacheStats('hot').items, 1)
+      now += 4_999
+      assert.equal(await asker.get(key), `${key}@1`)
+      assert.equal(await owner.get(key), `${key}@1`)
+      assert.equal(owner.stats.serverRequests, 1, 'the hot copy answered')
+      now += 1
+      assert.equal(await asker.get(key), `${key}@2`, 'both copies expired at once; the owner loaded again')
+      assert.deepEqual(loads, [0, 2])
+      assert.equal(owner.stats.serverRequests, 2)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('a loader can choose the TTL per key after seeing the value', async () => {
+    let now = 0
+    const gc = new Groupcache({ self: SELF, peers: [SELF], now: () => now })
+    let loads = 0
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      ttlMs: 60_000,
+      load: (key, ctx) => {
+        loads++
+        if (key === 'short') ctx.ttlMs = 10
+        if (key === 'forever') ctx.ttlMs = Infinity
+        return key
+      },
+    })
+    await Promise.all([g.get('short'), g.get('default'), g.get('forever')])
+    now = 9
+    await Promise.all([g.get('short'), g.get('default'), g.get('forever')])
+    assert.equal(loads, 3)
+    now = 10
+    await Promise.all([g.get('short'), g.get('default'), g.get('forever')])
+    assert.equal(loads, 4, 'only the short-lived key loaded again')
+    now = 60_000
+    await Promise.all([g.get('short'), g.get('default'), g.get('forever')])
+    assert.equal(loads, 6, 'the group TTL expired the default key (and short again), not the forever key')
+    await gc.close()
+  })
+
+  test('an invalid ctx.ttlMs fails the load with LoadError and stores nothing', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: (_k, ctx) => ((ctx.ttlMs = -5), 'v') })
+    await assert.rejects(g.get('k'), { code: 'ERR_GROUPCACHE_LOAD_FAILED', message: /expected ctx\.ttlMs to be a positive number/ })
+    assert.equal(g.cacheStats('main').items, 0)
+    await gc.close()
+  })
+
+  test('set takes its own TTL', async () => {
+    let now = 0
+    const gc = new Groupcache({ self: SELF, peers: [SELF], now: () => now })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => 'loaded' })
+    await g.set('k', 'manual', { ttlMs: 100 })
+    now = 99
+    assert.equal(await g.get('k'), 'manual')
+    now = 100
+    assert.equal(await g.get('k'), 'loaded')
+    await assert.rejects(g.set('k', 'x'.repeat(1 << 18)), { code: 'ERR_GROUPCACHE_TOO_LARGE' })
+    await assert.rejects(g.set('k', 'v', { ttlMs: -1 }), { code: 'ERR_GROUPCACHE_INVALID_OPTION' })
+    await gc.close()
+  })
+})

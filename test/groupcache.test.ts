@@ -66,6 +66,7 @@ describe('gc.newGroup(options)', () => {
     ['an unknown codec', { name: 'n3', maxBytes: 1, load, codec: 'xml' }, /expected options\.codec to be 'msgpack', 'json', 'string', 'bytes' or \{ encode, decode \}, got "xml"/],
     ['a bad promote', { name: 'n4', maxBytes: 1, load, promote: 0.5 }, /expected options\.promote to be a boolean or a function, got 0\.5/],
     ['a bad maxEntryBytes', { name: 'n5', maxBytes: 1, load, maxEntryBytes: 0 }, /expected options\.maxEntryBytes to be a positive integer, got 0/],
+    ['a zero ttlMs', { name: 'n6', maxBytes: 1, load, ttlMs: 0 }, /expected options\.ttlMs to be a positive number of milliseconds \(Infinity for no expiry\), got 0/],
   ]
   for (const [what, options, message] of bad) {
     test(`throws InvalidOptionError for ${what}`, () => {

@@ -11,6 +11,7 @@ export interface RemoteError {
   name: string
   code: string | undefined
   message: string
+  peers?: string[]
 }
 
 /** NodeStats is what a child node reports of its group. */
@@ -74,6 +75,27 @@ export class TestNode {
 
   owner(key: string): Promise<string> {
     return this.#call({ op: 'owner', key }) as Promise<string>
+  }
+
+  remove(key: string): Promise<unknown> {
+    return this.#call({ op: 'remove', key })
+  }
+
+  set(key: string, value: string): Promise<unknown> {
+    return this.#call({ op: 'set', key, value })
+  }
+
+  clear(): Promise<unknown> {
+    return this.#call({ op: 'clear' })
+  }
+
+  /** hold makes this node's loads of `key` wait until `release(key)`. */
+  hold(key: string): Promise<unknown> {
+    return this.#call({ op: 'hold', key })
+  }
+
+  release(key: string): Promise<unknown> {
+    return this.#call({ op: 'release', key })
   }
 
   setPeers(peers: string[]): Promise<unknown> {

@@ -1,7 +1,7 @@
 // A groupcache node in a child process, driven by its parent over IPC. Its
 // loader answers `value-of:<key>` after `loadDelayMs`, and counts each run;
 // keys starting with `fail:` make it throw, `missing:` throw NotFoundError.
-import { Groupcache, GroupcacheError, NotFoundError } from '../../src/index.js'
+import { Groupcache, GroupcacheError, NotFoundError, UnreachablePeersError } from '../../src/index.js'
 
 export interface NodeConfig {
   self: string
@@ -12,6 +12,9 @@ export interface NodeConfig {
   peerTimeoutMs?: number
   loadDelayMs?: number
   promote?: boolean
+  /** numbered makes values `value-of:<key>#<n>`, n counting this node's loads of the key. */
+  numbered?: boolean
+  ttlMs?: number
 }
 
 export type Command =
@@ -20,6 +23,11 @@ export type Command =
   | { id: number; op: 'owner'; key: string }
   | { id: number; op: 'setPeers'; peers: string[] }
   | { id: number; op: 'close' }
+  | { id: number; op: 'remove'; key: string }
+  | { id: number; op: 'set'; key: string; value: string }
+  | { id: number; op: 'clear' }
+  | { id: number; op: 'hold'; key: string }
+  | { id: number; op: 'release'; key: string }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig
 const send = (message: unknown): void => {
@@ -27,6 +35,8 @@ const send = (message: unknown): void => {
 }
 const loads = new Map<string, number>()
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+// A held key's loads wait until the parent releases it, to stage races exactly.
+const gates = new Map<string, { promise: Promise<void>; open: () => void }>()
 
 const gc = new Groupcache({
   self: config.self,
@@ -40,12 +50,15 @@ const group = gc.newGroup<string>({
   maxBytes: 1 << 20,
   codec: 'string',
   promote: config.promote,
+  ttlMs: config.ttlMs,
   load: async (key) => {
-    loads.set(key, (loads.get(key) ?? 0) + 1)
+    const n = (loads.get(key) ?? 0) + 1
+    loads.set(key, n)
     await sleep(config.loadDelayMs ?? 0)
+    await gates.get(key)?.promise
     if (key.startsWith('fail:')) throw new Error(`loader failed for ${key} on ${config.self}`)
     if (key.startsWith('missing:')) throw new NotFoundError(`no such thing: ${key}`)
-    return `value-of:${key}`
+    return config.numbered ? `value-of:${key}#${n}` : `value-of:${key}`
   },
 })
 
@@ -59,6 +72,22 @@ async function run(cmd: Command): Promise<unknown> {
       return gc.ownerOf(cmd.key)
     case 'setPeers':
       gc.setPeers(cmd.peers)
+      return null
+    case 'remove':
+      return group.remove(cmd.key)
+    case 'set':
+      return group.set(cmd.key, cmd.value)
+    case 'clear':
+      return group.clear()
+    case 'hold': {
+      let open!: () => void
+      const promise = new Promise<void>((resolve) => (open = resolve))
+      gates.set(cmd.key, { promise, open })
+      return null
+    }
+    case 'release':
+      gates.get(cmd.key)?.open()
+      gates.delete(cmd.key)
       return null
     case 'close':
       await gc.close()
@@ -76,6 +105,7 @@ process.on('message', (cmd: Command) => {
         ok: false,
         error: {
           name: err instanceof Error ? err.name : 'Error',
+          peers: err instanceof UnreachablePeersError ? err.peers : undefined,
           code: err instanceof GroupcacheError ? err.code : undefined,
           message: err instanceof Error ? err.message : String(err),
         },
