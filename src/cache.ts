@@ -26,6 +26,8 @@ export interface Entry {
   readonly bytes: Uint8Array
   readonly expire: number
   readonly generation: number
+  /** origin says how this node got the value: loaded here, or from the owner. */
+  readonly origin: 'load' | 'peer'
   value?: unknown
   decoded?: boolean
 }

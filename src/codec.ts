@@ -6,11 +6,14 @@ import { CodecError, errorMessage } from './errors.js'
  * peers, and back. Every node of a cluster must use the same codec for a
  * group (a Go peer sees only the bytes). A custom codec's values are decoded
  * afresh for every caller, because this library cannot know how to make them
- * immutable.
+ * immutable, unless the codec says `immutable: true`: then one decoded value
+ * is kept beside the bytes and handed to every caller, so a hit costs no
+ * decode. Say so only if callers never change what they get (freeze it).
  */
 export interface Codec<T> {
   encode(value: T): Uint8Array
   decode(bytes: Uint8Array): T
+  readonly immutable?: boolean
 }
 
 /**
@@ -124,7 +127,8 @@ export function resolveCodec(option: CodecName | Codec<unknown> | undefined, opt
       `expected ${optionName} to be 'msgpack', 'json', 'string', 'bytes' or { encode, decode }, got ${describe(option)}`,
     )
   }
-  return { encode: (value) => custom.encode(value), decode: (bytes) => custom.decode(bytes), share: () => false }
+  const share = custom.immutable === true ? () => true : () => false
+  return { encode: (value) => custom.encode(value), decode: (bytes) => custom.decode(bytes), share }
 }
 
 /** encodeValue runs a codec's encode, reporting failures as CodecError. */

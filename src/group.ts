@@ -45,6 +45,24 @@ export interface LoadContext {
    * a TTL after seeing the value.
    */
   ttlMs?: number
+  /**
+   * cache, when the loader sets it to false, answers the callers waiting for
+   * this load (here and on peers) without storing the value anywhere: for a
+   * result worth sharing with them but not with later callers.
+   */
+  cache?: boolean
+}
+
+/**
+ * Source says where a value came from: this node's caches (`hit`), a load
+ * run or joined on this node (`load`), or the key's owner (`peer`).
+ */
+export type Source = 'hit' | 'load' | 'peer'
+
+/** Sourced is a value with where it came from, as `getWithSource` returns. */
+export interface Sourced<T> {
+  value: T
+  source: Source
 }
 
 /**
@@ -191,6 +209,14 @@ export class Group<T = unknown> {
    * and shared between callers, binary data is a fresh copy per caller.
    */
   async get(key: string, options?: GetOptions): Promise<T> {
+    return (await this.getWithSource(key, options)).value
+  }
+
+  /**
+   * getWithSource is `get` that also says where the value came from: this
+   * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`).
+   */
+  async getWithSource(key: string, options?: GetOptions): Promise<Sourced<T>> {
     const node = this.#node
     if (node.closed) throw new ClosedError()
     this.#checkKey(key)
@@ -199,7 +225,7 @@ export class Group<T = unknown> {
     const cached = this.#cache.get(key, node.now())
     if (cached !== undefined) {
       stats.cacheHits++
-      return this.#valueOf(cached)
+      return { value: this.#valueOf(cached), source: 'hit' }
     }
     stats.loads++
     const signal = options?.signal
@@ -208,7 +234,7 @@ export class Group<T = unknown> {
       owner === undefined || owner === node.self
         ? await this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
         : await this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
-    return this.#valueOf(entry)
+    return { value: this.#valueOf(entry), source: entry.origin }
   }
 
   /**
@@ -335,7 +361,7 @@ export class Group<T = unknown> {
   #setLocally(key: string, bytes: Uint8Array, expire: number): void {
     this.#removeLocally(key)
     if (expire !== 0 && expire <= this.#node.now()) return
-    this.#store('main', key, { bytes, expire, generation: this.#generation, value: undefined, decoded: false })
+    this.#store('main', key, { bytes, expire, generation: this.#generation, origin: 'load', value: undefined, decoded: false })
   }
 
   #clearLocally(generation: number): void {
@@ -403,7 +429,9 @@ export class Group<T = unknown> {
         throw new LoadError(`expected ctx.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
       }
       bytes = encodeValue(this.#codec, value, `the value of ${JSON.stringify(key)} in group ${this.name}`)
-      expire = this.#expiry(ttlMs)
+      // A value not to be kept is sent to peers as already expired, so that
+      // they do not keep it either.
+      expire = ctx.cache === false ? Math.max(1, this.#node.now()) : this.#expiry(ttlMs)
     } catch (err) {
       stats.localLoadErrs++
       throw err
@@ -411,10 +439,10 @@ export class Group<T = unknown> {
     stats.localLoads++
     // Every caller left: nobody wants this value; the next get starts afresh.
     if (signal.aborted) throw new AbortedError(signal.reason)
-    const entry: Entry = { bytes, expire, generation, value: undefined, decoded: false }
+    const entry: Entry = { bytes, expire, generation, origin: 'load', value: undefined, decoded: false }
     // A forgotten flight (a remove, set or clear came while it ran) still
     // answers its callers, but what it read may be stale: keep none of it.
-    if (isCurrent()) this.#store('main', key, entry)
+    if (isCurrent() && ctx.cache !== false) this.#store('main', key, entry)
     return entry
   }
 
@@ -435,7 +463,14 @@ export class Group<T = unknown> {
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
     if (res.generation > this.#generation) this.#clearLocally(res.generation)
-    const entry: Entry = { bytes: res.value, expire: res.expire, generation: res.generation, value: undefined, decoded: false }
+    const entry: Entry = {
+      bytes: res.value,
+      expire: res.expire,
+      generation: res.generation,
+      origin: 'peer',
+      value: undefined,
+      decoded: false,
+    }
     const fresh = entry.expire === 0 || entry.expire > this.#node.now()
     if (fresh && isCurrent() && this.#promote(key, entry.bytes.length)) {
       // Decode before keeping a copy, so bytes this node cannot read are

@@ -9,6 +9,8 @@ export {
   type Loader,
   type Promote,
   type SetOptions,
+  type Source,
+  type Sourced,
 } from './group.js'
 export type { CacheKind, CacheStats } from './cache.js'
 export type { GroupStats } from './stats.js'

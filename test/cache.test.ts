@@ -4,7 +4,7 @@ import { Cache, type CacheKind, type Entry } from '../src/cache.js'
 
 /** entry makes an Entry whose value is `size` bytes. */
 function entry(size: number, expire = 0): Entry {
-  return { bytes: new Uint8Array(size), expire, generation: 0 }
+  return { bytes: new Uint8Array(size), expire, generation: 0, origin: 'load' }
 }
 
 /** keys lists what one LRU holds, by probing each candidate without counting. */

@@ -371,3 +371,42 @@ describe('TTL, with an injected clock', () => {
     await gc.close()
   })
 })
+
+describe('Group.getWithSource and ctx.cache', () => {
+  test('says whether a value was a hit, a local load or a peer fetch', async () => {
+    const transport = fakeTransport(async (_p, _g, key) => ({ value: Buffer.from(key), expire: 0, generation: 0 }))
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: true, load: (k) => k })
+    const mine = keyOwnedBy(gc, SELF)
+    const theirs = keyOwnedBy(gc, OTHER)
+    assert.deepEqual(await g.getWithSource(mine), { value: mine, source: 'load' })
+    assert.deepEqual(await g.getWithSource(mine), { value: mine, source: 'hit' })
+    assert.deepEqual(await g.getWithSource(theirs), { value: theirs, source: 'peer' })
+    assert.deepEqual(await g.getWithSource(theirs), { value: theirs, source: 'hit' })
+    await gc.close()
+  })
+
+  test('a loader that sets ctx.cache = false answers the waiting callers and stores nothing', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const held = deferred<string>()
+    let loads = 0
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: async (_k, ctx) => {
+        loads++
+        ctx.cache = false
+        return held.promise
+      },
+    })
+    const waiting = [g.get('k'), g.get('k')]
+    held.resolve('once')
+    assert.deepEqual(await Promise.all(waiting), ['once', 'once'])
+    assert.equal(loads, 1)
+    assert.equal(g.cacheStats('main').items, 0)
+    await g.get('k')
+    assert.equal(loads, 2)
+    await gc.close()
+  })
+})
