@@ -140,15 +140,17 @@ export class TooLargeError extends GroupcacheError {
 
 /**
  * UnreachablePeersError rejects a `remove`, `set` or `clear` that could not
- * reach every peer. The reachable ones were updated; `failures` says which
- * were not and why, so the caller can retry or alert. Never silently skipped.
+ * update every peer: it was unreachable, or it is a Go groupcache node, which
+ * cannot remove, store or clear. The others were updated; `failures` says
+ * which were not and why, so the caller can retry or alert. Never silently
+ * skipped.
  */
 export class UnreachablePeersError extends GroupcacheError {
   readonly failures: ReadonlyArray<{ peer: string; error: unknown }>
 
   constructor(what: string, failures: ReadonlyArray<{ peer: string; error: unknown }>) {
     const list = failures.map((f) => `${f.peer} (${errorMessage(f.error)})`).join(', ')
-    super('ERR_GROUPCACHE_PEERS_UNREACHABLE', `${what} did not reach ${failures.length} peer(s): ${list}`)
+    super('ERR_GROUPCACHE_PEERS_UNREACHABLE', `${what} failed on ${failures.length} peer(s): ${list}`)
     this.name = 'UnreachablePeersError'
     this.failures = failures
   }

@@ -1,7 +1,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { AbortedError, CodecError, GroupcacheError, NotFoundError, errorMessage } from './errors.js'
-import { ERROR_HEADER, GENERATION_HEADER, PROTOBUF, bearer, parseGeneration, unescapePathPart } from './http.js'
+import {
+  ERROR_HEADER,
+  GENERATION_HEADER,
+  PROTOBUF,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  bearer,
+  parseGeneration,
+  unescapePathPart,
+} from './http.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
 
 const TEXT = 'text/plain; charset=utf-8'
@@ -64,7 +73,10 @@ function text(status: number, message: string, extra?: Record<string, string>): 
   }
 }
 
-const NO_CONTENT: PeerResponse = { status: 204, headers: {}, body: new Uint8Array(0) }
+
+function noContent(): PeerResponse {
+  return { status: 204, headers: {}, body: new Uint8Array(0) }
+}
 
 /**
  * SecretCheck compares an Authorization header with the expected one in
@@ -103,7 +115,7 @@ export function createPeerHandler(options: {
 }): PeerHandler {
   const { basePath, maxKeyBytes, lookup, isClosed } = options
   const check = options.secret === undefined ? undefined : new SecretCheck(options.secret)
-  return async function groupcachePeerHandler(req: PeerRequest): Promise<PeerResponse> {
+  const serve = async (req: PeerRequest): Promise<PeerResponse> => {
     const query = req.url.indexOf('?')
     const path = query === -1 ? req.url : req.url.slice(0, query)
     if (!path.startsWith(basePath)) return text(404, 'not found')
@@ -132,7 +144,7 @@ export function createPeerHandler(options: {
     if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
     if (method === 'DELETE') {
       group.removeLocally(key)
-      return NO_CONTENT
+      return noContent()
     }
     if (method === 'PUT') return set(group, key, req)
     try {
@@ -144,13 +156,21 @@ export function createPeerHandler(options: {
       return errorResponse(err)
     }
   }
+  return async function groupcachePeerHandler(req: PeerRequest): Promise<PeerResponse> {
+    const answer = await serve(req)
+    // Every answer says it comes from us, so that our peers can tell a Node
+    // node (which understands PUT and DELETE) from a Go one (which would
+    // answer them as a GET, loading the key).
+    answer.headers[PROTOCOL_HEADER] = PROTOCOL_VERSION
+    return answer
+  }
 }
 
 function clear(group: ServedGroup, req: PeerRequest): PeerResponse {
   const generation = parseGeneration(req.headers[GENERATION_HEADER])
   if (generation === undefined) return text(400, `bad request: clearing a group needs the ${GENERATION_HEADER} header`)
   group.clearLocally(generation)
-  return NO_CONTENT
+  return noContent()
 }
 
 async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<PeerResponse> {
@@ -169,7 +189,7 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
   } catch {
     return text(400, 'bad request: malformed GetResponse')
   }
-  return NO_CONTENT
+  return noContent()
 }
 
 function errorResponse(err: unknown): PeerResponse {

@@ -46,6 +46,21 @@ export const ERROR_HEADER = 'x-groupcache-error'
  */
 export const GENERATION_HEADER = 'x-groupcache-generation'
 
+/**
+ * PROTOCOL_HEADER is on every answer of our peer endpoint. Go's server
+ * ignores the method and would answer a PUT or DELETE as a GET (running its
+ * loader), so our client sends those only to peers that have shown it.
+ */
+export const PROTOCOL_HEADER = 'x-groupcache-protocol'
+/** PROTOCOL_VERSION is the value of PROTOCOL_HEADER this version speaks. */
+export const PROTOCOL_VERSION = '1'
+
+/**
+ * PEER_KIND_TTL_MS is how long the client trusts what it learnt about a
+ * peer (ours or Go's), so that a node replaced by the other kind is noticed.
+ */
+const PEER_KIND_TTL_MS = 60_000
+
 /** PROTOBUF is the content type of a GetResponse. */
 export const PROTOBUF = 'application/x-protobuf'
 const MAX_ERROR_TEXT = 1024
@@ -119,6 +134,8 @@ export function bearer(secret: string): string {
  */
 export class HttpTransport implements PeerTransport {
   readonly #pools = new Map<string, { pool: Pool; prefix: string }>()
+  // What each peer has shown it is: ours (PUT, DELETE) or not (Go).
+  readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
@@ -136,6 +153,7 @@ export class HttpTransport implements PeerTransport {
     for (const [peer, { pool }] of this.#pools) {
       if (!wanted.has(peer)) {
         this.#pools.delete(peer)
+        this.#kinds.delete(peer)
         void pool.close().catch(() => {})
       }
     }
@@ -164,12 +182,32 @@ export class HttpTransport implements PeerTransport {
     throw failure(peer, res)
   }
 
+  /**
+   * ours resolves once `peer` has shown that it understands PUT and DELETE,
+   * and rejects with a PeerError for a Go peer. The probe, `GET {basePath}`,
+   * is one both kinds answer with a 400 without loading anything.
+   */
+  async #ours(peer: string, what: string): Promise<void> {
+    let known = this.#kinds.get(peer)
+    if (known === undefined || known.until < Date.now()) {
+      const probe = this.#request(peer, 'GET', '', this.#headers).then((res) => res.protocol !== undefined)
+      known = { ours: probe, until: Date.now() + PEER_KIND_TTL_MS }
+      this.#kinds.set(peer, known)
+      probe.catch(() => this.#kinds.delete(peer))
+    }
+    if (!(await known.ours)) {
+      throw new PeerError(peer, `peer ${peer} does not speak this library's protocol (a Go groupcache node?): it cannot ${what}`)
+    }
+  }
+
   async remove(peer: string, group: string, key: string): Promise<void> {
+    await this.#ours(peer, 'remove keys')
     const res = await this.#request(peer, 'DELETE', keyPath(group, key), this.#headers)
     if (res.status !== 204) throw failure(peer, res)
   }
 
   async set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
+    await this.#ours(peer, 'store values')
     const body = encodeGetResponse({ value, expire })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
     const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
@@ -177,6 +215,7 @@ export class HttpTransport implements PeerTransport {
   }
 
   async clear(peer: string, group: string, generation: number): Promise<void> {
+    await this.#ours(peer, 'clear groups')
     const headers = { ...this.#headers, [GENERATION_HEADER]: String(generation) }
     const res = await this.#request(peer, 'DELETE', escapePathPart(group), headers)
     if (res.status !== 204) throw failure(peer, res)
@@ -209,6 +248,7 @@ export class HttpTransport implements PeerTransport {
         status: res.statusCode,
         errorCode: firstHeader(res.headers[ERROR_HEADER]),
         generation: firstHeader(res.headers[GENERATION_HEADER]),
+        protocol: firstHeader(res.headers[PROTOCOL_HEADER]),
         body: new Uint8Array(await res.body.arrayBuffer()),
       }
     } catch (err) {
@@ -230,6 +270,7 @@ interface RawAnswer {
   status: number
   errorCode: string | undefined
   generation: string | undefined
+  protocol: string | undefined
   body: Uint8Array
 }
 

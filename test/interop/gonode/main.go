@@ -11,7 +11,12 @@
 // Everything else (warnings, errors) goes to stderr. SIGTERM/SIGINT exit 0.
 //
 // The pool is the handler for every path under /_groupcache/ (no ServeMux, so
-// no path cleaning). Extra endpoints: /get?key=K, /loads, /stats, /owner?key=K.
+// no path cleaning). Extra endpoints: /get?key=K, /loads, /stats, /owner?key=K,
+// and POST /owners with a JSON array of keys, answered by a JSON array of
+// their owners (one request for thousands of keys).
+//
+// With -exit-on-eof it also exits when stdin reaches EOF, so that a test
+// runner that dies without a chance to stop it leaves no node behind.
 package main
 
 import (
@@ -20,6 +25,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -92,7 +98,15 @@ func main() {
 	peersFlag := flag.String("peers", "", "comma-separated peer base URLs, order preserved (default: just -self)")
 	groupName := flag.String("group", "interop", "group name")
 	cacheBytes := flag.Int64("cache-bytes", 64<<20, "group cacheBytes (main + hot)")
+	exitOnEOF := flag.Bool("exit-on-eof", false, "exit when stdin reaches EOF (the parent is gone)")
 	flag.Parse()
+
+	if *exitOnEOF {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			os.Exit(0)
+		}()
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -186,6 +200,17 @@ func main() {
 			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			fmt.Fprint(w, owner)
+		case path == "/owners":
+			var keys []string
+			if err := json.NewDecoder(r.Body).Decode(&keys); err != nil {
+				http.Error(w, "expected a JSON array of keys: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			owners := make([]string, len(keys))
+			for i, key := range keys {
+				owners[i] = ring.Get(key)
+			}
+			writeJSON(w, owners)
 		default:
 			http.NotFound(w, r)
 		}
