@@ -1,6 +1,9 @@
-import type { NextFunction, Request, Response } from 'express'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Application, NextFunction, Request, Response } from 'express'
+import inject from 'light-my-request'
 import { toPeerRequest, writePeerResponse, type Groupcache } from '../src/index.js'
-import { openEndpointWarning, resolveInstance, type AdapterInput } from './shared.js'
+import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
+import { closeWithServer, openEndpointWarning, resolveInstance, type AdapterInput } from './shared.js'
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -12,11 +15,34 @@ declare global {
   }
 }
 
+/**
+ * pin copies an injected request's or response's methods onto the object
+ * itself. Express re-parents every request and response to its own
+ * prototypes, which would strip light-my-request's capturing methods;
+ * light-my-request's own remedy is to re-parent Express's shared prototypes,
+ * for the whole process, which breaks every real response after it. Own
+ * properties survive the re-parenting, and nothing else is touched.
+ */
+function pin(target: object): void {
+  const proto = Object.getPrototypeOf(target) as object
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    if (name === 'constructor') continue
+    Object.defineProperty(target, name, Object.getOwnPropertyDescriptor(proto, name) as PropertyDescriptor)
+  }
+}
+
+/** Middleware is an Express middleware function. */
+export type Middleware = (req: Request, res: Response, next: NextFunction) => void
+
 /** GroupcacheMiddleware is Express middleware that also carries its instance. */
-export interface GroupcacheMiddleware {
-  (req: Request, res: Response, next: NextFunction): void
+export interface GroupcacheMiddleware extends Middleware {
   /** groupcache is the instance the middleware serves. */
   readonly groupcache: Groupcache
+  /**
+   * cacheRoute returns route middleware that serves the route's response
+   * from the cluster's cache: `app.get('/report/:id', gc.cacheRoute({ ttlMs }), handler)`.
+   */
+  cacheRoute(options?: CacheRouteOptions): Middleware
 }
 
 /**
@@ -31,16 +57,24 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
   const warning = openEndpointWarning(instance)
   if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
   const basePath = instance.basePath
-  let watching = !owned
+  const watch = closeWithServer(instance, owned)
+  const routes = new RouteCaches(instance)
+  let app: Application | undefined
   function groupcacheMiddleware(req: Request, res: Response, next: NextFunction): void {
     req.groupcache = instance
-    if (!watching) {
-      // Express has no shutdown hook; the server this request came through does.
-      const server = (req.socket as { server?: NodeJS.EventEmitter }).server
-      if (server !== undefined) {
-        watching = true
-        server.once('close', () => void instance.close())
+    watch(req.socket)
+    if (app === undefined) {
+      // The route cache renders by replaying requests into this very app.
+      const known = (app = req.app)
+      const dispatch = (injected: IncomingMessage, out: ServerResponse): void => {
+        pin(injected)
+        pin(out)
+        known(injected as Request, out as Response)
       }
+      routes.setRenderer(async (url, headers) => {
+        const res = await inject(dispatch, { method: 'GET', url, headers })
+        return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
+      })
     }
     if (!req.url.startsWith(basePath)) {
       next()
@@ -48,7 +82,21 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     }
     instance.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer), next)
   }
-  return Object.assign(groupcacheMiddleware, { groupcache: instance })
+  function cacheRoute(options?: CacheRouteOptions): Middleware {
+    const decide = routes.route(options)
+    return function groupcacheCacheRoute(req, res, next) {
+      decide({ method: req.method, url: req.originalUrl, headers: req.headers }).then((decision) => {
+        if (decision.action === 'next') {
+          if (decision.source !== undefined) res.setHeader(SOURCE_HEADER, decision.source)
+          next()
+          return
+        }
+        res.writeHead(decision.status, decision.headers)
+        res.end(decision.body)
+      }, next)
+    }
+  }
+  return Object.assign(groupcacheMiddleware, { groupcache: instance, cacheRoute })
 }
 
 export default groupcache

@@ -1,6 +1,7 @@
-import type { FastifyInstance, FastifyPluginAsync, HTTPMethods } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Groupcache, InvalidOptionError, toPeerRequest, type GroupcacheOptions } from '../src/index.js'
+import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
 import { openEndpointWarning, resolveInstance } from './shared.js'
 
 declare module 'fastify' {
@@ -12,10 +13,21 @@ declare module 'fastify' {
     /** groupcache is the node this app serves, for route handlers. */
     groupcache: Groupcache
   }
+  interface FastifyContextConfig {
+    /**
+     * groupcache caches this route's response across the cluster:
+     * `app.get(url, { config: { groupcache: { ttlMs } } }, handler)`.
+     */
+    groupcache?: CacheRouteOptions | boolean
+  }
 }
 
 /** FastifyGroupcacheOptions: options for a new instance, or an existing one. */
 export type FastifyGroupcacheOptions = GroupcacheOptions | { groupcache: Groupcache }
+
+// CACHED marks our onRequest hook, so a route copied by Fastify (its HEAD
+// twin) does not get it twice.
+const CACHED = Symbol('groupcache.cachedRoute')
 
 // Every method reaches the endpoint, which answers 405 itself, so that all
 // adapters and `listen()` answer alike.
@@ -37,6 +49,30 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   const warning = openEndpointWarning(instance)
   if (warning !== undefined) app.log.warn(warning)
   if (owned) app.addHook('onClose', () => instance.close())
+
+  // Cached routes: the route's config asks for it; the route cache renders
+  // on a key's owner by replaying the request into this app.
+  const routes = new RouteCaches(instance)
+  routes.setRenderer(async (url, headers) => {
+    const res = await app.inject({ method: 'GET', url, headers })
+    return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
+  })
+  app.addHook('onRoute', (route) => {
+    const options = route.config?.groupcache
+    if (options === undefined || options === false) return
+    const hooks = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    if (hooks.some((hook) => CACHED in hook)) return
+    const decide = routes.route(options === true ? {} : options)
+    const cached = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      const decision = await decide({ method: request.method, url: request.url, headers: request.headers })
+      if (decision.action === 'next') {
+        if (decision.source !== undefined) reply.header(SOURCE_HEADER, decision.source)
+        return
+      }
+      await reply.code(decision.status).headers(decision.headers).send(decision.body)
+    }
+    route.onRequest = [...hooks, Object.assign(cached, { [CACHED]: true }) as onRequestHookHandler]
+  })
 
   // The endpoint lives in an encapsulated child: its body parser (none: the
   // body is never read) and anything else it sets stay out of the host app.

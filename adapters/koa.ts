@@ -1,6 +1,8 @@
 import type { Context, Next } from 'koa'
+import inject from 'light-my-request'
 import { toPeerRequest, type Groupcache } from '../src/index.js'
-import { openEndpointWarning, resolveInstance, type AdapterInput } from './shared.js'
+import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
+import { closeWithServer, openEndpointWarning, resolveInstance, type AdapterInput } from './shared.js'
 
 declare module 'koa' {
   interface DefaultContext {
@@ -12,11 +14,18 @@ declare module 'koa' {
   }
 }
 
+/** Middleware is a Koa middleware function. */
+export type Middleware = (ctx: Context, next: Next) => Promise<void>
+
 /** GroupcacheMiddleware is Koa middleware that also carries its instance. */
-export interface GroupcacheMiddleware {
-  (ctx: Context, next: Next): Promise<void>
+export interface GroupcacheMiddleware extends Middleware {
   /** groupcache is the instance the middleware serves. */
   readonly groupcache: Groupcache
+  /**
+   * cacheRoute returns route middleware that serves the route's response
+   * from the cluster's cache: `router.get('/report/:id', gc.cacheRoute({ ttlMs }), handler)`.
+   */
+  cacheRoute(options?: CacheRouteOptions): Middleware
 }
 
 /**
@@ -31,17 +40,21 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
   const warning = openEndpointWarning(instance)
   if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
   const basePath = instance.basePath
-  let watching = !owned
+  const watch = closeWithServer(instance, owned)
+  const routes = new RouteCaches(instance)
+  let rendering = false
   async function groupcacheMiddleware(ctx: Context, next: Next): Promise<void> {
     ctx.groupcache = instance
     ctx.state.groupcache = instance
-    if (!watching) {
-      // Koa has no shutdown hook; the server this request came through does.
-      const server = (ctx.req.socket as { server?: NodeJS.EventEmitter }).server
-      if (server !== undefined) {
-        watching = true
-        server.once('close', () => void instance.close())
-      }
+    watch(ctx.req.socket)
+    if (!rendering) {
+      // The route cache renders by replaying requests into this very app.
+      rendering = true
+      const callback = ctx.app.callback()
+      routes.setRenderer(async (url, headers) => {
+        const res = await inject(callback, { method: 'GET', url, headers })
+        return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
+      })
     }
     if (!ctx.url.startsWith(basePath)) {
       await next()
@@ -52,7 +65,21 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     ctx.set(answer.headers)
     ctx.body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
   }
-  return Object.assign(groupcacheMiddleware, { groupcache: instance })
+  function cacheRoute(options?: CacheRouteOptions): Middleware {
+    const decide = routes.route(options)
+    return async function groupcacheCacheRoute(ctx, next) {
+      const decision = await decide({ method: ctx.method, url: ctx.originalUrl, headers: ctx.headers })
+      if (decision.action === 'next') {
+        if (decision.source !== undefined) ctx.set(SOURCE_HEADER, decision.source)
+        await next()
+        return
+      }
+      ctx.status = decision.status
+      ctx.set(decision.headers)
+      if (decision.body !== undefined) ctx.body = decision.body
+    }
+  }
+  return Object.assign(groupcacheMiddleware, { groupcache: instance, cacheRoute })
 }
 
 export default groupcache

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import { Groupcache, type GroupcacheOptions } from '../src/index.js'
 
 /** AdapterInput is what every adapter accepts: options, or an instance. */
@@ -27,4 +28,20 @@ export function openEndpointWarning(gc: Groupcache): string | undefined {
     `groupcache: the peer endpoint ${gc.basePath} is open: anyone who can reach this app can read ` +
     'every cached value and make it run loaders. Set the `secret` option on every node.'
   )
+}
+
+/**
+ * closeWithServer returns a function to call with each request's socket: the
+ * first time it sees the server behind one, it closes `instance` when that
+ * server closes. Express and Koa have no shutdown hook; their server does.
+ */
+export function closeWithServer(instance: Groupcache, owned: boolean): (socket: Socket) => void {
+  let watching = !owned
+  return (socket) => {
+    if (watching) return
+    const server = (socket as Socket & { server?: NodeJS.EventEmitter }).server
+    if (server === undefined) return
+    watching = true
+    server.once('close', () => void instance.close())
+  }
 }

@@ -31,11 +31,15 @@ export interface Replica {
 }
 
 /**
- * startReplicas runs `examples/<framework>.ts` once per entry, all peers of
- * one another, and resolves when each has said it is listening. On failure
+ * startReplicas runs `examples/<framework>.ts` (or `entry`) once per
+ * framework listed, all peers of one another, and resolves when each has said it is listening. On failure
  * it stops the ones that started.
  */
-export async function startReplicas(frameworks: ExampleFramework[], env: Record<string, string> = {}): Promise<Replica[]> {
+export async function startReplicas(
+  frameworks: ExampleFramework[],
+  env: Record<string, string> = {},
+  entry?: string,
+): Promise<Replica[]> {
   const ports = await reservePorts(frameworks.length)
   const urls = urlsFor(ports)
   const replicas: Replica[] = []
@@ -43,13 +47,14 @@ export async function startReplicas(frameworks: ExampleFramework[], env: Record<
     await Promise.all(
       frameworks.map(async (framework, i) => {
         const port = ports[i] as number
-        const child = spawn(process.execPath, ['--import', 'tsx', `examples/${framework}.ts`], {
+        // `entry`, when given, is one script for every framework, told which by FRAMEWORK.
+        const child = spawn(process.execPath, ['--import', 'tsx', entry ?? `examples/${framework}.ts`], {
           cwd: ROOT,
-          env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', SELF: urls[i], PEERS: urls.join(',') },
+          env: { ...process.env, ...env, FRAMEWORK: framework, PORT: String(port), HOST: '127.0.0.1', SELF: urls[i], PEERS: urls.join(',') },
           stdio: ['ignore', 'pipe', 'inherit'],
         })
         replicas.push({ framework, url: urls[i] as string, port, child })
-        await waitForLine(child, 'listening on', `${framework} replica`)
+        await waitForLine(child, 'listening', `${framework} replica`)
       }),
     )
   } catch (err) {

@@ -1,0 +1,323 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import { Packr } from 'msgpackr'
+import { InvalidOptionError, type Codec, type Group, type Groupcache, type LoadContext } from '../src/index.js'
+
+/** DEFAULT_ROUTE_GROUP names the internal group that holds cached responses. */
+export const DEFAULT_ROUTE_GROUP = '_routes'
+/** DEFAULT_ROUTE_CACHE_BYTES is the budget of that group on each node: 64 MiB. */
+export const DEFAULT_ROUTE_CACHE_BYTES = 64 * 1024 * 1024
+/** DEFAULT_ROUTE_TTL_MS is how long a cached response lives: 60 s. */
+export const DEFAULT_ROUTE_TTL_MS = 60_000
+/** DEFAULT_MAX_BODY_BYTES is the largest body cached: 1 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+/**
+ * BYPASS_TTL_MS bounds how long a "not cacheable" verdict (Set-Cookie,
+ * `no-store`, a body too large) is remembered, so that such a route is not
+ * rendered twice (on its owner, then locally) on every request.
+ */
+export const BYPASS_TTL_MS = 5_000
+/**
+ * RENDER_HEADER marks the owner's in-process replay of a request. Its value
+ * is a random id known only to this process for the length of one render: a
+ * client that sends the header gets no bypass and cannot poison the cache.
+ */
+export const RENDER_HEADER = 'x-groupcache-render'
+/** SOURCE_HEADER tells clients where a cached route's response came from. */
+export const SOURCE_HEADER = 'x-groupcache'
+
+// The response headers worth keeping; the rest (dates, connection, cookies)
+// belong to one response, not to the cached representation.
+const KEPT_HEADERS = ['content-type', 'content-encoding', 'content-language', 'etag', 'last-modified', 'cache-control', 'vary', 'location']
+
+/** RouteRequest is what the route cache needs of a request. */
+export interface RouteRequest {
+  method: string
+  /** url is the original request target: path and query, as received. */
+  url: string
+  headers: IncomingHttpHeaders
+}
+
+/** CacheRouteOptions configure one cached route; see README. */
+export interface CacheRouteOptions {
+  /** ttlMs is how long a response lives on every node (default 60 000). */
+  ttlMs?: number
+  /** vary lists request headers whose values become part of the key. */
+  vary?: string[]
+  /**
+   * key returns the path and query to cache under and render from, to fold
+   * requests that must share one entry (drop tracking parameters, say).
+   */
+  key?: (req: RouteRequest) => string
+  /** statuses are the cacheable statuses (default [200]). */
+  statuses?: number[]
+  /** maxBodyBytes is the largest body cached (default 1 MiB). */
+  maxBodyBytes?: number
+  /** group names the internal group (default '_routes'). */
+  group?: string
+  /** maxBytes is the group's budget when this route creates it (default 64 MiB). */
+  maxBytes?: number
+  /** private caches requests with Authorization or Cookie; it needs `key` and `vary`. */
+  private?: boolean
+  /** cacheControl adds `Cache-Control: public, max-age=<remaining ttl>`. */
+  cacheControl?: boolean
+}
+
+/** Captured is a response as the owner's replay saw it. */
+export interface Captured {
+  status: number
+  headers: Record<string, string | string[] | number | undefined>
+  body: Buffer
+}
+
+/** Renderer replays a GET into the app in-process. */
+export type Renderer = (url: string, headers: Record<string, string>) => Promise<Captured>
+
+/** CachedResponse is one cached representation of a route. */
+interface CachedResponse {
+  readonly bypass: false
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: Buffer
+  readonly etag: string
+  /** expires is the absolute expiry (unix ms), 0 for a response not kept. */
+  readonly expires: number
+}
+
+type RouteEntry = CachedResponse | { readonly bypass: true }
+
+/** Reply is what an adapter writes for a cached route, or 'next' to run the handler. */
+export type Decision =
+  | { action: 'next'; source?: 'bypass' }
+  | { action: 'reply'; status: number; headers: Record<string, string>; body: Buffer | undefined }
+
+interface Resolved {
+  ttlMs: number
+  vary: string[]
+  key: ((req: RouteRequest) => string) | undefined
+  statuses: Set<number>
+  maxBodyBytes: number
+  group: string
+  maxBytes: number
+  private: boolean
+  cacheControl: boolean
+}
+
+function resolve(options: CacheRouteOptions = {}): Resolved {
+  const fail = (name: string, expected: string, got: unknown): never => {
+    throw new InvalidOptionError(`expected options.${name} to be ${expected}, got ${JSON.stringify(got) ?? String(got)}`)
+  }
+  const ttlMs = options.ttlMs ?? DEFAULT_ROUTE_TTL_MS
+  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) fail('ttlMs', 'a positive number of milliseconds', ttlMs)
+  const vary = options.vary ?? []
+  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) fail('vary', 'an array of header names', vary)
+  const statuses = options.statuses ?? [200]
+  if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
+    fail('statuses', 'an array of HTTP statuses', statuses)
+  }
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) fail('maxBodyBytes', 'a positive integer', maxBodyBytes)
+  if (options.key !== undefined && typeof options.key !== 'function') fail('key', 'a function', options.key)
+  if (options.private === true && options.key === undefined) {
+    throw new InvalidOptionError('expected options.key with options.private: a private response must be keyed by its user')
+  }
+  return {
+    ttlMs,
+    vary: vary.map((h) => h.toLowerCase()),
+    key: options.key,
+    statuses: new Set(statuses),
+    maxBodyBytes,
+    group: options.group ?? DEFAULT_ROUTE_GROUP,
+    maxBytes: options.maxBytes ?? DEFAULT_ROUTE_CACHE_BYTES,
+    private: options.private === true,
+    cacheControl: options.cacheControl === true,
+  }
+}
+
+/**
+ * normalizeUrl sorts the query parameters by name (keeping the order of
+ * repeated names), so that `?b=2&a=1` and `?a=1&b=2` share one entry.
+ */
+export function normalizeUrl(url: string): string {
+  const q = url.indexOf('?')
+  if (q === -1) return url
+  const params = new URLSearchParams(url.slice(q + 1))
+  params.sort()
+  const query = params.toString()
+  return query === '' ? url.slice(0, q) : `${url.slice(0, q)}?${query}`
+}
+
+function headerValue(value: string | string[] | number | undefined): string | undefined {
+  if (value === undefined) return undefined
+  return Array.isArray(value) ? value.join(', ') : String(value)
+}
+
+function strongEtag(body: Buffer): string {
+  return `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`
+}
+
+function routeCodec(): Codec<RouteEntry> {
+  const packr = new Packr({ useRecords: false, moreTypes: false })
+  return {
+    // Never handed to users, only written to sockets: safe to share frozen.
+    immutable: true,
+    encode: (entry) =>
+      packr.pack(entry.bypass ? [0] : [1, entry.status, entry.headers, entry.body, entry.etag, entry.expires]),
+    decode: (bytes) => {
+      const parts = packr.unpack(bytes) as [number, number, Record<string, string>, Uint8Array, string, number]
+      if (parts[0] === 0) return Object.freeze({ bypass: true as const })
+      const body = Buffer.from(parts[3].buffer, parts[3].byteOffset, parts[3].byteLength)
+      return Object.freeze({
+        bypass: false as const,
+        status: parts[1],
+        headers: Object.freeze(parts[2]),
+        body,
+        etag: parts[4],
+        expires: parts[5],
+      })
+    },
+  }
+}
+
+/**
+ * RouteCaches is the framework-neutral half of `cacheRoute`, one per
+ * Groupcache instance an adapter serves. On a miss, the key's owner replays
+ * the request into its own app (through the adapter's `renderer`) with a
+ * one-time marker that lets the route's handler run, and caches what it
+ * answered; every other node gets that response from the owner. So the
+ * handler runs once cluster-wide per key, however many replicas are asked.
+ */
+export class RouteCaches {
+  readonly #gc: Groupcache
+  readonly #groups = new Map<string, Group<RouteEntry>>()
+  // Renders in progress on this node: marker id → the options of the route
+  // that the replay reached, which decide what is kept.
+  readonly #renders = new Map<string, { route?: Resolved }>()
+  #renderer: Renderer | undefined
+
+  constructor(gc: Groupcache) {
+    this.#gc = gc
+  }
+
+  /** setRenderer gives the cache a way to replay requests into the app. */
+  setRenderer(renderer: Renderer): void {
+    this.#renderer = renderer
+  }
+
+  /** route prepares one cached route; its `decide` runs per request. */
+  route(options?: CacheRouteOptions): (req: RouteRequest) => Promise<Decision> {
+    const route = resolve(options)
+    const group = this.#group(route)
+    return (req) => this.#decide(route, group, req)
+  }
+
+  #group(route: Resolved): Group<RouteEntry> {
+    let group = this.#groups.get(route.group)
+    if (group === undefined) {
+      group = this.#gc.newGroup<RouteEntry>({
+        name: route.group,
+        maxBytes: route.maxBytes,
+        codec: routeCodec(),
+        promote: true,
+        load: (key, ctx) => this.#render(key, ctx),
+      })
+      this.#groups.set(route.group, group)
+    }
+    return group
+  }
+
+  /**
+   * renderMarker recognises this process's own replay. The marker is 128
+   * random bits that exist only while one render runs, so guessing one is
+   * hopeless and a forged header is simply ignored.
+   */
+  #renderMarker(req: RouteRequest): { route?: Resolved } | undefined {
+    const marker = req.headers[RENDER_HEADER]
+    return typeof marker === 'string' ? this.#renders.get(marker) : undefined
+  }
+
+  async #decide(route: Resolved, group: Group<RouteEntry>, req: RouteRequest): Promise<Decision> {
+    const render = this.#renderMarker(req)
+    if (render !== undefined) {
+      render.route = route
+      return { action: 'next' }
+    }
+    const method = req.method
+    if (method !== 'GET' && method !== 'HEAD') return { action: 'next', source: 'bypass' }
+    if (!route.private && (req.headers.authorization !== undefined || req.headers.cookie !== undefined)) {
+      return { action: 'next', source: 'bypass' }
+    }
+    const url = route.key === undefined ? normalizeUrl(req.url) : route.key(req)
+    const vary: Record<string, string> = {}
+    for (const name of route.vary) {
+      const value = headerValue(req.headers[name])
+      if (value !== undefined) vary[name] = value
+    }
+    const key = JSON.stringify([url, vary])
+    if (Buffer.byteLength(key) > this.#gc.maxKeyBytes) return { action: 'next', source: 'bypass' }
+    const { value, source } = await group.getWithSource(key)
+    if (value.bypass) return { action: 'next', source: 'bypass' }
+    return reply(value, source === 'hit' ? 'hit' : source === 'peer' ? 'peer' : 'miss', route, req)
+  }
+
+  /** render is the group's loader: it runs on the key's owner. */
+  async #render(key: string, ctx: LoadContext): Promise<RouteEntry> {
+    const renderer = this.#renderer
+    if (renderer === undefined) throw new Error('the route cache has no app to render with yet')
+    const [url, vary] = JSON.parse(key) as [string, Record<string, string>]
+    const id = randomBytes(16).toString('hex')
+    const render: { route?: Resolved } = {}
+    this.#renders.set(id, render)
+    let captured: Captured
+    try {
+      captured = await renderer(url, { ...vary, [RENDER_HEADER]: id })
+    } finally {
+      this.#renders.delete(id)
+    }
+    const route = render.route
+    const cacheControl = headerValue(captured.headers['cache-control']) ?? ''
+    if (
+      route === undefined ||
+      captured.headers['set-cookie'] !== undefined ||
+      /\b(no-store|private)\b/i.test(cacheControl) ||
+      captured.body.length > route.maxBodyBytes
+    ) {
+      // Not ours to share: every node runs the handler itself for a while.
+      ctx.ttlMs = Math.min(route?.ttlMs ?? BYPASS_TTL_MS, BYPASS_TTL_MS)
+      return { bypass: true }
+    }
+    const headers: Record<string, string> = {}
+    for (const name of KEPT_HEADERS) {
+      const value = headerValue(captured.headers[name])
+      if (value !== undefined) headers[name] = value
+    }
+    // The handler's own strong ETag stands; a weak one (Express makes them)
+    // is replaced by one derived from the body.
+    const etag = headers.etag !== undefined && !headers.etag.startsWith('W/') ? headers.etag : strongEtag(captured.body)
+    delete headers.etag
+    const cacheable = route.statuses.has(captured.status)
+    // A response with another status (a handler that threw, say) still
+    // answers everyone waiting for this render, but is not kept.
+    if (cacheable) ctx.ttlMs = route.ttlMs
+    else ctx.cache = false
+    const expires = cacheable ? Date.now() + route.ttlMs : 0
+    return { bypass: false, status: captured.status, headers, body: captured.body, etag, expires }
+  }
+}
+
+/** reply builds the answer for a cached response, honouring If-None-Match. */
+function reply(entry: CachedResponse, source: 'hit' | 'miss' | 'peer', route: Resolved, req: RouteRequest): Decision {
+  const headers: Record<string, string> = { ...entry.headers, etag: entry.etag, [SOURCE_HEADER]: source }
+  if (route.cacheControl && entry.expires > 0) {
+    headers['cache-control'] = `public, max-age=${Math.max(0, Math.floor((entry.expires - Date.now()) / 1000))}`
+  }
+  const cacheable = route.statuses.has(entry.status)
+  const match = headerValue(req.headers['if-none-match'])
+  if (cacheable && match !== undefined && (match.trim() === '*' || match.split(',').some((tag) => tag.trim() === entry.etag))) {
+    return { action: 'reply', status: 304, headers, body: undefined }
+  }
+  // HEAD gets the body too: Node's HTTP server never sends a body for HEAD,
+  // and every framework then sets the length a GET would have.
+  headers['content-length'] = String(entry.body.length)
+  return { action: 'reply', status: entry.status, headers, body: entry.body }
+}
