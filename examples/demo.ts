@@ -42,6 +42,28 @@ try {
   const withoutGroupcache = [...asked.values()].reduce((sum, ids) => sum + ids.size, 0)
   console.log(`\ndistinct ids: ${IDS} · database loads in the whole cluster: ${loads} (${(loads / IDS).toFixed(2)} per id)`)
   console.log(`a per-replica cache would have loaded ${withoutGroupcache} times (each replica once per id it was asked for)`)
+
+  // Whole responses: /reports/:id is a cached route (100 ms to render).
+  const REPORTS = 30
+  const reportStarted = performance.now()
+  const sources = new Map<string, number>()
+  await Promise.all(
+    Array.from({ length: REPORTS * 10 }, async (_, i) => {
+      const replica = replicas[i % replicas.length] as Replica
+      const res = await fetch(`http://127.0.0.1:${replica.port}/reports/${i % REPORTS}`)
+      if (res.status !== 200) throw new Error(`${replica.framework} answered ${res.status}`)
+      const source = res.headers.get('x-groupcache') ?? 'none'
+      sources.set(source, (sources.get(source) ?? 0) + 1)
+      await res.arrayBuffer()
+    }),
+  )
+  const after = await Promise.all(replicas.map(async (r) => (await getJson<ReplicaStats>(r, '/stats')).body))
+  const renders = after.reduce((sum, s) => sum + s.renders, 0)
+  console.log(
+    `\n${REPORTS * 10} concurrent requests for ${REPORTS} cached report pages in ${(performance.now() - reportStarted).toFixed(0)} ms: ` +
+      `${renders} renders in the whole cluster (${after.map((s) => `${s.framework} ${s.renders}`).join(', ')}); ` +
+      `x-groupcache: ${[...sources].map(([k, v]) => `${k} ${v}`).join(', ')}`,
+  )
 } finally {
   await stopReplicas(replicas)
 }

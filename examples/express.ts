@@ -1,7 +1,7 @@
 // An Express replica: `PORT=3001 SELF=http://127.0.0.1:3001 PEERS=… npx tsx examples/express.ts`
 import express from 'express'
 import { groupcache } from 'groupcache/express'
-import { dbCalls, findUser, replicaConfig } from './slow-db.js'
+import { dbCalls, findUser, renderReport, replicaConfig, reportRenders } from './slow-db.js'
 
 const { port, host, ...options } = replicaConfig()
 const gc = groupcache(options)
@@ -20,8 +20,12 @@ app.get('/users/:id', async (req, res, next) => {
     next(err)
   }
 })
+// A whole response, cached across the cluster: rendered once per id, on its owner.
+app.get('/reports/:id', gc.cacheRoute({ ttlMs: 30_000 }), async (req, res) => {
+  res.json(await renderReport(String(req.params.id), `express ${options.self}`))
+})
 app.get('/stats', (_req, res) => {
-  res.json({ framework: 'express', dbCalls: dbCalls(), ...users.stats, hotItems: users.cacheStats('hot').items })
+  res.json({ framework: 'express', dbCalls: dbCalls(), renders: reportRenders(), ...users.stats, hotItems: users.cacheStats('hot').items })
 })
 
 const server = app.listen(port, host, () => console.log(`express replica listening on ${options.self}`))

@@ -1,7 +1,7 @@
 // A Fastify replica: `PORT=3002 SELF=http://127.0.0.1:3002 PEERS=… npx tsx examples/fastify.ts`
 import Fastify from 'fastify'
 import groupcache from 'groupcache/fastify'
-import { dbCalls, findUser, replicaConfig } from './slow-db.js'
+import { dbCalls, findUser, renderReport, replicaConfig, reportRenders } from './slow-db.js'
 
 const { port, host, ...options } = replicaConfig()
 const app = Fastify()
@@ -13,7 +13,17 @@ const users = app.groupcache.newGroup({
 })
 
 app.get<{ Params: { id: string } }>('/users/:id', async (request) => users.get(request.params.id))
-app.get('/stats', async () => ({ framework: 'fastify', dbCalls: dbCalls(), ...users.stats, hotItems: users.cacheStats('hot').items }))
+// A whole response, cached across the cluster: rendered once per id, on its owner.
+app.get<{ Params: { id: string } }>('/reports/:id', { config: { groupcache: { ttlMs: 30_000 } } }, async (request) =>
+  renderReport(request.params.id, `fastify ${options.self}`),
+)
+app.get('/stats', async () => ({
+  framework: 'fastify',
+  dbCalls: dbCalls(),
+  renders: reportRenders(),
+  ...users.stats,
+  hotItems: users.cacheStats('hot').items,
+}))
 
 await app.listen({ port, host })
 console.log(`fastify replica listening on ${options.self}`)

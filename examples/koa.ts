@@ -2,7 +2,7 @@
 import Router from '@koa/router'
 import Koa from 'koa'
 import { groupcache } from 'groupcache/koa'
-import { dbCalls, findUser, replicaConfig } from './slow-db.js'
+import { dbCalls, findUser, renderReport, replicaConfig, reportRenders } from './slow-db.js'
 
 const { port, host, ...options } = replicaConfig()
 const gc = groupcache(options)
@@ -16,8 +16,12 @@ const router = new Router()
 router.get('/users/:id', async (ctx) => {
   ctx.body = await users.get(ctx.params.id as string)
 })
+// A whole response, cached across the cluster: rendered once per id, on its owner.
+router.get('/reports/:id', gc.cacheRoute({ ttlMs: 30_000 }), async (ctx) => {
+  ctx.body = await renderReport(ctx.params.id as string, `koa ${options.self}`)
+})
 router.get('/stats', (ctx) => {
-  ctx.body = { framework: 'koa', dbCalls: dbCalls(), ...users.stats, hotItems: users.cacheStats('hot').items }
+  ctx.body = { framework: 'koa', dbCalls: dbCalls(), renders: reportRenders(), ...users.stats, hotItems: users.cacheStats('hot').items }
 })
 
 const app = new Koa()

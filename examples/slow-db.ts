@@ -21,6 +21,20 @@ export async function findUser(id: string, replica: string, signal: AbortSignal)
   return { id, name: `User ${id}`, loadedBy: replica }
 }
 
+let renders = 0
+
+/** renderReport stands for an expensive page: 100 ms of work, counted. */
+export async function renderReport(id: string, replica: string): Promise<{ id: string; total: number; renderedBy: string }> {
+  renders++
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  return { id, total: id.length * 1000, renderedBy: replica }
+}
+
+/** reportRenders is how many reports this process rendered. */
+export function reportRenders(): number {
+  return renders
+}
+
 /** dbCalls is how many times this process queried the database. */
 export function dbCalls(): number {
   return calls

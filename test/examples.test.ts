@@ -52,4 +52,14 @@ describe('a mixed cluster of the three examples', () => {
     })
     assert.equal(stats.reduce((a, s) => a + s.body.peerErrors, 0), 0)
   })
+
+  test('the cached report route renders each id once across the three apps', async () => {
+    const ids = Array.from({ length: 6 }, (_, i) => `r${i}`)
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => getJson<{ id: string }>(replicas[i % 3]!, `/reports/${ids[i % ids.length]}`)),
+    )
+    for (const a of answers) assert.equal(a.status, 200)
+    const stats = await Promise.all(replicas.map((r) => getJson<ReplicaStats>(r, '/stats')))
+    assert.equal(stats.reduce((sum, s) => sum + s.body.renders, 0), ids.length)
+  })
 })
