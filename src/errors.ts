@@ -13,6 +13,7 @@ export type GroupcacheErrorCode =
   | 'ERR_GROUPCACHE_CLOSED'
   | 'ERR_GROUPCACHE_TOO_LARGE'
   | 'ERR_GROUPCACHE_PEERS_UNREACHABLE'
+  | 'ERR_GROUPCACHE_OVERLOADED'
 
 /**
  * GroupcacheError is the base of every error this library creates, so one
@@ -158,6 +159,19 @@ export class UnreachablePeersError extends GroupcacheError {
   /** peers lists the peers that were not updated. */
   get peers(): string[] {
     return this.failures.map((f) => f.peer)
+  }
+}
+
+/**
+ * OverloadedError refuses a peer's request that would start one load too
+ * many (the group's `maxPeerLoads`): a flood of distinct keys from outside
+ * must not stampede the database. Peers get a 503 with `Retry-After` and
+ * load the key themselves, as for any transport failure.
+ */
+export class OverloadedError extends GroupcacheError {
+  constructor(message: string) {
+    super('ERR_GROUPCACHE_OVERLOADED', message)
+    this.name = 'OverloadedError'
   }
 }
 

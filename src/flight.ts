@@ -79,6 +79,24 @@ export class Flight<T> {
     this.#calls.clear()
   }
 
+  /** has says whether a call for `key` is in flight (a new caller would join it). */
+  has(key: string): boolean {
+    return this.#calls.has(key)
+  }
+
+  /**
+   * drain waits until the calls in flight now have settled, then resolves.
+   * It never rejects: their outcome belongs to their callers.
+   */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.#calls.values()].map((call) => call.promise))
+  }
+
+  /** abortAll aborts the signal of every call in flight, for a shutdown that cannot wait. */
+  abortAll(reason: unknown): void {
+    for (const call of this.#calls.values()) call.controller.abort(reason)
+  }
+
   #wait(key: string, call: Call<T>, signal: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {

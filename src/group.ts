@@ -8,6 +8,7 @@ import {
   InvalidKeyError,
   InvalidOptionError,
   LoadError,
+  OverloadedError,
   PeerError,
   TooLargeError,
   UnreachablePeersError,
@@ -31,6 +32,15 @@ export const DEFAULT_HOT_PROMOTION = 0.1
  * huge value cannot flush the whole cache.
  */
 export const DEFAULT_MAX_ENTRY_FRACTION = 8
+
+/**
+ * DEFAULT_MAX_PEER_LOADS caps the loads that requests from peers may run at
+ * once in one group. The peer endpoint often shares the app's public port: a
+ * flood of distinct keys must meet a 503, not a stampede on the database.
+ * Requests that join a load already running, and this node's own gets, are
+ * not counted.
+ */
+export const DEFAULT_MAX_PEER_LOADS = 64
 
 /**
  * LoadContext is what a loader gets besides the key. `signal` aborts only
@@ -92,6 +102,8 @@ export interface GroupOptions<T> {
   promote?: Promote
   /** maxEntryBytes is the largest entry stored (default: maxBytes / 8). */
   maxEntryBytes?: number
+  /** maxPeerLoads caps the loads that peers' requests may run at once (default 64). */
+  maxPeerLoads?: number
   /** ttlMs is how long a loaded value lives, on its owner and in hot copies (default: until evicted). */
   ttlMs?: number
 }
@@ -129,6 +141,9 @@ export interface GroupNode {
 /** served gives the node the group's peer-facing side, kept off the public API. */
 export const served: unique symbol = Symbol('groupcache.served')
 
+/** drain lets the node wind a group down on close, kept off the public API. */
+export const drain: unique symbol = Symbol('groupcache.drain')
+
 /**
  * isTtl accepts a TTL in milliseconds: a positive number, or Infinity for
  * a value that lives until evicted.
@@ -151,6 +166,8 @@ export class Group<T = unknown> {
   readonly #promote: (key: string, bytes: number) => boolean
   readonly #maxEntryBytes: number
   readonly #ttlMs: number | undefined
+  readonly #maxPeerLoads: number
+  #peerLoads = 0
   readonly #stats: GroupStats = newGroupStats()
   // Two flights, so that a load that may wait on a peer never blocks one that
   // must not: peer requests and the owner's own gets share `#local`, which
@@ -172,6 +189,7 @@ export class Group<T = unknown> {
     this.#cache = new Cache(options.maxBytes)
     this.#maxEntryBytes = options.maxEntryBytes ?? Math.floor(options.maxBytes / DEFAULT_MAX_ENTRY_FRACTION)
     this.#ttlMs = options.ttlMs
+    this.#maxPeerLoads = options.maxPeerLoads ?? DEFAULT_MAX_PEER_LOADS
     const promote = options.promote
     this.#promote =
       typeof promote === 'function'
@@ -349,7 +367,38 @@ export class Group<T = unknown> {
       return cached
     }
     stats.loads++
-    return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted)
+    if (!this.#local.has(key) && this.#peerLoads >= this.#maxPeerLoads) {
+      throw new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
+    }
+    return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted)
+  }
+
+  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+    this.#peerLoads++
+    try {
+      return await this.#loadLocally(key, signal, isCurrent)
+    } finally {
+      this.#peerLoads--
+    }
+  }
+
+  /**
+   * [drain] lets the loads in flight finish for up to `graceMs`, then aborts
+   * the rest (their loaders see `ctx.signal` abort), for a graceful close.
+   */
+  async [drain](graceMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs)
+      timer.unref()
+    })
+    const outcome = await Promise.race([Promise.all([this.#local.drain(), this.#remote.drain()]), late])
+    clearTimeout(timer)
+    if (outcome === 'late') {
+      const reason = new AbortedError('the Groupcache instance closed')
+      this.#local.abortAll(reason)
+      this.#remote.abortAll(reason)
+    }
   }
 
   #removeLocally(key: string): void {

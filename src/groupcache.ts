@@ -2,12 +2,14 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe } from './codec.js'
 import { ClosedError, InvalidOptionError, PeerError } from './errors.js'
-import { Group, isTtl, served, type GroupNode, type GroupOptions } from './group.js'
+import type { BreakerOptions } from './breaker.js'
+import { Group, drain, isTtl, served, type GroupNode, type GroupOptions } from './group.js'
 import {
   DEFAULT_BASE_PATH,
   DEFAULT_MAX_KEY_BYTES,
   DEFAULT_PEER_TIMEOUT_MS,
   HttpTransport,
+  type PeerHealth,
   type PeerTransport,
 } from './http.js'
 import { createPeerHandler, toPeerRequest, writePeerResponse, type PeerHandler, type ServedGroup } from './handler.js'
@@ -23,8 +25,12 @@ export interface GroupcacheOptions {
   basePath?: string
   /** replicas is the number of ring points per peer (default 50, as Go). */
   replicas?: number
-  /** secret, when set, is required from peers as `Authorization: Bearer <secret>`. */
-  secret?: string
+  /**
+   * secret, when set, is required from peers as `Authorization: Bearer <secret>`.
+   * A list accepts any of its secrets and sends the first: rotate by adding
+   * the new secret second everywhere, then first, then dropping the old one.
+   */
+  secret?: string | readonly string[]
   /** peerTimeoutMs bounds one peer fetch, the owner's load included (default 10 000). */
   peerTimeoutMs?: number
   /** maxKeyBytes is the longest key accepted, in UTF-8 bytes (default 4096). */
@@ -35,7 +41,16 @@ export interface GroupcacheOptions {
   random?: () => number
   /** transport fetches from peers (default: HTTP with undici); a seam for tests. */
   transport?: PeerTransport
+  /** breaker tunes the per-peer circuit breaker of the default transport. */
+  breaker?: Omit<BreakerOptions, 'now'>
 }
+
+/**
+ * DEFAULT_CLOSE_GRACE_MS is how long `close()` lets loads in flight finish
+ * before it aborts them: long enough for a typical query, short enough for
+ * an orchestrator's shutdown deadline.
+ */
+export const DEFAULT_CLOSE_GRACE_MS = 5_000
 
 /** ListenOptions say where `gc.listen()` binds its dedicated peer server. */
 export interface ListenOptions {
@@ -128,6 +143,7 @@ export class Groupcache {
   readonly #node: GroupNode
   #ring: Ring
   #closed = false
+  #closing: Promise<void> | undefined
   #server: Server | undefined
 
   constructor(options: GroupcacheOptions) {
@@ -142,10 +158,16 @@ export class Groupcache {
     this.replicas = positiveInteger('options.replicas', options.replicas, DEFAULT_REPLICAS)
     this.maxKeyBytes = positiveInteger('options.maxKeyBytes', options.maxKeyBytes, DEFAULT_MAX_KEY_BYTES)
     this.peerTimeoutMs = positiveInteger('options.peerTimeoutMs', options.peerTimeoutMs, DEFAULT_PEER_TIMEOUT_MS)
-    const secret = options.secret
-    if (secret !== undefined && (typeof secret !== 'string' || secret.length === 0 || /[\r\n]/.test(secret))) {
-      fail('options.secret', 'a non-empty string on one line', secret)
+    const secrets = options.secret === undefined ? [] : typeof options.secret === 'string' ? [options.secret] : options.secret
+    if (
+      !Array.isArray(secrets) ||
+      (options.secret !== undefined && secrets.length === 0) ||
+      secrets.some((secret) => typeof secret !== 'string' || secret.length === 0 || /[\r\n]/.test(secret))
+    ) {
+      // The value itself is never echoed: it is a secret.
+      throw new InvalidOptionError('expected options.secret to be a non-empty string on one line, or a non-empty list of them')
     }
+    const secret = secrets[0] as string | undefined
     this.requiresSecret = secret !== undefined
     this.#now = optionalFunction('options.now', options.now, Date.now)
     this.#random = optionalFunction('options.random', options.random, Math.random)
@@ -154,7 +176,7 @@ export class Groupcache {
       fail('options.transport', 'an object with a fetch method', transport)
     }
     this.#transport =
-      transport ?? new HttpTransport({ basePath, timeoutMs: this.peerTimeoutMs, secret })
+      transport ?? new HttpTransport({ basePath, timeoutMs: this.peerTimeoutMs, secret, breaker: { ...options.breaker, now: this.#now } })
     this.#ring = new Ring(peers, this.replicas)
     this.#transport.setPeers?.(peers.filter((p) => p !== this.self))
 
@@ -178,7 +200,7 @@ export class Groupcache {
     }
     this.handler = createPeerHandler({
       basePath,
-      secret,
+      secrets,
       maxKeyBytes: this.maxKeyBytes,
       lookup: (name) => this.#groups.get(name)?.served,
       isClosed: () => this.#closed,
@@ -216,6 +238,7 @@ export class Groupcache {
       fail('options.promote', 'a boolean or a function', promote)
     }
     positiveInteger('options.maxEntryBytes', maxEntryBytes, 1)
+    positiveInteger('options.maxPeerLoads', options.maxPeerLoads, 1)
     if (options.ttlMs !== undefined && !isTtl(options.ttlMs)) {
       fail('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
     }
@@ -284,21 +307,31 @@ export class Groupcache {
     return server.address() as AddressInfo
   }
 
+  /** peerHealth reports what this node knows of each peer (circuit state, last error). */
+  peerHealth(): PeerHealth[] {
+    return this.#transport.health?.() ?? []
+  }
+
   /**
-   * close stops serving peers, closes the dedicated server and the peer
-   * connections, and makes further gets fail with ClosedError. Loads already
-   * in flight finish.
+   * close winds the node down: peer requests get 503 at once and later gets
+   * reject with ClosedError; loads in flight may finish for up to `graceMs`
+   * (default 5 s), then are aborted; then every server and client socket is
+   * closed. Calling it again returns the same promise.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return
+  close(options: { graceMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#close(options.graceMs ?? DEFAULT_CLOSE_GRACE_MS)
+    return this.#closing
+  }
+
+  async #close(graceMs: number): Promise<void> {
     this.#closed = true
     const server = this.#server
-    const closing: Promise<unknown>[] = []
-    if (server !== undefined) {
-      closing.push(new Promise<void>((resolve) => server.close(() => resolve())))
-      server.closeIdleConnections()
-    }
-    closing.push(this.#transport.close?.() ?? Promise.resolve())
-    await Promise.all(closing)
+    const serverClosed =
+      server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
+    server?.closeIdleConnections()
+    await Promise.all([...this.#groups.values()].map(({ group }) => group[drain](graceMs)))
+    // Whatever answers were in flight have been written by now, or never will.
+    server?.closeAllConnections()
+    await Promise.all([serverClosed, this.#transport.close?.(graceMs)])
   }
 }

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { AbortedError, CodecError, GroupcacheError, NotFoundError, errorMessage } from './errors.js'
+import { AbortedError, CodecError, GroupcacheError, NotFoundError, OverloadedError, errorMessage } from './errors.js'
 import {
   ERROR_HEADER,
   GENERATION_HEADER,
@@ -79,21 +79,24 @@ function noContent(): PeerResponse {
 }
 
 /**
- * SecretCheck compares an Authorization header with the expected one in
- * constant time. Both sides are hashed first, so neither the content nor the
- * length of the secret leaks through timing.
+ * SecretCheck compares an Authorization header with the accepted ones in
+ * constant time. Every side is hashed first, so neither the content nor the
+ * length of a secret leaks through timing, and every accepted secret is
+ * compared each time, so neither does which one matched.
  */
 class SecretCheck {
-  readonly #expected: Buffer
+  readonly #accepted: Buffer[]
 
-  constructor(secret: string) {
-    this.#expected = createHash('sha256').update(bearer(secret)).digest()
+  constructor(secrets: readonly string[]) {
+    this.#accepted = secrets.map((secret) => createHash('sha256').update(bearer(secret)).digest())
   }
 
   accepts(header: string | readonly string[] | undefined): boolean {
     const given = typeof header === 'string' ? header : ''
     const digest = createHash('sha256').update(given).digest()
-    return timingSafeEqual(digest, this.#expected)
+    let ok = false
+    for (const expected of this.#accepted) ok = timingSafeEqual(digest, expected) || ok
+    return ok
   }
 }
 
@@ -108,13 +111,14 @@ class SecretCheck {
  */
 export function createPeerHandler(options: {
   basePath: string
-  secret?: string | undefined
+  /** secrets are the accepted secrets; none means an open endpoint. */
+  secrets: readonly string[]
   maxKeyBytes: number
   lookup: (group: string) => ServedGroup | undefined
   isClosed: () => boolean
 }): PeerHandler {
   const { basePath, maxKeyBytes, lookup, isClosed } = options
-  const check = options.secret === undefined ? undefined : new SecretCheck(options.secret)
+  const check = options.secrets.length === 0 ? undefined : new SecretCheck(options.secrets)
   const serve = async (req: PeerRequest): Promise<PeerResponse> => {
     const query = req.url.indexOf('?')
     const path = query === -1 ? req.url : req.url.slice(0, query)
@@ -196,6 +200,7 @@ function errorResponse(err: unknown): PeerResponse {
   const message = errorMessage(err).slice(0, MAX_ERROR_TEXT)
   if (err instanceof NotFoundError) return text(404, message, { [ERROR_HEADER]: err.code })
   if (err instanceof AbortedError) return text(503, 'aborted')
+  if (err instanceof OverloadedError) return text(503, message, { 'retry-after': '1' })
   if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
     return text(err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message)
   }

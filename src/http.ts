@@ -1,4 +1,5 @@
 import { Pool, errors } from 'undici'
+import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
 import {
   AbortedError,
   CodecError,
@@ -86,7 +87,51 @@ export interface PeerTransport {
   clear?(peer: string, group: string, generation: number): Promise<void>
   /** setPeers opens what is needed for a new peer list and drops the rest. */
   setPeers?(peers: readonly string[]): void
-  close?(): Promise<void>
+  /** health reports what the transport knows of each peer. */
+  health?(): PeerHealth[]
+  /** close ends every connection, after at most `graceMs` for requests in flight. */
+  close?(graceMs?: number): Promise<void>
+}
+
+/**
+ * DEFAULT_MAX_RESPONSE_BYTES caps what this node reads from a peer in one
+ * answer, so a broken or hostile peer cannot exhaust its memory.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+/** PeerHealth is what a node knows of one peer's health. */
+export interface PeerHealth {
+  peer: string
+  state: BreakerState
+  /** failures counts failed requests in a row. */
+  failures: number
+  lastError: string | undefined
+}
+
+/**
+ * readLimited reads an answer's body, refusing one larger than `max` bytes
+ * before reading it when its length is declared, and as soon as it passes
+ * `max` when it is not.
+ */
+async function readLimited(body: AsyncIterable<Buffer> & { arrayBuffer(): Promise<ArrayBuffer>; destroy(): unknown }, length: string | undefined, max: number): Promise<Uint8Array> {
+  if (length !== undefined) {
+    if (Number(length) > max) {
+      body.destroy()
+      throw new Error(`answer of ${length} bytes is over the limit of ${max}`)
+    }
+    return new Uint8Array(await body.arrayBuffer())
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.length
+    if (size > max) {
+      body.destroy()
+      throw new Error(`answer is over the limit of ${max} bytes`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
 }
 
 /**
@@ -133,19 +178,30 @@ export function bearer(secret: string): string {
  * peer, a timeout and the caller's AbortSignal on every request.
  */
 export class HttpTransport implements PeerTransport {
-  readonly #pools = new Map<string, { pool: Pool; prefix: string }>()
+  readonly #pools = new Map<string, { pool: Pool; prefix: string; breaker: Breaker }>()
   // What each peer has shown it is: ours (PUT, DELETE) or not (Go).
   readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
   readonly #connections: number
+  readonly #maxResponseBytes: number
+  readonly #breaker: BreakerOptions
 
-  constructor(options: { basePath: string; timeoutMs: number; secret?: string | undefined; connections?: number }) {
+  constructor(options: {
+    basePath: string
+    timeoutMs: number
+    secret?: string | undefined
+    connections?: number
+    maxResponseBytes?: number
+    breaker?: BreakerOptions
+  }) {
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
     this.#connections = options.connections ?? DEFAULT_PEER_CONNECTIONS
+    this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
+    this.#breaker = options.breaker ?? {}
   }
 
   setPeers(peers: readonly string[]): void {
@@ -163,6 +219,7 @@ export class HttpTransport implements PeerTransport {
       this.#pools.set(peer, {
         pool: new Pool(url.origin, { connections: this.#connections, pipelining: 1 }),
         prefix: url.pathname === '/' ? '' : url.pathname,
+        breaker: new Breaker(this.#breaker),
       })
     }
   }
@@ -175,6 +232,7 @@ export class HttpTransport implements PeerTransport {
       try {
         msg = decodeGetResponse(res.body)
       } catch (err) {
+        this.#pools.get(peer)?.breaker.failure('a malformed answer')
         throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
       }
       return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
@@ -231,6 +289,11 @@ export class HttpTransport implements PeerTransport {
   ): Promise<RawAnswer> {
     const target = this.#pools.get(peer)
     if (target === undefined) throw new PeerError(peer, `${peer} is not a current peer`)
+    const breaker = target.breaker
+    if (!breaker.allow()) {
+      throw new PeerError(peer, `peer ${peer} is skipped for now after ${breaker.failures} failures in a row (last: ${breaker.lastError})`)
+    }
+    let answer: RawAnswer
     try {
       // undici's own timers bound the wait for the answer (the owner's load
       // included) and each pause in its body: cheaper per request than a
@@ -244,26 +307,61 @@ export class HttpTransport implements PeerTransport {
         headersTimeout: this.#timeoutMs,
         bodyTimeout: this.#timeoutMs,
       })
-      return {
+      answer = {
         status: res.statusCode,
         errorCode: firstHeader(res.headers[ERROR_HEADER]),
         generation: firstHeader(res.headers[GENERATION_HEADER]),
         protocol: firstHeader(res.headers[PROTOCOL_HEADER]),
-        body: new Uint8Array(await res.body.arrayBuffer()),
+        body: await readLimited(res.body, firstHeader(res.headers['content-length']), this.#maxResponseBytes),
       }
     } catch (err) {
-      if (signal?.aborted) throw new AbortedError(signal.reason)
+      if (signal?.aborted) {
+        breaker.release()
+        throw new AbortedError(signal.reason)
+      }
       const timedOut = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError
       const why = timedOut ? `timed out after ${this.#timeoutMs} ms` : errorMessage(err)
+      breaker.failure(why)
       throw new PeerError(peer, `peer ${peer} failed: ${why}`, { cause: err })
     }
+    // A 5xx without our marker is the peer (or a proxy before it) failing;
+    // anything else, a loader's verdict included, shows a working peer.
+    if (answer.status >= 500 && answer.errorCode === undefined) breaker.failure(`answered ${answer.status}`)
+    else breaker.success()
+    return answer
   }
 
-  async close(): Promise<void> {
-    const pools = [...this.#pools.values()]
-    this.#pools.clear()
-    await Promise.all(pools.map(({ pool }) => pool.close().catch(() => {})))
+  /** health reports each peer's circuit, for operators. */
+  health(): PeerHealth[] {
+    return [...this.#pools].map(([peer, { breaker }]) => ({
+      peer,
+      state: breaker.state,
+      failures: breaker.failures,
+      lastError: breaker.lastError,
+    }))
   }
+
+  /**
+   * close lets requests in flight finish for up to `graceMs`, then destroys
+   * whatever is left, so that no socket outlives the instance.
+   */
+  async close(graceMs = 0): Promise<void> {
+    const pools = [...this.#pools.values()].map(({ pool }) => pool)
+    this.#pools.clear()
+    this.#kinds.clear()
+    await Promise.all(
+      pools.map(async (pool) => {
+        let timer: NodeJS.Timeout | undefined
+        const late = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs)
+        })
+        await Promise.race([pool.close().catch(() => {}), late])
+        clearTimeout(timer)
+        if (!pool.destroyed) await pool.destroy().catch(() => {})
+      }),
+    )
+  }
+
 }
 
 interface RawAnswer {

@@ -1,8 +1,9 @@
-export { Groupcache, type GroupcacheOptions, type ListenOptions } from './groupcache.js'
+export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type GroupcacheOptions, type ListenOptions } from './groupcache.js'
 export {
   Group,
   DEFAULT_HOT_PROMOTION,
   DEFAULT_MAX_ENTRY_FRACTION,
+  DEFAULT_MAX_PEER_LOADS,
   type GetOptions,
   type GroupOptions,
   type LoadContext,
@@ -17,12 +18,21 @@ export type { GroupStats } from './stats.js'
 export { DEFAULT_CODEC, type Codec, type CodecName } from './codec.js'
 export { DEFAULT_REPLICAS } from './ring.js'
 export {
+  DEFAULT_BREAKER_BACKOFF_MS,
+  DEFAULT_BREAKER_FAILURES,
+  DEFAULT_BREAKER_MAX_BACKOFF_MS,
+  type BreakerOptions,
+  type BreakerState,
+} from './breaker.js'
+export {
   DEFAULT_BASE_PATH,
   DEFAULT_MAX_KEY_BYTES,
+  DEFAULT_MAX_RESPONSE_BYTES,
   DEFAULT_PEER_CONNECTIONS,
   DEFAULT_PEER_TIMEOUT_MS,
   ERROR_HEADER,
   GENERATION_HEADER,
+  type PeerHealth,
   type PeerTransport,
   type PeerValue,
 } from './http.js'
@@ -37,6 +47,7 @@ export {
   InvalidOptionError,
   LoadError,
   NotFoundError,
+  OverloadedError,
   PeerError,
   TooLargeError,
   UnreachablePeersError,
