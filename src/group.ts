@@ -389,8 +389,8 @@ export class Group<T = unknown> {
   async [drain](graceMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<'late'>((resolve) => {
+      // Not unref()ed: a process waiting on close() must not exit under it.
       timer = setTimeout(() => resolve('late'), graceMs)
-      timer.unref()
     })
     const outcome = await Promise.race([Promise.all([this.#local.drain(), this.#remote.drain()]), late])
     clearTimeout(timer)

@@ -1,0 +1,68 @@
+// close(): peer requests get 503 at once, loads in flight finish within the
+// grace period or are aborted after it, and no socket is left open.
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { ClosedError, type LoadContext } from '../../src/index.js'
+import { rawRequest } from '../helpers/raw.js'
+import { deferred, startLocalNodes } from '../helpers/local.js'
+
+async function settledTcpHandles(): Promise<number> {
+  const count = (): number => process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP')).length
+  let last = count()
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const now = count()
+    if (now === last && i >= 2) return now
+    last = now
+  }
+  return last
+}
+
+describe('gc.close()', () => {
+  test('answers peers 503 while it drains, lets a load in flight finish, then closes every socket', async () => {
+    const before = await settledTcpHandles()
+    const { nodes, urls } = await startLocalNodes(1)
+    const gc = nodes[0]!
+    const held = deferred<string>()
+    const group = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => held.promise })
+    const port = Number(new URL(urls[0]!).port)
+    const inFlight = rawRequest(port, '/_groupcache/g/slow')
+    const local = group.get('slow')
+    while (group.stats.loads < 2) await new Promise((resolve) => setTimeout(resolve, 5))
+    const closing = gc.close({ graceMs: 5_000 })
+    assert.equal(gc.close({ graceMs: 5_000 }), closing, 'close is idempotent')
+    const refused = await gc.handler({ method: 'GET', url: '/_groupcache/g/other', headers: {} })
+    assert.equal(refused.status, 503)
+    await assert.rejects(group.get('later'), ClosedError)
+    held.resolve('done')
+    assert.equal(await local, 'done')
+    const answered = await inFlight
+    assert.equal(answered.status, 200, 'the peer waiting on the load got its answer')
+    await closing
+    assert.equal(await settledTcpHandles(), before)
+  })
+
+  test('aborts loads still running after the grace period', async () => {
+    const { nodes } = await startLocalNodes(1)
+    const gc = nodes[0]!
+    let signal: AbortSignal | undefined
+    const group = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (_key: string, ctx: LoadContext) =>
+        new Promise<string>((_resolve, reject) => {
+          signal = ctx.signal
+          ctx.signal.addEventListener('abort', () => reject(new Error('stopped')))
+        }),
+    })
+    const stuck = group.get('stuck')
+    while (signal === undefined) await new Promise((resolve) => setTimeout(resolve, 5))
+    const started = performance.now()
+    await gc.close({ graceMs: 100 })
+    const took = performance.now() - started
+    assert.equal(signal.aborted, true)
+    assert.ok(took >= 90 && took < 2_000, `close took ${took.toFixed(0)} ms`)
+    await assert.rejects(stuck, { code: 'ERR_GROUPCACHE_LOAD_FAILED' })
+  })
+})
