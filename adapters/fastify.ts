@@ -37,7 +37,8 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   if (app.hasDecorator('groupcache')) {
     throw new InvalidOptionError('groupcache is already registered on this Fastify instance')
   }
-  const { instance, owned } = resolveInstance('groupcache' in options ? options.groupcache : options)
+  // An instance built here logs through the app's logger, unless told otherwise.
+  const { instance, owned } = resolveInstance('groupcache' in options ? options.groupcache : { logger: app.log, ...options })
   app.decorate('groupcache', instance)
   if (!app.hasRequestDecorator('groupcache')) {
     app.decorateRequest('groupcache', {

@@ -24,6 +24,10 @@ export interface BreakerOptions {
   backoffMs?: number
   maxBackoffMs?: number
   now?: () => number
+  /** peer names what the breaker guards, for logs. */
+  peer?: string
+  /** onChange hears each opening and each closing, once per transition. */
+  onChange?: (state: 'open' | 'closed', breaker: Breaker) => void
 }
 
 /**
@@ -33,10 +37,13 @@ export interface BreakerOptions {
  * if it succeeds the peer is used again, if not the back-off doubles.
  */
 export class Breaker {
+  /** peer is what the breaker guards, as given. */
+  readonly peer: string | undefined
   readonly #threshold: number
   readonly #baseBackoff: number
   readonly #maxBackoff: number
   readonly #now: () => number
+  readonly #onChange: ((state: 'open' | 'closed', breaker: Breaker) => void) | undefined
   #failures = 0
   #state: BreakerState = 'closed'
   #openUntil = 0
@@ -49,6 +56,8 @@ export class Breaker {
     this.#baseBackoff = options.backoffMs ?? DEFAULT_BREAKER_BACKOFF_MS
     this.#maxBackoff = options.maxBackoffMs ?? DEFAULT_BREAKER_MAX_BACKOFF_MS
     this.#now = options.now ?? Date.now
+    this.#onChange = options.onChange
+    this.peer = options.peer
     this.#backoff = this.#baseBackoff
   }
 
@@ -83,10 +92,12 @@ export class Breaker {
 
   /** success records an answer: the circuit closes and the back-off resets. */
   success(): void {
+    const wasOpen = this.#state !== 'closed'
     this.#failures = 0
     this.#state = 'closed'
     this.#probing = false
     this.#backoff = this.#baseBackoff
+    if (wasOpen) this.#onChange?.('closed', this)
   }
 
   /** failure records a failed request; enough of them open the circuit. */
@@ -108,7 +119,9 @@ export class Breaker {
   }
 
   #open(): void {
+    const wasClosed = this.#state === 'closed'
     this.#state = 'open'
     this.#openUntil = this.#now() + this.#backoff
+    if (wasClosed) this.#onChange?.('open', this)
   }
 }

@@ -14,6 +14,7 @@ import {
   UnreachablePeersError,
   errorMessage,
 } from './errors.js'
+import { loadChannel, peerChannel, type LoadEvent, type PeerEvent } from './diagnostics.js'
 import { Flight } from './flight.js'
 import type { ServedGroup } from './handler.js'
 import type { PeerValue } from './http.js'
@@ -461,6 +462,7 @@ export class Group<T = unknown> {
     const stats = this.#stats
     const generation = this.#generation
     const ctx: LoadContext = { group: this.name, signal }
+    const traced = loadChannel.hasSubscribers ? performance.now() : undefined
     let value: T
     let bytes: Uint8Array
     let expire: number
@@ -483,9 +485,11 @@ export class Group<T = unknown> {
       expire = ctx.cache === false ? Math.max(1, this.#node.now()) : this.#expiry(ttlMs)
     } catch (err) {
       stats.localLoadErrs++
+      if (traced !== undefined) this.#traceLoad(key, traced, err)
       throw err
     }
     stats.localLoads++
+    if (traced !== undefined) this.#traceLoad(key, traced, undefined)
     // Every caller left: nobody wants this value; the next get starts afresh.
     if (signal.aborted) throw new AbortedError(signal.reason)
     const entry: Entry = { bytes, expire, generation, origin: 'load', value: undefined, decoded: false }
@@ -499,9 +503,12 @@ export class Group<T = unknown> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     let res: PeerValue
+    const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
       res = await this.#node.fetch(owner, this.name, key, signal, this.#generation)
+      if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
+      if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
       if (!(err instanceof PeerError)) throw err
       // Go's availability rule: an owner that cannot answer does not make
       // the key unavailable; this node loads it instead.
@@ -528,6 +535,18 @@ export class Group<T = unknown> {
       this.#store('hot', key, entry)
     }
     return entry
+  }
+
+  #traceLoad(key: string, started: number, error: unknown): void {
+    const event: LoadEvent = { group: this.name, key, durationMs: performance.now() - started }
+    if (error !== undefined) event.error = error
+    loadChannel.publish(event)
+  }
+
+  #tracePeer(key: string, peer: string, started: number, outcome: PeerEvent['outcome'], error: unknown): void {
+    const event: PeerEvent = { group: this.name, key, peer, durationMs: performance.now() - started, outcome }
+    if (error !== undefined) event.error = error
+    peerChannel.publish(event)
   }
 
   #store(kind: CacheKind, key: string, entry: Entry): void {

@@ -2,7 +2,10 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe } from './codec.js'
 import { ClosedError, InvalidOptionError, PeerError } from './errors.js'
-import type { BreakerOptions } from './breaker.js'
+import type { BreakerOptions, BreakerState } from './breaker.js'
+import type { CacheStats } from './cache.js'
+import type { Logger } from './diagnostics.js'
+import type { GroupStats } from './stats.js'
 import { Group, drain, isTtl, served, type GroupNode, type GroupOptions } from './group.js'
 import {
   DEFAULT_BASE_PATH,
@@ -42,7 +45,9 @@ export interface GroupcacheOptions {
   /** transport fetches from peers (default: HTTP with undici); a seam for tests. */
   transport?: PeerTransport
   /** breaker tunes the per-peer circuit breaker of the default transport. */
-  breaker?: Omit<BreakerOptions, 'now'>
+  breaker?: Pick<BreakerOptions, 'failures' | 'backoffMs' | 'maxBackoffMs'>
+  /** logger hears state changes (a peer skipped, a peer back); pino-compatible. Default: none. */
+  logger?: Logger
 }
 
 /**
@@ -51,6 +56,13 @@ export interface GroupcacheOptions {
  * an orchestrator's shutdown deadline.
  */
 export const DEFAULT_CLOSE_GRACE_MS = 5_000
+
+/** NodeStats is what `gc.stats()` and `GET {basePath}_stats` answer. */
+export interface NodeStats {
+  self: string
+  peers: Array<{ peer: string; self: boolean; state: BreakerState; failures: number; lastError?: string }>
+  groups: Record<string, { stats: GroupStats; main: CacheStats; hot: CacheStats; generation: number }>
+}
 
 /** ListenOptions say where `gc.listen()` binds its dedicated peer server. */
 export interface ListenOptions {
@@ -176,7 +188,14 @@ export class Groupcache {
       fail('options.transport', 'an object with a fetch method', transport)
     }
     this.#transport =
-      transport ?? new HttpTransport({ basePath, timeoutMs: this.peerTimeoutMs, secret, breaker: { ...options.breaker, now: this.#now } })
+      transport ??
+      new HttpTransport({
+        basePath,
+        timeoutMs: this.peerTimeoutMs,
+        secret,
+        breaker: { ...options.breaker, now: this.#now },
+        logger: options.logger,
+      })
     this.#ring = new Ring(peers, this.replicas)
     this.#transport.setPeers?.(peers.filter((p) => p !== this.self))
 
@@ -204,6 +223,7 @@ export class Groupcache {
       maxKeyBytes: this.maxKeyBytes,
       lookup: (name) => this.#groups.get(name)?.served,
       isClosed: () => this.#closed,
+      stats: () => this.stats(),
     })
   }
 
@@ -305,6 +325,28 @@ export class Groupcache {
       })
     })
     return server.address() as AddressInfo
+  }
+
+  /**
+   * stats is this node's view of the cluster, as `GET {basePath}_stats`
+   * answers it: itself, each peer with its health, every group's counters.
+   */
+  stats(): NodeStats {
+    const health = new Map(this.peerHealth().map((h) => [h.peer, h]))
+    const groups: NodeStats['groups'] = {}
+    for (const [name, { group }] of this.#groups) {
+      groups[name] = { stats: group.stats, main: group.cacheStats('main'), hot: group.cacheStats('hot'), generation: group.generation }
+    }
+    return {
+      self: this.self,
+      peers: this.peers.map((peer) => {
+        const h = health.get(peer)
+        return peer === this.self
+          ? { peer, self: true, state: 'closed', failures: 0 }
+          : { peer, self: false, state: h?.state ?? 'closed', failures: h?.failures ?? 0, ...(h?.lastError === undefined ? {} : { lastError: h.lastError }) }
+      }),
+      groups,
+    }
   }
 
   /** peerHealth reports what this node knows of each peer (circuit state, last error). */

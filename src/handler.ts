@@ -14,6 +14,14 @@ import {
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
 
 const TEXT = 'text/plain; charset=utf-8'
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+/**
+ * STATS_PATH, under `basePath`, answers this node's view of the cluster as
+ * JSON (same auth as the peer endpoint): itself, its peers' health, and every
+ * group's counters.
+ */
+export const STATS_PATH = '_stats'
 const MAX_ERROR_TEXT = 1024
 const ALLOW = 'GET, PUT, DELETE'
 
@@ -116,8 +124,10 @@ export function createPeerHandler(options: {
   maxKeyBytes: number
   lookup: (group: string) => ServedGroup | undefined
   isClosed: () => boolean
+  /** stats answers `GET {basePath}_stats`, as JSON. */
+  stats: () => unknown
 }): PeerHandler {
-  const { basePath, maxKeyBytes, lookup, isClosed } = options
+  const { basePath, maxKeyBytes, lookup, isClosed, stats } = options
   const check = options.secrets.length === 0 ? undefined : new SecretCheck(options.secrets)
   const serve = async (req: PeerRequest): Promise<PeerResponse> => {
     const query = req.url.indexOf('?')
@@ -132,6 +142,10 @@ export function createPeerHandler(options: {
     }
     if (isClosed()) return text(503, 'closing', { connection: 'close' })
     const rest = path.slice(basePath.length)
+    // `_stats` has no `/`, so it can name no key of any group.
+    if (rest === STATS_PATH && method === 'GET') {
+      return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
+    }
     const slash = rest.indexOf('/')
     let groupName: string
     let key: string | undefined

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { Pool, errors } from 'undici'
 import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
+import type { Logger } from './diagnostics.js'
 import {
   AbortedError,
   CodecError,
@@ -196,13 +197,26 @@ export class HttpTransport implements PeerTransport {
     connections?: number
     maxResponseBytes?: number
     breaker?: BreakerOptions
+    logger?: Logger | undefined
   }) {
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
     this.#connections = options.connections ?? DEFAULT_PEER_CONNECTIONS
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
-    this.#breaker = options.breaker ?? {}
+    const logger = options.logger
+    this.#breaker = {
+      ...options.breaker,
+      // One line per transition, never one per failed request.
+      onChange: (state, breaker) => {
+        if (logger === undefined) return
+        if (state === 'open') {
+          logger.warn({ peer: breaker.peer, failures: breaker.failures, lastError: breaker.lastError }, 'groupcache: peer skipped after repeated failures')
+        } else {
+          ;(logger.info ?? logger.warn).call(logger, { peer: breaker.peer }, 'groupcache: peer answers again')
+        }
+      },
+    }
   }
 
   setPeers(peers: readonly string[]): void {
@@ -220,7 +234,7 @@ export class HttpTransport implements PeerTransport {
       this.#pools.set(peer, {
         pool: new Pool(url.origin, { connections: this.#connections, pipelining: 1 }),
         prefix: url.pathname === '/' ? '' : url.pathname,
-        breaker: new Breaker(this.#breaker),
+        breaker: new Breaker({ ...this.#breaker, peer }),
       })
     }
   }

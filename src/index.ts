@@ -1,4 +1,5 @@
-export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type GroupcacheOptions, type ListenOptions } from './groupcache.js'
+export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type GroupcacheOptions, type ListenOptions, type NodeStats } from './groupcache.js'
+export { loadChannel, peerChannel, type LoadEvent, type Logger, type PeerEvent } from './diagnostics.js'
 export {
   Group,
   DEFAULT_HOT_PROMOTION,
@@ -36,7 +37,7 @@ export {
   type PeerTransport,
   type PeerValue,
 } from './http.js'
-export { toPeerRequest, writePeerResponse, type PeerHandler, type PeerRequest, type PeerResponse } from './handler.js'
+export { STATS_PATH, toPeerRequest, writePeerResponse, type PeerHandler, type PeerRequest, type PeerResponse } from './handler.js'
 export type { GetResponse } from './wire.js'
 export {
   AbortedError,

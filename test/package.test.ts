@@ -14,8 +14,9 @@ const EXPORTS = [
   'DEFAULT_HOT_PROMOTION', 'DEFAULT_MAX_ENTRY_FRACTION', 'DEFAULT_MAX_KEY_BYTES', 'DEFAULT_MAX_PEER_LOADS',
   'DEFAULT_MAX_RESPONSE_BYTES', 'DEFAULT_PEER_CONNECTIONS', 'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REPLICAS',
   'ERROR_HEADER', 'GENERATION_HEADER', 'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError',
-  'InvalidOptionError', 'LoadError', 'NotFoundError', 'OverloadedError', 'PeerError', 'TooLargeError',
-  'UnreachablePeersError', 'toPeerRequest', 'writePeerResponse',
+  'InvalidOptionError', 'LoadError', 'NotFoundError', 'OverloadedError', 'PeerError', 'STATS_PATH',
+  'TooLargeError', 'UnreachablePeersError', 'loadChannel', 'peerChannel', 'toPeerRequest',
+  'writePeerResponse',
 ]
 
 test('the ESM entry exports exactly the public API', async () => {
