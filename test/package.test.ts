@@ -33,6 +33,12 @@ test('each adapter subpath exports groupcache, also as its default export', asyn
   }
 })
 
+test('groupcache/prometheus exports registerMetrics, also as its default export', async () => {
+  const mod = (await import('groupcache/prometheus')) as Record<string, unknown>
+  assert.deepEqual(Object.keys(mod).sort(), ['default', 'registerMetrics'])
+  assert.equal(mod.default, mod.registerMetrics)
+})
+
 test("require('groupcache') works from CommonJS (require(esm), Node >= 20.19)", () => {
   const script = `
     const { Groupcache, GroupcacheError } = require('groupcache')

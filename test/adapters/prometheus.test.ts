@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { Registry } from 'prom-client'
+import { registerMetrics } from '../../adapters/prometheus.js'
+import { keyOwnedBy, startLocalNodes } from '../helpers/local.js'
+
+function valueOf(text: string, metric: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(metric))
+  assert.ok(line, `no ${metric} in:\n${text}`)
+  return Number(line.slice(line.lastIndexOf(' ') + 1))
+}
+
+test('registerMetrics exposes the counters, the caches, the circuits and peer-fetch latency', async () => {
+  const { nodes, urls, closeAll } = await startLocalNodes(2)
+  const registry = new Registry()
+  const metrics = registerMetrics(nodes[0]!, { registry })
+  try {
+    const groups = nodes.map((gc) => gc.newGroup<string>({ name: 'users', maxBytes: 1 << 20, codec: 'string', promote: true, load: (k) => k }))
+    const mine = keyOwnedBy(nodes[0]!, urls[0]!)
+    const theirs = keyOwnedBy(nodes[0]!, urls[1]!)
+    for (const key of [mine, mine, theirs, theirs]) await groups[0]!.get(key)
+    const text = await registry.metrics()
+    assert.equal(valueOf(text, 'groupcache_gets_total{group="users"}'), 4)
+    assert.equal(valueOf(text, 'groupcache_cache_hits_total{group="users"}'), 2)
+    assert.equal(valueOf(text, 'groupcache_local_loads_total{group="users"}'), 1)
+    assert.equal(valueOf(text, 'groupcache_peer_loads_total{group="users"}'), 1)
+    assert.equal(valueOf(text, 'groupcache_lru_items{group="users",cache="main"}'), 1)
+    assert.equal(valueOf(text, 'groupcache_lru_items{group="users",cache="hot"}'), 1)
+    assert.equal(valueOf(text, `groupcache_peer_circuit_open{peer="${urls[1]}"}`), 0)
+    assert.equal(valueOf(text, `groupcache_peer_fetch_duration_seconds_count{peer="${urls[1]}",outcome="ok"}`), 1)
+    // Scraping twice counts nothing twice.
+    assert.equal(valueOf(await registry.metrics(), 'groupcache_gets_total{group="users"}'), 4)
+  } finally {
+    metrics.unregister()
+    assert.equal(await registry.metrics(), '\n')
+    await closeAll()
+  }
+})
