@@ -1,7 +1,7 @@
 import { promises as dns } from 'node:dns'
 import { isIP } from 'node:net'
 import { describe } from './codec.js'
-import { GroupcacheError, InvalidOptionError, errorMessage, type GroupcacheErrorCode } from './errors.js'
+import { GroupcacheError, InvalidOptionError, errorMessage } from './errors.js'
 import type { Groupcache } from './groupcache.js'
 
 /**
@@ -82,16 +82,11 @@ export interface DnsPeers {
 export type DiscoveryErrorReason = 'resolve' | 'self-missing'
 
 /**
- * DISCOVERY_ERROR_CODE is the `code` of every DiscoveryError, the stable
- * thing to match on.
- */
-export const DISCOVERY_ERROR_CODE = 'ERR_GROUPCACHE_DISCOVERY'
-
-/**
  * DiscoveryError is what `onError` receives when a refresh kept the old
  * peers. It is reported, never thrown from the timer: discovery trouble
  * degrades the cache (fewer peers, more local loads), it does not stop the app.
- * `cause` is the DNS error when there is one; `peers` is what was found.
+ * Its code is 'ERR_GROUPCACHE_DISCOVERY'; `cause` is the DNS error when
+ * there is one; `peers` is what was found.
  */
 export class DiscoveryError extends GroupcacheError {
   readonly reason: DiscoveryErrorReason
@@ -104,7 +99,7 @@ export class DiscoveryError extends GroupcacheError {
     message: string,
     options?: { cause?: unknown; peers?: readonly string[] },
   ) {
-    super(DISCOVERY_ERROR_CODE as GroupcacheErrorCode, message, options)
+    super('ERR_GROUPCACHE_DISCOVERY', message, options)
     this.name = 'DiscoveryError'
     this.reason = reason
     this.hostname = hostname
@@ -288,6 +283,7 @@ export function dnsPeers(gc: DnsPeersTarget, options: DnsPeersOptions): DnsPeers
   }
 
   const refresh = (): Promise<readonly string[]> => {
+    if (stopped) return Promise.resolve(gc.peers)
     // One lookup at a time: two overlapping ones could finish out of order
     // and put back the older answer.
     inFlight ??= once().finally(() => {

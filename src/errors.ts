@@ -14,6 +14,7 @@ export type GroupcacheErrorCode =
   | 'ERR_GROUPCACHE_TOO_LARGE'
   | 'ERR_GROUPCACHE_PEERS_UNREACHABLE'
   | 'ERR_GROUPCACHE_OVERLOADED'
+  | 'ERR_GROUPCACHE_DISCOVERY'
 
 /**
  * GroupcacheError is the base of every error this library creates, so one

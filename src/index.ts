@@ -54,3 +54,13 @@ export {
   UnreachablePeersError,
   type GroupcacheErrorCode,
 } from './errors.js'
+export {
+  DEFAULT_DNS_INTERVAL_MS,
+  DiscoveryError,
+  dnsPeers,
+  type DiscoveryErrorReason,
+  type DnsPeers,
+  type DnsPeersOptions,
+  type DnsPeersTarget,
+  type DnsResolver,
+} from './discovery.js'
