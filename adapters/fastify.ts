@@ -29,10 +29,6 @@ export type FastifyGroupcacheOptions = GroupcacheOptions | { groupcache: Groupca
 // twin) does not get it twice.
 const CACHED = Symbol('groupcache.cachedRoute')
 
-// Every method reaches the endpoint, which answers 405 itself, so that all
-// adapters and `listen()` answer alike.
-const METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
-
 async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcacheOptions): Promise<void> {
   if (app.hasDecorator('groupcache')) {
     throw new InvalidOptionError('groupcache is already registered on this Fastify instance')
@@ -75,21 +71,25 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
     route.onRequest = [...hooks, Object.assign(cached, { [CACHED]: true }) as onRequestHookHandler]
   })
 
-  // The endpoint lives in an encapsulated child: its body parser (none: the
-  // body is never read) and anything else it sets stay out of the host app.
-  await app.register(async (child) => {
-    child.removeAllContentTypeParsers()
-    child.addContentTypeParser('*', (_request, _payload, done) => done(null))
-    child.route({
-      method: METHODS,
-      url: `${instance.basePath}*`,
-      handler: async (request, reply) => {
-        const answer = await instance.handler(toPeerRequest(request.raw, reply.raw))
-        const body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
-        return reply.code(answer.status).headers(answer.headers).send(body)
-      },
-    })
-  })
+  // The endpoint lives in an encapsulated child under basePath: its body
+  // parser (none: the body is never read) and its not-found handler stay out
+  // of the host app. Every method Fastify knows is routed to the endpoint,
+  // and anything else under basePath reaches it through the not-found
+  // handler, so that it answers as every other adapter does (405, 404…).
+  const serve = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const answer = await instance.handler(toPeerRequest(request.raw, reply.raw))
+    const body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
+    return reply.code(answer.status).headers(answer.headers).send(body)
+  }
+  await app.register(
+    async (child) => {
+      child.removeAllContentTypeParsers()
+      child.addContentTypeParser('*', (_request, _payload, done) => done(null))
+      child.route({ method: child.supportedMethods as HTTPMethods[], url: '/*', handler: serve })
+      child.setNotFoundHandler(serve)
+    },
+    { prefix: instance.basePath.slice(0, -1) },
+  )
 }
 
 /**

@@ -50,6 +50,11 @@ export interface GroupcacheOptions {
   logger?: Logger
 }
 
+// A secret travels in an Authorization header: printable ASCII only (undici
+// refuses anything else on every request, which would silently turn every
+// peer fetch into a local load), and no spaces at either end, which HTTP trims.
+const HEADER_SAFE = /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/
+
 /**
  * DEFAULT_CLOSE_GRACE_MS is how long `close()` lets loads in flight finish
  * before it aborts them: long enough for a typical query, short enough for
@@ -174,10 +179,12 @@ export class Groupcache {
     if (
       !Array.isArray(secrets) ||
       (options.secret !== undefined && secrets.length === 0) ||
-      secrets.some((secret) => typeof secret !== 'string' || secret.length === 0 || /[\r\n]/.test(secret))
+      secrets.some((secret) => typeof secret !== 'string' || !HEADER_SAFE.test(secret))
     ) {
       // The value itself is never echoed: it is a secret.
-      throw new InvalidOptionError('expected options.secret to be a non-empty string on one line, or a non-empty list of them')
+      throw new InvalidOptionError(
+        'expected options.secret to be a non-empty string of printable ASCII without leading or trailing spaces, or a non-empty list of them',
+      )
     }
     const secret = secrets[0] as string | undefined
     this.requiresSecret = secret !== undefined

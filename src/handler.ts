@@ -82,6 +82,16 @@ function text(status: number, message: string, extra?: Record<string, string>): 
 }
 
 
+/**
+ * echo makes a name from the request safe to say back: at most 100 bytes,
+ * control characters replaced, so an answer stays short and one line.
+ */
+function echo(name: string): string {
+  const bytes = Buffer.from(name)
+  const short = bytes.length <= 100 ? name : `${bytes.subarray(0, 100).toString().replace(/\uFFFD$/, '')}…`
+  return short.replace(/[\u0000-\u001f\u007f]/g, '?')
+}
+
 function noContent(): PeerResponse {
   return { status: 204, headers: {}, body: new Uint8Array(0) }
 }
@@ -157,7 +167,7 @@ export function createPeerHandler(options: {
     }
     if (key === undefined && method !== 'DELETE') return text(400, 'bad request: expected {group}/{key}')
     const group = lookup(groupName)
-    if (group === undefined) return text(404, `no such group: ${groupName.slice(0, 200)}`)
+    if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
     if (key === undefined) return clear(group, req)
     if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
     if (method === 'DELETE') {
