@@ -1,0 +1,340 @@
+// One replica of an app in a child process, for the multi-process scenarios
+// (B5, B6), driven by the parent over IPC. It caches with one of:
+//   groupcache — the built package, peers served by gc.listen() on a port of
+//                their own or by the Express / Fastify / Koa adapter on the
+//                app's port;
+//   lru        — a per-replica lru-cache fetch() (no sharing between replicas);
+//   bento      — bentocache, an L1 in memory and an L2 in Redis.
+// Every system runs the same loader (it waits `loadDelayMs`, counts itself
+// and returns `valueFor(key)`), and serves `GET /item/:key` on `appPort`.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import { BentoCache, bentostore } from 'bentocache'
+import { memoryDriver } from 'bentocache/drivers/memory'
+import { redisDriver } from 'bentocache/drivers/redis'
+import express from 'express'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import Koa from 'koa'
+import { LRUCache } from 'lru-cache'
+import { Groupcache, type Group } from 'groupcache'
+import { groupcache as expressGroupcache } from 'groupcache/express'
+import fastifyGroupcache from 'groupcache/fastify'
+import { groupcache as koaGroupcache } from 'groupcache/koa'
+import { valueFor, valueSize, type ValueSizes } from './workload.js'
+
+/** ReplicaConfig is what the parent passes as argv[2] (JSON). */
+export interface ReplicaConfig {
+  system: 'groupcache' | 'lru' | 'bento'
+  /** server: how groupcache serves its peers (ignored by the baselines). */
+  server: 'listen' | 'express' | 'fastify' | 'koa'
+  /** self is this replica's peer URL (groupcache); with an adapter it is the app's URL. */
+  self: string
+  peers: string[]
+  appPort: number
+  /** peerPort is where gc.listen() binds (server 'listen' only). */
+  peerPort: number
+  loadDelayMs: number
+  /** maxBytes is the cache budget of this replica (groupcache and lru-cache). */
+  maxBytes: number
+  /** promote: groupcache's hot-cache policy; undefined is the default (1 in 10). */
+  promote?: boolean
+  redisPort?: number
+  sizes: ValueSizes
+}
+
+/** Command is one IPC request from the parent; the answer carries its id. */
+export type Command =
+  | { id: number; op: 'run'; keys: string[]; concurrency: number }
+  | { id: number; op: 'takeLatencies' }
+  | { id: number; op: 'stats' }
+  | { id: number; op: 'remoteSample'; keys: string[]; max: number }
+  | { id: number; op: 'close' }
+
+/** ReplicaStats is what `stats` answers. */
+export interface ReplicaStats {
+  loads: number
+  distinctLoaded: number
+  /** cachedBytes: key + value bytes held by this replica's caches (bento: its L1). */
+  cachedBytes: number
+  cachedItems: number
+  hotBytes: number
+  peerLoads: number
+  peerErrors: number
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as ReplicaConfig
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+let loads = 0
+const loaded = new Set<string>()
+
+async function load(key: string): Promise<string> {
+  loads++
+  loaded.add(key)
+  if (config.loadDelayMs > 0) await sleep(config.loadDelayMs)
+  return valueFor(key, config.sizes)
+}
+
+interface System {
+  get(key: string): Promise<string>
+  stats(): Omit<ReplicaStats, 'loads' | 'distinctLoaded'>
+  /** remoteHit times one get that must be a plain fetch from the owner, or undefined if it was not. */
+  remoteHit?(key: string): Promise<number | undefined>
+  close(): Promise<void>
+}
+
+function appHandler(get: (key: string) => Promise<string>, latencies: number[]) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/'
+    if (!url.startsWith('/item/')) {
+      res.writeHead(404).end()
+      return
+    }
+    const start = performance.now()
+    get(decodeURIComponent(url.slice('/item/'.length))).then(
+      (value) => {
+        latencies.push(performance.now() - start)
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(value)
+      },
+      (err: unknown) => {
+        res.writeHead(500).end(String(err))
+      },
+    )
+  }
+}
+
+function listen(server: Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve())
+  })
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve())
+    server.closeAllConnections()
+  })
+}
+
+/** routeLatencies holds the in-replica time of each `/item/` request's get(), in ms. */
+const routeLatencies: number[] = []
+
+async function startGroupcache(): Promise<{ system: System; closeApp: () => Promise<void> }> {
+  const gc = new Groupcache({ self: config.self, peers: config.peers })
+  const group: Group<string> = gc.newGroup<string>({
+    name: 'bench',
+    maxBytes: config.maxBytes,
+    codec: 'string',
+    ...(config.promote === undefined ? {} : { promote: config.promote }),
+    load: (key) => load(key),
+  })
+  const get = (key: string): Promise<string> => group.get(key)
+  let closeApp: () => Promise<void>
+  switch (config.server) {
+    case 'listen': {
+      await gc.listen({ port: config.peerPort, host: '127.0.0.1' })
+      const server = createServer(appHandler(get, routeLatencies))
+      await listen(server, config.appPort)
+      closeApp = () => closeServer(server)
+      break
+    }
+    case 'express': {
+      const app = express()
+      app.use(expressGroupcache(gc))
+      const handler = appHandler(get, routeLatencies)
+      app.get('/item/:key', (req, res) => handler(req, res))
+      const server = createServer(app)
+      await listen(server, config.appPort)
+      closeApp = () => closeServer(server)
+      break
+    }
+    case 'fastify': {
+      const app = Fastify({ logger: false })
+      await app.register(fastifyGroupcache, { groupcache: gc })
+      app.get<{ Params: { key: string } }>('/item/:key', async (request, reply) => {
+        const start = performance.now()
+        const value = await get(request.params.key)
+        routeLatencies.push(performance.now() - start)
+        return reply.type('text/plain').send(value)
+      })
+      await app.listen({ port: config.appPort, host: '127.0.0.1' })
+      closeApp = () => app.close()
+      break
+    }
+    case 'koa': {
+      const app = new Koa()
+      app.use(koaGroupcache(gc))
+      app.use(async (ctx, next) => {
+        if (!ctx.path.startsWith('/item/')) return next()
+        const start = performance.now()
+        const value = await get(decodeURIComponent(ctx.path.slice('/item/'.length)))
+        routeLatencies.push(performance.now() - start)
+        ctx.type = 'text/plain'
+        ctx.body = value
+      })
+      const server = createServer(app.callback())
+      await listen(server, config.appPort)
+      closeApp = () => closeServer(server)
+      break
+    }
+  }
+  const system: System = {
+    get,
+    stats: () => {
+      const main = group.cacheStats('main')
+      const hot = group.cacheStats('hot')
+      const s = group.stats
+      return {
+        cachedBytes: main.bytes + hot.bytes,
+        cachedItems: main.items + hot.items,
+        hotBytes: hot.bytes,
+        peerLoads: s.peerLoads,
+        peerErrors: s.peerErrors,
+      }
+    },
+    remoteHit: async (key) => {
+      if (gc.ownerOf(key) === config.self) return undefined
+      const before = group.stats
+      const start = performance.now()
+      await group.get(key)
+      const ms = performance.now() - start
+      const after = group.stats
+      // A plain fetch from the owner: no hit here, one peer load, no error.
+      const plain = after.cacheHits === before.cacheHits && after.peerLoads === before.peerLoads + 1 && after.peerErrors === before.peerErrors
+      return plain ? ms : undefined
+    },
+    close: () => gc.close(),
+  }
+  return { system, closeApp }
+}
+
+async function startBaseline(): Promise<{ system: System; closeApp: () => Promise<void> }> {
+  let system: System
+  if (config.system === 'lru') {
+    const lru = new LRUCache<string, string>({
+      maxSize: config.maxBytes,
+      sizeCalculation: (value, key) => Buffer.byteLength(key) + Buffer.byteLength(value),
+      fetchMethod: (key) => load(key),
+    })
+    system = {
+      get: async (key) => (await lru.fetch(key)) as string,
+      stats: () => ({ cachedBytes: lru.calculatedSize, cachedItems: lru.size, hotBytes: 0, peerLoads: 0, peerErrors: 0 }),
+      close: async () => {},
+    }
+  } else {
+    if (config.redisPort === undefined) throw new Error('bento needs redisPort')
+    const bento = new BentoCache({
+      default: 'tiered',
+      stores: {
+        tiered: bentostore()
+          .useL1Layer(memoryDriver({ maxItems: 1_000_000, maxSize: '512mb' }))
+          .useL2Layer(redisDriver({ connection: { host: '127.0.0.1', port: config.redisPort } })),
+      },
+    })
+    // L1 keeps every key this replica asked for (a million entries and 512 MB
+    // are far more than a run touches, and no TTL runs out): its bytes are
+    // those keys' bytes. (Its default would be 1,000 entries.)
+    const touched = new Set<string>()
+    let touchedBytes = 0
+    system = {
+      get: async (key) => {
+        if (!touched.has(key)) {
+          touched.add(key)
+          touchedBytes += Buffer.byteLength(key) + valueSize(key, config.sizes)
+        }
+        return bento.getOrSet({ key, ttl: '1h', factory: () => load(key) })
+      },
+      stats: () => ({ cachedBytes: touchedBytes, cachedItems: touched.size, hotBytes: 0, peerLoads: 0, peerErrors: 0 }),
+      close: () => bento.disconnectAll(),
+    }
+  }
+  const server = createServer(appHandler(system.get, routeLatencies))
+  await listen(server, config.appPort)
+  return { system, closeApp: () => closeServer(server) }
+}
+
+const { system, closeApp } = config.system === 'groupcache' ? await startGroupcache() : await startBaseline()
+const redis = config.redisPort === undefined ? undefined : new Redis({ host: '127.0.0.1', port: config.redisPort, lazyConnect: true })
+
+async function runKeys(keys: string[], concurrency: number): Promise<{ ms: number; errors: number; p50: number; p99: number }> {
+  const latencies = new Float64Array(keys.length)
+  let next = 0
+  let errors = 0
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < keys.length) {
+        const i = next++
+        const t = performance.now()
+        try {
+          await system.get(keys[i] as string)
+        } catch {
+          errors++
+        }
+        latencies[i] = performance.now() - t
+      }
+    }),
+  )
+  const ms = performance.now() - start
+  latencies.sort()
+  const at = (p: number): number => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? NaN
+  return { ms, errors, p50: at(50), p99: at(99) }
+}
+
+/**
+ * remoteSample times, one at a time and interleaved, a get that is a plain
+ * fetch from the owner (the owner has the value cached) and a Redis GET of a
+ * value of the same size, over up to `max` keys.
+ */
+async function remoteSample(keys: string[], max: number): Promise<{ remote: number[]; redis: number[] }> {
+  const remote: number[] = []
+  const redisTimes: number[] = []
+  if (system.remoteHit === undefined) return { remote, redis: redisTimes }
+  if (redis !== undefined) {
+    await redis.connect()
+    const pipeline = redis.pipeline()
+    for (const key of keys) pipeline.set(`raw:${key}`, valueFor(key, config.sizes))
+    await pipeline.exec()
+  }
+  for (const key of keys) {
+    if (remote.length >= max) break
+    const ms = await system.remoteHit(key)
+    if (ms === undefined) continue
+    remote.push(ms)
+    if (redis !== undefined) {
+      const start = performance.now()
+      const value = await redis.get(`raw:${key}`)
+      redisTimes.push(performance.now() - start)
+      if (value?.length !== valueSize(key, config.sizes)) throw new Error(`redis returned a wrong value for ${key}`)
+    }
+  }
+  return { remote, redis: redisTimes }
+}
+
+async function handle(cmd: Command): Promise<unknown> {
+  switch (cmd.op) {
+    case 'run':
+      return runKeys(cmd.keys, cmd.concurrency)
+    case 'takeLatencies':
+      return routeLatencies.splice(0, routeLatencies.length)
+    case 'stats':
+      return { loads, distinctLoaded: loaded.size, ...system.stats() } satisfies ReplicaStats
+    case 'remoteSample':
+      return remoteSample(cmd.keys, cmd.max)
+    case 'close':
+      await Promise.race([Promise.all([closeApp(), system.close(), redis?.quit().catch(() => {})]), sleep(2_000)])
+      setImmediate(() => process.exit(0))
+      return null
+  }
+}
+
+process.on('message', (cmd: Command) => {
+  handle(cmd).then(
+    (value) => process.send?.({ id: cmd.id, ok: true, value }),
+    (err: unknown) => process.send?.({ id: cmd.id, ok: false, error: String((err as Error)?.stack ?? err) }),
+  )
+})
+// The parent going away (even killed) must not leave this process behind.
+process.on('disconnect', () => process.exit(0))
+process.send?.({ ready: true })
