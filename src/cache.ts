@@ -62,8 +62,14 @@ export class Cache {
    * and reported as a miss.
    */
   get(key: string, now: number): Entry | undefined {
-    const fresh = (entry: Entry): boolean => entry.expire === 0 || entry.expire > now
-    return this.main.get(key, fresh) ?? this.hot.get(key, fresh)
+    return this.#fresh(this.main, key, now) ?? this.#fresh(this.hot, key, now)
+  }
+
+  #fresh(lru: LRU<Entry>, key: string, now: number): Entry | undefined {
+    const entry = lru.get(key)
+    if (entry === undefined || entry.expire === 0 || entry.expire > now) return entry
+    lru.expire(key)
+    return undefined
   }
 
   /**

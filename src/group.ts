@@ -228,7 +228,8 @@ export class Group<T = unknown> {
    * and shared between callers, binary data is a fresh copy per caller.
    */
   async get(key: string, options?: GetOptions): Promise<T> {
-    return (await this.getWithSource(key, options)).value
+    const hit = this.#lookup(key)
+    return this.#valueOf(hit ?? (await this.#miss(key, options)))
   }
 
   /**
@@ -236,24 +237,33 @@ export class Group<T = unknown> {
    * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`).
    */
   async getWithSource(key: string, options?: GetOptions): Promise<Sourced<T>> {
+    const hit = this.#lookup(key)
+    if (hit !== undefined) return { value: this.#valueOf(hit), source: 'hit' }
+    const entry = await this.#miss(key, options)
+    return { value: this.#valueOf(entry), source: entry.origin }
+  }
+
+  /** lookup checks a get and answers it from the caches, if it can. */
+  #lookup(key: string): Entry | undefined {
     const node = this.#node
     if (node.closed) throw new ClosedError()
     this.#checkKey(key)
     const stats = this.#stats
     stats.gets++
     const cached = this.#cache.get(key, node.now())
-    if (cached !== undefined) {
-      stats.cacheHits++
-      return { value: this.#valueOf(cached), source: 'hit' }
-    }
-    stats.loads++
+    if (cached !== undefined) stats.cacheHits++
+    return cached
+  }
+
+  /** miss loads a key that is not cached here: on this node if it owns it, else from its owner. */
+  #miss(key: string, options: GetOptions | undefined): Promise<Entry> {
+    this.#stats.loads++
+    const node = this.#node
     const signal = options?.signal
     const owner = node.ownerOf(key)
-    const entry =
-      owner === undefined || owner === node.self
-        ? await this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
-        : await this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
-    return { value: this.#valueOf(entry), source: entry.origin }
+    return owner === undefined || owner === node.self
+      ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
+      : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
   }
 
   /**

@@ -37,20 +37,20 @@ export class LRU<V extends {}> {
     return this.#entries.size
   }
 
-  /**
-   * get returns the entry and marks it most recently used. An entry that
-   * `accept` rejects (an expired one, say) is dropped and counted as a miss.
-   */
-  get(key: string, accept?: (value: V) => boolean): V | undefined {
+  /** get returns the entry and marks it most recently used. */
+  get(key: string): V | undefined {
     this.gets++
     const value = this.#entries.get(key)
-    if (value === undefined) return undefined
-    if (accept !== undefined && !accept(value)) {
-      this.#entries.delete(key)
-      return undefined
-    }
-    this.hits++
+    if (value !== undefined) this.hits++
     return value
+  }
+
+  /**
+   * expire drops an entry that `get` just returned and its owner found
+   * stale (past its expiry), and counts that get as a miss after all.
+   */
+  expire(key: string): void {
+    if (this.#entries.delete(key)) this.hits--
   }
 
   /** add stores or replaces an entry as the most recently used. */

@@ -6,6 +6,29 @@ import { crc32 } from 'node:zlib'
  */
 export const DEFAULT_REPLICAS = 50
 
+// CRC-32 IEEE, one table entry per byte value, for hashKey.
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+  return c >>> 0
+})
+
+/**
+ * hashKey is `zlib.crc32(key)` computed in JS for ASCII keys (where UTF-16
+ * units are the UTF-8 bytes), and by zlib for the rest. zlib's result comes
+ * back boxed for three hashes in four, one allocation per lookup; this one
+ * stays a machine integer, and for short keys it is faster too.
+ */
+export function hashKey(key: string): number {
+  let c = 0xffffffff
+  for (let i = 0; i < key.length; i++) {
+    const code = key.charCodeAt(i)
+    if (code > 0x7f) return crc32(key)
+    c = (CRC_TABLE[(c ^ code) & 0xff] as number) ^ (c >>> 8)
+  }
+  return (c ^ 0xffffffff) >>> 0
+}
+
 /**
  * Ring is a consistent-hash ring that agrees, key for key, with Go's
  * groupcache/consistenthash: for each peer `p` and `i` in `0..replicas-1` a
@@ -54,7 +77,7 @@ export class Ring {
     const points = this.#points
     const n = points.length
     if (n === 0) return undefined
-    const hash = crc32(key)
+    const hash = hashKey(key)
     let lo = 0
     let hi = n
     while (lo < hi) {

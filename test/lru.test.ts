@@ -110,46 +110,23 @@ describe('LRU', () => {
     ])
   })
 
-  test('an entry that accept rejects is dropped and counted as a miss', () => {
+  test('expire drops an entry get just returned and counts that get as a miss', () => {
     const lru = new LRU<Item>(sizeOf)
-    const stale = { size: 7 }
-    lru.add('a', stale)
-    const offered: Item[] = []
-    const got = lru.get('a', (value) => {
-      offered.push(value)
-      return false
-    })
-    assert.equal(got, undefined)
-    assert.deepEqual(offered, [stale])
-    assert.equal(offered[0], stale)
+    lru.add('a', { size: 7 })
+    assert.deepEqual(lru.get('a'), { size: 7 })
+    lru.expire('a')
     assert.deepEqual(counters(lru), { gets: 1, hits: 0, evictions: 0, bytes: 0, items: 0 })
-    // Dropped, not hidden: a get that accepts everything still misses.
+    // Dropped, not hidden: the next get misses too.
     assert.equal(lru.get('a'), undefined)
     assert.deepEqual(counters(lru), { gets: 2, hits: 0, evictions: 0, bytes: 0, items: 0 })
   })
 
-  test('an entry that accept keeps is a hit and stays cached', () => {
+  test('expire of a key that is not held changes nothing', () => {
     const lru = new LRU<Item>(sizeOf)
-    const fresh = { size: 7 }
-    lru.add('a', fresh)
-    assert.equal(
-      lru.get('a', () => true),
-      fresh,
-    )
+    lru.add('a', { size: 7 })
+    lru.get('a')
+    lru.expire('nope')
     assert.deepEqual(counters(lru), { gets: 1, hits: 1, evictions: 0, bytes: 8, items: 1 })
   })
 
-  test('accept is not consulted for a missing key', () => {
-    const lru = new LRU<Item>(sizeOf)
-    let calls = 0
-    assert.equal(
-      lru.get('nope', () => {
-        calls++
-        return true
-      }),
-      undefined,
-    )
-    assert.equal(calls, 0)
-    assert.deepEqual(counters(lru), { gets: 1, hits: 0, evictions: 0, bytes: 0, items: 0 })
-  })
 })

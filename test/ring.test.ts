@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
 import { crc32 } from 'node:zlib'
-import { DEFAULT_REPLICAS, Ring } from '../src/ring.js'
+import { DEFAULT_REPLICAS, Ring, hashKey } from '../src/ring.js'
 
 interface VectorCase {
   name: string
@@ -49,6 +49,14 @@ describe('Ring agrees with Go groupcache consistenthash', () => {
     const reversed = new Ring([...c.peers].reverse(), c.replicas)
     const other = c.peers.find((p) => p !== dup.winner)
     for (const key of dup.targetKeys) assert.equal(reversed.owner(key), other, `${key} with the peers reversed`)
+  })
+})
+
+describe('hashKey', () => {
+  test('equals zlib.crc32 for ASCII, unicode, long and empty keys', () => {
+    const keys = ['', 'a', 'key-1', 'x'.repeat(5000), 'Привет', '😀', 'mixed-日本-key', '\u007f\u0080', 'tab\tkey']
+    for (let i = 0; i < 2_000; i++) keys.push(`user:${i * 7919}`)
+    for (const key of keys) assert.equal(hashKey(key), crc32(key), JSON.stringify(key.slice(0, 20)))
   })
 })
 
