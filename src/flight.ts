@@ -10,6 +10,8 @@ import { AbortedError } from './errors.js'
 export type FlightFn<T> = (signal: AbortSignal, isCurrent: () => boolean) => Promise<T>
 
 interface Call<T> {
+  /** early settles a few microtask hops before `promise`, for callers who go first. */
+  readonly early: Promise<T>
   readonly promise: Promise<T>
   readonly controller: AbortController
   waiters: number
@@ -35,9 +37,11 @@ export class Flight<T> {
   /**
    * do returns the result of the call in flight for `key`, starting `fn` if
    * there is none. `started` tells the caller whether this call started it
-   * (to count deduplicated loads).
+   * (to count deduplicated loads). A caller that passes `first` hears the
+   * result before the others: a peer waiting on this node's load unblocks a
+   * whole crowd of callers on its own node, a local caller only one.
    */
-  do(key: string, fn: FlightFn<T>, signal?: AbortSignal, started?: () => void): Promise<T> {
+  do(key: string, fn: FlightFn<T>, signal?: AbortSignal, started?: () => void, first = false): Promise<T> {
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason))
     let call = this.#calls.get(key)
     if (call === undefined) {
@@ -45,22 +49,23 @@ export class Flight<T> {
       started?.()
     }
     call.waiters++
-    if (signal === undefined) return call.promise
-    return this.#wait(key, call, signal)
+    const result = first ? call.early : call.promise
+    if (signal === undefined) return result
+    return this.#wait(key, call, result, signal)
   }
 
   #start(key: string, fn: FlightFn<T>): Call<T> {
     const controller = new AbortController()
     // fn may throw synchronously; Promise.resolve().then keeps that a rejection.
     const isCurrent = (): boolean => this.#calls.get(key) === call
-    const promise = Promise.resolve()
-      .then(() => fn(controller.signal, isCurrent))
-      .finally(() => {
-        if (this.#calls.get(key) === call) this.#calls.delete(key)
-      })
-    const call: Call<T> = { promise, controller, waiters: 0 }
+    const early = Promise.resolve().then(() => fn(controller.signal, isCurrent))
+    const promise = early.finally(() => {
+      if (this.#calls.get(key) === call) this.#calls.delete(key)
+    })
+    const call: Call<T> = { early, promise, controller, waiters: 0 }
     this.#calls.set(key, call)
     // A call every waiter left still settles; nobody is listening then.
+    early.catch(() => {})
     promise.catch(() => {})
     return call
   }
@@ -97,14 +102,14 @@ export class Flight<T> {
     for (const call of this.#calls.values()) call.controller.abort(reason)
   }
 
-  #wait(key: string, call: Call<T>, signal: AbortSignal): Promise<T> {
+  #wait(key: string, call: Call<T>, result: Promise<T>, signal: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
         reject(new AbortedError(signal.reason))
         this.#leave(key, call)
       }
       signal.addEventListener('abort', onAbort, { once: true })
-      call.promise.then(
+      result.then(
         (value) => {
           signal.removeEventListener('abort', onAbort)
           resolve(value)

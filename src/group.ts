@@ -381,7 +381,7 @@ export class Group<T = unknown> {
     if (!this.#local.has(key) && this.#peerLoads >= this.#maxPeerLoads) {
       throw new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
     }
-    return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted)
+    return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted, true)
   }
 
   async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {

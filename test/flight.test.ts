@@ -292,4 +292,16 @@ describe('Flight', () => {
     assert.equal(calls, 1)
     assert.equal(flight.size, 0)
   })
+
+  test('a caller that asks to go first hears the result before callers that joined earlier', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    const order: string[] = []
+    const local = flight.do('k', () => held.promise).then(() => order.push('local'))
+    const withSignal = flight.do('k', () => held.promise, new AbortController().signal).then(() => order.push('local with a signal'))
+    const peer = flight.do('k', () => held.promise, undefined, undefined, true).then(() => order.push('peer'))
+    held.resolve('v')
+    await Promise.all([local, withSignal, peer])
+    assert.deepEqual(order, ['peer', 'local', 'local with a signal'])
+  })
 })
