@@ -248,13 +248,17 @@ export class RouteCaches {
       return { action: 'next', source: 'bypass' }
     }
     const url = route.key === undefined ? normalizeUrl(req.url) : route.key(req)
-    const vary: Record<string, string> = {}
-    for (const name of route.vary) {
-      const value = headerValue(req.headers[name])
-      if (value !== undefined) vary[name] = value
+    let key = url
+    if (route.vary.length > 0 || !url.startsWith('/')) {
+      const vary: Record<string, string> = {}
+      for (const name of route.vary) {
+        const value = headerValue(req.headers[name])
+        if (value !== undefined) vary[name] = value
+      }
+      key = JSON.stringify([url, vary])
     }
-    const key = JSON.stringify([url, vary])
-    if (Buffer.byteLength(key) > this.#gc.maxKeyBytes) return { action: 'next', source: 'bypass' }
+    const max = this.#gc.maxKeyBytes
+    if (key.length * 3 > max && Buffer.byteLength(key) > max) return { action: 'next', source: 'bypass' }
     const { value, source } = await group.getWithSource(key)
     if (value.bypass) return { action: 'next', source: 'bypass' }
     return reply(value, source === 'hit' ? 'hit' : source === 'peer' ? 'peer' : 'miss', route, req)
@@ -264,7 +268,9 @@ export class RouteCaches {
   async #render(key: string, ctx: LoadContext): Promise<RouteEntry> {
     const renderer = this.#renderer
     if (renderer === undefined) throw new Error('the route cache has no app to render with yet')
-    const [url, vary] = JSON.parse(key) as [string, Record<string, string>]
+    // A key is the URL itself when it starts with '/' and nothing varies,
+    // else the JSON of [url, headers], which starts with '['.
+    const [url, vary] = key.startsWith('[') ? (JSON.parse(key) as [string, Record<string, string>]) : [key, {}]
     const id = randomBytes(16).toString('hex')
     const render: { route?: Resolved } = {}
     this.#renders.set(id, render)

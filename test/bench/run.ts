@@ -22,15 +22,7 @@ const scenarios: Scenario[] = [
   { id: 'B1', title: 'local hit, bytes codec', run: async () => (await import('./b1-local-hit.js')).run() },
   { id: 'B2', title: 'local hit, default codec object', run: async () => (await import('./b2-local-object.js')).run() },
   { id: 'B3', title: 'peer fetch', run: async () => (await import('./b3-peer-fetch.js')).run() },
-  {
-    id: 'B4',
-    title: 'cached route hit',
-    // Placeholder: the route cache (adapters' cacheRoute) is being built; its
-    // benchmark (a cached route hit beside the uncached route) goes here.
-    run: async () => {
-      console.log('\n### B4 — cached route hit\n\nB4: not yet (route cache pending)')
-    },
-  },
+  { id: 'B4', title: 'cached route hit', run: async () => (await import('./b4-cached-route.js')).run() },
   { id: 'B5', title: 'thundering herd', run: async () => (await import('./b5-herd.js')).run() },
   { id: 'B6', title: 'Zipf workload', run: async () => (await import('./b6-zipf.js')).run() },
   { id: 'B7', title: 'ring and LRU', run: async () => (await import('./b7-ring-lru.js')).run() },
