@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Application, NextFunction, Request, Response } from 'express'
 import inject from 'light-my-request'
 import { toPeerRequest, writePeerResponse, type Groupcache } from '../src/index.js'
-import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { closeWithServer, openEndpointWarning, resolveInstance, type AdapterInput } from './shared.js'
+import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
+import { middlewareSetup, type AdapterInput } from './shared.js'
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -53,12 +53,8 @@ export interface GroupcacheMiddleware extends Middleware {
  * closes; given an instance, the caller keeps it.
  */
 export function groupcache(input: AdapterInput): GroupcacheMiddleware {
-  const { instance, owned } = resolveInstance(input)
-  const warning = openEndpointWarning(instance)
-  if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
+  const { instance, watch, routes } = middlewareSetup(input)
   const basePath = instance.basePath
-  const watch = closeWithServer(instance, owned)
-  const routes = new RouteCaches(instance)
   let app: Application | undefined
   function groupcacheMiddleware(req: Request, res: Response, next: NextFunction): void {
     req.groupcache = instance

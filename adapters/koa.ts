@@ -1,8 +1,8 @@
 import type { Context, Next } from 'koa'
 import inject from 'light-my-request'
 import { toPeerRequest, type Groupcache } from '../src/index.js'
-import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { closeWithServer, openEndpointWarning, resolveInstance, type AdapterInput } from './shared.js'
+import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
+import { middlewareSetup, type AdapterInput } from './shared.js'
 
 declare module 'koa' {
   interface DefaultContext {
@@ -36,12 +36,8 @@ export interface GroupcacheMiddleware extends Middleware {
  * closes; given an instance, the caller keeps it.
  */
 export function groupcache(input: AdapterInput): GroupcacheMiddleware {
-  const { instance, owned } = resolveInstance(input)
-  const warning = openEndpointWarning(instance)
-  if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
+  const { instance, watch, routes } = middlewareSetup(input)
   const basePath = instance.basePath
-  const watch = closeWithServer(instance, owned)
-  const routes = new RouteCaches(instance)
   let rendering = false
   async function groupcacheMiddleware(ctx: Context, next: Next): Promise<void> {
     ctx.groupcache = instance

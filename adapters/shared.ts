@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import { Groupcache, type GroupcacheOptions } from '../src/index.js'
+import { RouteCaches } from './route-cache.js'
 
 /** AdapterInput is what every adapter accepts: options, or an instance. */
 export type AdapterInput = GroupcacheOptions | Groupcache
@@ -44,4 +45,20 @@ export function closeWithServer(instance: Groupcache, owned: boolean): (socket: 
     watching = true
     server.once('close', () => void instance.close())
   }
+}
+
+/**
+ * middlewareSetup is what the Express and Koa middleware share: the
+ * instance (and whether they own it), the one start-up warning, closing with
+ * the server, and the route cache.
+ */
+export function middlewareSetup(input: AdapterInput): {
+  instance: Groupcache
+  watch: (socket: Socket) => void
+  routes: RouteCaches
+} {
+  const { instance, owned } = resolveInstance(input)
+  const warning = openEndpointWarning(instance)
+  if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
+  return { instance, watch: closeWithServer(instance, owned), routes: new RouteCaches(instance) }
 }

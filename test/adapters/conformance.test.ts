@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test'
 import { NotFoundError, type Groupcache } from '../../src/index.js'
 import { FRAMEWORKS, startApp, type Framework, type RunningApp } from '../helpers/apps.js'
 import { rawRequest, type RawAnswer } from '../helpers/raw.js'
+import { settledTcpHandles } from '../helpers/handles.js'
 
 const SELF = 'http://127.0.0.1:1'
 const SECRET = 'conformance-secret'
@@ -127,18 +128,6 @@ describe('the peer endpoint answers alike through every adapter and gc.listen()'
   })
 })
 
-/** settledTcpHandles counts open TCP handles once sockets closing elsewhere are gone. */
-async function settledTcpHandles(): Promise<number> {
-  const count = (): number => process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP')).length
-  let last = count()
-  for (let i = 0; i < 50; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    const now = count()
-    if (now === last && i >= 2) return now
-    last = now
-  }
-  return last
-}
 
 describe('adapter lifecycle', () => {
   for (const framework of ['express', 'fastify', 'koa'] as const) {

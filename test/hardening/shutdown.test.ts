@@ -5,18 +5,8 @@ import { describe, test } from 'node:test'
 import { ClosedError, type LoadContext } from '../../src/index.js'
 import { rawRequest } from '../helpers/raw.js'
 import { deferred, startLocalNodes } from '../helpers/local.js'
+import { settledTcpHandles } from '../helpers/handles.js'
 
-async function settledTcpHandles(): Promise<number> {
-  const count = (): number => process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP')).length
-  let last = count()
-  for (let i = 0; i < 50; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    const now = count()
-    if (now === last && i >= 2) return now
-    last = now
-  }
-  return last
-}
 
 describe('gc.close()', () => {
   test('answers peers 503 while it drains, lets a load in flight finish, then closes every socket', async () => {
