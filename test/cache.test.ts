@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Cache, type CacheKind, type Entry } from '../src/cache.js'
+import { mulberry32 } from './helpers/prng.js'
 
 /** entry makes an Entry whose value is `size` bytes. */
 function entry(size: number, expire = 0): Entry {
@@ -17,17 +18,6 @@ function holds(cache: Cache, kind: CacheKind, candidates: string[]): string[] {
   return found
 }
 
-/** mulberry32 is a tiny seeded PRNG, so the random-sizes test is repeatable. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('Cache', () => {
   test('an entry costs the UTF-8 bytes of its key plus the bytes of its value', () => {

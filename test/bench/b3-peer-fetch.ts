@@ -12,7 +12,7 @@ import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
 import { encodeGetResponse } from '../../dist/src/wire.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
-import { fmtInt, fmtRatio, median, printTable, quick, record, requestsPerSecond } from './lib.js'
+import { closeServer, fmtInt, fmtRatio, listenOn, median, printTable, quick, record, requestsPerSecond } from './lib.js'
 
 const SIZES = [1024, 64 * 1024]
 const CONCURRENCIES = [1, 16, 64]
@@ -28,19 +28,6 @@ interface Pair {
   close(): Promise<void>
 }
 
-function listenOn(server: Server, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, '127.0.0.1', () => resolve())
-  })
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve())
-    server.closeAllConnections()
-  })
-}
 
 /** serve makes `owner` answer peers on `port`, the way `kind` says. */
 async function serve(kind: ServerKind, owner: Groupcache, port: number): Promise<() => Promise<void>> {

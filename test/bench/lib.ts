@@ -1,3 +1,4 @@
+import type { Server } from 'node:http'
 // Shared helpers of the benchmark suite: timing loops, percentiles, a seeded
 // random source, and the markdown tables every scenario prints. Nothing here
 // imports the package: each scenario imports the built one (`groupcache`,
@@ -110,17 +111,7 @@ export function sortedCopy(values: ArrayLike<number>): Float64Array {
   return Float64Array.from(values).sort()
 }
 
-/** mulberry32 is a small seeded PRNG, so that every run draws the same workload. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { mulberry32 } from '../helpers/prng.js'
 
 /**
  * zipf returns a sampler of ranks 0..n-1 with P(rank r) ∝ 1 / (r + 1)^s,
@@ -213,4 +204,20 @@ export function printTable(title: string, header: string[], rows: string[][], no
   for (const row of rows) lines.push(`| ${row.join(' | ')} |`)
   if (notes.length > 0) lines.push('', ...notes.map((n) => `- ${n}`))
   console.log(lines.join('\n'))
+}
+
+/** listenOn binds a server on 127.0.0.1. */
+export function listenOn(server: Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve())
+  })
+}
+
+/** closeServer closes a server and every connection it holds. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve())
+    server.closeAllConnections()
+  })
 }

@@ -22,6 +22,7 @@ import { groupcache as expressGroupcache } from 'groupcache/express'
 import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
 import { valueFor, valueSize, type ValueSizes } from './workload.js'
+import { closeServer, listenOn } from './lib.js'
 
 /** ReplicaConfig is what the parent passes as argv[2] (JSON). */
 export interface ReplicaConfig {
@@ -103,19 +104,6 @@ function appHandler(get: (key: string) => Promise<string>, latencies: number[]) 
   }
 }
 
-function listen(server: Server, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, '127.0.0.1', () => resolve())
-  })
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve())
-    server.closeAllConnections()
-  })
-}
 
 /** routeLatencies holds the in-replica time of each `/item/` request's get(), in ms. */
 const routeLatencies: number[] = []
@@ -135,7 +123,7 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
     case 'listen': {
       await gc.listen({ port: config.peerPort, host: '127.0.0.1' })
       const server = createServer(appHandler(get, routeLatencies))
-      await listen(server, config.appPort)
+      await listenOn(server, config.appPort)
       closeApp = () => closeServer(server)
       break
     }
@@ -145,7 +133,7 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
       const handler = appHandler(get, routeLatencies)
       app.get('/item/:key', (req, res) => handler(req, res))
       const server = createServer(app)
-      await listen(server, config.appPort)
+      await listenOn(server, config.appPort)
       closeApp = () => closeServer(server)
       break
     }
@@ -174,7 +162,7 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
         ctx.body = value
       })
       const server = createServer(app.callback())
-      await listen(server, config.appPort)
+      await listenOn(server, config.appPort)
       closeApp = () => closeServer(server)
       break
     }
@@ -250,7 +238,7 @@ async function startBaseline(): Promise<{ system: System; closeApp: () => Promis
     }
   }
   const server = createServer(appHandler(system.get, routeLatencies))
-  await listen(server, config.appPort)
+  await listenOn(server, config.appPort)
   return { system, closeApp: () => closeServer(server) }
 }
 

@@ -2,7 +2,7 @@
 // producing only requests that the peer endpoint must refuse. A small model
 // of the endpoint (`wouldServe`) throws away the rare random request that
 // happens to be valid, so "the loader never ran" is a fair assertion.
-import { Prng } from './prng.js'
+import { Prng } from '../helpers/prng.js'
 
 export const BASE = '/_groupcache/'
 export const SECRET = 'fuzz-secret'

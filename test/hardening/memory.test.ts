@@ -9,7 +9,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import type { Group, Groupcache } from '../../src/index.js'
 import { startLocalNodes } from '../helpers/local.js'
-import { Prng } from './prng.js'
+import { Prng } from '../helpers/prng.js'
 
 const MAX_BYTES = 1024 * 1024
 const MAX_ENTRY_BYTES = MAX_BYTES / 8 // the default: an eighth of maxBytes

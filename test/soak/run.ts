@@ -10,7 +10,7 @@
 // request may fail: any non-200, or network error, from a replica in the
 // rotation makes the run exit with code 1. No process is left behind.
 import { Pool } from 'undici'
-import { Prng } from '../hardening/prng.js'
+import { Prng } from '../helpers/prng.js'
 import type { ExampleFramework, ReplicaStats } from '../helpers/replicas.js'
 import { reservePorts } from '../helpers/ports.js'
 import { crash, slotsFor, start, stop, type ReplicaSlot } from './fleet.js'

@@ -1,20 +1,25 @@
-/**
- * Prng is a small seeded generator (mulberry32) for tests that must replay
- * exactly: the same seed gives the same requests, keys and sizes on every run.
- */
-export class Prng {
-  #state: number
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0
-  }
-
-  /** next returns a float in [0, 1). */
-  next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0)
+/** mulberry32 is a small seeded PRNG: the same seed draws the same floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
     t = Math.imul(t ^ (t >>> 15), t | 1)
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Prng is mulberry32 with helpers, for tests that must replay exactly: the
+ * same seed gives the same requests, keys and sizes on every run.
+ */
+export class Prng {
+  /** next returns a float in [0, 1). */
+  readonly next: () => number
+
+  constructor(seed: number) {
+    this.next = mulberry32(seed)
   }
 
   /** int returns an integer in [min, max]. */
