@@ -54,6 +54,18 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
     const res = await app.inject({ method: 'GET', url, headers })
     return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
   })
+  // A replay that reached a route that is not cached (only a peer's request
+  // for a made-up key gets there) stops before that route's handler runs.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (routes.isRender(request.headers)) {
+      const cached = request.routeOptions.config?.groupcache
+      if (cached === undefined || cached === false) {
+        void reply.code(404).send()
+        return
+      }
+    }
+    done()
+  })
   app.addHook('onRoute', (route) => {
     const options = route.config?.groupcache
     if (options === undefined || options === false) return

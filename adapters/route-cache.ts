@@ -86,6 +86,16 @@ interface CachedResponse {
 
 type RouteEntry = CachedResponse | { readonly bypass: true }
 
+/** Render is one replay in progress on the owner. */
+interface Render {
+  /** vary names the request headers the replay carries. */
+  readonly vary: readonly string[]
+  /** route is the cached route the replay reached, if it reached one. */
+  route?: Resolved
+  /** refused is set when that route would not vary on every header replayed. */
+  refused?: boolean
+}
+
 /** Reply is what an adapter writes for a cached route, or 'next' to run the handler. */
 export type Decision =
   | { action: 'next'; source?: 'bypass' }
@@ -147,6 +157,30 @@ export function normalizeUrl(url: string): string {
   return query === '' ? url.slice(0, q) : `${url.slice(0, q)}?${query}`
 }
 
+// The base URL light-my-request (and so Fastify's inject) resolves a replay against.
+const REPLAY_BASE = 'http://localhost'
+
+/**
+ * replaysAsIs is true when the owner's in-process replay of `url` reaches
+ * the app with exactly this path and query. The replay parses URLs by WHATWG
+ * rules, which resolve `\`, `.` and `..` segments (`%2e` too) and re-encode
+ * characters that the routers take as they come: `/r/..\admin\run` matches
+ * `/r/:id` for the client's request but would render `/admin/run`. A URL
+ * this changes is never cached (the client's own request runs instead), and
+ * never rendered, so a cached route renders only the route that matched.
+ */
+export function replaysAsIs(url: string): boolean {
+  if (!url.startsWith('/')) return false
+  let parsed: URL
+  try {
+    // light-my-request's own rule for a URL that starts with '//'.
+    parsed = url.startsWith('//') ? new URL(REPLAY_BASE + url) : new URL(url, REPLAY_BASE)
+  } catch {
+    return false
+  }
+  return parsed.pathname + parsed.search === url
+}
+
 function headerValue(value: string | string[] | number | undefined): string | undefined {
   if (value === undefined) return undefined
   return Array.isArray(value) ? value.join(', ') : String(value)
@@ -190,9 +224,9 @@ function routeCodec(): Codec<RouteEntry> {
 export class RouteCaches {
   readonly #gc: Groupcache
   readonly #groups = new Map<string, Group<RouteEntry>>()
-  // Renders in progress on this node: marker id → the options of the route
-  // that the replay reached, which decide what is kept.
-  readonly #renders = new Map<string, { route?: Resolved }>()
+  // Renders in progress on this node: marker id → what the replay carries
+  // and the options of the route it reached, which decide what is kept.
+  readonly #renders = new Map<string, Render>()
   #renderer: Renderer | undefined
 
   constructor(gc: Groupcache) {
@@ -202,6 +236,15 @@ export class RouteCaches {
   /** setRenderer gives the cache a way to replay requests into the app. */
   setRenderer(renderer: Renderer): void {
     this.#renderer = renderer
+  }
+
+  /**
+   * isRender is true for this process's own replay while it runs, so that
+   * an adapter that can see which route a request matched before its
+   * handler runs (Fastify) stops a replay that reached an uncached route.
+   */
+  isRender(headers: IncomingHttpHeaders): boolean {
+    return this.#renders.size > 0 && this.#renderMarker({ method: 'GET', url: '', headers }) !== undefined
   }
 
   /** route prepares one cached route; its `decide` runs per request. */
@@ -231,7 +274,7 @@ export class RouteCaches {
    * random bits that exist only while one render runs, so guessing one is
    * hopeless and a forged header is simply ignored.
    */
-  #renderMarker(req: RouteRequest): { route?: Resolved } | undefined {
+  #renderMarker(req: RouteRequest): Render | undefined {
     const marker = req.headers[RENDER_HEADER]
     return typeof marker === 'string' ? this.#renders.get(marker) : undefined
   }
@@ -240,7 +283,11 @@ export class RouteCaches {
     const render = this.#renderMarker(req)
     if (render !== undefined) {
       render.route = route
-      return { action: 'next' }
+      // A key is just bytes from a peer: headers this route does not vary on
+      // were not sent by a client of it, so they must not reach its handler.
+      if (render.vary.every((name) => route.vary.includes(name))) return { action: 'next' }
+      render.refused = true
+      return { action: 'reply', status: 400, headers: {}, body: Buffer.from('refused') }
     }
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return { action: 'next', source: 'bypass' }
@@ -248,6 +295,7 @@ export class RouteCaches {
       return { action: 'next', source: 'bypass' }
     }
     const url = route.key === undefined ? normalizeUrl(req.url) : route.key(req)
+    if (!replaysAsIs(url)) return { action: 'next', source: 'bypass' }
     let key = url
     if (route.vary.length > 0 || !url.startsWith('/')) {
       const vary: Record<string, string> = {}
@@ -268,11 +316,15 @@ export class RouteCaches {
   async #render(key: string, ctx: LoadContext): Promise<RouteEntry> {
     const renderer = this.#renderer
     if (renderer === undefined) throw new Error('the route cache has no app to render with yet')
-    // A key is the URL itself when it starts with '/' and nothing varies,
-    // else the JSON of [url, headers], which starts with '['.
-    const [url, vary] = key.startsWith('[') ? (JSON.parse(key) as [string, Record<string, string>]) : [key, {}]
+    const [url, vary] = parseKey(key)
+    if (url === undefined || !replaysAsIs(url)) {
+      // No client of a cached route asks for this (see `decide`): answer
+      // "not cacheable" and keep nothing, so such keys cost no memory.
+      ctx.cache = false
+      return { bypass: true }
+    }
     const id = randomBytes(16).toString('hex')
-    const render: { route?: Resolved } = {}
+    const render: Render = { vary: Object.keys(vary) }
     this.#renders.set(id, render)
     let captured: Captured
     try {
@@ -281,6 +333,10 @@ export class RouteCaches {
       this.#renders.delete(id)
     }
     const route = render.route
+    if (render.refused === true) {
+      ctx.cache = false
+      return { bypass: true }
+    }
     const cacheControl = headerValue(captured.headers['cache-control']) ?? ''
     if (
       route === undefined ||
@@ -309,6 +365,31 @@ export class RouteCaches {
     const expires = cacheable ? Date.now() + route.ttlMs : 0
     return { bypass: false, status: captured.status, headers, body: captured.body, etag, expires }
   }
+}
+
+/**
+ * parseKey splits a route key into its URL and the header values it varies
+ * on; a key is the URL itself when it starts with '/' and nothing varies,
+ * else the JSON of [url, headers]. Keys come from peers too: anything else
+ * gives no URL.
+ */
+function parseKey(key: string): [string | undefined, Record<string, string>] {
+  if (!key.startsWith('[')) return [key, {}]
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(key)
+  } catch {
+    return [undefined, {}]
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string') return [undefined, {}]
+  const vary = parsed[1] as unknown
+  if (typeof vary !== 'object' || vary === null || Array.isArray(vary)) return [undefined, {}]
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(vary)) {
+    if (typeof value !== 'string' || name !== name.toLowerCase()) return [undefined, {}]
+    headers[name] = value
+  }
+  return [parsed[0], headers]
 }
 
 /** reply builds the answer for a cached response, honouring If-None-Match. */
