@@ -15,19 +15,21 @@ export function resolveInstance(input: AdapterInput): { instance: Groupcache; ow
   return { instance: new Groupcache(input), owned: true }
 }
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
-
 /**
- * openEndpointWarning is the one start-up warning an adapter gives when the
- * peer endpoint is open to anyone who can reach the app: no secret, and a
- * peer that is not on loopback (so the app listens beyond this machine).
+ * openEndpointWarning is the one start-up warning an adapter gives when it
+ * mounts the peer endpoint on the app's own port without a secret: whoever
+ * can reach the app can then reach the endpoint, on loopback as anywhere
+ * (a proxy in front, another process on the host).
  */
 export function openEndpointWarning(gc: Groupcache): string | undefined {
   if (gc.requiresSecret) return undefined
-  if (gc.peers.every((peer) => LOOPBACK.test(new URL(peer).hostname))) return undefined
+  const changes = gc.acceptsChanges
+    ? ' and, with dangerouslyAllowUnauthenticatedChanges, store, drop and clear entries'
+    : ''
   return (
-    `groupcache: the peer endpoint ${gc.basePath} is open: anyone who can reach this app can read ` +
-    'every cached value and make it run loaders. Set the `secret` option on every node.'
+    `groupcache: the peer endpoint ${gc.basePath} is mounted on this app's port with no secret: anyone who can reach ` +
+    `this app can read every cached value, make it run loaders and render cached routes${changes}. ` +
+    'Set the `secret` option on every node.'
   )
 }
 

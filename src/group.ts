@@ -17,7 +17,7 @@ import {
 import { loadChannel, peerChannel, type LoadEvent, type PeerEvent } from './diagnostics.js'
 import { Flight } from './flight.js'
 import type { ServedGroup } from './handler.js'
-import type { PeerValue } from './http.js'
+import { acceptGeneration, type PeerValue } from './http.js'
 import { newGroupStats, type GroupStats } from './stats.js'
 
 /**
@@ -128,6 +128,8 @@ export interface GetOptions {
 export interface GroupNode {
   readonly self: string
   readonly maxKeyBytes: number
+  /** acceptsChanges is false when peers refuse PUT, DELETE and generations (no secret). */
+  readonly acceptsChanges: boolean
   readonly closed: boolean
   readonly peers: readonly string[]
   ownerOf(key: string): string | undefined
@@ -180,6 +182,8 @@ export class Group<T = unknown> {
   // The generation rises with every `clear()`. Clearing by scanning would race
   // with loads in flight, which would store what they read before the clear;
   // a new generation forgets those loads, so nothing older is stored again.
+  // It is taken from the clock (see `clear`), so that generations from peers
+  // can be bounded by it and no forged one can wedge the next `clear()`.
   #generation = 0
 
   constructor(options: GroupOptions<T>, node: GroupNode) {
@@ -207,7 +211,11 @@ export class Group<T = unknown> {
     return { ...this.#stats }
   }
 
-  /** generation counts the `clear()`s this node has seen of this group. */
+  /**
+   * generation is 0 until this node sees a `clear()` of this group, then the
+   * latest clear's generation: its time in unix ms, or one more than the
+   * generation before it if that is later.
+   */
   get generation(): number {
     return this.#generation
   }
@@ -277,6 +285,7 @@ export class Group<T = unknown> {
   async remove(key: string): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
+    this.#checkChanges('remove')
     await this.#everywhere(
       key,
       (peer) => this.#node.remove(peer, this.name, key),
@@ -292,6 +301,7 @@ export class Group<T = unknown> {
   async set(key: string, value: T, options?: SetOptions): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
+    this.#checkChanges('set')
     const ttlMs = options?.ttlMs ?? this.#ttlMs
     if (ttlMs !== undefined && !isTtl(ttlMs)) {
       throw new InvalidOptionError(`expected options.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
@@ -318,9 +328,11 @@ export class Group<T = unknown> {
    */
   async clear(): Promise<void> {
     this.#checkOpen()
-    const generation = this.#generation + 1
-    this.#clearLocally(generation)
+    this.#checkChanges('clear')
     const node = this.#node
+    // From the clock, so that peers can refuse generations far beyond it.
+    const generation = Math.max(this.#generation + 1, Math.floor(node.now()))
+    this.#clearLocally(generation)
     const failures = await settle(
       node.peers.filter((peer) => peer !== node.self),
       (peer) => node.clear(peer, this.name, generation),
@@ -368,7 +380,7 @@ export class Group<T = unknown> {
    * that has seen a later `clear()` brings this node up to date first.
    */
   async #serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<Entry> {
-    if (generation > this.#generation) this.#clearLocally(generation)
+    if (generation > this.#generation) this.#catchUp(generation)
     const stats = this.#stats
     stats.serverRequests++
     stats.gets++
@@ -430,6 +442,28 @@ export class Group<T = unknown> {
     this.#cache.clear()
     this.#local.forgetAll()
     this.#remote.forgetAll()
+  }
+
+  /**
+   * catchUp moves to a generation a peer reported, if changes from peers
+   * are accepted at all (a secret) and the generation is not beyond the clock.
+   */
+  #catchUp(generation: number): void {
+    const node = this.#node
+    if (node.acceptsChanges && acceptGeneration(generation, node.now()) !== undefined) this.#clearLocally(generation)
+  }
+
+  /**
+   * checkChanges refuses a change that would need other nodes to accept
+   * unauthenticated PUTs and DELETEs, which they refuse: better said at once
+   * than as one failure per peer.
+   */
+  #checkChanges(what: string): void {
+    const node = this.#node
+    if (node.acceptsChanges || node.peers.length <= 1) return
+    throw new InvalidOptionError(
+      `group.${what}() across peers needs options.secret on every node (or options.dangerouslyAllowUnauthenticatedChanges)`,
+    )
   }
 
   readonly #counted = (): void => {
@@ -528,7 +562,7 @@ export class Group<T = unknown> {
     this.#stats.peerLoads++
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
-    if (res.generation > this.#generation) this.#clearLocally(res.generation)
+    if (res.generation > this.#generation) this.#catchUp(res.generation)
     const entry: Entry = {
       bytes: res.value,
       expire: res.expire,

@@ -48,6 +48,14 @@ export interface GroupcacheOptions {
   breaker?: Pick<BreakerOptions, 'failures' | 'backoffMs' | 'maxBackoffMs'>
   /** logger hears state changes (a peer skipped, a peer back); pino-compatible. Default: none. */
   logger?: Logger
+  /**
+   * dangerouslyAllowUnauthenticatedChanges lets peers store, drop and clear
+   * entries (`PUT`, `DELETE`, generations) without a `secret`, as anyone who
+   * can reach the endpoint then can. Default false: without a secret the
+   * endpoint serves GETs only, and `remove`, `set` and `clear` work on a
+   * single node only.
+   */
+  dangerouslyAllowUnauthenticatedChanges?: boolean
 }
 
 // A secret travels in an Authorization header: printable ASCII only (undici
@@ -149,6 +157,11 @@ export class Groupcache {
   /** requiresSecret is true when peers must present `secret` to be served. */
   readonly requiresSecret: boolean
   /**
+   * acceptsChanges is true when peers may store, drop and clear entries:
+   * with a secret, or with `dangerouslyAllowUnauthenticatedChanges`.
+   */
+  readonly acceptsChanges: boolean
+  /**
    * handler is the framework-neutral peer endpoint: give it a method, a raw
    * request target, headers and a signal; write back what it resolves to.
    */
@@ -188,6 +201,9 @@ export class Groupcache {
     }
     const secret = secrets[0] as string | undefined
     this.requiresSecret = secret !== undefined
+    const unauthenticated = options.dangerouslyAllowUnauthenticatedChanges ?? false
+    if (typeof unauthenticated !== 'boolean') fail('options.dangerouslyAllowUnauthenticatedChanges', 'a boolean', unauthenticated)
+    this.acceptsChanges = this.requiresSecret || unauthenticated
     this.#now = optionalFunction('options.now', options.now, Date.now)
     this.#random = optionalFunction('options.random', options.random, Math.random)
     const transport = options.transport
@@ -210,6 +226,7 @@ export class Groupcache {
     this.#node = {
       self: this.self,
       maxKeyBytes: this.maxKeyBytes,
+      acceptsChanges: this.acceptsChanges,
       get closed() {
         return node.#closed
       },
@@ -231,6 +248,8 @@ export class Groupcache {
       lookup: (name) => this.#groups.get(name)?.served,
       isClosed: () => this.#closed,
       stats: () => this.stats(),
+      acceptsChanges: this.acceptsChanges,
+      now: this.#now,
     })
   }
 

@@ -7,8 +7,8 @@ import {
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  acceptGeneration,
   bearer,
-  parseGeneration,
   unescapePathPart,
 } from './http.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
@@ -136,8 +136,17 @@ export function createPeerHandler(options: {
   isClosed: () => boolean
   /** stats answers `GET {basePath}_stats`, as JSON. */
   stats: () => unknown
+  /**
+   * acceptsChanges allows PUT, DELETE and generations on requests; without
+   * it they are refused (403) or ignored. Default: true.
+   */
+  acceptsChanges?: boolean
+  /** now is the clock generations are checked against (default Date.now). */
+  now?: () => number
 }): PeerHandler {
   const { basePath, maxKeyBytes, lookup, isClosed, stats } = options
+  const acceptsChanges = options.acceptsChanges ?? true
+  const now = options.now ?? Date.now
   const check = options.secrets.length === 0 ? undefined : new SecretCheck(options.secrets)
   const serve = async (req: PeerRequest): Promise<PeerResponse> => {
     const query = req.url.indexOf('?')
@@ -150,6 +159,7 @@ export function createPeerHandler(options: {
     if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') {
       return text(405, 'method not allowed', { allow: ALLOW })
     }
+    if (method !== 'GET' && !acceptsChanges) return refuseChange()
     if (isClosed()) return text(503, 'closing', { connection: 'close' })
     const rest = path.slice(basePath.length)
     // `_stats` has no `/`, so it can name no key of any group.
@@ -168,7 +178,7 @@ export function createPeerHandler(options: {
     if (key === undefined && method !== 'DELETE') return text(400, 'bad request: expected {group}/{key}')
     const group = lookup(groupName)
     if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
-    if (key === undefined) return clear(group, req)
+    if (key === undefined) return clear(group, req, now())
     if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
     if (method === 'DELETE') {
       group.removeLocally(key)
@@ -176,7 +186,8 @@ export function createPeerHandler(options: {
     }
     if (method === 'PUT') return set(group, key, req)
     try {
-      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+      const generation = acceptsChanges ? (acceptGeneration(req.headers[GENERATION_HEADER], now()) ?? 0) : 0
+      const value = await group.serve(key, req, generation)
       const headers: Record<string, string> = { 'content-type': PROTOBUF }
       if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
       return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
@@ -194,9 +205,19 @@ export function createPeerHandler(options: {
   }
 }
 
-function clear(group: ServedGroup, req: PeerRequest): PeerResponse {
-  const generation = parseGeneration(req.headers[GENERATION_HEADER])
-  if (generation === undefined) return text(400, `bad request: clearing a group needs the ${GENERATION_HEADER} header`)
+/**
+ * refuseChange answers a PUT or DELETE on a node without a secret: anyone
+ * could send it. Go peers never do, and ours only with a secret.
+ */
+function refuseChange(): PeerResponse {
+  return text(403, 'forbidden: storing, dropping and clearing entries needs options.secret on every node')
+}
+
+function clear(group: ServedGroup, req: PeerRequest, now: number): PeerResponse {
+  const generation = acceptGeneration(req.headers[GENERATION_HEADER], now)
+  if (generation === undefined) {
+    return text(400, `bad request: clearing a group needs the ${GENERATION_HEADER} header, a generation at most an hour ahead of this node's clock`)
+  }
   group.clearLocally(generation)
   return noContent()
 }

@@ -419,6 +419,26 @@ export function parseGeneration(value: string | readonly string[] | undefined): 
   return Number.isSafeInteger(n) ? n : undefined
 }
 
+/**
+ * MAX_GENERATION_LEAD_MS bounds how far a generation may run ahead of this
+ * node's clock. `clear()` picks the next generation from the clock (at
+ * least one more than the last), so generations from honest peers are never
+ * further ahead than their clocks' skew. A forged or broken one beyond the
+ * bound is ignored: otherwise one request could push a group to the last
+ * safe integer, after which no `clear()` could ever pick a next one.
+ */
+export const MAX_GENERATION_LEAD_MS = 60 * 60 * 1000
+
+/**
+ * acceptGeneration reads a generation from a peer: a positive safe integer
+ * no further than MAX_GENERATION_LEAD_MS ahead of `now`, else undefined.
+ */
+export function acceptGeneration(value: string | readonly string[] | number | undefined, now: number): number | undefined {
+  const n = typeof value === 'number' ? value : parseGeneration(value)
+  if (n === undefined || !Number.isSafeInteger(n) || n <= 0) return undefined
+  return n <= now + MAX_GENERATION_LEAD_MS ? n : undefined
+}
+
 /** failure turns an answer other than the expected one into the right error. */
 function failure(peer: string, res: RawAnswer): GroupcacheError {
   const text = Buffer.from(res.body).toString('utf8').slice(0, MAX_ERROR_TEXT)

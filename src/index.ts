@@ -33,6 +33,7 @@ export {
   DEFAULT_PEER_TIMEOUT_MS,
   ERROR_HEADER,
   GENERATION_HEADER,
+  MAX_GENERATION_LEAD_MS,
   type PeerHealth,
   type PeerTransport,
   type PeerValue,

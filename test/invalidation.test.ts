@@ -116,7 +116,7 @@ describe('remove, set and clear on a 3-node cluster', () => {
 
 describe('remove with a peer down', () => {
   test('rejects naming the unreachable peer, after clearing the reachable ones', async () => {
-    const cluster = await startCluster(3, () => ({ numbered: true, promote: true }))
+    const cluster = await startCluster(3, () => ({ secret: SECRET, numbered: true, promote: true }))
     try {
       const ring = new Ring(cluster.urls)
       const [a, b, c] = cluster.nodes as [TestNode, TestNode, TestNode]

@@ -15,6 +15,7 @@ const EXPORTS = [
   'DEFAULT_MAX_PEER_LOADS', 'DEFAULT_MAX_RESPONSE_BYTES', 'DEFAULT_PEER_CONNECTIONS',
   'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REPLICAS', 'DiscoveryError', 'ERROR_HEADER', 'GENERATION_HEADER',
   'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError', 'InvalidOptionError', 'LoadError',
+  'MAX_GENERATION_LEAD_MS',
   'NotFoundError', 'OverloadedError', 'PeerError', 'STATS_PATH', 'TooLargeError', 'UnreachablePeersError',
   'dnsPeers', 'loadChannel', 'peerChannel', 'toPeerRequest', 'writePeerResponse',
 ]
