@@ -23,6 +23,8 @@ export interface Codec<T> {
  */
 export interface ResolvedCodec extends Codec<unknown> {
   share(value: unknown): boolean
+  /** decodesAnything is true for a codec whose decode never throws ('bytes'). */
+  readonly decodesAnything?: boolean
 }
 
 /** CodecName names a built-in codec. */
@@ -94,6 +96,7 @@ const stringCodec: ResolvedCodec = {
 // writes into its value must not change what the next caller gets.
 const bytesCodec: ResolvedCodec = {
   share: () => false,
+  decodesAnything: true,
   encode(value) {
     if (!(value instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array, got ${typeof value}`)
     return Uint8Array.prototype.slice.call(value)

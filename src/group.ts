@@ -133,7 +133,14 @@ export interface GroupNode {
   readonly closed: boolean
   readonly peers: readonly string[]
   ownerOf(key: string): string | undefined
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue>
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation: number,
+    accept: (value: Uint8Array) => void,
+  ): Promise<PeerValue>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
@@ -548,8 +555,11 @@ export class Group<T = unknown> {
     if (again !== undefined) return again
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
+    const check = new ValueCheck(this.#codec, owner, this.name)
     try {
-      res = await this.#node.fetch(owner, this.name, key, signal, this.#generation)
+      res = await this.#node.fetch(owner, this.name, key, signal, this.#generation, check.accept)
+      // A custom transport may not call `accept`: check here, then.
+      if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -568,16 +578,11 @@ export class Group<T = unknown> {
       expire: res.expire,
       generation: res.generation,
       origin: 'peer',
-      value: undefined,
-      decoded: false,
+      value: check.value,
+      decoded: check.shared,
     }
     const fresh = entry.expire === 0 || entry.expire > this.#node.now()
-    if (fresh && isCurrent() && this.#promote(key, entry.bytes.length)) {
-      // Decode before keeping a copy, so bytes this node cannot read are
-      // reported now and never cached.
-      this.#valueOf(entry)
-      this.#store('hot', key, entry)
-    }
+    if (fresh && isCurrent() && this.#promote(key, entry.bytes.length)) this.#store('hot', key, entry)
     return entry
   }
 
@@ -616,6 +621,47 @@ export class Group<T = unknown> {
       entry.decoded = true
     }
     return value as T
+  }
+}
+
+/**
+ * ValueCheck decodes a value fetched from a peer before the fetch counts as
+ * a success: bytes this node's codec cannot read are the peer's failure (a
+ * local load follows, the peer's breaker counts it), never the caller's
+ * error and never cached. A value that can be shared is kept, so it is
+ * decoded once; one that cannot (binary data) is decoded again per caller.
+ */
+class ValueCheck {
+  done = false
+  shared = false
+  value: unknown = undefined
+  readonly accept: (value: Uint8Array) => void
+  /** acceptAsPeer is `accept` that throws a PeerError, for a transport that did not call it. */
+  readonly acceptAsPeer: (value: Uint8Array) => void
+
+  constructor(codec: ResolvedCodec, owner: string, group: string) {
+    this.accept = (bytes) => {
+      this.done = true
+      // 'bytes' reads any bytes: nothing to check, and a copy to save.
+      if (codec.decodesAnything === true) return
+      let value: unknown
+      try {
+        value = codec.decode(bytes)
+      } catch (err) {
+        throw new CodecError(`cannot decode a value of group ${group} from ${owner}: ${errorMessage(err)}`, { cause: err })
+      }
+      if (codec.share(value)) {
+        this.value = value
+        this.shared = true
+      }
+    }
+    this.acceptAsPeer = (bytes) => {
+      try {
+        this.accept(bytes)
+      } catch (err) {
+        throw new PeerError(owner, `peer ${owner} sent ${errorMessage(err)}`, { cause: err, status: 200 })
+      }
+    }
   }
 }
 

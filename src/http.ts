@@ -79,8 +79,18 @@ export interface PeerTransport {
   /**
    * fetch asks the owner for a key. `generation` is this node's generation of
    * the group (0 until a `clear()`); the answer carries the owner's.
+   * `accept`, when given, is called with the value before the answer counts
+   * as a success; if it throws (the value cannot be decoded), the answer is
+   * the peer's failure, a PeerError.
    */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number): Promise<PeerValue>
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation?: number,
+    accept?: (value: Uint8Array) => void,
+  ): Promise<PeerValue>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
   /** set stores a value in a peer's main cache (`PUT`). */
@@ -239,20 +249,21 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0): Promise<PeerValue> {
+  async fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation = 0,
+    accept?: (value: Uint8Array) => void,
+  ): Promise<PeerValue> {
     const headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
-    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
-    if (res.status === 200) {
-      let msg: GetResponse
-      try {
-        msg = decodeGetResponse(res.body)
-      } catch (err) {
-        this.#pools.get(peer)?.breaker.failure('a malformed answer')
-        throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
-      }
-      return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal, false)
+    if (res.status !== 200) {
+      judge(res)
+      throw failure(peer, res)
     }
-    throw failure(peer, res)
+    return readValue(peer, res, accept)
   }
 
   /**
@@ -301,6 +312,7 @@ export class HttpTransport implements PeerTransport {
     headers: Record<string, string>,
     body?: Uint8Array,
     signal?: AbortSignal,
+    judged = true,
   ): Promise<RawAnswer> {
     const target = this.#pools.get(peer)
     if (target === undefined) throw new PeerError(peer, `${peer} is not a current peer`)
@@ -334,6 +346,7 @@ export class HttpTransport implements PeerTransport {
         bodyTimeout: this.#timeoutMs,
       })
       answer = {
+        breaker,
         status: res.statusCode,
         errorCode: firstHeader(res.headers[ERROR_HEADER]),
         generation: firstHeader(res.headers[GENERATION_HEADER]),
@@ -353,10 +366,9 @@ export class HttpTransport implements PeerTransport {
       clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
     }
-    // A 5xx without our marker is the peer (or a proxy before it) failing;
-    // anything else, a loader's verdict included, shows a working peer.
-    if (answer.status >= 500 && answer.errorCode === undefined) breaker.failure(`answered ${answer.status}`)
-    else breaker.success()
+    // The caller of an unjudged request judges the answer itself, once it
+    // has decoded it.
+    if (judged) judge(answer)
     return answer
   }
 
@@ -394,11 +406,48 @@ export class HttpTransport implements PeerTransport {
 }
 
 interface RawAnswer {
+  /** breaker is the circuit of the peer that answered, for `judge`. */
+  breaker: Breaker
   status: number
   errorCode: string | undefined
   generation: string | undefined
   protocol: string | undefined
   body: Uint8Array
+}
+
+/**
+ * judge tells an answer's breaker what the answer showed. A 5xx without our
+ * marker is the peer (or a proxy before it) failing; anything else, a
+ * loader's verdict included, shows a working peer.
+ */
+function judge(answer: RawAnswer): void {
+  if (answer.status >= 500 && answer.errorCode === undefined) answer.breaker.failure(`answered ${answer.status}`)
+  else answer.breaker.success()
+}
+
+/**
+ * readValue decodes a 200 answer and has `accept` check its value: only then
+ * is it a success for the peer's breaker. An answer that is no GetResponse,
+ * or whose value this node cannot decode, is the peer's failure: one peer
+ * sending bad bytes must cost callers a local load, not an error.
+ */
+function readValue(peer: string, res: RawAnswer, accept: ((value: Uint8Array) => void) | undefined): PeerValue {
+  let msg: GetResponse
+  try {
+    msg = decodeGetResponse(res.body)
+  } catch (err) {
+    res.breaker.failure('a malformed answer')
+    throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
+  }
+  try {
+    accept?.(msg.value)
+  } catch (err) {
+    const why = `a value this node cannot decode: ${errorMessage(err)}`
+    res.breaker.failure(why)
+    throw new PeerError(peer, `peer ${peer} sent ${why}`, { cause: err, status: 200 })
+  }
+  res.breaker.success()
+  return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {
