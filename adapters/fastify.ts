@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
+import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import { Groupcache, InvalidOptionError, toPeerRequest, type GroupcacheOptions } from '../src/index.js'
 import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
@@ -90,7 +91,7 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   // handler, so that it answers as every other adapter does (405, 404…).
   const serve = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const answer = await instance.handler(toPeerRequest(request.raw, reply.raw))
-    const body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
+    const body = answer.stream === undefined ? Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength) : Readable.from(answer.stream)
     return reply.code(answer.status).headers(answer.headers).send(body)
   }
   await app.register(

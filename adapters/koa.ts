@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import type { Context, Next } from 'koa'
 import inject from 'light-my-request'
 import { toPeerRequest, type Groupcache } from '../src/index.js'
@@ -59,7 +60,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     const answer = await instance.handler(toPeerRequest(ctx.req, ctx.res))
     ctx.status = answer.status
     ctx.set(answer.headers)
-    ctx.body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
+    ctx.body = answer.stream === undefined ? Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength) : Readable.from(answer.stream)
   }
   function cacheRoute(options?: CacheRouteOptions): Middleware {
     const decide = routes.route(options)

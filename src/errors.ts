@@ -166,8 +166,8 @@ export class UnreachablePeersError extends GroupcacheError {
 /**
  * OverloadedError refuses a peer's request that would start one load too
  * many (the group's `maxPeerLoads`): a flood of distinct keys from outside
- * must not stampede the database. Peers get a 503 with `Retry-After` and
- * load the key themselves, as for any transport failure.
+ * must not stampede the database. Peers get a 503 with `Retry-After`; ours
+ * ask again after it (within their peerTimeoutMs), Go's load the key.
  */
 export class OverloadedError extends GroupcacheError {
   constructor(message: string) {

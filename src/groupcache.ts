@@ -218,6 +218,7 @@ export class Groupcache {
         secret,
         breaker: { ...options.breaker, now: this.#now },
         logger: options.logger,
+        random: this.#random,
       })
     this.#ring = new Ring(peers, this.replicas)
     this.#transport.setPeers?.(peers.filter((p) => p !== this.self))

@@ -12,6 +12,7 @@ import {
   unescapePathPart,
 } from './http.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
+import { DEFERRED_TYPE, WAIT_HEADER, deferredBody, heartbeatEvery, parseWait } from './deferred.js'
 
 const TEXT = 'text/plain; charset=utf-8'
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -24,6 +25,12 @@ const JSON_TYPE = 'application/json; charset=utf-8'
 export const STATS_PATH = '_stats'
 const MAX_ERROR_TEXT = 1024
 const ALLOW = 'GET, PUT, DELETE'
+
+/**
+ * OVERLOADED_RETRY_AFTER_S is the Retry-After of a 503 from maxPeerLoads:
+ * about how long it takes a typical load to free a slot.
+ */
+export const OVERLOADED_RETRY_AFTER_S = 1
 
 /**
  * PeerRequest is what the framework-neutral handler needs of an HTTP
@@ -40,11 +47,16 @@ export interface PeerRequest {
   readBody?(maxBytes: number): Promise<Uint8Array>
 }
 
-/** PeerResponse is the handler's answer, for the adapter to write as is. */
+/**
+ * PeerResponse is the handler's answer, for the adapter to write as is.
+ * When `stream` is set, the body is what it yields, written as it comes
+ * (a deferred answer to our own peers, see deferred.ts), and `body` is empty.
+ */
 export interface PeerResponse {
   status: number
   headers: Record<string, string>
   body: Uint8Array
+  stream?: AsyncIterable<Uint8Array>
 }
 
 /** PeerHandler serves the peer endpoint; it never rejects. */
@@ -185,15 +197,10 @@ export function createPeerHandler(options: {
       return noContent()
     }
     if (method === 'PUT') return set(group, key, req)
-    try {
-      const generation = acceptsChanges ? (acceptGeneration(req.headers[GENERATION_HEADER], now()) ?? 0) : 0
-      const value = await group.serve(key, req, generation)
-      const headers: Record<string, string> = { 'content-type': PROTOBUF }
-      if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-      return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
-    } catch (err) {
-      return errorResponse(err)
-    }
+    const generation = acceptsChanges ? (acceptGeneration(req.headers[GENERATION_HEADER], now()) ?? 0) : 0
+    const answer = get(group, key, req, generation)
+    const wait = parseWait(req.headers[WAIT_HEADER])
+    return wait === undefined ? answer : deferIfSlow(answer, heartbeatEvery(wait))
   }
   return async function groupcachePeerHandler(req: PeerRequest): Promise<PeerResponse> {
     const answer = await serve(req)
@@ -211,6 +218,37 @@ export function createPeerHandler(options: {
  */
 function refuseChange(): PeerResponse {
   return text(403, 'forbidden: storing, dropping and clearing entries needs options.secret on every node')
+}
+
+async function get(group: ServedGroup, key: string, req: PeerRequest, generation: number): Promise<PeerResponse> {
+  try {
+    const value = await group.serve(key, req, generation)
+    const headers: Record<string, string> = { 'content-type': PROTOBUF }
+    if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
+    return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+  } catch (err) {
+    return errorResponse(err)
+  }
+}
+
+/**
+ * deferIfSlow gives an answer that is ready within one heartbeat period as
+ * it is; a slower one becomes a deferred answer: headers now, heartbeats
+ * while the load runs, the answer at its end. So an asker waiting on a long
+ * load hears that its owner is alive, and neither gives up (loading the key
+ * a second time) nor counts the owner as failing. Only our client asks for
+ * this; Go clients always get the plain answer.
+ */
+async function deferIfSlow(answer: Promise<PeerResponse>, everyMs: number): Promise<PeerResponse> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), everyMs)
+  })
+  const first = await Promise.race([answer, late])
+  clearTimeout(timer)
+  if (first !== undefined) return first
+  const inner = answer.then((a) => ({ status: a.status, headers: a.headers, body: a.body }))
+  return { status: 200, headers: { 'content-type': DEFERRED_TYPE }, body: new Uint8Array(0), stream: deferredBody(inner, everyMs) }
 }
 
 function clear(group: ServedGroup, req: PeerRequest, now: number): PeerResponse {
@@ -245,7 +283,9 @@ function errorResponse(err: unknown): PeerResponse {
   const message = errorMessage(err).slice(0, MAX_ERROR_TEXT)
   if (err instanceof NotFoundError) return text(404, message, { [ERROR_HEADER]: err.code })
   if (err instanceof AbortedError) return text(503, 'aborted')
-  if (err instanceof OverloadedError) return text(503, message, { 'retry-after': '1' })
+  // Marked, so that our peers wait and ask again instead of loading the key
+  // themselves (a second load, which the cap exists to prevent).
+  if (err instanceof OverloadedError) return text(503, message, { 'retry-after': String(OVERLOADED_RETRY_AFTER_S), [ERROR_HEADER]: err.code })
   if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
     return text(err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message)
   }
@@ -297,6 +337,24 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Ar
 /** writePeerResponse writes the handler's answer on a node:http response. */
 export function writePeerResponse(res: ServerResponse, answer: PeerResponse): void {
   if (res.headersSent || res.destroyed) return
+  if (answer.stream !== undefined) {
+    res.writeHead(answer.status, answer.headers)
+    void writeStream(res, answer.stream)
+    return
+  }
   res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
   res.end(answer.body)
+}
+
+/** writeStream writes a deferred body as it comes, and stops if the asker leaves. */
+async function writeStream(res: ServerResponse, stream: AsyncIterable<Uint8Array>): Promise<void> {
+  try {
+    for await (const chunk of stream) {
+      if (res.destroyed) return
+      res.write(chunk)
+    }
+    res.end()
+  } catch {
+    res.destroy()
+  }
 }

@@ -12,14 +12,16 @@ import {
   errorMessage,
 } from './errors.js'
 import { decodeGetResponse, encodeGetResponse, type GetResponse } from './wire.js'
+import { DEFERRED_TYPE, WAIT_HEADER, decodeDeferred } from './deferred.js'
 
 /** DEFAULT_BASE_PATH is where peers serve each other, as in Go. */
 export const DEFAULT_BASE_PATH = '/_groupcache/'
 
 /**
- * DEFAULT_PEER_TIMEOUT_MS bounds one peer fetch, including the owner's load.
- * It must exceed the slowest load: a non-owner that times out loads the key
- * itself, which is a second load of that key.
+ * DEFAULT_PEER_TIMEOUT_MS bounds the silence of one peer fetch. An owner of
+ * ours that is still loading sends heartbeats (deferred.ts), so only a
+ * silent owner times out; a Go owner sends none, so for it this bounds the
+ * whole fetch, its load included, and a slower load is loaded twice.
  */
 export const DEFAULT_PEER_TIMEOUT_MS = 10_000
 
@@ -125,8 +127,13 @@ export interface PeerHealth {
  * before reading it when its length is declared, and as soon as it passes
  * `max` when it is not.
  */
-async function readLimited(body: AsyncIterable<Buffer> & { arrayBuffer(): Promise<ArrayBuffer>; destroy(): unknown }, length: string | undefined, max: number): Promise<Uint8Array> {
-  if (length !== undefined) {
+async function readLimited(
+  body: AsyncIterable<Buffer> & { arrayBuffer(): Promise<ArrayBuffer>; destroy(): unknown },
+  length: string | undefined,
+  max: number,
+  onChunk?: () => void,
+): Promise<Uint8Array> {
+  if (length !== undefined && onChunk === undefined) {
     if (Number(length) > max) {
       body.destroy()
       throw new Error(`answer of ${length} bytes is over the limit of ${max}`)
@@ -136,6 +143,7 @@ async function readLimited(body: AsyncIterable<Buffer> & { arrayBuffer(): Promis
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
+    onChunk?.()
     size += chunk.length
     if (size > max) {
       body.destroy()
@@ -196,6 +204,10 @@ export class HttpTransport implements PeerTransport {
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
+  // What a fetch sends: the secret, and the silence this node tolerates, so
+  // that an owner still loading the key answers early and keeps in touch.
+  readonly #fetchHeaders: Record<string, string>
+  readonly #random: () => number
   readonly #connections: number
   readonly #maxResponseBytes: number
   readonly #breaker: BreakerOptions
@@ -208,10 +220,14 @@ export class HttpTransport implements PeerTransport {
     maxResponseBytes?: number
     breaker?: BreakerOptions
     logger?: Logger | undefined
+    /** random draws the jitter of retries (default Math.random). */
+    random?: () => number
   }) {
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
+    this.#fetchHeaders = { ...this.#headers, [WAIT_HEADER]: String(options.timeoutMs) }
+    this.#random = options.random ?? Math.random
     this.#connections = options.connections ?? DEFAULT_PEER_CONNECTIONS
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     const logger = options.logger
@@ -257,13 +273,25 @@ export class HttpTransport implements PeerTransport {
     generation = 0,
     accept?: (value: Uint8Array) => void,
   ): Promise<PeerValue> {
-    const headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
-    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal, false)
-    if (res.status !== 200) {
+    const headers = generation > 0 ? { ...this.#fetchHeaders, [GENERATION_HEADER]: String(generation) } : this.#fetchHeaders
+    const path = keyPath(group, key)
+    // One deadline for the whole exchange, retries included.
+    const deadline = performance.now() + this.#timeoutMs
+    for (;;) {
+      const res = await this.#request(peer, 'GET', path, headers, { signal, judged: false, timeoutMs: deadline - performance.now() })
+      if (res.status === 200) return readValue(peer, res, accept)
       judge(res)
-      throw failure(peer, res)
+      if (res.status !== 503 || res.errorCode !== 'ERR_GROUPCACHE_OVERLOADED') throw failure(peer, res)
+      // The owner is alive but at its cap: loading the key here would be the
+      // very duplicate load the cap prevents. Ask again after Retry-After
+      // (jittered, so refused askers do not come back at once), as long as
+      // the deadline allows; past it, this node loads the key after all.
+      const delay = retryDelay(res.retryAfter, this.#random())
+      if (performance.now() + delay >= deadline) {
+        throw new PeerError(peer, `peer ${peer} stayed at its cap of loads for peers for ${this.#timeoutMs} ms`, { status: 503 })
+      }
+      await pause(delay, signal)
     }
-    return readValue(peer, res, accept)
   }
 
   /**
@@ -294,7 +322,7 @@ export class HttpTransport implements PeerTransport {
     await this.#ours(peer, 'store values')
     const body = encodeGetResponse({ value, expire })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
-    const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
+    const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, { body })
     if (res.status !== 204) throw failure(peer, res)
   }
 
@@ -305,15 +333,21 @@ export class HttpTransport implements PeerTransport {
     if (res.status !== 204) throw failure(peer, res)
   }
 
+  /**
+   * request runs one exchange with a peer, within `timeoutMs` (default the
+   * peer timeout) of silence. Unless `judged` is false, it tells the peer's
+   * breaker what the answer showed; a caller that decodes the answer first
+   * passes false and judges it itself.
+   */
   async #request(
     peer: string,
     method: 'GET' | 'PUT' | 'DELETE',
     path: string,
     headers: Record<string, string>,
-    body?: Uint8Array,
-    signal?: AbortSignal,
-    judged = true,
+    options: { body?: Uint8Array; signal?: AbortSignal | undefined; judged?: boolean; timeoutMs?: number } = {},
   ): Promise<RawAnswer> {
+    const { body, signal, judged = true } = options
+    const timeoutMs = Math.max(1, options.timeoutMs ?? this.#timeoutMs)
     const target = this.#pools.get(peer)
     if (target === undefined) throw new PeerError(peer, `${peer} is not a current peer`)
     const breaker = target.breaker
@@ -329,7 +363,7 @@ export class HttpTransport implements PeerTransport {
     const timer = setTimeout(() => {
       timedOut = true
       abort.emit('abort')
-    }, this.#timeoutMs)
+    }, timeoutMs)
     const onAbort = (): void => {
       abort.emit('abort')
     }
@@ -342,16 +376,25 @@ export class HttpTransport implements PeerTransport {
         headers,
         body,
         signal: abort,
-        headersTimeout: this.#timeoutMs,
+        headersTimeout: timeoutMs,
         bodyTimeout: this.#timeoutMs,
       })
+      const deferred = firstHeader(res.headers['content-type']) === DEFERRED_TYPE && res.statusCode === 200
+      // A deferred answer says the owner is working on the key: from here on
+      // only silence counts, so the deadline restarts with every heartbeat.
+      const heard = deferred ? () => timer.refresh() : undefined
+      heard?.()
+      const bytes = await readLimited(res.body, firstHeader(res.headers['content-length']), this.#maxResponseBytes, heard)
+      const inner = deferred ? decodeDeferred(bytes) : undefined
+      const h = inner === undefined ? res.headers : inner.headers
       answer = {
         breaker,
-        status: res.statusCode,
-        errorCode: firstHeader(res.headers[ERROR_HEADER]),
-        generation: firstHeader(res.headers[GENERATION_HEADER]),
+        status: inner?.status ?? res.statusCode,
+        errorCode: firstHeader(h[ERROR_HEADER]),
+        generation: firstHeader(h[GENERATION_HEADER]),
         protocol: firstHeader(res.headers[PROTOCOL_HEADER]),
-        body: await readLimited(res.body, firstHeader(res.headers['content-length']), this.#maxResponseBytes),
+        retryAfter: firstHeader(h['retry-after']),
+        body: inner?.body ?? bytes,
       }
     } catch (err) {
       if (signal?.aborted) {
@@ -412,7 +455,41 @@ interface RawAnswer {
   errorCode: string | undefined
   generation: string | undefined
   protocol: string | undefined
+  retryAfter: string | undefined
   body: Uint8Array
+}
+
+/**
+ * MIN_RETRY_MS is the shortest pause before asking an overloaded peer
+ * again, whatever its Retry-After says.
+ */
+const MIN_RETRY_MS = 50
+
+/**
+ * retryDelay turns a Retry-After (delta-seconds; anything else counts as 1)
+ * into a pause with "equal jitter": between half and all of it, so that the
+ * askers a peer refused at once do not all come back at once.
+ */
+function retryDelay(retryAfter: string | undefined, random: number): number {
+  const seconds = retryAfter !== undefined && /^[0-9]{1,6}$/.test(retryAfter) ? Number(retryAfter) : 1
+  const base = Math.max(MIN_RETRY_MS, seconds * 1000)
+  return base / 2 + (random * base) / 2
+}
+
+/** pause waits `ms`, or rejects with AbortedError when `signal` aborts first. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason))
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(new AbortedError(signal?.reason))
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 /**
