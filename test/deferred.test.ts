@@ -23,7 +23,7 @@ test('a body that is not heartbeats and one frame is refused', () => {
     Buffer.concat([Buffer.from([1, 0, 0, 0, 2]), Buffer.from('{}')]),
     Buffer.concat([Buffer.from([1, 0, 0, 0, 14]), Buffer.from('{"status":999}')]),
   ]
-  for (const bytes of bad) assert.throws(() => decodeDeferred(bytes), undefined, bytes.toString('hex'))
+  for (const bytes of bad) assert.throws(() => decodeDeferred(bytes), Error, bytes.toString('hex'))
 })
 
 test('parseWait reads a positive budget in ms and nothing else', () => {
