@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
+import fresh from 'fresh'
 import { Packr } from 'msgpackr'
+import vary from 'vary'
 import { InvalidOptionError, type Codec, type Group, type Groupcache, type LoadContext } from '../src/index.js'
 
 /** DEFAULT_ROUTE_GROUP names the internal group that holds cached responses. */
@@ -392,15 +394,30 @@ function parseKey(key: string): [string | undefined, Record<string, string>] {
   return [parsed[0], headers]
 }
 
-/** reply builds the answer for a cached response, honouring If-None-Match. */
+/**
+ * MAX_AGE_CAP_S caps the max-age sent with `cacheControl`: one year, the
+ * longest a response is conventionally kept (RFC 9111 leaves larger values
+ * to each cache). A route cached "for ever" (`ttlMs: Infinity`) is still
+ * only kept until evicted here.
+ */
+export const MAX_AGE_CAP_S = 365 * 24 * 60 * 60
+
+/**
+ * reply builds the answer for a cached response as a shared cache in front
+ * must see it: `Vary` names the headers the entry was chosen by (a CDN
+ * would otherwise serve one language to every reader), a max-age that is a
+ * number, `private` for per-user entries, and a 304 for a matching
+ * If-None-Match, weak or strong (RFC 9110), or If-Modified-Since (`fresh`).
+ */
 function reply(entry: CachedResponse, source: 'hit' | 'miss' | 'peer', route: Resolved, req: RouteRequest): Decision {
   const headers: Record<string, string> = { ...entry.headers, etag: entry.etag, [SOURCE_HEADER]: source }
+  if (route.vary.length > 0) headers.vary = vary.append(entry.headers.vary ?? '', route.vary)
   if (route.cacheControl && entry.expires > 0) {
-    headers['cache-control'] = `public, max-age=${Math.max(0, Math.floor((entry.expires - Date.now()) / 1000))}`
+    const maxAge = Math.min(MAX_AGE_CAP_S, Math.max(0, Math.floor((entry.expires - Date.now()) / 1000)))
+    headers['cache-control'] = `${route.private ? 'private' : 'public'}, max-age=${maxAge}`
   }
   const cacheable = route.statuses.has(entry.status)
-  const match = headerValue(req.headers['if-none-match'])
-  if (cacheable && match !== undefined && (match.trim() === '*' || match.split(',').some((tag) => tag.trim() === entry.etag))) {
+  if (cacheable && fresh(req.headers, { etag: entry.etag, 'last-modified': entry.headers['last-modified'] })) {
     return { action: 'reply', status: 304, headers, body: undefined }
   }
   // HEAD gets the body too: Node's HTTP server never sends a body for HEAD,
