@@ -53,25 +53,27 @@ export interface GroupcacheMiddleware extends Middleware {
  * closes; given an instance, the caller keeps it.
  */
 export function groupcache(input: AdapterInput): GroupcacheMiddleware {
-  const { instance, watch, routes } = middlewareSetup(input)
+  const { instance, watch, routes, notMounted } = middlewareSetup(input)
   const basePath = instance.basePath
   let app: Application | undefined
+  // The route cache renders by replaying requests into this very app, which
+  // the first request through the middleware, or a cached route, shows.
+  const renderWith = (known: Application): void => {
+    app = known
+    const dispatch = (injected: IncomingMessage, out: ServerResponse): void => {
+      pin(injected)
+      pin(out)
+      known(injected as Request, out as Response)
+    }
+    routes.setRenderer(async (url, headers) => {
+      const res = await inject(dispatch, { method: 'GET', url, headers })
+      return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
+    })
+  }
   function groupcacheMiddleware(req: Request, res: Response, next: NextFunction): void {
     req.groupcache = instance
     watch(req.socket)
-    if (app === undefined) {
-      // The route cache renders by replaying requests into this very app.
-      const known = (app = req.app)
-      const dispatch = (injected: IncomingMessage, out: ServerResponse): void => {
-        pin(injected)
-        pin(out)
-        known(injected as Request, out as Response)
-      }
-      routes.setRenderer(async (url, headers) => {
-        const res = await inject(dispatch, { method: 'GET', url, headers })
-        return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
-      })
-    }
+    if (app === undefined) renderWith(req.app)
     if (!req.url.startsWith(basePath)) {
       next()
       return
@@ -81,6 +83,12 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
   function cacheRoute(options?: CacheRouteOptions): Middleware {
     const decide = routes.route(options)
     return function groupcacheCacheRoute(req, res, next) {
+      // Without app.use(gc) in front, nothing set req.groupcache: render
+      // with the route's own app, and say once that peers cannot get here.
+      if ((req as Partial<Request>).groupcache === undefined) {
+        notMounted()
+        if (app === undefined) renderWith(req.app)
+      }
       decide({ method: req.method, url: req.originalUrl, headers: req.headers }).then((decision) => {
         if (decision.action === 'next') {
           if (decision.source !== undefined) res.setHeader(SOURCE_HEADER, decision.source)

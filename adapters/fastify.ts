@@ -34,6 +34,14 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   if (app.hasDecorator('groupcache')) {
     throw new InvalidOptionError('groupcache is already registered on this Fastify instance')
   }
+  // Peers ask every node for basePath at its root; under a prefix they would
+  // get 404 and quietly load every key themselves.
+  if (app.prefix !== '') {
+    throw new InvalidOptionError(
+      `expected the groupcache plugin at the root of the app, got it under the prefix ${JSON.stringify(app.prefix)}: ` +
+        'peers ask for basePath at the root of every node. Register it on the root instance.',
+    )
+  }
   // An instance built here logs through the app's logger, unless told otherwise.
   const { instance, owned } = resolveInstance('groupcache' in options ? options.groupcache : { logger: app.log, ...options })
   app.decorate('groupcache', instance)

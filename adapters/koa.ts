@@ -37,22 +37,24 @@ export interface GroupcacheMiddleware extends Middleware {
  * closes; given an instance, the caller keeps it.
  */
 export function groupcache(input: AdapterInput): GroupcacheMiddleware {
-  const { instance, watch, routes } = middlewareSetup(input)
+  const { instance, watch, routes, notMounted } = middlewareSetup(input)
   const basePath = instance.basePath
   let rendering = false
+  // The route cache renders by replaying requests into this very app, which
+  // the first request through the middleware, or a cached route, shows.
+  const renderWith = (ctx: Context): void => {
+    rendering = true
+    const callback = ctx.app.callback()
+    routes.setRenderer(async (url, headers) => {
+      const res = await inject(callback, { method: 'GET', url, headers })
+      return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
+    })
+  }
   async function groupcacheMiddleware(ctx: Context, next: Next): Promise<void> {
     ctx.groupcache = instance
     ctx.state.groupcache = instance
     watch(ctx.req.socket)
-    if (!rendering) {
-      // The route cache renders by replaying requests into this very app.
-      rendering = true
-      const callback = ctx.app.callback()
-      routes.setRenderer(async (url, headers) => {
-        const res = await inject(callback, { method: 'GET', url, headers })
-        return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
-      })
-    }
+    if (!rendering) renderWith(ctx)
     if (!ctx.url.startsWith(basePath)) {
       await next()
       return
@@ -65,6 +67,12 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
   function cacheRoute(options?: CacheRouteOptions): Middleware {
     const decide = routes.route(options)
     return async function groupcacheCacheRoute(ctx, next) {
+      // Without app.use(gc) in front, nothing set ctx.groupcache: render
+      // with the route's own app, and say once that peers cannot get here.
+      if ((ctx as Partial<Context>).groupcache === undefined) {
+        notMounted()
+        if (!rendering) renderWith(ctx)
+      }
       const decision = await decide({ method: ctx.method, url: ctx.originalUrl, headers: ctx.headers })
       if (decision.action === 'next') {
         if (decision.source !== undefined) ctx.set(SOURCE_HEADER, decision.source)

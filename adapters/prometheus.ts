@@ -1,6 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client'
-import type { Groupcache, GroupStats, PeerEvent } from '../src/index.js'
+import { Groupcache, InvalidOptionError, type GroupStats, type PeerEvent } from '../src/index.js'
 
 /** PrometheusOptions say where and how the metrics are registered. */
 export interface PrometheusOptions {
@@ -38,7 +38,8 @@ const LRU_COUNTERS = [
  * latency by peer and outcome. Counters are read at scrape time, so
  * nothing is counted twice; `unregister` removes them all.
  */
-export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {}): { unregister(): void } {
+export function registerMetrics(target: Groupcache | { readonly groupcache: Groupcache }, options: PrometheusOptions = {}): { unregister(): void } {
+  const gc = nodeOf(target)
   const registry = options.registry ?? globalRegistry
   const prefix = options.prefix ?? 'groupcache_'
   const registers = [registry]
@@ -132,6 +133,20 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
       for (const name of names) registry.removeSingleMetric(name)
     },
   }
+}
+
+/**
+ * nodeOf accepts what users have at hand: the instance, or the Express or
+ * Koa middleware (or a Fastify app) that carries it as `.groupcache`.
+ * Anything else fails now, not at the first scrape.
+ */
+function nodeOf(target: unknown): Groupcache {
+  if (target instanceof Groupcache) return target
+  const carried = typeof target === 'object' || typeof target === 'function' ? (target as { groupcache?: unknown } | null)?.groupcache : undefined
+  if (carried instanceof Groupcache) return carried
+  throw new InvalidOptionError(
+    'expected registerMetrics to get a Groupcache instance, or the middleware or app that carries one as .groupcache',
+  )
 }
 
 export default registerMetrics

@@ -58,9 +58,21 @@ export function middlewareSetup(input: AdapterInput): {
   instance: Groupcache
   watch: (socket: Socket) => void
   routes: RouteCaches
+  /** notMounted warns, once, that a cached route ran without the middleware in front. */
+  notMounted: () => void
 } {
   const { instance, owned } = resolveInstance(input)
   const warning = openEndpointWarning(instance)
   if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
-  return { instance, watch: closeWithServer(instance, owned), routes: new RouteCaches(instance) }
+  let warned = false
+  const notMounted = (): void => {
+    if (warned) return
+    warned = true
+    process.emitWarning(
+      `groupcache: a cached route ran without the groupcache middleware in front of it: peers cannot reach ${instance.basePath} ` +
+        'on this node, so they render its routes themselves. Mount it at the root of the app, before the routes: app.use(gc).',
+      { code: 'GROUPCACHE_NOT_MOUNTED' },
+    )
+  }
+  return { instance, watch: closeWithServer(instance, owned), routes: new RouteCaches(instance), notMounted }
 }

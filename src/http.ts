@@ -211,6 +211,9 @@ export class HttpTransport implements PeerTransport {
   readonly #connections: number
   readonly #maxResponseBytes: number
   readonly #breaker: BreakerOptions
+  readonly #logger: Logger | undefined
+  // Peer and status of each refusal reported already: one line each, ever.
+  readonly #refusals = new Set<string>()
 
   constructor(options: {
     basePath: string
@@ -231,6 +234,7 @@ export class HttpTransport implements PeerTransport {
     this.#connections = options.connections ?? DEFAULT_PEER_CONNECTIONS
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     const logger = options.logger
+    this.#logger = logger
     this.#breaker = {
       ...options.breaker,
       // One line per transition, never one per failed request.
@@ -280,7 +284,7 @@ export class HttpTransport implements PeerTransport {
     for (;;) {
       const res = await this.#request(peer, 'GET', path, headers, { signal, judged: false, timeoutMs: deadline - performance.now() })
       if (res.status === 200) return readValue(peer, res, accept)
-      judge(res)
+      this.#judge(res)
       if (res.status !== 503 || res.errorCode !== 'ERR_GROUPCACHE_OVERLOADED') throw failure(peer, res)
       // The owner is alive but at its cap: loading the key here would be the
       // very duplicate load the cap prevents. Ask again after Retry-After
@@ -388,6 +392,7 @@ export class HttpTransport implements PeerTransport {
       const inner = deferred ? decodeDeferred(bytes) : undefined
       const h = inner === undefined ? res.headers : inner.headers
       answer = {
+        peer,
         breaker,
         status: inner?.status ?? res.statusCode,
         errorCode: firstHeader(h[ERROR_HEADER]),
@@ -411,8 +416,43 @@ export class HttpTransport implements PeerTransport {
     }
     // The caller of an unjudged request judges the answer itself, once it
     // has decoded it.
-    if (judged) judge(answer)
+    if (judged) this.#judge(answer)
     return answer
+  }
+
+  /**
+   * judge tells an answer's breaker what the answer showed. A 5xx without
+   * our marker is the peer (or a proxy before it) failing, and so is a 401
+   * or 403: a peer that refuses this node is as useless as a dead one, and
+   * it is a misconfiguration (an app-level auth hook in front of the
+   * endpoint, secrets that differ), reported once. Anything else, a loader's
+   * verdict included, shows a working peer.
+   */
+  #judge(answer: RawAnswer): void {
+    const { status, breaker } = answer
+    if (status === 401 || status === 403) {
+      breaker.failure(`answered ${status}`)
+      this.#reportRefusal(answer.peer, answer)
+    } else if (status >= 500 && answer.errorCode === undefined) {
+      breaker.failure(`answered ${status}`)
+    } else {
+      breaker.success()
+    }
+  }
+
+  #reportRefusal(peer: string, answer: RawAnswer): void {
+    const seen = `${answer.status} ${peer}`
+    if (this.#refusals.has(seen)) return
+    this.#refusals.add(seen)
+    const why =
+      answer.protocol === undefined
+        ? `without groupcache's marker: something in front of its endpoint (an auth hook, a proxy) refuses peers. Exempt ${this.#basePath} from it; the secret authenticates peers`
+        : answer.status === 401
+          ? 'to this node\'s secret: give every node the same secret (or list)'
+          : 'to a change: that node has no secret'
+    const message = `groupcache: peer ${peer} answered ${answer.status} ${why}; its keys are loaded here meanwhile`
+    if (this.#logger !== undefined) this.#logger.warn({ peer, status: answer.status }, message)
+    else process.emitWarning(message, { code: 'GROUPCACHE_PEER_REFUSED' })
   }
 
   /** health reports each peer's circuit, for operators. */
@@ -449,6 +489,7 @@ export class HttpTransport implements PeerTransport {
 }
 
 interface RawAnswer {
+  peer: string
   /** breaker is the circuit of the peer that answered, for `judge`. */
   breaker: Breaker
   status: number
@@ -490,16 +531,6 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
-}
-
-/**
- * judge tells an answer's breaker what the answer showed. A 5xx without our
- * marker is the peer (or a proxy before it) failing; anything else, a
- * loader's verdict included, shows a working peer.
- */
-function judge(answer: RawAnswer): void {
-  if (answer.status >= 500 && answer.errorCode === undefined) answer.breaker.failure(`answered ${answer.status}`)
-  else answer.breaker.success()
 }
 
 /**
