@@ -104,20 +104,17 @@ interface Resolved {
 }
 
 function resolve(options: CacheRouteOptions = {}): Resolved {
-  const fail = (name: string, expected: string, got: unknown): never => {
-    throw new InvalidOptionError(`expected options.${name} to be ${expected}, got ${JSON.stringify(got) ?? String(got)}`)
-  }
   const ttlMs = options.ttlMs ?? DEFAULT_ROUTE_TTL_MS
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) fail('ttlMs', 'a positive number of milliseconds', ttlMs)
+  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds', ttlMs)
   const vary = options.vary ?? []
-  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) fail('vary', 'an array of header names', vary)
+  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) throw InvalidOptionError.expected('options.vary', 'an array of header names', vary)
   const statuses = options.statuses ?? [200]
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
-    fail('statuses', 'an array of HTTP statuses', statuses)
+    throw InvalidOptionError.expected('options.statuses', 'an array of HTTP statuses', statuses)
   }
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) fail('maxBodyBytes', 'a positive integer', maxBodyBytes)
-  if (options.key !== undefined && typeof options.key !== 'function') fail('key', 'a function', options.key)
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw InvalidOptionError.expected('options.maxBodyBytes', 'a positive integer', maxBodyBytes)
+  if (options.key !== undefined && typeof options.key !== 'function') throw InvalidOptionError.expected('options.key', 'a function', options.key)
   if (options.private === true && options.key === undefined) {
     throw new InvalidOptionError('expected options.key with options.private: a private response must be keyed by its user')
   }

@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr'
-import { CodecError, errorMessage } from './errors.js'
+import { CodecError, describe, errorMessage } from './errors.js'
 
 /**
  * Codec turns a group's values into the bytes that are cached and sent to
@@ -143,14 +143,4 @@ export function encodeValue(codec: ResolvedCodec, value: unknown, what: string):
     throw new CodecError(`cannot encode ${what}: the codec's encode returned ${describe(bytes)}, not a Uint8Array`)
   }
   return bytes
-}
-
-/** describe renders a bad option value for an error message. */
-export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'function') return 'a function'
-  if (Array.isArray(value)) return 'an array'
-  if (value === null) return 'null'
-  if (typeof value === 'object') return 'an object'
-  return String(value)
 }

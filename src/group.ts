@@ -16,8 +16,6 @@ import {
 } from './errors.js'
 import { loadChannel, peerChannel, type LoadEvent, type PeerEvent } from './diagnostics.js'
 import { Flight } from './flight.js'
-import type { ServedGroup } from './handler.js'
-import type { PeerValue } from './http.js'
 import { newGroupStats, type GroupStats } from './stats.js'
 
 /**
@@ -121,22 +119,70 @@ export interface GetOptions {
   signal?: AbortSignal
 }
 
+// What a group needs from the other nodes, and what it offers them, is
+// declared here, beside the group, as Go keeps ProtoGetter and PeerPicker in
+// peers.go: group.ts knows no ring, no HTTP client and no HTTP server.
+
 /**
- * GroupNode is what a group needs from the node it belongs to. It keeps
- * group.ts free of rings and HTTP.
+ * PeerValue is an owner's answer: the value's bytes, its absolute expiry in
+ * unix ms (0 for none) and the generation its load began in (0 from Go peers
+ * and before any `clear()`).
  */
-export interface GroupNode {
+export interface PeerValue {
+  value: Uint8Array
+  expire: number
+  generation: number
+}
+
+/**
+ * GroupPeers is what a group needs from the other nodes (Go's PeerPicker
+ * and ProtoGetter): who owns a key, and the requests that reach a peer.
+ * `Peers` (peers.ts) is the one implementation.
+ */
+export interface GroupPeers {
+  /** self is this node's URL, as it appears in `list`. */
   readonly self: string
-  readonly maxKeyBytes: number
-  readonly closed: boolean
-  readonly peers: readonly string[]
+  /** list is every node, this one included. */
+  readonly list: readonly string[]
+  /** ownerOf returns the peer that owns `key`, or undefined with no peers. */
   ownerOf(key: string): string | undefined
   fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
+}
+
+/**
+ * GroupNode is what a group needs from the node it belongs to: its peers,
+ * its limits, its state and its seams.
+ */
+export interface GroupNode {
+  readonly peers: GroupPeers
+  readonly maxKeyBytes: number
+  readonly closed: boolean
   now(): number
   random(): number
+}
+
+/** ServedValue is what a group gives the peer endpoint for a peer's request. */
+export interface ServedValue {
+  bytes: Uint8Array
+  expire: number
+  generation: number
+}
+
+/**
+ * ServedGroup is what the peer endpoint (handler.ts) needs of a group.
+ * `serve` reads `request.signal` only when it has to load, so adapters can
+ * make the signal lazily: most peer requests are cache hits, and a signal is
+ * not free.
+ */
+export interface ServedGroup {
+  readonly maxEntryBytes: number
+  serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<ServedValue>
+  removeLocally(key: string): void
+  setLocally(key: string, value: Uint8Array, expire: number): void
+  clearLocally(generation: number): void
 }
 
 /** served gives the node the group's peer-facing side, kept off the public API. */
@@ -161,6 +207,7 @@ export function isTtl(value: unknown): value is number {
 export class Group<T = unknown> {
   readonly name: string
   readonly #node: GroupNode
+  readonly #peers: GroupPeers
   readonly #load: Loader<T>
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
@@ -185,6 +232,7 @@ export class Group<T = unknown> {
   constructor(options: GroupOptions<T>, node: GroupNode) {
     this.name = options.name
     this.#node = node
+    this.#peers = node.peers
     this.#load = options.load
     this.#codec = resolveCodec(options.codec as CodecName | Codec<unknown> | undefined, 'options.codec')
     this.#cache = new Cache(options.maxBytes)
@@ -215,7 +263,7 @@ export class Group<T = unknown> {
   /** cacheStats is a snapshot of the main or the hot cache's counters. */
   cacheStats(kind: CacheKind): CacheStats {
     if (kind !== 'main' && kind !== 'hot') {
-      throw new TypeError(`expected kind to be 'main' or 'hot', got ${String(kind)}`)
+      throw InvalidOptionError.expected('kind', "'main' or 'hot'", kind)
     }
     return this.#cache.stats(kind)
   }
@@ -258,10 +306,10 @@ export class Group<T = unknown> {
   /** miss loads a key that is not cached here: on this node if it owns it, else from its owner. */
   #miss(key: string, options: GetOptions | undefined): Promise<Entry> {
     this.#stats.loads++
-    const node = this.#node
+    const peers = this.#peers
     const signal = options?.signal
-    const owner = node.ownerOf(key)
-    return owner === undefined || owner === node.self
+    const owner = peers.ownerOf(key)
+    return owner === undefined || owner === peers.self
       ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
       : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
   }
@@ -279,7 +327,7 @@ export class Group<T = unknown> {
     this.#checkKey(key)
     await this.#everywhere(
       key,
-      (peer) => this.#node.remove(peer, this.name, key),
+      (peer) => this.#peers.remove(peer, this.name, key),
       () => this.#removeLocally(key),
     )
   }
@@ -304,7 +352,7 @@ export class Group<T = unknown> {
     const expire = this.#expiry(ttlMs)
     await this.#everywhere(
       key,
-      (peer, owner) => (peer === owner ? this.#node.set(peer, this.name, key, bytes, expire) : this.#node.remove(peer, this.name, key)),
+      (peer, owner) => (peer === owner ? this.#peers.set(peer, this.name, key, bytes, expire) : this.#peers.remove(peer, this.name, key)),
       (owner) => (owner ? this.#setLocally(key, bytes, expire) : this.#removeLocally(key)),
     )
   }
@@ -320,10 +368,10 @@ export class Group<T = unknown> {
     this.#checkOpen()
     const generation = this.#generation + 1
     this.#clearLocally(generation)
-    const node = this.#node
+    const peers = this.#peers
     const failures = await settle(
-      node.peers.filter((peer) => peer !== node.self),
-      (peer) => node.clear(peer, this.name, generation),
+      peers.list.filter((peer) => peer !== peers.self),
+      (peer) => peers.clear(peer, this.name, generation),
     )
     if (failures.length > 0) throw new UnreachablePeersError(`clearing group ${this.name}`, failures)
   }
@@ -338,15 +386,15 @@ export class Group<T = unknown> {
     remote: (peer: string, owner: string) => Promise<void>,
     local: (isOwner: boolean) => void,
   ): Promise<void> {
-    const node = this.#node
-    const owner = node.ownerOf(key) ?? node.self
+    const peers = this.#peers
+    const owner = peers.ownerOf(key) ?? peers.self
     const run = (peer: string): Promise<void> => {
-      if (peer !== node.self) return remote(peer, owner)
+      if (peer !== peers.self) return remote(peer, owner)
       local(peer === owner)
       return Promise.resolve()
     }
     const failures = await settle([owner], run)
-    failures.push(...(await settle(node.peers.filter((peer) => peer !== owner), run)))
+    failures.push(...(await settle(peers.list.filter((peer) => peer !== owner), run)))
     if (failures.length > 0) throw new UnreachablePeersError(`updating ${JSON.stringify(key)} in group ${this.name}`, failures)
   }
 
@@ -515,7 +563,7 @@ export class Group<T = unknown> {
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
-      res = await this.#node.fetch(owner, this.name, key, signal, this.#generation)
+      res = await this.#peers.fetch(owner, this.name, key, signal, this.#generation)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
