@@ -41,26 +41,26 @@ export interface RouteRequest {
 /** CacheRouteOptions configure one cached route; see README. */
 export interface CacheRouteOptions {
   /** ttlMs is how long a response lives on every node (default 60 000). */
-  ttlMs?: number
+  ttlMs?: number | undefined
   /** vary lists request headers whose values become part of the key. */
-  vary?: string[]
+  vary?: string[] | undefined
   /**
    * key returns the path and query to cache under and render from, to fold
    * requests that must share one entry (drop tracking parameters, say).
    */
-  key?: (req: RouteRequest) => string
+  key?: ((req: RouteRequest) => string) | undefined
   /** statuses are the cacheable statuses (default [200]). */
-  statuses?: number[]
+  statuses?: number[] | undefined
   /** maxBodyBytes is the largest body cached (default 1 MiB). */
-  maxBodyBytes?: number
+  maxBodyBytes?: number | undefined
   /** group names the internal group (default '_routes'). */
-  group?: string
+  group?: string | undefined
   /** maxBytes is the group's budget when this route creates it (default 64 MiB). */
-  maxBytes?: number
+  maxBytes?: number | undefined
   /** private caches requests with Authorization or Cookie; it needs `key` and `vary`. */
-  private?: boolean
+  private?: boolean | undefined
   /** cacheControl adds `Cache-Control: public, max-age=<remaining ttl>`. */
-  cacheControl?: boolean
+  cacheControl?: boolean | undefined
 }
 
 /** Captured is a response as the owner's replay saw it. */

@@ -13,7 +13,7 @@ import { CodecError, describe, errorMessage } from './errors.js'
 export interface Codec<T> {
   encode(value: T): Uint8Array
   decode(bytes: Uint8Array): T
-  readonly immutable?: boolean
+  readonly immutable?: boolean | undefined
 }
 
 /**

@@ -36,23 +36,23 @@ export interface DnsPeersOptions {
   /** port is where every node serves peers; it goes into each peer URL. */
   port: number
   /** protocol of the peer URLs (default 'http'). */
-  protocol?: 'http' | 'https'
+  protocol?: 'http' | 'https' | undefined
   /**
    * intervalMs is the pause between two resolutions (default 5000,
    * `DEFAULT_DNS_INTERVAL_MS`). The next one is scheduled when the last one
    * ends, so a slow DNS server never stacks queries.
    */
-  intervalMs?: number
+  intervalMs?: number | undefined
   /** resolver answers the queries (default: a new `dns.promises.Resolver()`, the system's servers). */
-  resolver?: DnsResolver
+  resolver?: DnsResolver | undefined
   /** family says which records to ask for: 4 (A), 6 (AAAA) or 'both' (default). */
-  family?: 4 | 6 | 'both'
+  family?: 4 | 6 | 'both' | undefined
   /**
    * onError hears every refresh that kept the old peers: a failed lookup, or
    * a record set without this node. Default: a process warning
    * (`GROUPCACHE_DNS_DISCOVERY`), emitted again only when the message changes.
    */
-  onError?: (err: DiscoveryError) => void
+  onError?: ((err: DiscoveryError) => void) | undefined
 }
 
 /**

@@ -108,7 +108,7 @@ export class PeerError extends GroupcacheError {
   readonly peer: string
   readonly status: number | undefined
 
-  constructor(peer: string, message: string, options?: { cause?: unknown; status?: number }) {
+  constructor(peer: string, message: string, options?: { cause?: unknown; status?: number | undefined }) {
     super('ERR_GROUPCACHE_PEER', message, options)
     this.name = 'PeerError'
     this.peer = peer
@@ -208,7 +208,7 @@ export class DiscoveryError extends GroupcacheError {
     reason: DiscoveryErrorReason,
     hostname: string,
     message: string,
-    options?: { cause?: unknown; peers?: readonly string[] },
+    options?: { cause?: unknown; peers?: readonly string[] | undefined },
   ) {
     super('ERR_GROUPCACHE_DISCOVERY', message, options)
     this.name = 'DiscoveryError'

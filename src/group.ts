@@ -53,13 +53,13 @@ export interface LoadContext {
    * `Infinity` for ever), overriding the group's `ttlMs`: a loader can pick
    * a TTL after seeing the value.
    */
-  ttlMs?: number
+  ttlMs?: number | undefined
   /**
    * cache, when the loader sets it to false, answers the callers waiting for
    * this load (here and on peers) without storing the value anywhere: for a
    * result worth sharing with them but not with later callers.
    */
-  cache?: boolean
+  cache?: boolean | undefined
 }
 
 /**
@@ -96,27 +96,27 @@ export interface GroupOptions<T> {
   /** load produces a value on the key's owner. */
   load: Loader<T>
   /** codec turns values into bytes: 'msgpack' (default), 'json', 'string', 'bytes' or your own. */
-  codec?: CodecName | Codec<T>
+  codec?: CodecName | Codec<T> | undefined
   /** promote decides which peer-fetched values become hot copies (default: 1 in 10 at random). */
-  promote?: Promote
+  promote?: Promote | undefined
   /** maxEntryBytes is the largest entry stored (default: maxBytes / 8). */
-  maxEntryBytes?: number
+  maxEntryBytes?: number | undefined
   /** maxPeerLoads caps the loads that peers' requests may run at once (default 64). */
-  maxPeerLoads?: number
+  maxPeerLoads?: number | undefined
   /** ttlMs is how long a loaded value lives, on its owner and in hot copies (default: until evicted). */
-  ttlMs?: number
+  ttlMs?: number | undefined
 }
 
 /** SetOptions are per-call options of `group.set`. */
 export interface SetOptions {
   /** ttlMs is how long the value lives (default: the group's `ttlMs`). */
-  ttlMs?: number
+  ttlMs?: number | undefined
 }
 
 /** GetOptions are per-call options of `group.get`. */
 export interface GetOptions {
   /** signal lets this caller give up; the shared load goes on for the others. */
-  signal?: AbortSignal
+  signal?: AbortSignal | undefined
 }
 
 // What a group needs from the other nodes, and what it offers them, is

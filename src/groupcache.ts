@@ -20,29 +20,29 @@ export interface GroupcacheOptions {
   /** peers are the base URLs of every node, this one included, in the same order everywhere. */
   peers: readonly string[]
   /** basePath is where peers serve each other (default '/_groupcache/'). */
-  basePath?: string
+  basePath?: string | undefined
   /** replicas is the number of ring points per peer (default 50, as Go). */
-  replicas?: number
+  replicas?: number | undefined
   /**
    * secret, when set, is required from peers as `Authorization: Bearer <secret>`.
    * A list accepts any of its secrets and sends the first: rotate by adding
    * the new secret second everywhere, then first, then dropping the old one.
    */
-  secret?: string | readonly string[]
+  secret?: string | readonly string[] | undefined
   /** peerTimeoutMs bounds one peer fetch, the owner's load included (default 10 000). */
-  peerTimeoutMs?: number
+  peerTimeoutMs?: number | undefined
   /** maxKeyBytes is the longest key accepted, in UTF-8 bytes (default 4096). */
-  maxKeyBytes?: number
+  maxKeyBytes?: number | undefined
   /** now is the clock, in unix milliseconds (default Date.now); a seam for tests. */
-  now?: () => number
+  now?: (() => number) | undefined
   /** random draws hot-cache promotions (default Math.random); a seam for tests. */
-  random?: () => number
+  random?: (() => number) | undefined
   /** transport fetches from peers (default: HTTP with undici); a seam for tests. */
-  transport?: PeerTransport
+  transport?: PeerTransport | undefined
   /** breaker tunes the per-peer circuit breaker of the default transport. */
-  breaker?: Pick<BreakerOptions, 'failures' | 'backoffMs' | 'maxBackoffMs'>
+  breaker?: Pick<BreakerOptions, 'failures' | 'backoffMs' | 'maxBackoffMs'> | undefined
   /** logger hears state changes (a peer skipped, a peer back); pino-compatible. Default: none. */
-  logger?: Logger
+  logger?: Logger | undefined
 }
 
 // A secret travels in an Authorization header: printable ASCII only (undici
@@ -66,8 +66,8 @@ export interface NodeStats {
 
 /** ListenOptions say where `gc.listen()` binds its dedicated peer server. */
 export interface ListenOptions {
-  port?: number
-  host?: string
+  port?: number | undefined
+  host?: string | undefined
 }
 
 /**
@@ -341,7 +341,7 @@ export class Groupcache {
    * (default 5 s), then are aborted; then every server and client socket is
    * closed. Calling it again returns the same promise.
    */
-  close(options: { graceMs?: number } = {}): Promise<void> {
+  close(options: { graceMs?: number | undefined } = {}): Promise<void> {
     this.#closing ??= this.#close(options.graceMs ?? DEFAULT_CLOSE_GRACE_MS)
     return this.#closing
   }

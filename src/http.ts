@@ -90,7 +90,7 @@ export class HttpTransport implements PeerTransport {
     basePath: string
     timeoutMs: number
     secret?: string | undefined
-    breaker?: BreakerOptions
+    breaker?: BreakerOptions | undefined
     logger?: Logger | undefined
   }) {
     this.#basePath = options.basePath
@@ -220,7 +220,7 @@ export class HttpTransport implements PeerTransport {
         path: `${target.prefix}${this.#basePath}${path}`,
         method,
         headers,
-        body,
+        body: body ?? null,
         signal: abort,
         headersTimeout: this.#timeoutMs,
         bodyTimeout: this.#timeoutMs,
