@@ -25,6 +25,37 @@ export interface ResolvedCodec extends Codec<unknown> {
   share(value: unknown): boolean
 }
 
+/**
+ * Frozen is the type of what `get` returns for a group of `T`: every plain
+ * object and array in it is readonly, all the way down, because the
+ * 'msgpack' and 'json' codecs deep-freeze one decoded value and share it
+ * between callers (writing to it throws in strict mode). Binary data, Dates,
+ * Maps, Sets and functions keep their types: those values are never frozen
+ * (a value holding one is decoded afresh for each caller). For values decoded
+ * afresh ('bytes', custom codecs without `immutable`, values holding a Date)
+ * the type is stricter than needed; copy the value to change it.
+ * `Frozen<T>` is assignable wherever a `T` without arrays is expected, since
+ * TypeScript lets a readonly property stand in for a mutable one; readonly
+ * arrays are not, on purpose.
+ */
+export type Frozen<T> = T extends Unfrozen ? T : { readonly [K in keyof T]: Frozen<T[K]> }
+
+/** Unfrozen lists what deep-freezing leaves alone. */
+type Unfrozen =
+  | string
+  | number
+  | boolean
+  | bigint
+  | symbol
+  | null
+  | undefined
+  | ((...args: never[]) => unknown)
+  | ArrayBuffer
+  | ArrayBufferView
+  | Date
+  | ReadonlyMap<unknown, unknown>
+  | ReadonlySet<unknown>
+
 /** CodecName names a built-in codec. */
 export type CodecName = 'msgpack' | 'json' | 'string' | 'bytes'
 

@@ -1,5 +1,5 @@
 import { Cache, type CacheKind, type CacheStats, type Entry } from './cache.js'
-import { encodeValue, resolveCodec, type Codec, type CodecName, type ResolvedCodec } from './codec.js'
+import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
 import {
   AbortedError,
   ClosedError,
@@ -274,8 +274,9 @@ export class Group<T = unknown> {
    * owner cannot be reached, by loading it here. The value is what the codec
    * decodes from the stored bytes; plain objects and arrays are deep-frozen
    * and shared between callers, binary data is a fresh copy per caller.
+   * Hence the `Frozen<T>` type: what every caller shares cannot be changed.
    */
-  async get(key: string, options?: GetOptions): Promise<T> {
+  async get(key: string, options?: GetOptions): Promise<Frozen<T>> {
     const hit = this.#lookup(key)
     return this.#valueOf(hit ?? (await this.#miss(key, options)))
   }
@@ -284,7 +285,7 @@ export class Group<T = unknown> {
    * getWithSource is `get` that also says where the value came from: this
    * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`).
    */
-  async getWithSource(key: string, options?: GetOptions): Promise<Sourced<T>> {
+  async getWithSource(key: string, options?: GetOptions): Promise<Sourced<Frozen<T>>> {
     const hit = this.#lookup(key)
     if (hit !== undefined) return { value: this.#valueOf(hit), source: 'hit' }
     const entry = await this.#miss(key, options)
@@ -336,8 +337,9 @@ export class Group<T = unknown> {
    * set stores `value` for `key` on its owner (in its main cache) and drops
    * the other nodes' copies, with remove's guarantee: once it resolves, no
    * node returns a value loaded before the call. It costs one request per peer.
+   * It takes what `get` returned as well as a fresh `T`.
    */
-  async set(key: string, value: T, options?: SetOptions): Promise<void> {
+  async set(key: string, value: T | Frozen<T>, options?: SetOptions): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
     const ttlMs = options?.ttlMs ?? this.#ttlMs
@@ -617,8 +619,8 @@ export class Group<T = unknown> {
    * (deep-frozen plain data, strings) is decoded once and kept beside the
    * bytes, so a hit costs a lookup, not a decode.
    */
-  #valueOf(entry: Entry): T {
-    if (entry.decoded) return entry.value as T
+  #valueOf(entry: Entry): Frozen<T> {
+    if (entry.decoded) return entry.value as Frozen<T>
     let value: unknown
     try {
       value = this.#codec.decode(entry.bytes)
@@ -629,7 +631,7 @@ export class Group<T = unknown> {
       entry.value = value
       entry.decoded = true
     }
-    return value as T
+    return value as Frozen<T>
   }
 }
 

@@ -17,7 +17,7 @@ export {
 } from './group.js'
 export type { CacheKind, CacheStats } from './cache.js'
 export type { GroupStats } from './stats.js'
-export { DEFAULT_CODEC, type Codec, type CodecName } from './codec.js'
+export { DEFAULT_CODEC, type Codec, type CodecName, type Frozen } from './codec.js'
 export { DEFAULT_REPLICAS } from './ring.js'
 export {
   DEFAULT_BREAKER_BACKOFF_MS,
