@@ -43,26 +43,26 @@ export interface RouteRequest {
 /** CacheRouteOptions configure one cached route; see README. */
 export interface CacheRouteOptions {
   /** ttlMs is how long a response lives on every node (default 60 000). */
-  ttlMs?: number
+  ttlMs?: number | undefined
   /** vary lists request headers whose values become part of the key. */
-  vary?: string[]
+  vary?: string[] | undefined
   /**
    * key returns the path and query to cache under and render from, to fold
    * requests that must share one entry (drop tracking parameters, say).
    */
-  key?: (req: RouteRequest) => string
+  key?: ((req: RouteRequest) => string) | undefined
   /** statuses are the cacheable statuses (default [200]). */
-  statuses?: number[]
+  statuses?: number[] | undefined
   /** maxBodyBytes is the largest body cached (default 1 MiB). */
-  maxBodyBytes?: number
+  maxBodyBytes?: number | undefined
   /** group names the internal group (default '_routes'). */
-  group?: string
+  group?: string | undefined
   /** maxBytes is the group's budget when this route creates it (default 64 MiB). */
-  maxBytes?: number
+  maxBytes?: number | undefined
   /** private caches requests with Authorization or Cookie; it needs `key` and `vary`. */
-  private?: boolean
+  private?: boolean | undefined
   /** cacheControl adds `Cache-Control: public, max-age=<remaining ttl>`. */
-  cacheControl?: boolean
+  cacheControl?: boolean | undefined
 }
 
 /** Captured is a response as the owner's replay saw it. */
@@ -116,20 +116,17 @@ interface Resolved {
 }
 
 function resolve(options: CacheRouteOptions = {}): Resolved {
-  const fail = (name: string, expected: string, got: unknown): never => {
-    throw new InvalidOptionError(`expected options.${name} to be ${expected}, got ${JSON.stringify(got) ?? String(got)}`)
-  }
   const ttlMs = options.ttlMs ?? DEFAULT_ROUTE_TTL_MS
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) fail('ttlMs', 'a positive number of milliseconds', ttlMs)
+  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds', ttlMs)
   const vary = options.vary ?? []
-  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) fail('vary', 'an array of header names', vary)
+  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) throw InvalidOptionError.expected('options.vary', 'an array of header names', vary)
   const statuses = options.statuses ?? [200]
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
-    fail('statuses', 'an array of HTTP statuses', statuses)
+    throw InvalidOptionError.expected('options.statuses', 'an array of HTTP statuses', statuses)
   }
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) fail('maxBodyBytes', 'a positive integer', maxBodyBytes)
-  if (options.key !== undefined && typeof options.key !== 'function') fail('key', 'a function', options.key)
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw InvalidOptionError.expected('options.maxBodyBytes', 'a positive integer', maxBodyBytes)
+  if (options.key !== undefined && typeof options.key !== 'function') throw InvalidOptionError.expected('options.key', 'a function', options.key)
   if (options.private === true && options.key === undefined) {
     throw new InvalidOptionError('expected options.key with options.private: a private response must be keyed by its user')
   }
@@ -395,6 +392,20 @@ function parseKey(key: string): [string | undefined, Record<string, string>] {
 }
 
 /**
+ * notModified evaluates a conditional GET as an origin server does (RFC
+ * 9110 §13.2), through `fresh`: If-None-Match by weak comparison, else
+ * If-Modified-Since. The request's Cache-Control is left out: `fresh` treats
+ * `no-cache` as "send it all", a rule for caches, and fetch() adds it to
+ * every conditional request, which would never get its 304.
+ */
+function notModified(headers: IncomingHttpHeaders, entry: CachedResponse): boolean {
+  const noneMatch = headers['if-none-match']
+  const modifiedSince = headers['if-modified-since']
+  if (noneMatch === undefined && modifiedSince === undefined) return false
+  return fresh({ 'if-none-match': noneMatch, 'if-modified-since': modifiedSince }, { etag: entry.etag, 'last-modified': entry.headers['last-modified'] })
+}
+
+/**
  * MAX_AGE_CAP_S caps the max-age sent with `cacheControl`: one year, the
  * longest a response is conventionally kept (RFC 9111 leaves larger values
  * to each cache). A route cached "for ever" (`ttlMs: Infinity`) is still
@@ -416,8 +427,7 @@ function reply(entry: CachedResponse, source: 'hit' | 'miss' | 'peer', route: Re
     const maxAge = Math.min(MAX_AGE_CAP_S, Math.max(0, Math.floor((entry.expires - Date.now()) / 1000)))
     headers['cache-control'] = `${route.private ? 'private' : 'public'}, max-age=${maxAge}`
   }
-  const cacheable = route.statuses.has(entry.status)
-  if (cacheable && fresh(req.headers, { etag: entry.etag, 'last-modified': entry.headers['last-modified'] })) {
+  if (route.statuses.has(entry.status) && notModified(req.headers, entry)) {
     return { action: 'reply', status: 304, headers, body: undefined }
   }
   // HEAD gets the body too: Node's HTTP server never sends a body for HEAD,

@@ -1,36 +1,27 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { AbortedError, CodecError, GroupcacheError, NotFoundError, OverloadedError, errorMessage } from './errors.js'
+import { BodyTooLarge } from './errors.js'
+import type { ServedGroup } from './group.js'
 import {
-  ERROR_HEADER,
   GENERATION_HEADER,
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  STATS_PATH,
   acceptGeneration,
   bearer,
+  errorAnswer,
   unescapePathPart,
-} from './http.js'
+} from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
 import { DEFERRED_TYPE, WAIT_HEADER, deferredBody, heartbeatEvery, parseWait } from './deferred.js'
 
+// The peer server: how this node answers the others, whatever framework
+// carries the request. The client side is http.ts; what both must agree on
+// is protocol.ts; node:http's glue is node-http.ts.
+
 const TEXT = 'text/plain; charset=utf-8'
 const JSON_TYPE = 'application/json; charset=utf-8'
-
-/**
- * STATS_PATH, under `basePath`, answers this node's view of the cluster as
- * JSON (same auth as the peer endpoint): itself, its peers' health, and every
- * group's counters.
- */
-export const STATS_PATH = '_stats'
-const MAX_ERROR_TEXT = 1024
 const ALLOW = 'GET, PUT, DELETE'
-
-/**
- * OVERLOADED_RETRY_AFTER_S is the Retry-After of a 503 from maxPeerLoads:
- * about how long it takes a typical load to free a slot.
- */
-export const OVERLOADED_RETRY_AFTER_S = 1
 
 /**
  * PeerRequest is what the framework-neutral handler needs of an HTTP
@@ -56,34 +47,11 @@ export interface PeerResponse {
   status: number
   headers: Record<string, string>
   body: Uint8Array
-  stream?: AsyncIterable<Uint8Array>
+  stream?: AsyncIterable<Uint8Array> | undefined
 }
 
 /** PeerHandler serves the peer endpoint; it never rejects. */
 export type PeerHandler = (req: PeerRequest) => Promise<PeerResponse>
-
-/** ServedValue is what a group gives the handler for a peer's request. */
-export interface ServedValue {
-  bytes: Uint8Array
-  expire: number
-  generation: number
-}
-
-/**
- * ServedGroup is the handler's view of a group. `serve` reads
- * `request.signal` only when it has to load, so adapters can make the
- * signal lazily: most peer requests are cache hits, and a signal is not free.
- */
-export interface ServedGroup {
-  readonly maxEntryBytes: number
-  serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<ServedValue>
-  removeLocally(key: string): void
-  setLocally(key: string, value: Uint8Array, expire: number): void
-  clearLocally(generation: number): void
-}
-
-/** BodyTooLarge is what `readBody` rejects with past its limit. */
-export class BodyTooLarge extends Error {}
 
 function text(status: number, message: string, extra?: Record<string, string>): PeerResponse {
   return {
@@ -152,9 +120,9 @@ export function createPeerHandler(options: {
    * acceptsChanges allows PUT, DELETE and generations on requests; without
    * it they are refused (403) or ignored. Default: true.
    */
-  acceptsChanges?: boolean
+  acceptsChanges?: boolean | undefined
   /** now is the clock generations are checked against (default Date.now). */
-  now?: () => number
+  now?: (() => number) | undefined
 }): PeerHandler {
   const { basePath, maxKeyBytes, lookup, isClosed, stats } = options
   const acceptsChanges = options.acceptsChanges ?? true
@@ -212,14 +180,6 @@ export function createPeerHandler(options: {
   }
 }
 
-/**
- * refuseChange answers a PUT or DELETE on a node without a secret: anyone
- * could send it. Go peers never do, and ours only with a secret.
- */
-function refuseChange(): PeerResponse {
-  return text(403, 'forbidden: storing, dropping and clearing entries needs options.secret on every node')
-}
-
 async function get(group: ServedGroup, key: string, req: PeerRequest, generation: number): Promise<PeerResponse> {
   try {
     const value = await group.serve(key, req, generation)
@@ -251,6 +211,14 @@ async function deferIfSlow(answer: Promise<PeerResponse>, everyMs: number): Prom
   return { status: 200, headers: { 'content-type': DEFERRED_TYPE }, body: new Uint8Array(0), stream: deferredBody(inner, everyMs) }
 }
 
+/**
+ * refuseChange answers a PUT or DELETE on a node without a secret: anyone
+ * could send it. Go peers never do, and ours only with a secret.
+ */
+function refuseChange(): PeerResponse {
+  return text(403, 'forbidden: storing, dropping and clearing entries needs options.secret on every node')
+}
+
 function clear(group: ServedGroup, req: PeerRequest, now: number): PeerResponse {
   const generation = acceptGeneration(req.headers[GENERATION_HEADER], now)
   if (generation === undefined) {
@@ -280,81 +248,6 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
 }
 
 function errorResponse(err: unknown): PeerResponse {
-  const message = errorMessage(err).slice(0, MAX_ERROR_TEXT)
-  if (err instanceof NotFoundError) return text(404, message, { [ERROR_HEADER]: err.code })
-  if (err instanceof AbortedError) return text(503, 'aborted')
-  // Marked, so that our peers wait and ask again instead of loading the key
-  // themselves (a second load, which the cap exists to prevent).
-  if (err instanceof OverloadedError) return text(503, message, { 'retry-after': String(OVERLOADED_RETRY_AFTER_S), [ERROR_HEADER]: err.code })
-  if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
-    return text(err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message)
-  }
-  const code = err instanceof CodecError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
-  return text(500, message, { [ERROR_HEADER]: code })
-}
-
-/**
- * toPeerRequest adapts a node:http request for the handler, as every
- * adapter and `listen()` need. Its signal aborts when the client goes away
- * before the answer is written; it is made only if a load asks for it.
- */
-export function toPeerRequest(req: IncomingMessage, res: ServerResponse): PeerRequest {
-  let controller: AbortController | undefined
-  let gone = false
-  res.once('close', () => {
-    gone = !res.writableFinished
-    if (gone) controller?.abort()
-  })
-  return {
-    method: req.method ?? 'GET',
-    url: req.url ?? '/',
-    headers: req.headers,
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController()
-        if (gone) controller.abort()
-      }
-      return controller.signal
-    },
-    readBody: (maxBytes) => readBody(req, maxBytes),
-  }
-}
-
-/** readBody collects a request body, refusing more than `maxBytes`. */
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(req.headers['content-length'])
-  if (declared > maxBytes) throw new BodyTooLarge()
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > maxBytes) throw new BodyTooLarge()
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks)
-}
-
-/** writePeerResponse writes the handler's answer on a node:http response. */
-export function writePeerResponse(res: ServerResponse, answer: PeerResponse): void {
-  if (res.headersSent || res.destroyed) return
-  if (answer.stream !== undefined) {
-    res.writeHead(answer.status, answer.headers)
-    void writeStream(res, answer.stream)
-    return
-  }
-  res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
-  res.end(answer.body)
-}
-
-/** writeStream writes a deferred body as it comes, and stops if the asker leaves. */
-async function writeStream(res: ServerResponse, stream: AsyncIterable<Uint8Array>): Promise<void> {
-  try {
-    for await (const chunk of stream) {
-      if (res.destroyed) return
-      res.write(chunk)
-    }
-    res.end()
-  } catch {
-    res.destroy()
-  }
+  const answer = errorAnswer(err)
+  return text(answer.status, answer.message, answer.headers)
 }

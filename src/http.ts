@@ -1,21 +1,26 @@
 import { EventEmitter } from 'node:events'
 import { Pool, errors } from 'undici'
-import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
+import { Breaker, type BreakerOptions } from './breaker.js'
 import type { Logger } from './diagnostics.js'
+import { AbortedError, PeerError, errorMessage } from './errors.js'
+import type { PeerValue } from './group.js'
+import type { PeerHealth, PeerTransport } from './peers.js'
 import {
-  AbortedError,
-  CodecError,
-  GroupcacheError,
-  LoadError,
-  NotFoundError,
-  PeerError,
-  errorMessage,
-} from './errors.js'
+  ERROR_HEADER,
+  GENERATION_HEADER,
+  PROTOBUF,
+  PROTOCOL_HEADER,
+  answerError,
+  bearer,
+  escapePathPart,
+  keyPath,
+  parseGeneration,
+} from './protocol.js'
 import { decodeGetResponse, encodeGetResponse, type GetResponse } from './wire.js'
 import { DEFERRED_TYPE, WAIT_HEADER, decodeDeferred } from './deferred.js'
 
-/** DEFAULT_BASE_PATH is where peers serve each other, as in Go. */
-export const DEFAULT_BASE_PATH = '/_groupcache/'
+// The peer client: how this node asks the others. The server side is
+// handler.ts; what both must agree on is protocol.ts.
 
 /**
  * DEFAULT_PEER_TIMEOUT_MS bounds the silence of one peer fetch. An owner of
@@ -26,39 +31,10 @@ export const DEFAULT_BASE_PATH = '/_groupcache/'
 export const DEFAULT_PEER_TIMEOUT_MS = 10_000
 
 /**
- * DEFAULT_MAX_KEY_BYTES caps a key's UTF-8 length. Escaped, such a key (at
- * most three times as long) still fits Node's default 16 KB header limit.
- */
-export const DEFAULT_MAX_KEY_BYTES = 4096
-
-/**
  * DEFAULT_PEER_CONNECTIONS is the number of keep-alive connections this node
  * opens to each peer at most.
  */
 export const DEFAULT_PEER_CONNECTIONS = 32
-
-/**
- * ERROR_HEADER marks an error answer as a verdict of the owner's loader (not
- * found, load failed), which the caller must not retry locally. An answer
- * without it, as from a proxy or a Go peer, is a transport failure.
- */
-export const ERROR_HEADER = 'x-groupcache-error'
-
-/**
- * GENERATION_HEADER carries a group's generation (see `group.clear()`) on
- * requests and answers between our peers, so that a node that missed a clear
- * catches up on its next exchange. Go peers neither send nor read it.
- */
-export const GENERATION_HEADER = 'x-groupcache-generation'
-
-/**
- * PROTOCOL_HEADER is on every answer of our peer endpoint. Go's server
- * ignores the method and would answer a PUT or DELETE as a GET (running its
- * loader), so our client sends those only to peers that have shown it.
- */
-export const PROTOCOL_HEADER = 'x-groupcache-protocol'
-/** PROTOCOL_VERSION is the value of PROTOCOL_HEADER this version speaks. */
-export const PROTOCOL_VERSION = '1'
 
 /**
  * PEER_KIND_TTL_MS is how long the client trusts what it learnt about a
@@ -66,61 +42,12 @@ export const PROTOCOL_VERSION = '1'
  */
 const PEER_KIND_TTL_MS = 60_000
 
-/** PROTOBUF is the content type of a GetResponse. */
-export const PROTOBUF = 'application/x-protobuf'
-const MAX_ERROR_TEXT = 1024
-
-/**
- * PeerTransport fetches a key's value from its owner. The default speaks
- * HTTP to Go-compatible peers; tests may inject their own. It rejects with a
- * PeerError when the owner could not answer (the caller then loads locally)
- * and with the owner's own GroupcacheError (not found, load failed) when it
- * answered with a verdict.
- */
-export interface PeerTransport {
-  /**
-   * fetch asks the owner for a key. `generation` is this node's generation of
-   * the group (0 until a `clear()`); the answer carries the owner's.
-   * `accept`, when given, is called with the value before the answer counts
-   * as a success; if it throws (the value cannot be decoded), the answer is
-   * the peer's failure, a PeerError.
-   */
-  fetch(
-    peer: string,
-    group: string,
-    key: string,
-    signal: AbortSignal,
-    generation?: number,
-    accept?: (value: Uint8Array) => void,
-  ): Promise<PeerValue>
-  /** remove drops a key from a peer's caches (`DELETE`). */
-  remove?(peer: string, group: string, key: string): Promise<void>
-  /** set stores a value in a peer's main cache (`PUT`). */
-  set?(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
-  /** clear moves a peer's group to `generation`, dropping older entries. */
-  clear?(peer: string, group: string, generation: number): Promise<void>
-  /** setPeers opens what is needed for a new peer list and drops the rest. */
-  setPeers?(peers: readonly string[]): void
-  /** health reports what the transport knows of each peer. */
-  health?(): PeerHealth[]
-  /** close ends every connection, after at most `graceMs` for requests in flight. */
-  close?(graceMs?: number): Promise<void>
-}
 
 /**
  * DEFAULT_MAX_RESPONSE_BYTES caps what this node reads from a peer in one
  * answer, so a broken or hostile peer cannot exhaust its memory.
  */
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-
-/** PeerHealth is what a node knows of one peer's health. */
-export interface PeerHealth {
-  peer: string
-  state: BreakerState
-  /** failures counts failed requests in a row. */
-  failures: number
-  lastError: string | undefined
-}
 
 /**
  * readLimited reads an answer's body, refusing one larger than `max` bytes
@@ -155,45 +82,6 @@ async function readLimited(
 }
 
 /**
- * PeerValue is an owner's answer: the value's bytes, its absolute expiry in
- * unix ms (0 for none) and the generation its load began in (0 from Go peers
- * and before any `clear()`).
- */
-export interface PeerValue {
-  value: Uint8Array
-  expire: number
-  generation: number
-}
-
-const UNRESERVED = /^[A-Za-z0-9\-_.~]*$/
-
-/**
- * escapePathPart percent-encodes every byte outside `A–Z a–z 0–9 - _ . ~`.
- * Go's servers and ours both decode this back to the exact key, where Go's
- * own `url.QueryEscape` would turn a space into `+` (PROTOCOL.md).
- */
-export function escapePathPart(part: string): string {
-  if (UNRESERVED.test(part)) return part
-  return encodeURIComponent(part).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-}
-
-/**
- * unescapePathPart form-decodes one part of a raw path (`+` is a space, then
- * `%XX`), which understands both Go's clients and ours. It throws a URIError
- * on a malformed escape or bytes that are not UTF-8: such a key could only
- * be guessed at, and two different byte keys must never share an entry.
- */
-export function unescapePathPart(part: string): string {
-  if (part.indexOf('%') === -1 && part.indexOf('+') === -1) return part
-  return decodeURIComponent(part.replaceAll('+', ' '))
-}
-
-/** bearer is the Authorization header value for a secret. */
-export function bearer(secret: string): string {
-  return `Bearer ${secret}`
-}
-
-/**
  * HttpTransport is the default PeerTransport: one keep-alive undici Pool per
  * peer, a timeout and the caller's AbortSignal on every request.
  */
@@ -208,8 +96,6 @@ export class HttpTransport implements PeerTransport {
   // that an owner still loading the key answers early and keeps in touch.
   readonly #fetchHeaders: Record<string, string>
   readonly #random: () => number
-  readonly #connections: number
-  readonly #maxResponseBytes: number
   readonly #breaker: BreakerOptions
   readonly #logger: Logger | undefined
   // Peer and status of each refusal reported already: one line each, ever.
@@ -219,20 +105,16 @@ export class HttpTransport implements PeerTransport {
     basePath: string
     timeoutMs: number
     secret?: string | undefined
-    connections?: number
-    maxResponseBytes?: number
-    breaker?: BreakerOptions
+    breaker?: BreakerOptions | undefined
     logger?: Logger | undefined
     /** random draws the jitter of retries (default Math.random). */
-    random?: () => number
+    random?: (() => number) | undefined
   }) {
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
     this.#fetchHeaders = { ...this.#headers, [WAIT_HEADER]: String(options.timeoutMs) }
     this.#random = options.random ?? Math.random
-    this.#connections = options.connections ?? DEFAULT_PEER_CONNECTIONS
-    this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     const logger = options.logger
     this.#logger = logger
     this.#breaker = {
@@ -262,7 +144,7 @@ export class HttpTransport implements PeerTransport {
       if (this.#pools.has(peer)) continue
       const url = new URL(peer)
       this.#pools.set(peer, {
-        pool: new Pool(url.origin, { connections: this.#connections, pipelining: 1 }),
+        pool: new Pool(url.origin, { connections: DEFAULT_PEER_CONNECTIONS, pipelining: 1 }),
         prefix: url.pathname === '/' ? '' : url.pathname,
         breaker: new Breaker({ ...this.#breaker, peer }),
       })
@@ -285,7 +167,7 @@ export class HttpTransport implements PeerTransport {
       const res = await this.#request(peer, 'GET', path, headers, { signal, judged: false, timeoutMs: deadline - performance.now() })
       if (res.status === 200) return readValue(peer, res, accept)
       this.#judge(res)
-      if (res.status !== 503 || res.errorCode !== 'ERR_GROUPCACHE_OVERLOADED') throw failure(peer, res)
+      if (res.status !== 503 || res.errorCode !== 'ERR_GROUPCACHE_OVERLOADED') throw answerError(peer, res.status, res.errorCode, res.body)
       // The owner is alive but at its cap: loading the key here would be the
       // very duplicate load the cap prevents. Ask again after Retry-After
       // (jittered, so refused askers do not come back at once), as long as
@@ -319,7 +201,7 @@ export class HttpTransport implements PeerTransport {
   async remove(peer: string, group: string, key: string): Promise<void> {
     await this.#ours(peer, 'remove keys')
     const res = await this.#request(peer, 'DELETE', keyPath(group, key), this.#headers)
-    if (res.status !== 204) throw failure(peer, res)
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   async set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
@@ -327,14 +209,14 @@ export class HttpTransport implements PeerTransport {
     const body = encodeGetResponse({ value, expire })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
     const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, { body })
-    if (res.status !== 204) throw failure(peer, res)
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   async clear(peer: string, group: string, generation: number): Promise<void> {
     await this.#ours(peer, 'clear groups')
     const headers = { ...this.#headers, [GENERATION_HEADER]: String(generation) }
     const res = await this.#request(peer, 'DELETE', escapePathPart(group), headers)
-    if (res.status !== 204) throw failure(peer, res)
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   /**
@@ -348,7 +230,7 @@ export class HttpTransport implements PeerTransport {
     method: 'GET' | 'PUT' | 'DELETE',
     path: string,
     headers: Record<string, string>,
-    options: { body?: Uint8Array; signal?: AbortSignal | undefined; judged?: boolean; timeoutMs?: number } = {},
+    options: { body?: Uint8Array | undefined; signal?: AbortSignal | undefined; judged?: boolean | undefined; timeoutMs?: number | undefined } = {},
   ): Promise<RawAnswer> {
     const { body, signal, judged = true } = options
     const timeoutMs = Math.max(1, options.timeoutMs ?? this.#timeoutMs)
@@ -378,7 +260,7 @@ export class HttpTransport implements PeerTransport {
         path: `${target.prefix}${this.#basePath}${path}`,
         method,
         headers,
-        body,
+        body: body ?? null,
         signal: abort,
         headersTimeout: timeoutMs,
         bodyTimeout: this.#timeoutMs,
@@ -388,7 +270,7 @@ export class HttpTransport implements PeerTransport {
       // only silence counts, so the deadline restarts with every heartbeat.
       const heard = deferred ? () => timer.refresh() : undefined
       heard?.()
-      const bytes = await readLimited(res.body, firstHeader(res.headers['content-length']), this.#maxResponseBytes, heard)
+      const bytes = await readLimited(res.body, firstHeader(res.headers['content-length']), DEFAULT_MAX_RESPONSE_BYTES, heard)
       const inner = deferred ? decodeDeferred(bytes) : undefined
       const h = inner === undefined ? res.headers : inner.headers
       answer = {
@@ -432,7 +314,7 @@ export class HttpTransport implements PeerTransport {
     const { status, breaker } = answer
     if (status === 401 || status === 403) {
       breaker.failure(`answered ${status}`)
-      this.#reportRefusal(answer.peer, answer)
+      this.#reportRefusal(answer)
     } else if (status >= 500 && answer.errorCode === undefined) {
       breaker.failure(`answered ${status}`)
     } else {
@@ -440,18 +322,19 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  #reportRefusal(peer: string, answer: RawAnswer): void {
-    const seen = `${answer.status} ${peer}`
+  #reportRefusal(answer: RawAnswer): void {
+    const { peer, status } = answer
+    const seen = `${status} ${peer}`
     if (this.#refusals.has(seen)) return
     this.#refusals.add(seen)
     const why =
       answer.protocol === undefined
         ? `without groupcache's marker: something in front of its endpoint (an auth hook, a proxy) refuses peers. Exempt ${this.#basePath} from it; the secret authenticates peers`
-        : answer.status === 401
-          ? 'to this node\'s secret: give every node the same secret (or list)'
+        : status === 401
+          ? "to this node's secret: give every node the same secret (or list)"
           : 'to a change: that node has no secret'
-    const message = `groupcache: peer ${peer} answered ${answer.status} ${why}; its keys are loaded here meanwhile`
-    if (this.#logger !== undefined) this.#logger.warn({ peer, status: answer.status }, message)
+    const message = `groupcache: peer ${peer} answered ${status} ${why}; its keys are loaded here meanwhile`
+    if (this.#logger !== undefined) this.#logger.warn({ peer, status }, message)
     else process.emitWarning(message, { code: 'GROUPCACHE_PEER_REFUSED' })
   }
 
@@ -485,7 +368,6 @@ export class HttpTransport implements PeerTransport {
       }),
     )
   }
-
 }
 
 interface RawAnswer {
@@ -498,6 +380,31 @@ interface RawAnswer {
   protocol: string | undefined
   retryAfter: string | undefined
   body: Uint8Array
+}
+
+/**
+ * readValue decodes a 200 answer and has `accept` check its value: only then
+ * is it a success for the peer's breaker. An answer that is no GetResponse,
+ * or whose value this node cannot decode, is the peer's failure: one peer
+ * sending bad bytes must cost callers a local load, not an error.
+ */
+function readValue(peer: string, res: RawAnswer, accept: ((value: Uint8Array) => void) | undefined): PeerValue {
+  let msg: GetResponse
+  try {
+    msg = decodeGetResponse(res.body)
+  } catch (err) {
+    res.breaker.failure('a malformed answer')
+    throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
+  }
+  try {
+    accept?.(msg.value)
+  } catch (err) {
+    const why = `a value this node cannot decode: ${errorMessage(err)}`
+    res.breaker.failure(why)
+    throw new PeerError(peer, `peer ${peer} sent ${why}`, { cause: err, status: 200 })
+  }
+  res.breaker.success()
+  return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
 }
 
 /**
@@ -533,85 +440,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   })
 }
 
-/**
- * readValue decodes a 200 answer and has `accept` check its value: only then
- * is it a success for the peer's breaker. An answer that is no GetResponse,
- * or whose value this node cannot decode, is the peer's failure: one peer
- * sending bad bytes must cost callers a local load, not an error.
- */
-function readValue(peer: string, res: RawAnswer, accept: ((value: Uint8Array) => void) | undefined): PeerValue {
-  let msg: GetResponse
-  try {
-    msg = decodeGetResponse(res.body)
-  } catch (err) {
-    res.breaker.failure('a malformed answer')
-    throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
-  }
-  try {
-    accept?.(msg.value)
-  } catch (err) {
-    const why = `a value this node cannot decode: ${errorMessage(err)}`
-    res.breaker.failure(why)
-    throw new PeerError(peer, `peer ${peer} sent ${why}`, { cause: err, status: 200 })
-  }
-  res.breaker.success()
-  return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
-}
-
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
 
-function keyPath(group: string, key: string): string {
-  return `${escapePathPart(group)}/${escapePathPart(key)}`
-}
-
-/**
- * parseGeneration reads a generation header: a positive safe integer, or
- * undefined for anything else (absent, as from Go peers, or malformed).
- */
-export function parseGeneration(value: string | readonly string[] | undefined): number | undefined {
-  if (typeof value !== 'string' || !/^[1-9][0-9]{0,15}$/.test(value)) return undefined
-  const n = Number(value)
-  return Number.isSafeInteger(n) ? n : undefined
-}
-
-/**
- * MAX_GENERATION_LEAD_MS bounds how far a generation may run ahead of this
- * node's clock. `clear()` picks the next generation from the clock (at
- * least one more than the last), so generations from honest peers are never
- * further ahead than their clocks' skew. A forged or broken one beyond the
- * bound is ignored: otherwise one request could push a group to the last
- * safe integer, after which no `clear()` could ever pick a next one.
- */
-export const MAX_GENERATION_LEAD_MS = 60 * 60 * 1000
-
-/**
- * acceptGeneration reads a generation from a peer: a positive safe integer
- * no further than MAX_GENERATION_LEAD_MS ahead of `now`, else undefined.
- */
-export function acceptGeneration(value: string | readonly string[] | number | undefined, now: number): number | undefined {
-  const n = typeof value === 'number' ? value : parseGeneration(value)
-  if (n === undefined || !Number.isSafeInteger(n) || n <= 0) return undefined
-  return n <= now + MAX_GENERATION_LEAD_MS ? n : undefined
-}
-
-/** failure turns an answer other than the expected one into the right error. */
-function failure(peer: string, res: RawAnswer): GroupcacheError {
-  const text = Buffer.from(res.body).toString('utf8').slice(0, MAX_ERROR_TEXT)
-  return verdictError(res.errorCode, text) ?? new PeerError(peer, `peer ${peer} answered ${res.status}: ${text.trim()}`, { status: res.status })
-}
-
-/** verdictError rebuilds the error an owner reported with ERROR_HEADER. */
-function verdictError(code: string | undefined, message: string): GroupcacheError | undefined {
-  switch (code) {
-    case 'ERR_GROUPCACHE_NOT_FOUND':
-      return new NotFoundError(message)
-    case 'ERR_GROUPCACHE_LOAD_FAILED':
-      return new LoadError(message)
-    case 'ERR_GROUPCACHE_CODEC':
-      return new CodecError(message)
-    default:
-      return undefined
-  }
-}

@@ -68,6 +68,9 @@ for (const framework of ROUTE_FRAMEWORKS) {
         assert.equal(res.body.length, 0)
       }
       assert.equal((await rawRequest(app.port, '/plain', { headers: { 'if-none-match': 'W/"other"' } })).status, 200)
+      // fetch() adds Cache-Control: no-cache to every conditional request.
+      const refetch = await rawRequest(app.port, '/plain', { headers: { 'if-none-match': etag, 'cache-control': 'no-cache' } })
+      assert.equal(refetch.status, 304)
     })
 
     test('a per-user entry is private to shared caches, and says what it varies on', async () => {
