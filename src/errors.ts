@@ -164,11 +164,12 @@ export class AbortedError extends GroupcacheError {
 }
 
 /**
- * ClosedError rejects work started after `close()`.
+ * ClosedError rejects work started after `close()`, and the callers of a
+ * load still running when close()'s grace period ends.
  */
 export class ClosedError extends GroupcacheError {
-  constructor() {
-    super('ERR_GROUPCACHE_CLOSED', 'the Groupcache instance is closed')
+  constructor(message = 'the Groupcache instance is closed') {
+    super('ERR_GROUPCACHE_CLOSED', message)
     this.name = 'ClosedError'
   }
 }

@@ -476,9 +476,14 @@ export class Group<T = unknown> {
     const outcome = await Promise.race([Promise.all([this.#local.drain(), this.#remote.drain()]), late])
     clearTimeout(timer)
     if (outcome === 'late') {
+      // Loaders hear an abort; their callers (peers included) hear now that
+      // the node closed, whether or not the loader stops: close()'s grace
+      // period bounds their wait too, and a value that arrives later is
+      // dropped.
       const reason = new AbortedError('the Groupcache instance closed')
-      this.#local.abortAll(reason)
-      this.#remote.abortAll(reason)
+      const closed = new ClosedError(`the Groupcache instance closed before the load ended (grace period ${graceMs} ms)`)
+      this.#local.abortAll(reason, closed)
+      this.#remote.abortAll(reason, closed)
     }
   }
 

@@ -304,4 +304,18 @@ describe('Flight', () => {
     await Promise.all([local, withSignal, peer])
     assert.deepEqual(order, ['peer', 'local', 'local with a signal'])
   })
+
+  test('abortAll aborts every call and rejects its callers at once, even when fn ignores its signal', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    let signal: AbortSignal | undefined
+    const fn = (s: AbortSignal): Promise<string> => ((signal = s), held.promise)
+    const callers = [flight.do('k', fn), flight.do('k', fn, new AbortController().signal), flight.do('k', fn, undefined, undefined, true)]
+    const closed = new Error('closed')
+    flight.abortAll('shutting down', closed)
+    for (const caller of callers) await assert.rejects(caller, (err: unknown) => err === closed)
+    assert.equal(signal?.aborted, true)
+    assert.equal(flight.size, 0, 'the next caller starts afresh')
+    held.resolve('too late')
+  })
 })
