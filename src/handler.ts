@@ -104,8 +104,10 @@ class SecretCheck {
  * `PUT {group}/{key}` stores one, `DELETE {group}` with a generation header
  * clears the group. Checks run in an order that gives nothing away: the path
  * must be under `basePath` (else 404), then the secret (401, before any group
- * is looked at), the method (405), the escapes (400), the group (404) and
- * the key's length (400).
+ * is looked at), the method (405), a change on a node without a secret
+ * (403), the escapes (400), the group (404) and the key's length (400). A
+ * GET from our own client that outlasts a third of its wait budget is
+ * answered early (see deferred.ts).
  */
 export function createPeerHandler(options: {
   basePath: string
