@@ -28,9 +28,11 @@ const FRAME = 1
 
 /**
  * MIN_HEARTBEAT_MS bounds how often an owner sends heartbeats, whatever an
- * asker asks for, so a forged tiny budget cannot make it spin.
+ * asker asks for, so that many requests with a forged tiny budget joining
+ * one slow load cannot make it spin. An asker with a peerTimeoutMs under
+ * about twice this hears too little and gives up as before.
  */
-export const MIN_HEARTBEAT_MS = 50
+export const MIN_HEARTBEAT_MS = 100
 
 /** MAX_WAIT_MS caps the silence budget an owner honours. */
 const MAX_WAIT_MS = 24 * 60 * 60 * 1000
