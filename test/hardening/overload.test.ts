@@ -13,6 +13,11 @@ import { deferred, keyOwnedBy, startLocalNodes } from '../helpers/local.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 import { rawRequest } from '../helpers/raw.js'
 
+// The asker's silence budget, and a load well beyond it. Generous, so that
+// a stall of a busy machine is not taken for a silent owner.
+const SILENCE_MS = 1_000
+const LONG_LOAD_MS = 2.5 * SILENCE_MS
+
 async function waitFor(what: string, check: () => boolean): Promise<void> {
   const deadline = Date.now() + 10_000
   while (!check()) {
@@ -66,7 +71,7 @@ describe('an overloaded owner', () => {
 
 describe('a slow but working owner', () => {
   test('keeps its asker waiting past peerTimeoutMs: one load, no breaker failure', async () => {
-    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ peerTimeoutMs: 300 }))
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ peerTimeoutMs: SILENCE_MS }))
     try {
       const held = deferred<void>()
       let started = 0
@@ -87,8 +92,8 @@ describe('a slow but working owner', () => {
       const key = keyOwnedBy(nodes[0]!, urls[1]!)
       const asked = Promise.all([groups[0]!.get(key), groups[0]!.get(key)])
       await waitFor('the owner to start loading', () => started === 1)
-      // Five times the asker's peerTimeoutMs: it must still be waiting.
-      await new Promise((resolve) => setTimeout(resolve, 1_500))
+      // Well past the asker's peerTimeoutMs: it must still be waiting.
+      await new Promise((resolve) => setTimeout(resolve, LONG_LOAD_MS))
       assert.deepEqual(loads, [0, 1], 'the asker did not give up and load the key itself')
       held.resolve()
       assert.deepEqual(await asked, [`${key} by 1`, `${key} by 1`])
@@ -102,12 +107,12 @@ describe('a slow but working owner', () => {
   })
 
   test('answers a Go client (no wait header) as Go would: one plain 200 when the load ends', async () => {
-    const { nodes, urls, closeAll } = await startLocalNodes(1, () => ({ peerTimeoutMs: 300 }))
+    const { nodes, urls, closeAll } = await startLocalNodes(1, () => ({ peerTimeoutMs: SILENCE_MS }))
     try {
       const held = deferred<void>()
       nodes[0]!.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: async (k) => (await held.promise, `v:${k}`) })
       const answer = rawRequest(Number(new URL(urls[0]!).port), '/_groupcache/g/slow')
-      setTimeout(() => held.resolve(), 1_000)
+      setTimeout(() => held.resolve(), LONG_LOAD_MS)
       const res = await answer
       assert.equal(res.status, 200)
       assert.equal(res.headers['content-type'], 'application/x-protobuf')
@@ -128,18 +133,18 @@ describe('a slow owner behind each adapter', () => {
       let loads = 0
       const app = await startApp(
         framework,
-        { self: ownerUrl, peers, secret: 'slow-secret', peerTimeoutMs: 300 },
+        { self: ownerUrl, peers, secret: 'slow-secret', peerTimeoutMs: SILENCE_MS },
         (gc) => void gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: async (k) => (loads++, await held.promise, `v:${k}`) }),
         ownerPort,
       )
-      const asker = new Groupcache({ self: askerUrl, peers, secret: 'slow-secret', peerTimeoutMs: 300 })
+      const asker = new Groupcache({ self: askerUrl, peers, secret: 'slow-secret', peerTimeoutMs: SILENCE_MS })
       try {
         let askerLoads = 0
         const group = asker.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => (askerLoads++, `local:${k}`) })
         const key = keyOwnedBy(asker, ownerUrl)
         const asked = group.get(key)
         await waitFor('the owner to start loading', () => loads === 1)
-        await new Promise((resolve) => setTimeout(resolve, 1_000))
+        await new Promise((resolve) => setTimeout(resolve, LONG_LOAD_MS))
         held.resolve()
         assert.equal(await asked, `v:${key}`)
         assert.equal(askerLoads, 0)
@@ -154,7 +159,7 @@ describe('a slow owner behind each adapter', () => {
 
 describe('a deferred answer', () => {
   test("carries the owner's verdict when the slow load fails: no second load", async () => {
-    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ peerTimeoutMs: 300 }))
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ peerTimeoutMs: SILENCE_MS }))
     try {
       const loads = [0, 0]
       const groups = nodes.map((gc, i) =>
@@ -164,7 +169,7 @@ describe('a deferred answer', () => {
           codec: 'string',
           load: async (key) => {
             loads[i]!++
-            await new Promise((resolve) => setTimeout(resolve, 600))
+            await new Promise((resolve) => setTimeout(resolve, LONG_LOAD_MS))
             if (key.startsWith('nf')) throw new NotFoundError(`no ${key}`)
             throw new Error('the database is down')
           },
