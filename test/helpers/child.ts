@@ -165,7 +165,7 @@ export class Child {
   }
 
   /** call sends `cmd` over IPC and resolves with the child's answer, rejecting after `timeoutMs`. */
-  call<T = unknown>(cmd: { op: string }, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
+  call<T = unknown>(cmd: { op: string; [field: string]: unknown }, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (!this.process.connected) {
         reject(new Error(`${this.what} is not connected (it has exited, or has no IPC channel)`))
