@@ -34,13 +34,5 @@ export function keyOwnedBy(gc: Groupcache, owner: string, prefix = 'key-'): stri
   throw new Error(`no key owned by ${owner}`)
 }
 
-/** deferred is a promise with its resolve and reject exposed, to hold a loader. */
-export function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
-  let resolve!: (v: T) => void
-  let reject!: (e: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
+// deferred lives in wait.ts; re-exported for the tests that import it from here.
+export { deferred } from './wait.js'
