@@ -60,6 +60,15 @@ process.on('exit', () => {
 })
 
 /**
+ * killOnExit makes a process started some other way (redis-server for a
+ * benchmark, say) die with this one, as every Child does.
+ */
+export function killOnExit(child: ChildProcess): void {
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+}
+
+/**
  * Child is one running child process. Its IPC protocol, when it has one:
  * `call` sends `{ ...cmd, id }` and the child answers
  * `{ id, ok: true, value }` or `{ id, ok: false, error }`; call rejects with
