@@ -5,7 +5,7 @@ import { request } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import { startChild, type Child } from './helpers/child.js'
 import { reservePorts } from './helpers/ports.js'
-import { waitFor } from './helpers/wait.js'
+import { ANSWER_TIMEOUT_MS, waitFor } from './helpers/wait.js'
 
 /**
  * PRIMARY_STOP_MS is how long the test lets the primary stop by itself: far
@@ -28,7 +28,7 @@ interface WorkerStats {
  */
 function get<T>(port: number, path: string): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: 10_000 }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: ANSWER_TIMEOUT_MS }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => (text += chunk))

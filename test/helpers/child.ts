@@ -5,16 +5,18 @@
 // built on this one runner.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { ANSWER_TIMEOUT_MS } from './wait.js'
 
 /** ROOT is the project's root, every child's working directory. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 /**
  * START_TIMEOUT_MS bounds the wait for a child to be ready. tsx compiles
- * each child's imports on start, which takes seconds on a busy machine.
+ * each child's imports on start: three replicas took 20 s to start on a
+ * busy shared machine. Only a child that never gets ready should reach it.
  */
-export const START_TIMEOUT_MS = 60_000
+export const START_TIMEOUT_MS = 180_000
 /** CALL_TIMEOUT_MS bounds one IPC call, unless the caller gives its own. */
-export const CALL_TIMEOUT_MS = 30_000
+export const CALL_TIMEOUT_MS = ANSWER_TIMEOUT_MS
 /** STOP_GRACE_MS is how long stop() lets a child exit by itself before SIGKILL. */
 export const STOP_GRACE_MS = 5_000
 /** OUTPUT_LIMIT bounds the output a child keeps, for error messages and tests that read it. */

@@ -6,6 +6,12 @@
 /** WAIT_TIMEOUT_MS is how long waitFor polls by default: far longer than any condition needs, so only a bug reaches it. */
 export const WAIT_TIMEOUT_MS = 20_000
 const POLL_MS = 5
+/**
+ * ANSWER_TIMEOUT_MS is how long a test waits for one answer (an HTTP
+ * request, an IPC call): far longer than one takes on a busy machine, so
+ * only a lost answer reaches it.
+ */
+export const ANSWER_TIMEOUT_MS = 60_000
 
 /**
  * waitFor polls `check` (sync or async) until it returns true, and rejects,
