@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { normalizeUrl } from '../../adapters/route-cache.js'
 import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from '../helpers/replicas.js'
-import { ANSWER_TIMEOUT_MS, waitFor } from '../helpers/wait.js'
+import { fetchFresh } from '../helpers/fetch.js'
+import { waitFor } from '../helpers/wait.js'
 
 const ENTRY = 'test/helpers/route-app.ts'
 const TTL_MS = 60_000
@@ -20,7 +21,7 @@ interface Answer {
 }
 
 async function ask(replica: Replica, path: string, init: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${replica.port}${path}`, { ...init, signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS) })
+  const res = await fetchFresh(`http://127.0.0.1:${replica.port}${path}`, init)
   return { status: res.status, headers: res.headers, body: await res.text() }
 }
 

@@ -1,6 +1,6 @@
 import { startChildren, stopChildren, type Child } from './child.js'
+import { fetchFresh } from './fetch.js'
 import { reservePorts, urlsFor } from './ports.js'
-import { ANSWER_TIMEOUT_MS } from './wait.js'
 
 /** Framework names an example replica (`examples/<framework>.ts`). */
 export type ExampleFramework = 'express' | 'fastify' | 'koa'
@@ -58,6 +58,6 @@ export async function stopReplicas(replicas: Replica[]): Promise<void> {
 
 /** getJson fetches a JSON route of a replica (127.0.0.1 only). */
 export async function getJson<T>(replica: Replica, path: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(`http://127.0.0.1:${replica.port}${path}`, { signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS) })
+  const res = await fetchFresh(`http://127.0.0.1:${replica.port}${path}`)
   return { status: res.status, body: (await res.json()) as T }
 }

@@ -15,7 +15,8 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { Ring } from '../../src/ring.js'
 import { decodeGetResponse } from '../../src/wire.js'
-import { CALL_TIMEOUT_MS, ROOT, startChild, stopChildren, type Child, type ChildOptions } from '../helpers/child.js'
+import { ROOT, startChild, stopChildren, type Child, type ChildOptions } from '../helpers/child.js'
+import { fetchFresh } from '../helpers/fetch.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 import { rawRequest } from '../helpers/raw.js'
 import { GROUP, type GetOutcome, type NodeSnapshot } from './node-group.js'
@@ -70,11 +71,10 @@ async function buildGo(): Promise<string | undefined> {
 }
 
 async function fetchJson<T>(url: string, body?: unknown): Promise<T> {
-  const res = await fetch(url, {
+  const res = await fetchFresh(url, {
     method: body === undefined ? 'GET' : 'POST',
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    body: body === undefined ? null : JSON.stringify(body),
   })
   assert.equal(res.status, 200, `${url} answered ${res.status}`)
   return (await res.json()) as T
@@ -109,7 +109,7 @@ async function startGo(port: number, self: string, peers: string[]): Promise<Mem
     port,
     child,
     async get(key) {
-      const res = await fetch(`${base}/get?key=${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })
+      const res = await fetchFresh(`${base}/get?key=${encodeURIComponent(key)}`)
       const text = await res.text()
       return res.status === 200 ? { ok: true, value: text } : { ok: false, code: undefined, message: `${res.status}: ${text.trim()}` }
     },
