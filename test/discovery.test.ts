@@ -3,12 +3,11 @@ import { promises as dns } from 'node:dns'
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
 import {
   DEFAULT_DNS_INTERVAL_MS,
-  DiscoveryError,
   dnsPeers,
   type DnsPeers,
   type DnsPeersOptions,
 } from '../src/discovery.js'
-import { Groupcache, GroupcacheError, PeerError, type PeerTransport } from '../src/index.js'
+import { DiscoveryError, Groupcache, GroupcacheError, PeerError, type PeerTransport } from '../src/index.js'
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js'
 import { waitFor } from './helpers/wait.js'
 

@@ -3,7 +3,7 @@
 // over IPC and stopped (bounded in time, whatever happened) by the tests'
 // child runner, test/helpers/child.ts.
 import type { ChildProcess } from 'node:child_process'
-import { killOnExit, startChildren, stopChildren, type Child } from '../helpers/child.js'
+import { killOnExit, startChildren, type Child } from '../helpers/child.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 import type { Command, ReplicaConfig } from './replica.js'
 

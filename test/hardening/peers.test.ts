@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createServer as createHttpServer, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { Groupcache, type Group } from '../../src/index.js'
+import { Groupcache, type Group, type PeerHealth } from '../../src/index.js'
 import { encodeGetResponse } from '../../src/wire.js'
 import { keyOwnedBy } from '../helpers/local.js'
 
@@ -77,7 +77,7 @@ describe('a caller whose key is owned by a failing peer', () => {
   let group: Group<string>
   let n = 0
   const key = (): string => keyOwnedBy(gc, url, `k${n++}-`)
-  const health = (): { state?: string; lastError?: string } | undefined => gc.peerHealth().find((h) => h.peer === url)
+  const health = (): PeerHealth | undefined => gc.peerHealth().find((h) => h.peer === url)
 
   before(async () => {
     url = await peer.listen()
