@@ -3,6 +3,7 @@
 import { startChildren, stopChildren, type Child } from './child.js'
 import type { Command, NodeConfig } from './node-main.js'
 import { reservePorts, urlsFor } from './ports.js'
+import { PEER_TIMEOUT_MS } from './wait.js'
 
 const MAIN = 'test/helpers/node-main.ts'
 
@@ -94,9 +95,9 @@ export interface Cluster {
 }
 
 /**
- * startCluster forks `n` nodes on 127.0.0.1. `configure(i, urls)` may adjust
- * each node's config (say, to give it a different peer list). If one fails
- * to start, none is left running.
+ * startCluster forks `n` nodes on 127.0.0.1, with PEER_TIMEOUT_MS.
+ * `configure(i, urls)` may adjust each node's config (say, to give it a
+ * different peer list). If one fails to start, none is left running.
  */
 export async function startCluster(
   n: number,
@@ -106,7 +107,7 @@ export async function startCluster(
   const urls = urlsFor(ports)
   const children = await startChildren(
     ports.map((port, i) => {
-      const config: NodeConfig = { self: urls[i] as string, peers: urls, port, ...configure(i, urls) }
+      const config: NodeConfig = { self: urls[i] as string, peers: urls, port, peerTimeoutMs: PEER_TIMEOUT_MS, ...configure(i, urls) }
       return { what: `node ${i} (${config.self})`, script: MAIN, args: [JSON.stringify(config)], ready: 'ipc', stopWith: { op: 'close' } }
     }),
   )

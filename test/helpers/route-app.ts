@@ -15,7 +15,7 @@ import fastifyGroupcache from '../../adapters/fastify.js'
 import { groupcache as koaGroupcache } from '../../adapters/koa.js'
 import { DEFAULT_ROUTE_GROUP, type CacheRouteOptions } from '../../adapters/route-cache.js'
 import type { Groupcache } from '../../src/index.js'
-import { deferred, type Deferred } from './wait.js'
+import { deferred, PEER_TIMEOUT_MS, type Deferred } from './wait.js'
 
 const framework = process.env.FRAMEWORK as 'express' | 'fastify' | 'koa'
 const port = Number(process.env.PORT)
@@ -31,7 +31,7 @@ let advancedMs = 0
 const now = (): number => (clockStart ?? Date.now()) + advancedMs
 // A peer request may wait on a held handler for as long as the test holds
 // it: far longer than the default, so that only a real failure times out.
-const peerTimeoutMs = 60_000
+const peerTimeoutMs = PEER_TIMEOUT_MS
 // Routes whose handler waits, once counted, until the test releases it.
 const gates = new Map<string, Deferred<void>>()
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -74,9 +74,9 @@ async function run(path: string, params: Params, query: string, headers: Record<
 const queryOf = (url: string): string => (url.includes('?') ? url.slice(url.indexOf('?') + 1) : '')
 
 /**
- * control answers the test's requests: POST /test/advance?ms=N moves the
- * clock on; POST /test/hold?path=P and /test/release?path=P hold and let go
- * of a route's handler; GET /test/stats is the route group's stats.
+ * control answers the test's requests (any method): /test/advance?ms=N moves
+ * the clock on; /test/hold?path=P and /test/release?path=P hold and let go
+ * of a route's handler; /test/stats answers the route group's stats.
  */
 function control(op: string, query: string, gc: Groupcache): unknown {
   const params = new URLSearchParams(query)

@@ -7,11 +7,18 @@
 export const WAIT_TIMEOUT_MS = 20_000
 const POLL_MS = 5
 /**
- * ANSWER_TIMEOUT_MS is how long a test waits for one answer (an HTTP
- * request, an IPC call): far longer than one takes on a busy machine, so
- * only a lost answer reaches it.
+ * PEER_TIMEOUT_MS is the peerTimeoutMs of the nodes the tests run, unless a
+ * test sets its own: with three nodes in one process on the busy shared
+ * machine, peer fetches outlived the default 10 s, and a test that counts
+ * loads or peer errors must see a timeout only where it means one.
  */
-export const ANSWER_TIMEOUT_MS = 60_000
+export const PEER_TIMEOUT_MS = 60_000
+/**
+ * ANSWER_TIMEOUT_MS is how long a test waits for one answer (an HTTP
+ * request, an IPC call): far longer than one takes on a busy machine, and
+ * than PEER_TIMEOUT_MS, so only a lost answer reaches it.
+ */
+export const ANSWER_TIMEOUT_MS = 120_000
 
 /**
  * waitFor polls `check` (sync or async) until it returns true, and rejects,

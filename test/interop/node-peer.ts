@@ -4,6 +4,7 @@
 // each answered { id, ok: true, value } (a failed get is an outcome too).
 // It exits on SIGTERM (after closing) and when the parent goes away.
 import { Groupcache } from '../../src/index.js'
+import { PEER_TIMEOUT_MS } from '../helpers/wait.js'
 import { interopGroup, outcome, readConfig } from './node-group.js'
 
 type Command =
@@ -15,7 +16,7 @@ type Command =
   | { id: number; op: 'clear' }
 
 const config = readConfig()
-const gc = new Groupcache({ self: config.self, peers: config.peers })
+const gc = new Groupcache({ self: config.self, peers: config.peers, peerTimeoutMs: PEER_TIMEOUT_MS })
 const { group, snapshot } = interopGroup(gc)
 
 async function run(cmd: Command): Promise<unknown> {
