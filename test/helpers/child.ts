@@ -57,9 +57,19 @@ type Pending = { resolve: (value: unknown) => void; reject: (err: unknown) => vo
 // crash, a hook that never ran), so that no child outlives its test file.
 // The one piece of module state here, and only a safety net.
 const running = new Set<ChildProcess>()
-process.on('exit', () => {
+const killAll = (): void => {
   for (const child of running) child.kill('SIGKILL')
-})
+}
+process.on('exit', killAll)
+// A signal that ends this process (the test runner cancelling a file, say)
+// skips the exit hook: kill the children first, then end as the signal
+// would have, unless some other listener handles it.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killAll()
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+  })
+}
 
 /**
  * killOnExit makes a process started some other way (redis-server for a
@@ -101,7 +111,7 @@ export class Child {
     })
     this.process = child
     running.add(child)
-    // Both pipes are always read: a full pipe would block the child.
+    // What is piped is always read: a full pipe would block the child.
     const keep = (chunk: Buffer): void => {
       this.#output = (this.#output + chunk.toString()).slice(-OUTPUT_LIMIT)
     }
