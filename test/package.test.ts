@@ -51,7 +51,7 @@ test("require('groupcache') works from CommonJS (require(esm), Node >= 20.19)", 
     const g = gc.newGroup({ name: 'g', maxBytes: 1024, codec: 'string', load: (k) => 'v:' + k })
     g.get('x').then((v) => { console.log(JSON.stringify([v, typeof GroupcacheError])); return gc.close() })
   `
-  const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', timeout: 20_000 })
+  const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 })
   assert.deepEqual(JSON.parse(out.trim()), ['v:x', 'function'])
 })
 

@@ -1,8 +1,10 @@
 // A Node member that serves peers with `gc.listen()`, driven by its parent
 // over IPC: { id, op: 'get' | 'remove', key } | { id, op: 'set', key, value }
-// | { id, op: 'clear' } | { id, op: 'owners', keys } | { id, op: 'stats' }.
+// | { id, op: 'clear' } | { id, op: 'owners', keys } | { id, op: 'stats' },
+// each answered { id, ok: true, value } (a failed get is an outcome too).
 // It exits on SIGTERM (after closing) and when the parent goes away.
 import { Groupcache } from '../../src/index.js'
+import { PEER_TIMEOUT_MS } from '../helpers/wait.js'
 import { interopGroup, outcome, readConfig } from './node-group.js'
 
 type Command =
@@ -14,7 +16,7 @@ type Command =
   | { id: number; op: 'clear' }
 
 const config = readConfig()
-const gc = new Groupcache({ self: config.self, peers: config.peers })
+const gc = new Groupcache({ self: config.self, peers: config.peers, peerTimeoutMs: PEER_TIMEOUT_MS })
 const { group, snapshot } = interopGroup(gc)
 
 async function run(cmd: Command): Promise<unknown> {
@@ -35,7 +37,7 @@ async function run(cmd: Command): Promise<unknown> {
 }
 
 process.on('message', (cmd: Command) => {
-  void run(cmd).then((value) => process.send?.({ id: cmd.id, value }))
+  void run(cmd).then((value) => process.send?.({ id: cmd.id, ok: true, value }))
 })
 process.on('disconnect', () => process.exit(0))
 process.once('SIGTERM', () => {
