@@ -20,8 +20,12 @@ export interface Codec<T> {
  * ResolvedCodec is a codec plus its sharing rule: `share(value)` makes a
  * decoded value safe to hand to every caller (by deep-freezing it) and says
  * whether it could. A value it cannot share is decoded again for each caller.
+ * `decode` is told when `bytes` is a fresh copy nobody else holds, which a
+ * codec that hands out bytes may then return as it is.
  */
-export interface ResolvedCodec extends Codec<unknown> {
+export interface ResolvedCodec {
+  encode(value: unknown): Uint8Array
+  decode(bytes: Uint8Array, fresh?: boolean): unknown
   share(value: unknown): boolean
 }
 
@@ -98,7 +102,8 @@ const bytesCodec: ResolvedCodec = {
     if (!(value instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array, got ${typeof value}`)
     return Uint8Array.prototype.slice.call(value)
   },
-  decode(bytes) {
+  decode(bytes, fresh) {
+    if (fresh === true && Buffer.isBuffer(bytes)) return bytes
     // allocUnsafe + set copies in one go; Buffer.from(Uint8Array) copies byte by byte.
     const copy = Buffer.allocUnsafe(bytes.length)
     copy.set(bytes)
