@@ -65,11 +65,28 @@ function freeze(value: unknown): void {
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder('utf-8', { fatal: true })
 
+/**
+ * MSGPACK_SCRATCH_BYTES: msgpackr writes every value into one buffer that
+ * all its packers share, hands out slices of it, and starts each new buffer
+ * as large as the last; a 256 KiB string grows it to 3 MiB for good. After a
+ * value that left it larger than 64 KiB, the codec gives it a fresh 8 KiB
+ * buffer, so one large value does not keep a buffer many times its size
+ * alive. (Cached entries copy their bytes out, so they keep no slice.)
+ */
+export const MSGPACK_SCRATCH_BYTES = 64 * 1024
+
+/** packSmall packs a value and, if that left msgpackr's buffer large, gives it a small new one. */
+function packSmall(packr: Packr, value: unknown): Uint8Array {
+  const bytes = packr.pack(value)
+  if (bytes.buffer.byteLength > MSGPACK_SCRATCH_BYTES) packr.useBuffer(Buffer.allocUnsafeSlow(8192))
+  return bytes
+}
+
 function msgpack(): ResolvedCodec {
   // One Packr per group; no structure records, so any msgpack reader can read it.
   const packr = new Packr({ useRecords: false, moreTypes: false })
   return {
-    encode: (value) => packr.pack(value),
+    encode: (value) => packSmall(packr, value),
     decode: (bytes) => packr.unpack(bytes),
     share: deepFreeze,
   }
