@@ -63,7 +63,7 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
     )
   }
   for (const [field, name, help] of [
-    ['bytes', 'lru_bytes', 'Bytes held (key + value) by one cache.'],
+    ['bytes', 'lru_bytes', 'Bytes one cache counts against maxBytes: key + value, the per-entry overhead and kept decoded values.'],
     ['items', 'lru_items', 'Entries held by one cache.'],
   ] as const) {
     track(name, (full) =>

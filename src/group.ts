@@ -1,4 +1,4 @@
-import { Cache, type CacheKind, type CacheStats, type Entry } from './cache.js'
+import { Cache, Entry, type CacheKind, type CacheStats } from './cache.js'
 import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
 import {
   AbortedError,
@@ -91,7 +91,7 @@ export type Promote = boolean | ((key: string, bytes: number) => boolean)
 export interface GroupOptions<T> {
   /** name identifies the group on every node; it travels in peer URLs. */
   name: string
-  /** maxBytes bounds main + hot cache together (key + value bytes); 0 caches nothing. */
+  /** maxBytes bounds main + hot cache together (key + value bytes + ENTRY_OVERHEAD_BYTES per entry + kept decoded values); 0 caches nothing. */
   maxBytes: number
   /** load produces a value on the key's owner. */
   load: Loader<T>
@@ -471,7 +471,7 @@ export class Group<T = unknown> {
   #setLocally(key: string, bytes: Uint8Array, expire: number): void {
     this.#removeLocally(key)
     if (expire !== 0 && expire <= this.#node.now()) return
-    this.#store('main', key, { bytes, expire, generation: this.#generation, origin: 'load', value: undefined, decoded: false })
+    this.#store('main', key, new Entry(bytes, expire, this.#generation, 'load'))
   }
 
   #clearLocally(generation: number): void {
@@ -552,7 +552,7 @@ export class Group<T = unknown> {
     if (traced !== undefined) this.#traceLoad(key, traced, undefined)
     // Every caller left: nobody wants this value; the next get starts afresh.
     if (signal.aborted) throw new AbortedError(signal.reason)
-    const entry: Entry = { bytes, expire, generation, origin: 'load', value: undefined, decoded: false }
+    const entry = new Entry(bytes, expire, generation, 'load')
     // A forgotten flight (a remove, set or clear came while it ran) still
     // answers its callers, but what it read may be stale: keep none of it.
     if (isCurrent() && ctx.cache !== false) this.#store('main', key, entry)
@@ -579,16 +579,9 @@ export class Group<T = unknown> {
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
     if (res.generation > this.#generation) this.#clearLocally(res.generation)
-    const entry: Entry = {
-      bytes: res.value,
-      expire: res.expire,
-      generation: res.generation,
-      origin: 'peer',
-      value: undefined,
-      decoded: false,
-    }
+    const entry = new Entry(res.value, res.expire, res.generation, 'peer')
     const fresh = entry.expire === 0 || entry.expire > this.#node.now()
-    if (fresh && isCurrent() && this.#promote(key, entry.bytes.length)) {
+    if (fresh && isCurrent() && this.#promote(key, entry.byteLength)) {
       // Decode before keeping a copy, so bytes this node cannot read are
       // reported now and never cached.
       this.#valueOf(entry)
@@ -610,7 +603,7 @@ export class Group<T = unknown> {
   }
 
   #store(kind: CacheKind, key: string, entry: Entry): void {
-    if (entry.bytes.length + Buffer.byteLength(key) > this.#maxEntryBytes) return
+    if (entry.byteLength + Buffer.byteLength(key) > this.#maxEntryBytes) return
     this.#cache.add(kind, key, entry)
   }
 
@@ -623,13 +616,15 @@ export class Group<T = unknown> {
     if (entry.decoded) return entry.value as Frozen<T>
     let value: unknown
     try {
-      value = this.#codec.decode(entry.bytes)
+      value = this.#codec.decode(entry.bytes, entry.fresh)
     } catch (err) {
       throw new CodecError(`cannot decode a value of group ${this.name}: ${errorMessage(err)}`, { cause: err })
     }
     if (this.#codec.share(value)) {
       entry.value = value
       entry.decoded = true
+      // What is kept is counted, and may push older entries out.
+      this.#cache.update(entry)
     }
     return value as Frozen<T>
   }

@@ -15,7 +15,7 @@ export {
   type Source,
   type Sourced,
 } from './group.js'
-export type { CacheKind, CacheStats } from './cache.js'
+export { ENTRY_OVERHEAD_BYTES, type CacheKind, type CacheStats } from './cache.js'
 export type { GroupStats } from './stats.js'
 export { DEFAULT_CODEC, type Codec, type CodecName, type Frozen } from './codec.js'
 export { DEFAULT_REPLICAS } from './ring.js'

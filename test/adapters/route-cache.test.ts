@@ -6,7 +6,8 @@
 // holding the handler until every one of them has reached the cache.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { normalizeUrl } from '../../adapters/route-cache.js'
+import { RouteCaches, SOURCE_HEADER, normalizeUrl, type Decision } from '../../adapters/route-cache.js'
+import { Groupcache } from '../../src/index.js'
 import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from '../helpers/replicas.js'
 import { fetchFresh } from '../helpers/fetch.js'
 import { waitFor } from '../helpers/wait.js'
@@ -76,6 +77,34 @@ test('normalizeUrl sorts query parameters by name and keeps repeated names in or
   assert.equal(normalizeUrl('/r?b=2&a=1&b=1'), '/r?a=1&b=2&b=1')
   assert.equal(normalizeUrl('/r'), '/r')
   assert.equal(normalizeUrl('/r?'), '/r')
+})
+
+test("a route given a group of its own keeps a flood of random URLs from evicting other routes' responses", async () => {
+  const self = 'http://127.0.0.1:1'
+  /** flood asks for 20 pages, then 3,000 random search URLs, then the 20 pages again, and says where those came from. */
+  async function flood(searchGroup: string): Promise<string[]> {
+    const gc = new Groupcache({ self, peers: [self] })
+    const caches = new RouteCaches(gc)
+    const pages = caches.route({ ttlMs: 3_600_000, group: 'shared', maxBytes: 256 * 1024 })
+    const search = caches.route({ ttlMs: 3_600_000, group: searchGroup, maxBytes: 256 * 1024 })
+    caches.setRenderer(async (url, headers) => {
+      await (url.startsWith('/search') ? search : pages)({ method: 'GET', url, headers })
+      return { status: 200, headers: { 'content-type': 'text/plain' }, body: Buffer.from(`page ${url}`) }
+    })
+    const source = (d: Decision): string => (d.action === 'reply' ? (d.headers[SOURCE_HEADER] as string) : 'next')
+    for (let i = 0; i < 20; i++) await pages({ method: 'GET', url: `/page/${i}`, headers: {} })
+    for (let i = 0; i < 3_000; i++) await search({ method: 'GET', url: `/search?q=${(i * 7919).toString(36)}`, headers: {} })
+    const again: string[] = []
+    for (let i = 0; i < 20; i++) again.push(source(await pages({ method: 'GET', url: `/page/${i}`, headers: {} })))
+    const searchStats = gc.getGroup(searchGroup)?.cacheStats('main')
+    assert.ok(searchStats !== undefined && searchStats.bytes <= 256 * 1024 && searchStats.evictions > 0, 'the search responses were bounded by their budget')
+    await gc.close()
+    return again
+  }
+  // In a group of its own, the flood evicts only its own responses.
+  assert.deepEqual(await flood('search'), Array(20).fill('hit'))
+  // Sharing the group, the same flood pushes the pages out.
+  assert.deepEqual(await flood('shared'), Array(20).fill('miss'))
 })
 
 for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
