@@ -14,7 +14,19 @@ import {
   UnreachablePeersError,
   errorMessage,
 } from './errors.js'
-import { loadChannel, peerChannel, type LoadEvent, type PeerEvent } from './diagnostics.js'
+import {
+  fetchTracing,
+  getTracing,
+  loadChannel,
+  loadTracing,
+  peerChannel,
+  serveTracing,
+  runTraced,
+  type FetchMessage,
+  type GetMessage,
+  type LoadEvent,
+  type PeerEvent,
+} from './diagnostics.js'
 import { Flight } from './flight.js'
 import type { ServedGroup } from './handler.js'
 import type { PeerValue } from './http.js'
@@ -131,7 +143,7 @@ export interface GroupNode {
   readonly closed: boolean
   readonly peers: readonly string[]
   ownerOf(key: string): string | undefined
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue>
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, headers?: Record<string, string>): Promise<PeerValue>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
@@ -228,6 +240,7 @@ export class Group<T = unknown> {
    * and shared between callers, binary data is a fresh copy per caller.
    */
   async get(key: string, options?: GetOptions): Promise<T> {
+    if (getTracing.hasSubscribers) return (await this.#tracedGet(key, options)).value
     const hit = this.#lookup(key)
     return this.#valueOf(hit ?? (await this.#miss(key, options)))
   }
@@ -237,10 +250,30 @@ export class Group<T = unknown> {
    * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`).
    */
   async getWithSource(key: string, options?: GetOptions): Promise<Sourced<T>> {
+    if (getTracing.hasSubscribers) return this.#tracedGet(key, options)
     const hit = this.#lookup(key)
     if (hit !== undefined) return { value: this.#valueOf(hit), source: 'hit' }
     const entry = await this.#miss(key, options)
     return { value: this.#valueOf(entry), source: entry.origin }
+  }
+
+  /**
+   * tracedGet is `getWithSource` under the `groupcache:get` tracing channel,
+   * which also hears whether a hit was a hot copy and who owns a missed key.
+   */
+  #tracedGet(key: string, options: GetOptions | undefined): Promise<Sourced<T>> {
+    const message: GetMessage = { self: this.#node.self, group: this.name, key }
+    return runTraced(getTracing, message, async (): Promise<Sourced<T>> => {
+      const hit = this.#lookup(key)
+      if (hit !== undefined) {
+        message.source = hit.origin === 'peer' ? 'hot' : 'hit'
+        return { value: this.#valueOf(hit), source: 'hit' }
+      }
+      message.owner = this.#node.ownerOf(key) ?? this.#node.self
+      const entry = await this.#miss(key, options)
+      message.source = entry.origin
+      return { value: this.#valueOf(entry), source: entry.origin }
+    })
   }
 
   /** lookup checks a get and answers it from the caches, if it can. */
@@ -354,7 +387,10 @@ export class Group<T = unknown> {
   [served](): ServedGroup {
     return {
       maxEntryBytes: this.#maxEntryBytes,
-      serve: (key, request, generation) => this.#serve(key, request, generation),
+      serve: (key, request, generation) =>
+        serveTracing.hasSubscribers
+          ? runTraced(serveTracing, { self: this.#node.self, group: this.name, key, headers: request.headers }, () => this.#serve(key, request, generation))
+          : this.#serve(key, request, generation),
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire) => this.#setLocally(key, value, expire),
       clearLocally: (generation) => this.#clearLocally(generation),
@@ -387,7 +423,7 @@ export class Group<T = unknown> {
   async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
     this.#peerLoads++
     try {
-      return await this.#loadLocally(key, signal, isCurrent)
+      return await this.#loadLocally(key, signal, isCurrent, true)
     } finally {
       this.#peerLoads--
     }
@@ -466,7 +502,7 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     const stats = this.#stats
@@ -478,7 +514,9 @@ export class Group<T = unknown> {
     let expire: number
     try {
       try {
-        value = await this.#load(key, ctx)
+        value = await (loadTracing.hasSubscribers
+          ? runTraced(loadTracing, { self: this.#node.self, group: this.name, key, forPeer }, () => this.#load(key, ctx))
+          : this.#load(key, ctx))
       } catch (err) {
         if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
         throw new LoadError(`loading ${JSON.stringify(key)} in group ${this.name} failed: ${errorMessage(err)}`, {
@@ -515,7 +553,7 @@ export class Group<T = unknown> {
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
-      res = await this.#node.fetch(owner, this.name, key, signal, this.#generation)
+      res = await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#node.fetch(owner, this.name, key, signal, this.#generation))
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -547,14 +585,32 @@ export class Group<T = unknown> {
     return entry
   }
 
+  /**
+   * tracedFetch is the fetch from `owner` under the `groupcache:fetch`
+   * tracing channel, sending the headers its subscribers add (`traceparent`).
+   */
+  #tracedFetch(owner: string, key: string, signal: AbortSignal): Promise<PeerValue> {
+    const message: FetchMessage = { self: this.#node.self, group: this.name, key, peer: owner, headers: {} }
+    return runTraced(fetchTracing, message, async () => {
+      try {
+        const res = await this.#node.fetch(owner, this.name, key, signal, this.#generation, message.headers)
+        message.outcome = 'ok'
+        return res
+      } catch (err) {
+        message.outcome = err instanceof PeerError ? 'error' : 'verdict'
+        throw err
+      }
+    })
+  }
+
   #traceLoad(key: string, started: number, error: unknown): void {
-    const event: LoadEvent = { group: this.name, key, durationMs: performance.now() - started }
+    const event: LoadEvent = { self: this.#node.self, group: this.name, key, durationMs: performance.now() - started }
     if (error !== undefined) event.error = error
     loadChannel.publish(event)
   }
 
   #tracePeer(key: string, peer: string, started: number, outcome: PeerEvent['outcome'], error: unknown): void {
-    const event: PeerEvent = { group: this.name, key, peer, durationMs: performance.now() - started, outcome }
+    const event: PeerEvent = { self: this.#node.self, group: this.name, key, peer, durationMs: performance.now() - started, outcome }
     if (error !== undefined) event.error = error
     peerChannel.publish(event)
   }

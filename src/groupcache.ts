@@ -217,7 +217,7 @@ export class Groupcache {
         return node.#ring.peers
       },
       ownerOf: (key) => this.#ring.owner(key),
-      fetch: (peer, group, key, signal, generation) => this.#transport.fetch(peer, group, key, signal, generation),
+      fetch: (peer, group, key, signal, generation, headers) => this.#transport.fetch(peer, group, key, signal, generation, headers),
       remove: (peer, group, key) => this.#call('remove', peer, (t) => t.remove?.(peer, group, key)),
       set: (peer, group, key, value, expire) => this.#call('set', peer, (t) => t.set?.(peer, group, key, value, expire)),
       clear: (peer, group, generation) => this.#call('clear', peer, (t) => t.clear?.(peer, group, generation)),

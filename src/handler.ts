@@ -64,7 +64,7 @@ export interface ServedValue {
  */
 export interface ServedGroup {
   readonly maxEntryBytes: number
-  serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<ServedValue>
+  serve(key: string, request: Pick<PeerRequest, 'signal' | 'headers'>, generation: number): Promise<ServedValue>
   removeLocally(key: string): void
   setLocally(key: string, value: Uint8Array, expire: number): void
   clearLocally(generation: number): void

@@ -79,8 +79,9 @@ export interface PeerTransport {
   /**
    * fetch asks the owner for a key. `generation` is this node's generation of
    * the group (0 until a `clear()`); the answer carries the owner's.
+   * `headers`, when given, go along with the request (trace propagation).
    */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number): Promise<PeerValue>
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number, headers?: Record<string, string>): Promise<PeerValue>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
   /** set stores a value in a peer's main cache (`PUT`). */
@@ -239,8 +240,10 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0): Promise<PeerValue> {
-    const headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0, extra?: Record<string, string>): Promise<PeerValue> {
+    let headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+    // A tracer's headers go first, so they can never replace the secret.
+    if (extra !== undefined) headers = { ...extra, ...headers }
     const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
     if (res.status === 200) {
       let msg: GetResponse
