@@ -142,7 +142,7 @@ async function traceOn<M extends object>(channel: TracingChannel<unknown, M>, fn
   const seen: Seen[] = []
   const at = (event: string) => (message: M) => {
     if (event === 'start') onStart?.(message)
-    seen.push([event, { ...message }])
+    seen.push([event, { ...message } as Record<string, unknown>])
   }
   const handlers = { start: at('start'), end: at('end'), asyncStart: at('asyncStart'), asyncEnd: at('asyncEnd'), error: at('error') }
   channel.subscribe(handlers)

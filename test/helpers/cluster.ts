@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { Command, NodeConfig } from './node-main.js'
+import type { SpanRecord } from './otel.js'
 import { reservePorts, urlsFor } from './ports.js'
 
 const MAIN = fileURLToPath(new URL('./node-main.ts', import.meta.url))
@@ -96,6 +97,16 @@ export class TestNode {
 
   release(key: string): Promise<unknown> {
     return this.#call({ op: 'release', key })
+  }
+
+  /** tracedGet gets `key` inside an active span named `request` (the node needs `otel`). */
+  tracedGet(key: string): Promise<string> {
+    return this.#call({ op: 'tracedGet', key }) as Promise<string>
+  }
+
+  /** spans are the spans the node has finished (the node needs `otel`). */
+  spans(): Promise<SpanRecord[]> {
+    return this.#call({ op: 'spans' }) as Promise<SpanRecord[]>
   }
 
   setPeers(peers: string[]): Promise<unknown> {
