@@ -149,12 +149,12 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
     message.wrap = outer === undefined ? run : (operation) => outer(() => run(operation))
     return active
   }
-  /** finish ends the message's span, if it has one, with the attributes known at the end. */
-  const finish = (message: TraceMessage, attributes: Attributes): void => {
+  /** finish ends the message's span, if it has one, with what `describe` adds once the operation is over. */
+  const finish = <M extends TraceMessage>(message: M, describe?: (span: Span, message: M) => void): void => {
     const span = spans.get(message)
     if (span === undefined) return
     spans.delete(message)
-    span.setAttributes(attributes)
+    describe?.(span, message)
     if (message.error !== undefined) {
       const type = errorType(message.error)
       span.setAttribute('error.type', type)
@@ -167,14 +167,21 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
   const unsubscribes = [
     on(getTracing, {
       start: (m) => void begin(m, 'groupcache.get', SpanKind.INTERNAL, context.active(), {}),
-      asyncEnd: (m) => finish(m, defined({ 'groupcache.source': m.source, 'groupcache.owner': m.owner })),
+      asyncEnd: (m) =>
+        finish(m, (span) => {
+          if (m.source !== undefined) span.setAttribute('groupcache.source', m.source)
+          if (m.owner !== undefined) span.setAttribute('groupcache.owner', m.owner)
+        }),
     }),
     on(fetchTracing, {
       start: (m) => {
         const active = begin(m, 'groupcache.fetch', SpanKind.CLIENT, context.active(), { 'groupcache.peer': m.peer })
         if (active !== undefined) propagation.inject(active, m.headers)
       },
-      asyncEnd: (m) => finish(m, defined({ 'groupcache.outcome': m.outcome })),
+      asyncEnd: (m) =>
+        finish(m, (span) => {
+          if (m.outcome !== undefined) span.setAttribute('groupcache.outcome', m.outcome)
+        }),
     }),
     on(serveTracing, {
       start: (m) => {
@@ -184,11 +191,11 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
         const parent = trace.getSpan(active) === undefined ? propagation.extract(active, m.headers) : active
         begin(m, 'groupcache.serve', SpanKind.SERVER, parent, {})
       },
-      asyncEnd: (m) => finish(m, {}),
+      asyncEnd: (m) => finish(m),
     }),
     on(loadTracing, {
       start: (m) => void begin(m, 'groupcache.load', SpanKind.INTERNAL, context.active(), { 'groupcache.for_peer': m.forPeer }),
-      asyncEnd: (m) => finish(m, {}),
+      asyncEnd: (m) => finish(m),
     }),
   ]
   return () => {
@@ -247,13 +254,6 @@ function recordMetrics(gc: Groupcache, meter: Meter, options: OtelOptions): () =
 function errorType(error: unknown): string {
   if (error instanceof GroupcacheError) return error.code
   return error instanceof Error ? error.name : typeof error
-}
-
-/** defined drops the attributes that are not set. */
-function defined(attributes: Record<string, string | undefined>): Attributes {
-  const out: Attributes = {}
-  for (const [name, value] of Object.entries(attributes)) if (value !== undefined) out[name] = value
-  return out
 }
 
 /** safely runs a user's function inside a channel subscriber, where a throw would crash the process. */

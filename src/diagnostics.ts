@@ -162,13 +162,11 @@ export const serveTracing = tracingChannel<unknown, ServeMessage>(SERVE_CHANNEL)
 /**
  * runTraced runs `operation` under a tracing channel: start, end, then
  * asyncStart and asyncEnd (or error) as it settles, honouring a `wrap` the
- * start subscribers set. Callers check `channel.hasSubscribers` first, so
- * that an untraced operation pays for one property read.
+ * start subscribers set. `operation` must not throw synchronously (an async
+ * function never does), or asyncEnd would never come. Callers check
+ * `channel.hasSubscribers` first, so an untraced operation pays for one
+ * property read.
  */
-export function runTraced<M extends TraceMessage, R>(
-  channel: TracingChannel<unknown, M>,
-  message: M,
-  operation: () => R | Promise<R>,
-): Promise<R> {
-  return channel.tracePromise(async () => (message.wrap === undefined ? operation() : message.wrap(operation)), message)
+export function runTraced<M extends TraceMessage, R>(channel: TracingChannel<unknown, M>, message: M, operation: () => Promise<R>): Promise<R> {
+  return channel.tracePromise(() => (message.wrap === undefined ? operation() : message.wrap(operation)), message)
 }

@@ -515,7 +515,7 @@ export class Group<T = unknown> {
     try {
       try {
         value = await (loadTracing.hasSubscribers
-          ? runTraced(loadTracing, { self: this.#node.self, group: this.name, key, forPeer }, () => this.#load(key, ctx))
+          ? runTraced(loadTracing, { self: this.#node.self, group: this.name, key, forPeer }, async () => this.#load(key, ctx))
           : this.#load(key, ctx))
       } catch (err) {
         if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
