@@ -21,6 +21,7 @@ import {
 import {
   GroupcacheError,
   PEER_CHANNEL,
+  PeerError,
   fetchTracing,
   getTracing,
   loadTracing,
@@ -178,10 +179,9 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
         const active = begin(m, 'groupcache.fetch', SpanKind.CLIENT, context.active(), { 'groupcache.peer': m.peer })
         if (active !== undefined) propagation.inject(active, m.headers)
       },
-      asyncEnd: (m) =>
-        finish(m, (span) => {
-          if (m.outcome !== undefined) span.setAttribute('groupcache.outcome', m.outcome)
-        }),
+      // As groupcache:peer has it: `error` when the owner could not answer
+      // (the key then loads here), `verdict` for the owner's own error.
+      asyncEnd: (m) => finish(m, (span) => span.setAttribute('groupcache.outcome', m.error === undefined ? 'ok' : m.error instanceof PeerError ? 'error' : 'verdict')),
     }),
     on(serveTracing, {
       start: (m) => {

@@ -128,8 +128,6 @@ export interface FetchMessage extends TraceMessage {
    * ignores them.
    */
   readonly headers: Record<string, string>
-  /** outcome is set when the fetch settles, as in PeerEvent. */
-  outcome?: PeerEvent['outcome']
 }
 
 /** LoadMessage is the context of `groupcache:load`. */

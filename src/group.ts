@@ -265,14 +265,11 @@ export class Group<T = unknown> {
     const message: GetMessage = { self: this.#node.self, group: this.name, key }
     return runTraced(getTracing, message, async (): Promise<Sourced<T>> => {
       const hit = this.#lookup(key)
-      if (hit !== undefined) {
-        message.source = hit.origin === 'peer' ? 'hot' : 'hit'
-        return { value: this.#valueOf(hit), source: 'hit' }
-      }
-      message.owner = this.#node.ownerOf(key) ?? this.#node.self
-      const entry = await this.#miss(key, options)
-      message.source = entry.origin
-      return { value: this.#valueOf(entry), source: entry.origin }
+      if (hit === undefined) message.owner = this.#node.ownerOf(key) ?? this.#node.self
+      const entry = hit ?? (await this.#miss(key, options))
+      // Only hot copies come from peers among the entries of this node's caches.
+      message.source = hit === undefined ? entry.origin : hit.origin === 'peer' ? 'hot' : 'hit'
+      return { value: this.#valueOf(entry), source: hit === undefined ? entry.origin : 'hit' }
     })
   }
 
@@ -591,16 +588,7 @@ export class Group<T = unknown> {
    */
   #tracedFetch(owner: string, key: string, signal: AbortSignal): Promise<PeerValue> {
     const message: FetchMessage = { self: this.#node.self, group: this.name, key, peer: owner, headers: {} }
-    return runTraced(fetchTracing, message, async () => {
-      try {
-        const res = await this.#node.fetch(owner, this.name, key, signal, this.#generation, message.headers)
-        message.outcome = 'ok'
-        return res
-      } catch (err) {
-        message.outcome = err instanceof PeerError ? 'error' : 'verdict'
-        throw err
-      }
-    })
+    return runTraced(fetchTracing, message, async () => this.#node.fetch(owner, this.name, key, signal, this.#generation, message.headers))
   }
 
   #traceLoad(key: string, started: number, error: unknown): void {

@@ -218,7 +218,7 @@ describe('tracing channels', () => {
         // A subscriber cannot replace the secret: the fetch still succeeds.
         m.headers.authorization = 'Bearer wrong'
       })
-      assert.deepEqual(fetched.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.peer, m.key, m.outcome]), [[urls[0], urls[1], key, 'ok']])
+      assert.deepEqual(fetched.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.peer, m.key, m.error]), [[urls[0], urls[1], key, undefined]])
       const serve = served.find(([event]) => event === 'start')?.[1]
       assert.equal(serve?.self, urls[1])
       assert.equal(serve?.key, key)

@@ -133,6 +133,33 @@ describe('with an OpenTelemetry SDK', () => {
     }
   })
 
+  test("an owner's verdict and an owner that cannot answer are told apart on the fetch span; the local load after the second is in the same trace", async () => {
+    exporter.reset()
+    const { nodes, urls, closeAll } = await startLocalNodes(2)
+    const otel = instrument(nodes[0]!)
+    try {
+      const groups = nodes.map((gc) =>
+        gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => { if (k.startsWith('nf')) throw new NotFoundError('no'); return k } }),
+      )
+      await inSpan(() => assert.rejects(groups[0]!.get(keyOwnedBy(nodes[0]!, urls[1]!, 'nf')), { code: 'ERR_GROUPCACHE_NOT_FOUND' }))
+      await nodes[1]!.close()
+      await inSpan(() => groups[0]!.get(keyOwnedBy(nodes[0]!, urls[1]!, 'down')))
+      const spans = records(exporter)
+      const fetches = named(spans, 'groupcache.fetch')
+      assert.deepEqual(fetches.map((s) => [s.attributes['groupcache.outcome'], s.attributes['error.type'], s.status.code]), [
+        ['verdict', 'ERR_GROUPCACHE_NOT_FOUND', SpanStatusCode.ERROR],
+        ['error', 'ERR_GROUPCACHE_PEER', SpanStatusCode.ERROR],
+      ])
+      const load = one(spans, 'groupcache.load')
+      const get = named(spans, 'groupcache.get')[1]!
+      assert.equal(load.parentSpanId, get.spanId)
+      assert.deepEqual([get.attributes['groupcache.source'], get.status.code], ['load', SpanStatusCode.UNSET])
+    } finally {
+      otel.uninstrument()
+      await closeAll()
+    }
+  })
+
   test('no span without a parent unless requireParentSpan is false', async () => {
     exporter.reset()
     const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
