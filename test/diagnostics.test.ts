@@ -215,8 +215,8 @@ describe('tracing channels', () => {
         })
       }, (m) => {
         m.headers.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
-        // A subscriber cannot replace the secret: the fetch still succeeds.
-        m.headers.authorization = 'Bearer wrong'
+        // A subscriber cannot replace the secret, however it spells the name: the fetch still succeeds.
+        m.headers.Authorization = 'Bearer wrong'
       })
       assert.deepEqual(fetched.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.peer, m.key, m.error]), [[urls[0], urls[1], key, undefined]])
       const serve = served.find(([event]) => event === 'start')?.[1]
