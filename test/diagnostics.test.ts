@@ -202,6 +202,21 @@ describe('tracing channels', () => {
     await gc.close()
   })
 
+  test('a store bound to groupcache:get.start (bindStore) is current inside the get, down to the loader', async () => {
+    const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+    const store = new AsyncLocalStorage<string>()
+    let inside: string | undefined
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => { inside = store.getStore(); return k } })
+    getTracing.start.bindStore(store, (m) => `get of ${m.key}`)
+    try {
+      await g.get('a')
+    } finally {
+      getTracing.start.unbindStore(store)
+    }
+    assert.equal(inside, 'get of a')
+    await gc.close()
+  })
+
   test("groupcache:fetch sends a subscriber's headers to the owner, whose groupcache:serve hears them and its load says it was for a peer", async () => {
     const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: 's3cret' }))
     try {
