@@ -14,11 +14,11 @@ import {
 /** PrometheusOptions say where and how the metrics are registered. */
 export interface PrometheusOptions {
   /** registry to register in (default: prom-client's global registry). */
-  registry?: Registry
+  registry?: Registry | undefined
   /** prefix of every metric name (default 'groupcache_'). */
-  prefix?: string
+  prefix?: string | undefined
   /** buckets of the peer-fetch latency histogram, in seconds. */
-  buckets?: number[]
+  buckets?: number[] | undefined
 }
 
 /**

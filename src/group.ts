@@ -1,5 +1,5 @@
 import { Cache, type CacheKind, type CacheStats, type Entry } from './cache.js'
-import { encodeValue, resolveCodec, type Codec, type CodecName, type ResolvedCodec } from './codec.js'
+import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
 import {
   AbortedError,
   ClosedError,
@@ -26,10 +26,9 @@ import {
   type GetMessage,
   type LoadEvent,
   type PeerEvent,
+  type ServeMessage,
 } from './diagnostics.js'
 import { Flight } from './flight.js'
-import type { ServedGroup } from './handler.js'
-import type { PeerValue } from './http.js'
 import { newGroupStats, type GroupStats } from './stats.js'
 
 /**
@@ -67,13 +66,13 @@ export interface LoadContext {
    * `Infinity` for ever), overriding the group's `ttlMs`: a loader can pick
    * a TTL after seeing the value.
    */
-  ttlMs?: number
+  ttlMs?: number | undefined
   /**
    * cache, when the loader sets it to false, answers the callers waiting for
    * this load (here and on peers) without storing the value anywhere: for a
    * result worth sharing with them but not with later callers.
    */
-  cache?: boolean
+  cache?: boolean | undefined
 }
 
 /**
@@ -110,45 +109,103 @@ export interface GroupOptions<T> {
   /** load produces a value on the key's owner. */
   load: Loader<T>
   /** codec turns values into bytes: 'msgpack' (default), 'json', 'string', 'bytes' or your own. */
-  codec?: CodecName | Codec<T>
+  codec?: CodecName | Codec<T> | undefined
   /** promote decides which peer-fetched values become hot copies (default: 1 in 10 at random). */
-  promote?: Promote
+  promote?: Promote | undefined
   /** maxEntryBytes is the largest entry stored (default: maxBytes / 8). */
-  maxEntryBytes?: number
+  maxEntryBytes?: number | undefined
   /** maxPeerLoads caps the loads that peers' requests may run at once (default 64). */
-  maxPeerLoads?: number
+  maxPeerLoads?: number | undefined
   /** ttlMs is how long a loaded value lives, on its owner and in hot copies (default: until evicted). */
-  ttlMs?: number
+  ttlMs?: number | undefined
 }
 
 /** SetOptions are per-call options of `group.set`. */
 export interface SetOptions {
   /** ttlMs is how long the value lives (default: the group's `ttlMs`). */
-  ttlMs?: number
+  ttlMs?: number | undefined
 }
 
 /** GetOptions are per-call options of `group.get`. */
 export interface GetOptions {
   /** signal lets this caller give up; the shared load goes on for the others. */
-  signal?: AbortSignal
+  signal?: AbortSignal | undefined
+}
+
+// What a group needs from the other nodes, and what it offers them, is
+// declared here, beside the group, as Go keeps ProtoGetter and PeerPicker in
+// peers.go: group.ts knows no ring, no HTTP client and no HTTP server.
+
+/**
+ * PeerValue is an owner's answer: the value's bytes, its absolute expiry in
+ * unix ms (0 for none) and the generation its load began in (0 from Go peers
+ * and before any `clear()`).
+ */
+export interface PeerValue {
+  value: Uint8Array
+  expire: number
+  generation: number
 }
 
 /**
- * GroupNode is what a group needs from the node it belongs to. It keeps
- * group.ts free of rings and HTTP.
+ * GroupPeers is what a group needs from the other nodes (Go's PeerPicker
+ * and ProtoGetter): who owns a key, and the requests that reach a peer.
+ * `Peers` (peers.ts) is the one implementation.
  */
-export interface GroupNode {
+export interface GroupPeers {
+  /** self is this node's URL, as it appears in `list`. */
   readonly self: string
-  readonly maxKeyBytes: number
-  readonly closed: boolean
-  readonly peers: readonly string[]
+  /** list is every node, this one included. */
+  readonly list: readonly string[]
+  /** ownerOf returns the peer that owns `key`, or undefined with no peers. */
   ownerOf(key: string): string | undefined
   fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, headers?: Record<string, string>): Promise<PeerValue>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
+}
+
+/**
+ * GroupNode is what a group needs from the node it belongs to: its peers,
+ * its limits, its state and its seams.
+ */
+export interface GroupNode {
+  readonly peers: GroupPeers
+  readonly maxKeyBytes: number
+  readonly closed: boolean
   now(): number
   random(): number
+}
+
+/** ServedValue is what a group gives the peer endpoint for a peer's request. */
+export interface ServedValue {
+  bytes: Uint8Array
+  expire: number
+  generation: number
+}
+
+/**
+ * ServedRequest is what a group reads of a peer's request: its signal, and
+ * its headers (lower-case names), from which a tracer continues the peer's
+ * trace.
+ */
+export interface ServedRequest {
+  readonly signal?: AbortSignal | undefined
+  readonly headers: ServeMessage['headers']
+}
+
+/**
+ * ServedGroup is what the peer endpoint (handler.ts) needs of a group.
+ * `serve` reads `request.signal` only when it has to load, so adapters can
+ * make the signal lazily: most peer requests are cache hits, and a signal is
+ * not free.
+ */
+export interface ServedGroup {
+  readonly maxEntryBytes: number
+  serve(key: string, request: ServedRequest, generation: number): Promise<ServedValue>
+  removeLocally(key: string): void
+  setLocally(key: string, value: Uint8Array, expire: number): void
+  clearLocally(generation: number): void
 }
 
 /** served gives the node the group's peer-facing side, kept off the public API. */
@@ -173,6 +230,7 @@ export function isTtl(value: unknown): value is number {
 export class Group<T = unknown> {
   readonly name: string
   readonly #node: GroupNode
+  readonly #peers: GroupPeers
   readonly #load: Loader<T>
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
@@ -197,6 +255,7 @@ export class Group<T = unknown> {
   constructor(options: GroupOptions<T>, node: GroupNode) {
     this.name = options.name
     this.#node = node
+    this.#peers = node.peers
     this.#load = options.load
     this.#codec = resolveCodec(options.codec as CodecName | Codec<unknown> | undefined, 'options.codec')
     this.#cache = new Cache(options.maxBytes)
@@ -227,7 +286,7 @@ export class Group<T = unknown> {
   /** cacheStats is a snapshot of the main or the hot cache's counters. */
   cacheStats(kind: CacheKind): CacheStats {
     if (kind !== 'main' && kind !== 'hot') {
-      throw new TypeError(`expected kind to be 'main' or 'hot', got ${String(kind)}`)
+      throw InvalidOptionError.expected('kind', "'main' or 'hot'", kind)
     }
     return this.#cache.stats(kind)
   }
@@ -238,8 +297,9 @@ export class Group<T = unknown> {
    * owner cannot be reached, by loading it here. The value is what the codec
    * decodes from the stored bytes; plain objects and arrays are deep-frozen
    * and shared between callers, binary data is a fresh copy per caller.
+   * Hence the `Frozen<T>` type: what every caller shares cannot be changed.
    */
-  async get(key: string, options?: GetOptions): Promise<T> {
+  async get(key: string, options?: GetOptions): Promise<Frozen<T>> {
     if (getTracing.hasSubscribers) return (await this.#tracedGet(key, options)).value
     const hit = this.#lookup(key)
     return this.#valueOf(hit ?? (await this.#miss(key, options)))
@@ -249,7 +309,7 @@ export class Group<T = unknown> {
    * getWithSource is `get` that also says where the value came from: this
    * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`).
    */
-  async getWithSource(key: string, options?: GetOptions): Promise<Sourced<T>> {
+  async getWithSource(key: string, options?: GetOptions): Promise<Sourced<Frozen<T>>> {
     if (getTracing.hasSubscribers) return this.#tracedGet(key, options)
     const hit = this.#lookup(key)
     if (hit !== undefined) return { value: this.#valueOf(hit), source: 'hit' }
@@ -261,11 +321,11 @@ export class Group<T = unknown> {
    * tracedGet is `getWithSource` under the `groupcache:get` tracing channel,
    * which also hears whether a hit was a hot copy and who owns a missed key.
    */
-  #tracedGet(key: string, options: GetOptions | undefined): Promise<Sourced<T>> {
-    const message: GetMessage = { self: this.#node.self, group: this.name, key }
-    return runTraced(getTracing, message, async (): Promise<Sourced<T>> => {
+  #tracedGet(key: string, options: GetOptions | undefined): Promise<Sourced<Frozen<T>>> {
+    const message: GetMessage = { self: this.#peers.self, group: this.name, key }
+    return runTraced(getTracing, message, async (): Promise<Sourced<Frozen<T>>> => {
       const hit = this.#lookup(key)
-      if (hit === undefined) message.owner = this.#node.ownerOf(key) ?? this.#node.self
+      if (hit === undefined) message.owner = this.#peers.ownerOf(key) ?? this.#peers.self
       const entry = hit ?? (await this.#miss(key, options))
       // Only hot copies come from peers among the entries of this node's caches.
       message.source = hit === undefined ? entry.origin : hit.origin === 'peer' ? 'hot' : 'hit'
@@ -288,10 +348,10 @@ export class Group<T = unknown> {
   /** miss loads a key that is not cached here: on this node if it owns it, else from its owner. */
   #miss(key: string, options: GetOptions | undefined): Promise<Entry> {
     this.#stats.loads++
-    const node = this.#node
+    const peers = this.#peers
     const signal = options?.signal
-    const owner = node.ownerOf(key)
-    return owner === undefined || owner === node.self
+    const owner = peers.ownerOf(key)
+    return owner === undefined || owner === peers.self
       ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
       : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
   }
@@ -309,7 +369,7 @@ export class Group<T = unknown> {
     this.#checkKey(key)
     await this.#everywhere(
       key,
-      (peer) => this.#node.remove(peer, this.name, key),
+      (peer) => this.#peers.remove(peer, this.name, key),
       () => this.#removeLocally(key),
     )
   }
@@ -318,8 +378,9 @@ export class Group<T = unknown> {
    * set stores `value` for `key` on its owner (in its main cache) and drops
    * the other nodes' copies, with remove's guarantee: once it resolves, no
    * node returns a value loaded before the call. It costs one request per peer.
+   * It takes what `get` returned as well as a fresh `T`.
    */
-  async set(key: string, value: T, options?: SetOptions): Promise<void> {
+  async set(key: string, value: T | Frozen<T>, options?: SetOptions): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
     const ttlMs = options?.ttlMs ?? this.#ttlMs
@@ -334,7 +395,7 @@ export class Group<T = unknown> {
     const expire = this.#expiry(ttlMs)
     await this.#everywhere(
       key,
-      (peer, owner) => (peer === owner ? this.#node.set(peer, this.name, key, bytes, expire) : this.#node.remove(peer, this.name, key)),
+      (peer, owner) => (peer === owner ? this.#peers.set(peer, this.name, key, bytes, expire) : this.#peers.remove(peer, this.name, key)),
       (owner) => (owner ? this.#setLocally(key, bytes, expire) : this.#removeLocally(key)),
     )
   }
@@ -350,10 +411,10 @@ export class Group<T = unknown> {
     this.#checkOpen()
     const generation = this.#generation + 1
     this.#clearLocally(generation)
-    const node = this.#node
+    const peers = this.#peers
     const failures = await settle(
-      node.peers.filter((peer) => peer !== node.self),
-      (peer) => node.clear(peer, this.name, generation),
+      peers.list.filter((peer) => peer !== peers.self),
+      (peer) => peers.clear(peer, this.name, generation),
     )
     if (failures.length > 0) throw new UnreachablePeersError(`clearing group ${this.name}`, failures)
   }
@@ -368,15 +429,15 @@ export class Group<T = unknown> {
     remote: (peer: string, owner: string) => Promise<void>,
     local: (isOwner: boolean) => void,
   ): Promise<void> {
-    const node = this.#node
-    const owner = node.ownerOf(key) ?? node.self
+    const peers = this.#peers
+    const owner = peers.ownerOf(key) ?? peers.self
     const run = (peer: string): Promise<void> => {
-      if (peer !== node.self) return remote(peer, owner)
+      if (peer !== peers.self) return remote(peer, owner)
       local(peer === owner)
       return Promise.resolve()
     }
     const failures = await settle([owner], run)
-    failures.push(...(await settle(node.peers.filter((peer) => peer !== owner), run)))
+    failures.push(...(await settle(peers.list.filter((peer) => peer !== owner), run)))
     if (failures.length > 0) throw new UnreachablePeersError(`updating ${JSON.stringify(key)} in group ${this.name}`, failures)
   }
 
@@ -386,7 +447,7 @@ export class Group<T = unknown> {
       maxEntryBytes: this.#maxEntryBytes,
       serve: (key, request, generation) =>
         serveTracing.hasSubscribers
-          ? runTraced(serveTracing, { self: this.#node.self, group: this.name, key, headers: request.headers }, () => this.#serve(key, request, generation))
+          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, () => this.#serve(key, request, generation))
           : this.#serve(key, request, generation),
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire) => this.#setLocally(key, value, expire),
@@ -400,7 +461,7 @@ export class Group<T = unknown> {
    * disagreeing peer lists bounce a key between them forever. A requester
    * that has seen a later `clear()` brings this node up to date first.
    */
-  async #serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<Entry> {
+  async #serve(key: string, request: ServedRequest, generation: number): Promise<Entry> {
     if (generation > this.#generation) this.#clearLocally(generation)
     const stats = this.#stats
     stats.serverRequests++
@@ -512,7 +573,7 @@ export class Group<T = unknown> {
     try {
       try {
         value = await (loadTracing.hasSubscribers
-          ? runTraced(loadTracing, { self: this.#node.self, group: this.name, key, forPeer }, async () => this.#load(key, ctx))
+          ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#load(key, ctx))
           : this.#load(key, ctx))
       } catch (err) {
         if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
@@ -550,7 +611,7 @@ export class Group<T = unknown> {
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
-      res = await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#node.fetch(owner, this.name, key, signal, this.#generation))
+      res = await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -587,18 +648,18 @@ export class Group<T = unknown> {
    * tracing channel, sending the headers its subscribers add (`traceparent`).
    */
   #tracedFetch(owner: string, key: string, signal: AbortSignal): Promise<PeerValue> {
-    const message: FetchMessage = { self: this.#node.self, group: this.name, key, peer: owner, headers: {} }
-    return runTraced(fetchTracing, message, async () => this.#node.fetch(owner, this.name, key, signal, this.#generation, message.headers))
+    const message: FetchMessage = { self: this.#peers.self, group: this.name, key, peer: owner, headers: {} }
+    return runTraced(fetchTracing, message, async () => this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers))
   }
 
   #traceLoad(key: string, started: number, error: unknown): void {
-    const event: LoadEvent = { self: this.#node.self, group: this.name, key, durationMs: performance.now() - started }
+    const event: LoadEvent = { self: this.#peers.self, group: this.name, key, durationMs: performance.now() - started }
     if (error !== undefined) event.error = error
     loadChannel.publish(event)
   }
 
   #tracePeer(key: string, peer: string, started: number, outcome: PeerEvent['outcome'], error: unknown): void {
-    const event: PeerEvent = { self: this.#node.self, group: this.name, key, peer, durationMs: performance.now() - started, outcome }
+    const event: PeerEvent = { self: this.#peers.self, group: this.name, key, peer, durationMs: performance.now() - started, outcome }
     if (error !== undefined) event.error = error
     peerChannel.publish(event)
   }
@@ -613,8 +674,8 @@ export class Group<T = unknown> {
    * (deep-frozen plain data, strings) is decoded once and kept beside the
    * bytes, so a hit costs a lookup, not a decode.
    */
-  #valueOf(entry: Entry): T {
-    if (entry.decoded) return entry.value as T
+  #valueOf(entry: Entry): Frozen<T> {
+    if (entry.decoded) return entry.value as Frozen<T>
     let value: unknown
     try {
       value = this.#codec.decode(entry.bytes)
@@ -625,7 +686,7 @@ export class Group<T = unknown> {
       entry.value = value
       entry.decoded = true
     }
-    return value as T
+    return value as Frozen<T>
   }
 }
 
