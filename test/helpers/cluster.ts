@@ -2,6 +2,7 @@
 // over IPC: what the multi-node tests of the core run against.
 import { startChildren, stopChildren, type Child } from './child.js'
 import type { Command, NodeConfig } from './node-main.js'
+import type { SpanRecord } from './otel.js'
 import { reservePorts, urlsFor } from './ports.js'
 import { PEER_TIMEOUT_MS } from './wait.js'
 
@@ -70,6 +71,16 @@ export class TestNode {
 
   release(key: string): Promise<unknown> {
     return this.#call({ op: 'release', key })
+  }
+
+  /** tracedGet gets `key` inside an active span named `request` (the node needs `otel`). */
+  tracedGet(key: string): Promise<string> {
+    return this.#call({ op: 'tracedGet', key }) as Promise<string>
+  }
+
+  /** spans are the spans the node has finished (the node needs `otel`). */
+  spans(): Promise<SpanRecord[]> {
+    return this.#call({ op: 'spans' }) as Promise<SpanRecord[]>
   }
 
   setPeers(peers: string[]): Promise<unknown> {

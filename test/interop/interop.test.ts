@@ -17,6 +17,7 @@ import { Ring } from '../../src/ring.js'
 import { decodeGetResponse } from '../../src/wire.js'
 import { ROOT, startChild, stopChildren, type Child, type ChildOptions } from '../helpers/child.js'
 import { fetchFresh } from '../helpers/fetch.js'
+import type { SpanRecord } from '../helpers/otel.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 import { rawRequest } from '../helpers/raw.js'
 import { GROUP, type GetOutcome, type NodeSnapshot } from './node-group.js'
@@ -356,6 +357,19 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
       `${SPECIAL_KEYS.length} special keys: ${onGo.length} Go-owned variants asked by both Node nodes, ` +
         `${onNode.length} Node-owned variants asked by Go (${exact} of them the bare key)`,
     )
+  })
+
+  test('a traced Node node sends the Go owner a traceparent, which it ignores: the same answer, one load, no peer error', async (t) => {
+    if (skipped(t)) return
+    const key = keyOwnedBy(go, (i) => `traced-${i}`)
+    const before = await countersOfAll()
+    const answer = (await listen.call?.({ op: 'traced', key })) as { outcome: GetOutcome; spans: SpanRecord[] }
+    assert.deepEqual(answer.outcome, ok(key))
+    const fetch = answer.spans.find((s) => s.name === 'groupcache.fetch')
+    assert.deepEqual(fetch?.attributes, { 'groupcache.group': GROUP, 'groupcache.peer': go.url, 'groupcache.outcome': 'ok' })
+    const after = await countersOfAll()
+    assert.deepEqual(after.map((c) => c.loads[key]), [1, undefined, undefined])
+    assert.equal(after[1]!.peerErrors, before[1]!.peerErrors)
   })
 
   test('the empty key round-trips from a Node node to the Go owner and from a Go node to a Node owner', async (t) => {
