@@ -157,9 +157,11 @@ export class HttpTransport implements PeerTransport {
     key: string,
     signal: AbortSignal,
     generation = 0,
+    extra?: Record<string, string>,
     accept?: (value: Uint8Array) => void,
   ): Promise<PeerValue> {
-    const headers = generation > 0 ? { ...this.#fetchHeaders, [GENERATION_HEADER]: String(generation) } : this.#fetchHeaders
+    let headers = generation > 0 ? { ...this.#fetchHeaders, [GENERATION_HEADER]: String(generation) } : this.#fetchHeaders
+    if (extra !== undefined) headers = { ...lowerCased(extra), ...headers }
     const path = keyPath(group, key)
     // One deadline for the whole exchange, retries included.
     const deadline = performance.now() + this.#timeoutMs
@@ -438,6 +440,17 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
+}
+
+/**
+ * lowerCased names a tracer's headers in lower case, as ours are, so that
+ * ours replace any of the same name (`Authorization` included): a tracer
+ * can add headers but never change the secret or the generation.
+ */
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value
+  return out
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {

@@ -14,6 +14,7 @@ export interface PeerTransport {
   /**
    * fetch asks the owner for a key. `generation` is this node's generation of
    * the group (0 until a `clear()`); the answer carries the owner's.
+   * `headers`, when given, go along with the request (trace propagation).
    * `accept`, when given, is called with the value before the answer counts
    * as a success; if it throws (the value cannot be decoded), the answer is
    * the peer's failure, a PeerError.
@@ -24,6 +25,7 @@ export interface PeerTransport {
     key: string,
     signal: AbortSignal,
     generation?: number,
+    headers?: Record<string, string>,
     accept?: (value: Uint8Array) => void,
   ): Promise<PeerValue>
   /** remove drops a key from a peer's caches (`DELETE`). */
@@ -85,8 +87,16 @@ export class Peers implements GroupPeers {
     this.#transport.setPeers?.(list.filter((p) => p !== this.self))
   }
 
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, accept: (value: Uint8Array) => void): Promise<PeerValue> {
-    return this.#transport.fetch(peer, group, key, signal, generation, accept)
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation: number,
+    headers?: Record<string, string>,
+    accept?: (value: Uint8Array) => void,
+  ): Promise<PeerValue> {
+    return this.#transport.fetch(peer, group, key, signal, generation, headers, accept)
   }
 
   remove(peer: string, group: string, key: string): Promise<void> {

@@ -5,12 +5,13 @@
 // SIGTERM (after closing) and when the parent goes away.
 import Fastify from 'fastify'
 import groupcache from '../../adapters/fastify.js'
+import { PEER_TIMEOUT_MS } from '../helpers/wait.js'
 import { interopGroup, outcome, readConfig } from './node-group.js'
 
 const config = readConfig()
 const app = Fastify()
 // Go cannot send a secret: this cluster runs without one, and opts into changes.
-await app.register(groupcache, { self: config.self, peers: config.peers, dangerouslyAllowUnauthenticatedChanges: true })
+await app.register(groupcache, { self: config.self, peers: config.peers, peerTimeoutMs: PEER_TIMEOUT_MS, dangerouslyAllowUnauthenticatedChanges: true })
 const { group, snapshot } = interopGroup(app.groupcache)
 
 app.post<{ Body: { key: string } }>('/get', async (request) => outcome(group.get(request.body.key)))
