@@ -28,6 +28,8 @@ export interface Entry {
   readonly generation: number
   /** origin says how this node got the value: loaded here, or from the owner. */
   readonly origin: 'load' | 'peer'
+  /** notFound marks a remembered not-found verdict (`notFoundTtlMs`); `bytes` hold its message. */
+  readonly notFound?: true | undefined
   value?: unknown
   decoded?: boolean
 }

@@ -14,6 +14,7 @@ import {
   HttpTransport,
   type PeerHealth,
   type PeerTransport,
+  type PeerValue,
 } from './http.js'
 import { createPeerHandler, toPeerRequest, writePeerResponse, type PeerHandler, type ServedGroup } from './handler.js'
 import { DEFAULT_REPLICAS, Ring } from './ring.js'
@@ -120,6 +121,30 @@ function checkPeers(option: string, value: unknown, self: string): readonly stri
   return Object.freeze([...(value as string[])])
 }
 
+/**
+ * fetchEach is fetchMany for a transport without one: one fetch per key, at
+ * once, each key answered with its value or its error.
+ */
+async function fetchEach(
+  transport: PeerTransport,
+  peer: string,
+  group: string,
+  keys: readonly string[],
+  signal: AbortSignal,
+  generation: number,
+): Promise<Map<string, PeerValue | Error>> {
+  const answers = new Map<string, PeerValue | Error>()
+  await Promise.all(
+    keys.map((key) =>
+      transport.fetch(peer, group, key, signal, generation).then(
+        (value) => void answers.set(key, value),
+        (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, String(err))),
+      ),
+    ),
+  )
+  return answers
+}
+
 function positiveInteger(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
@@ -218,6 +243,8 @@ export class Groupcache {
       },
       ownerOf: (key) => this.#ring.owner(key),
       fetch: (peer, group, key, signal, generation) => this.#transport.fetch(peer, group, key, signal, generation),
+      fetchMany: (peer, group, keys, signal, generation) =>
+        this.#transport.fetchMany?.(peer, group, keys, signal, generation) ?? fetchEach(this.#transport, peer, group, keys, signal, generation),
       remove: (peer, group, key) => this.#call('remove', peer, (t) => t.remove?.(peer, group, key)),
       set: (peer, group, key, value, expire) => this.#call('set', peer, (t) => t.set?.(peer, group, key, value, expire)),
       clear: (peer, group, generation) => this.#call('clear', peer, (t) => t.clear?.(peer, group, generation)),
@@ -260,7 +287,9 @@ export class Groupcache {
     if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
       fail('options.maxBytes', 'a non-negative integer', maxBytes)
     }
-    if (typeof load !== 'function') fail('options.load', 'a function', load)
+    if (load === undefined && options.loadMany === undefined) fail('options.load', 'a function (or options.loadMany)', load)
+    if (load !== undefined && typeof load !== 'function') fail('options.load', 'a function', load)
+    if (options.loadMany !== undefined && typeof options.loadMany !== 'function') fail('options.loadMany', 'a function', options.loadMany)
     if (promote !== undefined && typeof promote !== 'boolean' && typeof promote !== 'function') {
       fail('options.promote', 'a boolean or a function', promote)
     }
@@ -268,6 +297,13 @@ export class Groupcache {
     positiveInteger('options.maxPeerLoads', options.maxPeerLoads, 1)
     if (options.ttlMs !== undefined && !isTtl(options.ttlMs)) {
       fail('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
+    }
+    if (options.notFoundTtlMs !== undefined && !isTtl(options.notFoundTtlMs)) {
+      fail('options.notFoundTtlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.notFoundTtlMs)
+    }
+    const window = options.batchWindowMs
+    if (window !== undefined && (typeof window !== 'number' || !Number.isFinite(window) || window < 0)) {
+      fail('options.batchWindowMs', 'a non-negative number of milliseconds', window)
     }
     let group: Group<T>
     try {

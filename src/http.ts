@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { Pool, errors } from 'undici'
+import { BATCH_CONTENT_TYPE, chunkKeys, decodeBatchAnswer, encodeBatchKeys, type BatchItem } from './batch.js'
 import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
 import type { Logger } from './diagnostics.js'
 import {
@@ -81,6 +82,13 @@ export interface PeerTransport {
    * the group (0 until a `clear()`); the answer carries the owner's.
    */
   fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number): Promise<PeerValue>
+  /**
+   * fetchMany asks the owner for several keys at once and answers each key
+   * with its value or its error (a PeerError for a key the owner could not
+   * answer, the owner's verdict otherwise). Without it, keys are fetched one
+   * by one.
+   */
+  fetchMany?(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation?: number): Promise<Map<string, PeerValue | Error>>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
   /** set stores a value in a peer's main cache (`PUT`). */
@@ -261,6 +269,13 @@ export class HttpTransport implements PeerTransport {
    * is one both kinds answer with a 400 without loading anything.
    */
   async #ours(peer: string, what: string): Promise<void> {
+    if (!(await this.#isOurs(peer))) {
+      throw new PeerError(peer, `peer ${peer} does not speak this library's protocol (a Go groupcache node?): it cannot ${what}`)
+    }
+  }
+
+  /** isOurs says whether `peer` has shown our marker; it rejects when the probe could not be made. */
+  #isOurs(peer: string): Promise<boolean> {
     let known = this.#kinds.get(peer)
     if (known === undefined || known.until < Date.now()) {
       const probe = this.#request(peer, 'GET', '', this.#headers).then((res) => res.protocol !== undefined)
@@ -268,8 +283,76 @@ export class HttpTransport implements PeerTransport {
       this.#kinds.set(peer, known)
       probe.catch(() => this.#kinds.delete(peer))
     }
-    if (!(await known.ours)) {
-      throw new PeerError(peer, `peer ${peer} does not speak this library's protocol (a Go groupcache node?): it cannot ${what}`)
+    return known.ours
+  }
+
+  /**
+   * fetchMany asks `peer` for many keys: one `POST {group}` batch per chunk
+   * (`MAX_BATCH_KEYS` keys, `MAX_BATCH_BODY_BYTES` of them) to a peer that
+   * has shown our marker, and one GET per key to any other (Go's server
+   * would not understand a batch). Keys a batch answer leaves out (it keeps
+   * under `MAX_BATCH_ANSWER_BYTES`), and every key of a batch an older peer
+   * of ours refuses, are fetched one GET each. A chunk that fails as a whole
+   * (a transport failure, a 503) gives each of its keys that error.
+   */
+  async fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation = 0): Promise<Map<string, PeerValue | Error>> {
+    const answers = new Map<string, PeerValue | Error>()
+    let ours: boolean
+    try {
+      ours = await this.#isOurs(peer)
+    } catch (err) {
+      const error = err instanceof GroupcacheError ? err : new PeerError(peer, `peer ${peer} failed: ${errorMessage(err)}`, { cause: err })
+      for (const key of keys) answers.set(key, error)
+      return answers
+    }
+    const one = (key: string): Promise<void> =>
+      this.fetch(peer, group, key, signal, generation).then(
+        (value) => void answers.set(key, value),
+        (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, errorMessage(err))),
+      )
+    if (!ours) {
+      await Promise.all(keys.map(one))
+      return answers
+    }
+    const headers: Record<string, string> = { ...this.#headers, 'content-type': BATCH_CONTENT_TYPE }
+    if (generation > 0) headers[GENERATION_HEADER] = String(generation)
+    await Promise.all(
+      chunkKeys(keys).map(async (chunk) => {
+        let items: BatchItem[] | undefined
+        try {
+          items = await this.#batch(peer, escapePathPart(group), chunk, headers, signal)
+        } catch (err) {
+          const error = err instanceof Error ? err : new PeerError(peer, errorMessage(err))
+          for (const key of chunk) answers.set(key, error)
+          return
+        }
+        const asked = new Set(chunk)
+        for (const item of items ?? []) {
+          if (!asked.has(item.key)) continue
+          asked.delete(item.key)
+          if ('value' in item) answers.set(item.key, { value: item.value, expire: item.expire, generation: item.generation })
+          else answers.set(item.key, verdictError(item.error, item.message) ?? new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`))
+        }
+        await Promise.all([...asked].map(one))
+      }),
+    )
+    return answers
+  }
+
+  /**
+   * batch sends one chunk and reads its items. It resolves to undefined when
+   * the peer refused the batch itself (an older version of ours: 400, 405,
+   * 413 or 415), so that the keys are fetched one by one.
+   */
+  async #batch(peer: string, path: string, keys: readonly string[], headers: Record<string, string>, signal: AbortSignal): Promise<BatchItem[] | undefined> {
+    const res = await this.#request(peer, 'POST', path, headers, encodeBatchKeys(keys), signal)
+    if (res.status === 400 || res.status === 405 || res.status === 413 || res.status === 415) return undefined
+    if (res.status !== 200) throw failure(peer, res)
+    try {
+      return decodeBatchAnswer(res.body)
+    } catch (err) {
+      this.#pools.get(peer)?.breaker.failure('a malformed batch answer')
+      throw new PeerError(peer, `peer ${peer} sent a malformed batch answer: ${errorMessage(err)}`, { cause: err, status: 200 })
     }
   }
 
@@ -296,7 +379,7 @@ export class HttpTransport implements PeerTransport {
 
   async #request(
     peer: string,
-    method: 'GET' | 'PUT' | 'DELETE',
+    method: 'GET' | 'PUT' | 'DELETE' | 'POST',
     path: string,
     headers: Record<string, string>,
     body?: Uint8Array,

@@ -2,9 +2,11 @@ export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type GroupcacheOptions, type Listen
 export { loadChannel, peerChannel, type LoadEvent, type Logger, type PeerEvent } from './diagnostics.js'
 export {
   Group,
+  DEFAULT_BATCH_WINDOW_MS,
   DEFAULT_HOT_PROMOTION,
   DEFAULT_MAX_ENTRY_FRACTION,
   DEFAULT_MAX_PEER_LOADS,
+  type BatchLoader,
   type GetOptions,
   type GroupOptions,
   type LoadContext,
@@ -15,6 +17,7 @@ export {
   type Sourced,
 } from './group.js'
 export type { CacheKind, CacheStats } from './cache.js'
+export { BATCH_CONTENT_TYPE, MAX_BATCH_ANSWER_BYTES, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
 export type { GroupStats } from './stats.js'
 export { DEFAULT_CODEC, type Codec, type CodecName } from './codec.js'
 export { DEFAULT_REPLICAS } from './ring.js'

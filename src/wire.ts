@@ -22,7 +22,8 @@ const TAG_VALUE = (1 << 3) | 2 // field 1, length-delimited
 const TAG_MINUTE_QPS = (2 << 3) | 1 // field 2, 64-bit
 const TAG_EXPIRE = (3 << 3) | 0 // field 3, varint
 
-function varintLength(n: number): number {
+/** varintLength is the size of `n` as a protobuf varint (batch.ts frames with it too). */
+export function varintLength(n: number): number {
   let len = 1
   while (n >= 0x80) {
     n = Math.floor(n / 128)
@@ -31,7 +32,8 @@ function varintLength(n: number): number {
   return len
 }
 
-function writeVarint(out: Uint8Array, pos: number, n: number): number {
+/** writeVarint writes `n` as a protobuf varint at `pos` and returns the position after it. */
+export function writeVarint(out: Uint8Array, pos: number, n: number): number {
   while (n >= 0x80) {
     out[pos++] = (n % 128) | 0x80
     n = Math.floor(n / 128)
@@ -117,4 +119,21 @@ export function decodeGetResponse(bytes: Uint8Array): GetResponse {
     }
   }
   return msg
+}
+
+/**
+ * readVarint reads a protobuf varint of at most 10 bytes at `pos`, for the
+ * framing of batches (batch.ts), and returns it with the position after it.
+ */
+export function readVarint(bytes: Uint8Array, pos: number): [value: number, next: number] {
+  let result = 0
+  let scale = 1
+  for (let i = 0; i < 10; i++) {
+    if (pos >= bytes.length) throw new WireError('truncated varint')
+    const b = bytes[pos++] as number
+    result += (b & 0x7f) * scale
+    if (b < 0x80) return [result, pos]
+    scale *= 128
+  }
+  throw new WireError('varint longer than 10 bytes')
 }
