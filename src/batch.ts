@@ -185,7 +185,7 @@ function decodeItem(bytes: Uint8Array): BatchItem {
   if (response === undefined) throw new BatchError(`item ${JSON.stringify(key)} has neither a value nor an error`)
   const msg = decodeGetResponse(response)
   // A copy, so that a kept value does not hold the whole answer's buffer.
-  return { key, value: Uint8Array.prototype.slice.call(msg.value), expire: msg.expire ?? 0, generation }
+  return { key, value: new Uint8Array(msg.value), expire: msg.expire ?? 0, generation }
 }
 
 /**

@@ -162,8 +162,9 @@ export function createPeerHandler(options: {
     }
     const method = req.method
     const rest = path.slice(basePath.length)
-    // A batch names a group, not a key: POST {group}.
-    const batch = method === 'POST' && rest.indexOf('/') === -1
+    // A batch names a group, not a key: POST {group}, in our content type.
+    // Any other POST is refused as before, so that it learns nothing.
+    const batch = method === 'POST' && rest.indexOf('/') === -1 && isBatch(req.headers['content-type'])
     if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE' && !batch) {
       return text(405, 'method not allowed', { allow: ALLOW })
     }
@@ -238,7 +239,7 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
 }
 
 /**
- * serveBatch answers `POST {group}` with body `BATCH_CONTENT_TYPE`: the keys,
+ * serveBatch answers `POST {group}` of type `BATCH_CONTENT_TYPE`: the keys,
  * each a varint length and its UTF-8 bytes. The answer is a sequence of
  * length-delimited items, each a key and its GetResponse or the verdict an
  * error header would carry for it (batch.ts). A batch is bounded like a
@@ -259,10 +260,6 @@ async function serveBatch(
     groupName = unescapePathPart(rest)
   } catch {
     return text(400, 'bad request: malformed escape')
-  }
-  const type = req.headers['content-type']
-  if (typeof type !== 'string' || type.split(';')[0]?.trim().toLowerCase() !== BATCH_CONTENT_TYPE) {
-    return text(415, `unsupported media type: a batch is ${BATCH_CONTENT_TYPE}`)
   }
   const group = lookup(groupName)
   if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
@@ -290,6 +287,11 @@ async function serveBatch(
     return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
   })
   return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+}
+
+/** isBatch says whether a content type is a batch's (parameters aside). */
+function isBatch(type: string | readonly string[] | undefined): boolean {
+  return typeof type === 'string' && type.split(';')[0]?.trim().toLowerCase() === BATCH_CONTENT_TYPE
 }
 
 /**

@@ -341,12 +341,12 @@ export class HttpTransport implements PeerTransport {
 
   /**
    * batch sends one chunk and reads its items. It resolves to undefined when
-   * the peer refused the batch itself (an older version of ours: 400, 405,
-   * 413 or 415), so that the keys are fetched one by one.
+   * the peer refused the batch itself (an older version of ours: 400, 405
+   * or 413), so that the keys are fetched one by one.
    */
   async #batch(peer: string, path: string, keys: readonly string[], headers: Record<string, string>, signal: AbortSignal): Promise<BatchItem[] | undefined> {
     const res = await this.#request(peer, 'POST', path, headers, encodeBatchKeys(keys), signal)
-    if (res.status === 400 || res.status === 405 || res.status === 413 || res.status === 415) return undefined
+    if (res.status === 400 || res.status === 405 || res.status === 413) return undefined
     if (res.status !== 200) throw failure(peer, res)
     try {
       return decodeBatchAnswer(res.body)
@@ -505,7 +505,7 @@ export function parseGeneration(value: string | readonly string[] | undefined): 
 /** failure turns an answer other than the expected one into the right error. */
 function failure(peer: string, res: RawAnswer): GroupcacheError {
   const text = Buffer.from(res.body).toString('utf8').slice(0, MAX_ERROR_TEXT)
-  return verdictError(res.errorCode, text) ?? new PeerError(peer, `peer ${peer} answered ${res.status}: ${text.trim()}`, { status: res.status })
+  return verdictError(res.errorCode, text.trimEnd()) ?? new PeerError(peer, `peer ${peer} answered ${res.status}: ${text.trim()}`, { status: res.status })
 }
 
 /** verdictError rebuilds the error an owner reported with ERROR_HEADER. */
