@@ -14,7 +14,7 @@ export interface RawAnswer {
 export function rawRequest(
   port: number,
   path: string,
-  options: { method?: string; headers?: Record<string, string> } = {},
+  options: { method?: string; headers?: Record<string, string>; body?: Uint8Array } = {},
 ): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
@@ -25,6 +25,6 @@ export function rawRequest(
     })
     req.setTimeout(10_000, () => req.destroy(new Error('raw request timed out')))
     req.on('error', reject)
-    req.end()
+    req.end(options.body)
   })
 }
