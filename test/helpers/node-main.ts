@@ -1,6 +1,8 @@
 // A groupcache node in a child process, driven by its parent over IPC. Its
 // loader answers `value-of:<key>` after `loadDelayMs`, and counts each run;
 // keys starting with `fail:` make it throw, `missing:` throw NotFoundError.
+// With `loadMany`, the group loads through a batch loader with the same
+// answers (a `missing:` key is left out of its result).
 import { Groupcache, GroupcacheError, NotFoundError, UnreachablePeersError } from '../../src/index.js'
 
 export interface NodeConfig {
@@ -15,10 +17,16 @@ export interface NodeConfig {
   /** numbered makes values `value-of:<key>#<n>`, n counting this node's loads of the key. */
   numbered?: boolean
   ttlMs?: number
+  /** loadMany gives the group a batch loader (and no single-key loader). */
+  loadMany?: boolean
+  notFoundTtlMs?: number
+  batchWindowMs?: number
 }
 
 export type Command =
   | { id: number; op: 'get'; key: string }
+  | { id: number; op: 'getMany'; keys: string[] }
+  | { id: number; op: 'getEach'; keys: string[] }
   | { id: number; op: 'stats' }
   | { id: number; op: 'owner'; key: string }
   | { id: number; op: 'setPeers'; peers: string[] }
@@ -34,6 +42,8 @@ const send = (message: unknown): void => {
   process.send?.(message)
 }
 const loads = new Map<string, number>()
+// calls counts loader invocations: one per key with `load`, one per batch with `loadMany`.
+let calls = 0
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 // A held key's loads wait until the parent releases it, to stage races exactly.
 const gates = new Map<string, { promise: Promise<void>; open: () => void }>()
@@ -51,23 +61,59 @@ const group = gc.newGroup<string>({
   codec: 'string',
   promote: config.promote,
   ttlMs: config.ttlMs,
-  load: async (key) => {
-    const n = (loads.get(key) ?? 0) + 1
-    loads.set(key, n)
-    await sleep(config.loadDelayMs ?? 0)
-    await gates.get(key)?.promise
-    if (key.startsWith('fail:')) throw new Error(`loader failed for ${key} on ${config.self}`)
-    if (key.startsWith('missing:')) throw new NotFoundError(`no such thing: ${key}`)
-    return config.numbered ? `value-of:${key}#${n}` : `value-of:${key}`
-  },
+  notFoundTtlMs: config.notFoundTtlMs,
+  batchWindowMs: config.batchWindowMs,
+  ...(config.loadMany === true
+    ? {
+        loadMany: async (keys: readonly string[]) => {
+          calls++
+          const values = await Promise.all(keys.map((key) => produce(key).catch((err: unknown) => err)))
+          const found = new Map<string, string>()
+          keys.forEach((key, i) => {
+            const v = values[i]
+            if (v instanceof NotFoundError) return
+            if (v instanceof Error) throw v
+            found.set(key, v as string)
+          })
+          return found
+        },
+      }
+    : {
+        load: (key: string) => {
+          calls++
+          return produce(key)
+        },
+      }),
 })
+
+async function produce(key: string): Promise<string> {
+  const n = (loads.get(key) ?? 0) + 1
+  loads.set(key, n)
+  await sleep(config.loadDelayMs ?? 0)
+  await gates.get(key)?.promise
+  if (key.startsWith('fail:')) throw new Error(`loader failed for ${key} on ${config.self}`)
+  if (key.startsWith('missing:')) throw new NotFoundError(`no such thing: ${key}`)
+  return config.numbered ? `value-of:${key}#${n}` : `value-of:${key}`
+}
+
+/** outcome is a get's value, or its error's code, as it travels over IPC. */
+function outcome(get: Promise<string>): Promise<{ value: string } | { code: string | undefined }> {
+  return get.then(
+    (value) => ({ value }),
+    (err: unknown) => ({ code: err instanceof GroupcacheError ? err.code : undefined }),
+  )
+}
 
 async function run(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'get':
       return group.get(cmd.key)
+    case 'getMany':
+      return [...(await group.getMany(cmd.keys))]
+    case 'getEach':
+      return Promise.all(cmd.keys.map((key) => outcome(group.get(key))))
     case 'stats':
-      return { stats: group.stats, main: group.cacheStats('main'), hot: group.cacheStats('hot'), loads: Object.fromEntries(loads) }
+      return { stats: group.stats, main: group.cacheStats('main'), hot: group.cacheStats('hot'), loads: Object.fromEntries(loads), calls }
     case 'owner':
       return gc.ownerOf(cmd.key)
     case 'setPeers':
