@@ -1,6 +1,7 @@
 // A Node member that serves peers with `gc.listen()`, driven by its parent
 // over IPC: { id, op: 'get' | 'remove', key } | { id, op: 'set', key, value }
-// | { id, op: 'clear' } | { id, op: 'owners', keys } | { id, op: 'stats' }.
+// | { id, op: 'clear' } | { id, op: 'owners', keys } | { id, op: 'stats' }
+// | { id, op: 'getMany', keys } (answered as [key, value] pairs, or an error outcome).
 // It exits on SIGTERM (after closing) and when the parent goes away.
 import { Groupcache } from '../../src/index.js'
 import { interopGroup, outcome, readConfig } from './node-group.js'
@@ -12,6 +13,7 @@ type Command =
   | { id: number; op: 'remove'; key: string }
   | { id: number; op: 'set'; key: string; value: string }
   | { id: number; op: 'clear' }
+  | { id: number; op: 'getMany'; keys: string[] }
 
 const config = readConfig()
 const gc = new Groupcache({ self: config.self, peers: config.peers })
@@ -31,6 +33,11 @@ async function run(cmd: Command): Promise<unknown> {
       return outcome(group.set(cmd.key, cmd.value).then(() => 'set'))
     case 'clear':
       return outcome(group.clear().then(() => 'cleared'))
+    case 'getMany':
+      return group.getMany(cmd.keys).then(
+        (found) => [...found],
+        (err: unknown) => outcome(Promise.reject(err)),
+      )
   }
 }
 
