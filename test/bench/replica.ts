@@ -1,5 +1,5 @@
 // One replica of an app in a child process, for the multi-process scenarios
-// (B5, B6), driven by the parent over IPC. It caches with one of:
+// (B5, B6, B9), driven by the parent over IPC. It caches with one of:
 //   groupcache — the built package, peers served by gc.listen() on a port of
 //                their own or by the Express / Fastify / Koa adapter on the
 //                app's port;
@@ -7,6 +7,7 @@
 //   bento      — bentocache, an L1 in memory and an L2 in Redis.
 // Every system runs the same loader (it waits `loadDelayMs`, counts itself
 // and returns `valueFor(key)`), and serves `GET /item/:key` on `appPort`.
+import { subscribe } from 'node:diagnostics_channel'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { BentoCache, bentostore } from 'bentocache'
@@ -42,6 +43,8 @@ export interface ReplicaConfig {
   promote?: boolean
   redisPort?: number
   sizes: ValueSizes
+  /** batchWindowMs, when set, adds a second group, 'bench-window', with that window (B9). */
+  batchWindowMs?: number
 }
 
 /** Command is one IPC request from the parent; the answer carries its id. */
@@ -50,7 +53,21 @@ export type Command =
   | { id: number; op: 'takeLatencies' }
   | { id: number; op: 'stats' }
   | { id: number; op: 'remoteSample'; keys: string[]; max: number }
+  | { id: number; op: 'pages'; pages: string[][]; concurrency: number; mode: PageMode }
   | { id: number; op: 'close' }
+
+/**
+ * PageMode is how a page of keys is read (B9): one `getMany`, one `get` per
+ * key all at once, or the same gets in a group with `batchWindowMs`.
+ */
+export type PageMode = 'getMany' | 'gets' | 'gets-window'
+
+/** PagesResult is what `pages` answers: time taken, failures, peer requests sent. */
+export interface PagesResult {
+  ms: number
+  errors: number
+  peerRequests: number
+}
 
 /** ReplicaStats is what `stats` answers. */
 export interface ReplicaStats {
@@ -68,6 +85,12 @@ const config = JSON.parse(process.argv[2] ?? '{}') as ReplicaConfig
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 let loads = 0
 const loaded = new Set<string>()
+// Every request this process makes with undici is a peer request: count them.
+let peerRequests = 0
+subscribe('undici:request:create', () => {
+  peerRequests++
+})
+let readPage: ((keys: string[], mode: PageMode) => Promise<unknown>) | undefined
 
 async function load(key: string): Promise<string> {
   loads++
@@ -118,6 +141,23 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
     load: (key) => load(key),
   })
   const get = (key: string): Promise<string> => group.get(key)
+  const windowed =
+    config.batchWindowMs === undefined
+      ? undefined
+      : gc.newGroup<string>({
+          name: 'bench-window',
+          maxBytes: config.maxBytes,
+          codec: 'string',
+          batchWindowMs: config.batchWindowMs,
+          ...(config.promote === undefined ? {} : { promote: config.promote }),
+          load: (key) => load(key),
+        })
+  readPage = (keys, mode) => {
+    if (mode === 'getMany') return group.getMany(keys)
+    const target = mode === 'gets' ? group : windowed
+    if (target === undefined) throw new Error('gets-window needs batchWindowMs')
+    return Promise.all(keys.map((key) => target.get(key)))
+  }
   let closeApp: () => Promise<void>
   switch (config.server) {
     case 'listen': {
@@ -300,6 +340,29 @@ async function remoteSample(keys: string[], max: number): Promise<{ remote: numb
   return { remote, redis: redisTimes }
 }
 
+/** readPages reads every page, `concurrency` at a time, in the given mode. */
+async function readPages(pages: string[][], concurrency: number, mode: PageMode): Promise<PagesResult> {
+  const read = readPage
+  if (read === undefined) throw new Error('pages needs groupcache')
+  const before = peerRequests
+  let next = 0
+  let errors = 0
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < pages.length) {
+        const page = pages[next++] as string[]
+        try {
+          await read(page, mode)
+        } catch {
+          errors++
+        }
+      }
+    }),
+  )
+  return { ms: performance.now() - start, errors, peerRequests: peerRequests - before }
+}
+
 async function handle(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'run':
@@ -310,6 +373,8 @@ async function handle(cmd: Command): Promise<unknown> {
       return { loads, distinctLoaded: loaded.size, ...system.stats() } satisfies ReplicaStats
     case 'remoteSample':
       return remoteSample(cmd.keys, cmd.max)
+    case 'pages':
+      return readPages(cmd.pages, cmd.concurrency, cmd.mode)
     case 'close':
       await Promise.race([Promise.all([closeApp(), system.close(), redis?.quit().catch(() => {})]), sleep(2_000)])
       setImmediate(() => process.exit(0))

@@ -26,6 +26,7 @@ const scenarios: Scenario[] = [
   { id: 'B5', title: 'thundering herd', run: async () => (await import('./b5-herd.js')).run() },
   { id: 'B6', title: 'Zipf workload', run: async () => (await import('./b6-zipf.js')).run() },
   { id: 'B7', title: 'ring and LRU', run: async () => (await import('./b7-ring-lru.js')).run() },
+  { id: 'B9', title: 'getMany vs parallel gets', run: async () => (await import('./b9-getmany.js')).run() },
 ]
 
 function selected(): Scenario[] {
