@@ -191,6 +191,8 @@ export class HttpTransport implements PeerTransport {
   readonly #pools = new Map<string, { pool: Pool; prefix: string; breaker: Breaker }>()
   // What each peer has shown it is: ours (PUT, DELETE) or not (Go).
   readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
+  // Peers of ours too old for batches (they answered one with 405), until when.
+  readonly #noBatches = new Map<string, number>()
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
@@ -233,6 +235,7 @@ export class HttpTransport implements PeerTransport {
       if (!wanted.has(peer)) {
         this.#pools.delete(peer)
         this.#kinds.delete(peer)
+        this.#noBatches.delete(peer)
         void pool.close().catch(() => {})
       }
     }
@@ -310,7 +313,7 @@ export class HttpTransport implements PeerTransport {
         (value) => void answers.set(key, value),
         (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, errorMessage(err))),
       )
-    if (!ours) {
+    if (!ours || (this.#noBatches.get(peer) ?? 0) > Date.now()) {
       await Promise.all(keys.map(one))
       return answers
     }
@@ -342,10 +345,12 @@ export class HttpTransport implements PeerTransport {
   /**
    * batch sends one chunk and reads its items. It resolves to undefined when
    * the peer refused the batch itself (an older version of ours: 400, 405
-   * or 413), so that the keys are fetched one by one.
+   * or 413), so that the keys are fetched one by one; after a 405 the peer
+   * gets no batch for a while, as long as what we learnt of its kind holds.
    */
   async #batch(peer: string, path: string, keys: readonly string[], headers: Record<string, string>, signal: AbortSignal): Promise<BatchItem[] | undefined> {
     const res = await this.#request(peer, 'POST', path, headers, encodeBatchKeys(keys), signal)
+    if (res.status === 405) this.#noBatches.set(peer, Date.now() + PEER_KIND_TTL_MS)
     if (res.status === 400 || res.status === 405 || res.status === 413) return undefined
     if (res.status !== 200) throw failure(peer, res)
     try {
@@ -461,6 +466,7 @@ export class HttpTransport implements PeerTransport {
     const pools = [...this.#pools.values()].map(({ pool }) => pool)
     this.#pools.clear()
     this.#kinds.clear()
+    this.#noBatches.clear()
     await Promise.all(
       pools.map(async (pool) => {
         let timer: NodeJS.Timeout | undefined
