@@ -8,7 +8,7 @@ import {
   type BatchItem,
 } from './batch.js'
 import { BodyTooLarge, GroupcacheError, errorMessage } from './errors.js'
-import type { ServedGroup } from './group.js'
+import type { ServedGroup, ServedOutcome } from './group.js'
 import {
   GENERATION_HEADER,
   MAX_ERROR_TEXT,
@@ -250,7 +250,12 @@ async function serveBatch(
   if (keys.some((key) => key.length > maxKeyBytes / 3 && Buffer.byteLength(key) > maxKeyBytes)) {
     return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
   }
-  const outcomes = await group.serveMany(keys, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+  let outcomes: ServedOutcome[]
+  try {
+    outcomes = await group.serveMany(keys, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+  } catch (err) {
+    return errorResponse(err)
+  }
   const items = outcomes.map((outcome, i): BatchItem => {
     const key = keys[i] as string
     if ('value' in outcome) return { key, value: outcome.value.bytes, expire: outcome.value.expire, generation: outcome.value.generation }
