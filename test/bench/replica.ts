@@ -62,11 +62,13 @@ export type Command =
  */
 export type PageMode = 'getMany' | 'gets' | 'gets-window'
 
-/** PagesResult is what `pages` answers: time taken, failures, peer requests sent. */
+/** PagesResult is what `pages` answers: time taken, failures, peer requests sent, and each page's time. */
 export interface PagesResult {
   ms: number
   errors: number
   peerRequests: number
+  /** pageMs holds the time each page took, in ms, in the order they finished. */
+  pageMs: number[]
 }
 
 /** ReplicaStats is what `stats` answers. */
@@ -347,20 +349,23 @@ async function readPages(pages: string[][], concurrency: number, mode: PageMode)
   const before = peerRequests
   let next = 0
   let errors = 0
+  const pageMs: number[] = []
   const start = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < pages.length) {
         const page = pages[next++] as string[]
+        const t = performance.now()
         try {
           await read(page, mode)
         } catch {
           errors++
         }
+        pageMs.push(performance.now() - t)
       }
     }),
   )
-  return { ms: performance.now() - start, errors, peerRequests: peerRequests - before }
+  return { ms: performance.now() - start, errors, peerRequests: peerRequests - before, pageMs }
 }
 
 async function handle(cmd: Command): Promise<unknown> {
