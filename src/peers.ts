@@ -14,8 +14,9 @@ export interface PeerTransport {
   /**
    * fetch asks the owner for a key. `generation` is this node's generation of
    * the group (0 until a `clear()`); the answer carries the owner's.
+   * `headers`, when given, go along with the request (trace propagation).
    */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number): Promise<PeerValue>
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number, headers?: Record<string, string>): Promise<PeerValue>
   /**
    * fetchMany asks the owner for several keys at once and answers each key
    * with its value or its error (a PeerError for a key the owner could not
@@ -82,8 +83,8 @@ export class Peers implements GroupPeers {
     this.#transport.setPeers?.(list.filter((p) => p !== this.self))
   }
 
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue> {
-    return this.#transport.fetch(peer, group, key, signal, generation)
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, headers?: Record<string, string>): Promise<PeerValue> {
+    return this.#transport.fetch(peer, group, key, signal, generation, headers)
   }
 
   fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>> {
