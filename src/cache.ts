@@ -25,6 +25,12 @@ export interface CacheStats {
 export interface Entry {
   readonly bytes: Uint8Array
   readonly expire: number
+  /**
+   * staleUntil, when later than `expire`, is the absolute time (unix ms)
+   * until which the entry may still be served, stale, while it is refreshed
+   * (`staleMs`); 0 for none.
+   */
+  readonly staleUntil: number
   readonly generation: number
   /** origin says how this node got the value: loaded here, or from the owner. */
   readonly origin: 'load' | 'peer'
@@ -58,16 +64,17 @@ export class Cache {
   }
 
   /**
-   * get looks in main, then hot. An entry past its expiry at `now` is dropped
-   * and reported as a miss.
+   * get looks in main, then hot. An entry past its expiry at `now` is still
+   * returned while it may be served stale (see `isStale`); past that too, it
+   * is dropped and reported as a miss.
    */
   get(key: string, now: number): Entry | undefined {
-    return this.#fresh(this.main, key, now) ?? this.#fresh(this.hot, key, now)
+    return this.#usable(this.main, key, now) ?? this.#usable(this.hot, key, now)
   }
 
-  #fresh(lru: LRU<Entry>, key: string, now: number): Entry | undefined {
+  #usable(lru: LRU<Entry>, key: string, now: number): Entry | undefined {
     const entry = lru.get(key)
-    if (entry === undefined || entry.expire === 0 || entry.expire > now) return entry
+    if (entry === undefined || entry.expire === 0 || entry.expire > now || entry.staleUntil > now) return entry
     lru.expire(key)
     return undefined
   }
@@ -103,4 +110,12 @@ export class Cache {
     const lru = kind === 'main' ? this.main : this.hot
     return { bytes: lru.bytes, items: lru.items, gets: lru.gets, hits: lru.hits, evictions: lru.evictions }
   }
+}
+
+/**
+ * isStale says whether an entry is past its expiry at `now` but within its
+ * stale window: servable, while it is refreshed.
+ */
+export function isStale(entry: Entry, now: number): boolean {
+  return entry.expire !== 0 && entry.expire <= now && entry.staleUntil > now
 }

@@ -6,7 +6,7 @@ import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
 import type { GroupStats } from './stats.js'
-import { Group, drain, isTtl, served, type GroupNode, type GroupOptions } from './group.js'
+import { Group, drain, isStaleMs, isTtl, served, type GroupNode, type GroupOptions } from './group.js'
 import {
   DEFAULT_BASE_PATH,
   DEFAULT_MAX_KEY_BYTES,
@@ -217,9 +217,10 @@ export class Groupcache {
         return node.#ring.peers
       },
       ownerOf: (key) => this.#ring.owner(key),
-      fetch: (peer, group, key, signal, generation) => this.#transport.fetch(peer, group, key, signal, generation),
+      fetch: (peer, group, key, signal, generation, refresh) => this.#transport.fetch(peer, group, key, signal, generation, refresh),
       remove: (peer, group, key) => this.#call('remove', peer, (t) => t.remove?.(peer, group, key)),
-      set: (peer, group, key, value, expire) => this.#call('set', peer, (t) => t.set?.(peer, group, key, value, expire)),
+      set: (peer, group, key, value, expire, staleUntil) =>
+        this.#call('set', peer, (t) => t.set?.(peer, group, key, value, expire, staleUntil)),
       clear: (peer, group, generation) => this.#call('clear', peer, (t) => t.clear?.(peer, group, generation)),
       now: this.#now,
       random: this.#random,
@@ -269,6 +270,10 @@ export class Groupcache {
     if (options.ttlMs !== undefined && !isTtl(options.ttlMs)) {
       fail('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
     }
+    if (options.staleMs !== undefined && !isStaleMs(options.staleMs)) {
+      fail('options.staleMs', 'a number of milliseconds, 0 or more (Infinity: until refreshed)', options.staleMs)
+    }
+    positiveInteger('options.refreshRetryMs', options.refreshRetryMs, 1)
     let group: Group<T>
     try {
       group = new Group<T>(options, this.#node)

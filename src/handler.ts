@@ -7,6 +7,7 @@ import {
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  REFRESH_HEADER,
   bearer,
   parseGeneration,
   unescapePathPart,
@@ -24,6 +25,11 @@ const JSON_TYPE = 'application/json; charset=utf-8'
 export const STATS_PATH = '_stats'
 const MAX_ERROR_TEXT = 1024
 const ALLOW = 'GET, PUT, DELETE'
+/**
+ * MAX_REFRESH_WAIT_MS caps how long an answer may be held for a refresh
+ * (REFRESH_HEADER), whatever a peer asks for.
+ */
+const MAX_REFRESH_WAIT_MS = 60_000
 
 /**
  * PeerRequest is what the framework-neutral handler needs of an HTTP
@@ -54,6 +60,7 @@ export type PeerHandler = (req: PeerRequest) => Promise<PeerResponse>
 export interface ServedValue {
   bytes: Uint8Array
   expire: number
+  staleUntil: number
   generation: number
 }
 
@@ -61,12 +68,19 @@ export interface ServedValue {
  * ServedGroup is the handler's view of a group. `serve` reads
  * `request.signal` only when it has to load, so adapters can make the
  * signal lazily: most peer requests are cache hits, and a signal is not free.
+ * `refreshWaitMs` (from REFRESH_HEADER, else 0) is how long `serve` may wait
+ * for a refresh of a stale value before answering with the stale one.
  */
 export interface ServedGroup {
   readonly maxEntryBytes: number
-  serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<ServedValue>
+  serve(
+    key: string,
+    request: { readonly signal?: AbortSignal | undefined },
+    generation: number,
+    refreshWaitMs?: number,
+  ): Promise<ServedValue>
   removeLocally(key: string): void
-  setLocally(key: string, value: Uint8Array, expire: number): void
+  setLocally(key: string, value: Uint8Array, expire: number, staleUntil?: number): void
   clearLocally(generation: number): void
 }
 
@@ -176,10 +190,15 @@ export function createPeerHandler(options: {
     }
     if (method === 'PUT') return set(group, key, req)
     try {
-      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+      const wait = refreshWait(req.headers[REFRESH_HEADER])
+      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0, wait)
       const headers: Record<string, string> = { 'content-type': PROTOBUF }
       if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-      return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+      return {
+        status: 200,
+        headers,
+        body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
+      }
     } catch (err) {
       return errorResponse(err)
     }
@@ -192,6 +211,15 @@ export function createPeerHandler(options: {
     answer.headers[PROTOCOL_HEADER] = PROTOCOL_VERSION
     return answer
   }
+}
+
+/**
+ * refreshWait reads REFRESH_HEADER: a whole number of milliseconds, at most
+ * MAX_REFRESH_WAIT_MS; anything else is 0 (answer at once).
+ */
+function refreshWait(value: string | readonly string[] | undefined): number {
+  if (typeof value !== 'string' || !/^[0-9]{1,9}$/.test(value)) return 0
+  return Math.min(Number(value), MAX_REFRESH_WAIT_MS)
 }
 
 function clear(group: ServedGroup, req: PeerRequest): PeerResponse {
@@ -213,7 +241,7 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
   }
   try {
     const msg = decodeGetResponse(body)
-    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0)
+    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0, msg.staleUntil ?? 0)
   } catch {
     return text(400, 'bad request: malformed GetResponse')
   }

@@ -59,6 +59,15 @@ export const PROTOCOL_HEADER = 'x-groupcache-protocol'
 export const PROTOCOL_VERSION = '1'
 
 /**
+ * REFRESH_HEADER marks a fetch by a node that holds a stale copy of the key
+ * and asks on behalf of no waiting caller. Its value is how long, in ms, the
+ * owner may hold the answer while a refresh of the key runs there, so that
+ * the new value arrives as soon as it exists, in one request, without
+ * polling. Go peers ignore it and answer at once, as for any GET.
+ */
+export const REFRESH_HEADER = 'x-groupcache-refresh'
+
+/**
  * PEER_KIND_TTL_MS is how long the client trusts what it learnt about a
  * peer (ours or Go's), so that a node replaced by the other kind is noticed.
  */
@@ -79,12 +88,14 @@ export interface PeerTransport {
   /**
    * fetch asks the owner for a key. `generation` is this node's generation of
    * the group (0 until a `clear()`); the answer carries the owner's.
+   * `refresh` says this node holds a stale copy: the owner may hold the
+   * answer until its own refresh of the key ends (see REFRESH_HEADER).
    */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number): Promise<PeerValue>
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number, refresh?: boolean): Promise<PeerValue>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
-  /** set stores a value in a peer's main cache (`PUT`). */
-  set?(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
+  /** set stores a value in a peer's main cache (`PUT`); `staleUntil` ends its stale window (0: none). */
+  set?(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil?: number): Promise<void>
   /** clear moves a peer's group to `generation`, dropping older entries. */
   clear?(peer: string, group: string, generation: number): Promise<void>
   /** setPeers opens what is needed for a new peer list and drops the rest. */
@@ -138,12 +149,14 @@ async function readLimited(body: AsyncIterable<Buffer> & { arrayBuffer(): Promis
 
 /**
  * PeerValue is an owner's answer: the value's bytes, its absolute expiry in
- * unix ms (0 for none) and the generation its load began in (0 from Go peers
- * and before any `clear()`).
+ * unix ms (0 for none), the end of its stale window (0 for none; absent from
+ * transports that predate it) and the generation its load began in (0 from
+ * Go peers and before any `clear()`).
  */
 export interface PeerValue {
   value: Uint8Array
   expire: number
+  staleUntil?: number
   generation: number
 }
 
@@ -239,8 +252,11 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0): Promise<PeerValue> {
-    const headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0, refresh = false): Promise<PeerValue> {
+    let headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+    // Half the deadline: the owner answers with what it has before this
+    // node gives up on it (which would count against the peer's circuit).
+    if (refresh) headers = { ...headers, [REFRESH_HEADER]: String(Math.floor(this.#timeoutMs / 2)) }
     const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
     if (res.status === 200) {
       let msg: GetResponse
@@ -250,7 +266,12 @@ export class HttpTransport implements PeerTransport {
         this.#pools.get(peer)?.breaker.failure('a malformed answer')
         throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
       }
-      return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+      return {
+        value: msg.value,
+        expire: msg.expire ?? 0,
+        staleUntil: msg.staleUntil ?? 0,
+        generation: parseGeneration(res.generation) ?? 0,
+      }
     }
     throw failure(peer, res)
   }
@@ -279,9 +300,9 @@ export class HttpTransport implements PeerTransport {
     if (res.status !== 204) throw failure(peer, res)
   }
 
-  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
+  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil = 0): Promise<void> {
     await this.#ours(peer, 'store values')
-    const body = encodeGetResponse({ value, expire })
+    const body = encodeGetResponse({ value, expire, staleUntil })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
     const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
     if (res.status !== 204) throw failure(peer, res)
