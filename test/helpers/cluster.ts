@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { Command, NodeConfig } from './node-main.js'
+import type { Command, HammerReport, NodeConfig } from './node-main.js'
 import { reservePorts, urlsFor } from './ports.js'
 
 const MAIN = fileURLToPath(new URL('./node-main.ts', import.meta.url))
@@ -96,6 +96,16 @@ export class TestNode {
 
   release(key: string): Promise<unknown> {
     return this.#call({ op: 'release', key })
+  }
+
+  /** failing makes this node's loader throw for every key while on. */
+  failing(on: boolean): Promise<unknown> {
+    return this.#call({ op: 'failing', on })
+  }
+
+  /** hammer gets `key` every `intervalMs` for `durationMs` and reports how it went. */
+  hammer(key: string, durationMs: number, intervalMs: number): Promise<HammerReport> {
+    return this.#call({ op: 'hammer', key, durationMs, intervalMs }) as Promise<HammerReport>
   }
 
   setPeers(peers: string[]): Promise<unknown> {
