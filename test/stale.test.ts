@@ -470,7 +470,7 @@ describe('stale values on a 3-node cluster of child processes (300 ms loader, tt
     for (const other of others) assert.equal(loads[cluster.nodes.indexOf(other)], 0)
     // Attempts are at least a load plus refreshRetryMs (1 s) apart.
     assert.ok(ownerLoads - 1 <= maxExpiries(elapsed), `${ownerLoads - 1} loader calls in ${elapsed} ms`)
-    assert.ok((await owner.stats()).stats.refreshErrors >= 1)
+    assert.ok((await owner.stats()).stats.refreshErrors! >= 1)
     // The loader is back: a later attempt replaces the stale value.
     await waitFor('a refreshed value', async () => (await owner.get(key)) !== `value-of:${key}#1`, 15_000)
   })
