@@ -7,6 +7,16 @@ import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from
 
 const ENTRY = 'test/helpers/route-app.ts'
 const TTL_MS = 1_500
+// The stale route of route-app.ts: a 300 ms render, 1 s TTL, 20 s stale window.
+const SLOW_RENDER_MS = 300
+const SLOW_TTL_MS = 1_000
+
+/**
+ * maxExpiries bounds how many times a response can have expired within
+ * `elapsedMs` of its first render starting: it lives SLOW_TTL_MS after its
+ * render ends, and a render takes at least SLOW_RENDER_MS.
+ */
+const maxExpiries = (elapsedMs: number): number => Math.floor((elapsedMs - SLOW_TTL_MS) / (SLOW_TTL_MS + SLOW_RENDER_MS)) + 1
 
 interface Answer {
   status: number
@@ -42,6 +52,23 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
       const before = (await counts(replicas))[path] ?? 0
       await action()
       return ((await counts(replicas))[path] ?? 0) - before
+    }
+
+    /**
+     * hammer sends `GET path` to every replica every 10 ms for `ms`, each
+     * request on its own (a slow one does not hold up the next).
+     */
+    const hammer = async (path: string, ms: number): Promise<{ answers: Answer[]; failures: string[] }> => {
+      const answers: Answer[] = []
+      const failures: string[] = []
+      const pending: Array<Promise<unknown>> = []
+      const end = Date.now() + ms
+      while (Date.now() < end) {
+        for (const r of replicas) pending.push(ask(r, path).then((a) => answers.push(a), (err: unknown) => failures.push(String(err))))
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      await Promise.all(pending)
+      return { answers, failures }
     }
 
     before(async () => {
@@ -171,6 +198,50 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
       await new Promise((resolve) => setTimeout(resolve, TTL_MS + 100))
       await Promise.all(replicas.flatMap((r) => [ask(r, '/report/ttl-1'), ask(r, '/report/ttl-1')]))
       assert.equal((await counts(replicas))['/report/:id'], before + 1)
+    })
+
+    test('requests every 10 ms for 4.5 s across expiries: stale responses at once, one render per expiry cluster-wide, no error', async (t) => {
+      const path = '/slow/steady'
+      const started = Date.now()
+      assert.equal((await ask(replicas[0]!, path)).status, 200)
+      const { answers, failures } = await hammer(path, 4_500)
+      const elapsed = Date.now() - started
+      const renders = (await counts(replicas))['/slow/:id'] ?? 0
+      const sources = new Set(answers.map((a) => a.headers.get('x-groupcache')))
+      t.diagnostic(`${renders} renders in ${elapsed} ms; ${answers.length} answers; sources ${[...sources].join(', ')}`)
+      assert.deepEqual(failures, [])
+      assert.deepEqual([...new Set(answers.map((a) => a.status))], [200])
+      assert.ok(sources.has('stale'), 'stale responses were served')
+      assert.deepEqual([...sources].filter((s) => !['hit', 'peer', 'stale', 'miss'].includes(s ?? '')), [])
+      assert.ok(renders >= 2, 'the response expired and was rendered again')
+      assert.ok(renders - 1 <= maxExpiries(elapsed), `${renders - 1} re-renders, at most ${maxExpiries(elapsed)} expiries`)
+      for (const a of answers) assert.match(a.headers.get('age') ?? '', /^\d+$/)
+      assert.equal(answers[0]!.headers.get('cache-control'), 'public, max-age=1, stale-while-revalidate=20, stale-if-error=20')
+      const stale = answers.find((a) => a.headers.get('x-groupcache') === 'stale')!
+      assert.ok(Number(stale.headers.get('age')) >= 1, 'a stale response is older than its max-age')
+    })
+
+    test('a handler that fails while the response is stale keeps the stale response, rendering about once a second at most', async (t) => {
+      const path = '/slow/failing'
+      const started = Date.now()
+      const first = await ask(replicas[0]!, path)
+      assert.equal(first.status, 200)
+      const before = (await counts(replicas))['/slow/:id'] ?? 0
+      await Promise.all(replicas.map((r) => ask(r, '/failing/on')))
+      let result: { answers: Answer[]; failures: string[] }
+      try {
+        result = await hammer(path, 4_000)
+      } finally {
+        await Promise.all(replicas.map((r) => ask(r, '/failing/off')))
+      }
+      const elapsed = Date.now() - started
+      const renders = ((await counts(replicas))['/slow/:id'] ?? 0) - before
+      t.diagnostic(`${renders} failed renders in ${elapsed} ms; ${result.answers.length} answers`)
+      assert.deepEqual(result.failures, [])
+      assert.deepEqual([...new Set(result.answers.map((a) => a.status))], [200])
+      assert.deepEqual([...new Set(result.answers.map((a) => a.body))], [first.body])
+      assert.ok(result.answers.some((a) => a.headers.get('x-groupcache') === 'stale'))
+      assert.ok(renders <= maxExpiries(elapsed), `${renders} renders in ${elapsed} ms`)
     })
   })
 }

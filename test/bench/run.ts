@@ -26,6 +26,7 @@ const scenarios: Scenario[] = [
   { id: 'B5', title: 'thundering herd', run: async () => (await import('./b5-herd.js')).run() },
   { id: 'B6', title: 'Zipf workload', run: async () => (await import('./b6-zipf.js')).run() },
   { id: 'B7', title: 'ring and LRU', run: async () => (await import('./b7-ring-lru.js')).run() },
+  { id: 'B8', title: 'gets across expiries (staleMs)', run: async () => (await import('./b8-stale.js')).run() },
 ]
 
 function selected(): Scenario[] {

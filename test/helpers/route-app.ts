@@ -1,6 +1,7 @@
 // One app with cached routes, in the framework named by FRAMEWORK, run as a
 // replica in a child process (PORT, SELF, PEERS from the environment). Each
-// handler counts its runs; GET /counts reports them.
+// handler counts its runs; GET /counts reports them. GET /failing/on (and
+// /failing/off) makes every cached handler throw (or not).
 import { createServer } from 'node:http'
 import Router from '@koa/router'
 import express from 'express'
@@ -17,6 +18,7 @@ const self = process.env.SELF as string
 const peers = (process.env.PEERS as string).split(',')
 const ttlMs = Number(process.env.ROUTE_TTL_MS ?? 60_000)
 const counts: Record<string, number> = {}
+let failing = false
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Reply is what a route answers, whatever the framework. */
@@ -41,6 +43,8 @@ const ROUTES: Array<[string, CacheRouteOptions, (params: Params, query: string, 
   }],
   ['/etag', { ttlMs }, async () => ({ headers: { etag: '"mine"' }, body: 'tagged' })],
   ['/private', { ttlMs, private: true, key: (req) => `/private?user=${String(req.headers.authorization)}`, vary: ['authorization'] }, async (_p, _q, h) => ({ body: `for ${String(h.authorization)}` })],
+  // The acceptance route for stale responses: a 300 ms render, 1 s TTL, 20 s stale window.
+  ['/slow/:id', { ttlMs: 1_000, staleMs: 20_000, cacheControl: true }, async (p) => (await sleep(300), { body: `slow ${p.id} #${counts['/slow/:id']}` })],
 ]
 
 function count(path: string): void {
@@ -49,6 +53,7 @@ function count(path: string): void {
 
 async function run(path: string, params: Params, query: string, headers: Record<string, unknown>): Promise<Reply> {
   count(path)
+  if (failing) throw new Error('handler failing')
   const route = ROUTES.find(([p]) => p === path)!
   return route[2](params, query, headers)
 }
@@ -60,6 +65,7 @@ if (framework === 'express') {
   const gc = expressGroupcache({ self, peers })
   app.use(gc)
   app.get('/counts', (_req, res) => void res.json(counts))
+  app.get('/failing/:on', (req, res) => void res.json({ failing: (failing = req.params.on === 'on') }))
   for (const [path, options] of ROUTES) {
     app.get(path, gc.cacheRoute(options), async (req, res, next) => {
       try {
@@ -83,6 +89,9 @@ if (framework === 'express') {
   router.get('/counts', (ctx) => {
     ctx.body = counts
   })
+  router.get('/failing/:on', (ctx) => {
+    ctx.body = { failing: (failing = ctx.params.on === 'on') }
+  })
   for (const [path, options] of ROUTES) {
     router.get(path, gc.cacheRoute(options), async (ctx) => {
       const r = await run(path, ctx.params as Params, ctx.querystring, ctx.headers)
@@ -102,6 +111,7 @@ if (framework === 'express') {
   const app = Fastify()
   await app.register(fastifyGroupcache, { self, peers })
   app.get('/counts', async () => counts)
+  app.get<{ Params: { on: string } }>('/failing/:on', async (request) => ({ failing: (failing = request.params.on === 'on') }))
   const send = (reply: FastifyReply, r: Reply): FastifyReply => reply.code(r.status ?? 200).headers(r.headers ?? {}).send(r.body)
   for (const [path, options] of ROUTES) {
     app.get(path, { config: { groupcache: options } }, async (request, reply) =>
