@@ -13,9 +13,9 @@ const EXPORTS = [
   'DEFAULT_BREAKER_FAILURES', 'DEFAULT_BREAKER_MAX_BACKOFF_MS', 'DEFAULT_CLOSE_GRACE_MS', 'DEFAULT_CODEC',
   'DEFAULT_DNS_INTERVAL_MS', 'DEFAULT_HOT_PROMOTION', 'DEFAULT_MAX_ENTRY_FRACTION', 'DEFAULT_MAX_KEY_BYTES',
   'DEFAULT_MAX_PEER_LOADS', 'DEFAULT_MAX_RESPONSE_BYTES', 'DEFAULT_PEER_CONNECTIONS',
-  'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REPLICAS', 'DiscoveryError', 'ERROR_HEADER', 'GENERATION_HEADER',
+  'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REFRESH_RETRY_MS', 'DEFAULT_REPLICAS', 'DiscoveryError', 'ERROR_HEADER', 'GENERATION_HEADER',
   'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError', 'InvalidOptionError', 'LoadError',
-  'NotFoundError', 'OverloadedError', 'PeerError', 'STATS_PATH', 'TooLargeError', 'UnreachablePeersError',
+  'MAX_REFRESH_RETRY_MS', 'NotFoundError', 'OverloadedError', 'PeerError', 'REFRESH_HEADER', 'STATS_PATH', 'TooLargeError', 'UnreachablePeersError',
   'dnsPeers', 'loadChannel', 'peerChannel', 'toPeerRequest', 'writePeerResponse',
 ]
 

@@ -8,10 +8,10 @@ import {
   InvalidOptionError,
   LoadError,
   NotFoundError,
+  REFRESH_HEADER,
   type Group,
   type LoadContext,
 } from '../src/index.js'
-import { REFRESH_HEADER } from '../src/http.js'
 import { Ring } from '../src/ring.js'
 import { startCluster, type Cluster, type TestNode } from './helpers/cluster.js'
 import { deferred, keyOwnedBy, startLocalNodes } from './helpers/local.js'
