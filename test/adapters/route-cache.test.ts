@@ -2,7 +2,8 @@
 // same app (test/helpers/route-app.ts) in child processes on 127.0.0.1.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { normalizeUrl } from '../../adapters/route-cache.js'
+import { RouteCaches, normalizeUrl } from '../../adapters/route-cache.js'
+import { Groupcache, InvalidOptionError } from '../../src/index.js'
 import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from '../helpers/replicas.js'
 
 const ENTRY = 'test/helpers/route-app.ts'
@@ -43,6 +44,16 @@ test('normalizeUrl sorts query parameters by name and keeps repeated names in or
   assert.equal(normalizeUrl('/r?b=2&a=1&b=1'), '/r?a=1&b=2&b=1')
   assert.equal(normalizeUrl('/r'), '/r')
   assert.equal(normalizeUrl('/r?'), '/r')
+})
+
+test('cacheRoute refuses a stale window that is negative or not a number, naming the option', async () => {
+  const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+  const routes = new RouteCaches(gc)
+  for (const staleMs of [-1, Number.NaN, '5' as unknown as number]) {
+    assert.throws(() => routes.route({ staleMs }), (err: unknown) => err instanceof InvalidOptionError && /options\.staleMs/.test(err.message))
+  }
+  routes.route({ staleMs: Infinity })
+  await gc.close()
 })
 
 for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
