@@ -8,9 +8,9 @@
  */
 export interface GetResponse {
   value: Uint8Array
-  minuteQps?: number
-  expire?: number
-  staleUntil?: number
+  minuteQps?: number | undefined
+  expire?: number | undefined
+  staleUntil?: number | undefined
 }
 
 /** WireError reports bytes that are not a well-formed GetResponse. */
