@@ -7,7 +7,8 @@ import { Groupcache, InvalidOptionError } from '../../src/index.js'
 import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from '../helpers/replicas.js'
 
 const ENTRY = 'test/helpers/route-app.ts'
-const TTL_MS = 1_500
+// The TTL of /short/:id, the one route that must expire while a test runs.
+const SHORT_TTL_MS = 1_500
 // The stale route of route-app.ts: a 300 ms render, 1 s TTL, 20 s stale window.
 const SLOW_RENDER_MS = 300
 const SLOW_TTL_MS = 1_000
@@ -84,7 +85,7 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
 
     before(async () => {
       // NODE_ENV=test keeps Express's and Koa's default error logging quiet.
-      replicas = await startReplicas([framework, framework, framework], { ROUTE_TTL_MS: String(TTL_MS), NODE_ENV: 'test' }, ENTRY)
+      replicas = await startReplicas([framework, framework, framework], { SHORT_TTL_MS: String(SHORT_TTL_MS), NODE_ENV: 'test' }, ENTRY)
     })
     after(async () => {
       await stopReplicas(replicas)
@@ -204,11 +205,11 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
     })
 
     test('an entry expires after ttlMs everywhere, and then renders again once', async () => {
-      await Promise.all(replicas.map((r) => ask(r, '/report/ttl-1')))
-      const before = (await counts(replicas))['/report/:id'] ?? 0
-      await new Promise((resolve) => setTimeout(resolve, TTL_MS + 100))
-      await Promise.all(replicas.flatMap((r) => [ask(r, '/report/ttl-1'), ask(r, '/report/ttl-1')]))
-      assert.equal((await counts(replicas))['/report/:id'], before + 1)
+      await Promise.all(replicas.map((r) => ask(r, '/short/ttl-1')))
+      const before = (await counts(replicas))['/short/:id'] ?? 0
+      await new Promise((resolve) => setTimeout(resolve, SHORT_TTL_MS + 100))
+      await Promise.all(replicas.flatMap((r) => [ask(r, '/short/ttl-1'), ask(r, '/short/ttl-1')]))
+      assert.equal((await counts(replicas))['/short/:id'], before + 1)
     })
 
     test('requests every 10 ms for 4.5 s across expiries: stale responses at once, one render per expiry cluster-wide, no error', async (t) => {

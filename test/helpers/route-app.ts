@@ -16,7 +16,9 @@ const framework = process.env.FRAMEWORK as 'express' | 'fastify' | 'koa'
 const port = Number(process.env.PORT)
 const self = process.env.SELF as string
 const peers = (process.env.PEERS as string).split(',')
+// Most routes live far longer than a test runs; /short/:id expires within one.
 const ttlMs = Number(process.env.ROUTE_TTL_MS ?? 60_000)
+const shortTtlMs = Number(process.env.SHORT_TTL_MS ?? 1_500)
 const counts: Record<string, number> = {}
 let failing = false
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -33,6 +35,7 @@ type Params = Record<string, string>
 /** ROUTES are the cached routes: path, cacheRoute options, and handler. */
 const ROUTES: Array<[string, CacheRouteOptions, (params: Params, query: string, headers: Record<string, unknown>) => Promise<Reply>]> = [
   ['/report/:id', { ttlMs }, async (p, q) => (await sleep(50), { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: p.id, q, by: self }) })],
+  ['/short/:id', { ttlMs: shortTtlMs }, async (p) => (await sleep(50), { body: `short ${p.id}` })],
   ['/vary', { ttlMs, vary: ['accept-language'] }, async (_p, _q, h) => ({ body: `lang=${String(h['accept-language'])}` })],
   ['/cookie', { ttlMs }, async () => ({ headers: { 'set-cookie': 'session=abc' }, body: 'with a cookie' })],
   ['/nostore', { ttlMs }, async () => ({ headers: { 'cache-control': 'no-store' }, body: 'do not store' })],
