@@ -659,9 +659,10 @@ export class Group<T = unknown> {
     const late = new Promise<Entry>((resolve) => {
       timer = setTimeout(() => resolve(stale), waitMs)
     })
-    // The refresh is in flight (the caller checked): this joins it.
+    // The refresh is in flight (the caller checked): this joins it, and, as
+    // a peer, hears its end before this node's own callers.
     const refreshed = this.#local
-      .do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal)
+      .do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, undefined, true)
       .then(
         (entry) => (entry.expire === 0 || entry.expire > this.#node.now() ? entry : stale),
         (err: unknown) => {
