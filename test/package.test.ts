@@ -24,10 +24,15 @@ test('the ESM entry exports exactly the public API', async () => {
   assert.deepEqual(Object.keys(mod).sort(), EXPORTS)
 })
 
-test('each adapter subpath exports groupcache, also as its default export', async () => {
+test("each adapter subpath exports groupcache, also as its default export, and the route cache's constants", async () => {
   for (const subpath of ['groupcache/express', 'groupcache/fastify', 'groupcache/koa']) {
     const mod = (await import(subpath)) as Record<string, unknown>
-    assert.deepEqual(Object.keys(mod).sort(), ['default', 'groupcache'], subpath)
+    assert.deepEqual(
+      Object.keys(mod).sort(),
+      ['BYPASS_TTL_MS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_ROUTE_CACHE_BYTES', 'DEFAULT_ROUTE_GROUP', 'DEFAULT_ROUTE_TTL_MS', 'SOURCE_HEADER', 'default', 'groupcache'],
+      subpath,
+    )
+    assert.equal(mod.DEFAULT_ROUTE_TTL_MS, 60_000, subpath)
     assert.equal(mod.default, mod.groupcache, subpath)
     assert.equal(typeof mod.groupcache, 'function', subpath)
   }
