@@ -1,4 +1,4 @@
-import { Cache, isStale, type CacheKind, type CacheStats, type Entry } from './cache.js'
+import { Cache, Entry, isStale, type CacheKind, type CacheStats } from './cache.js'
 import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
 import {
   AbortedError,
@@ -15,7 +15,20 @@ import {
   UnreachablePeersError,
   errorMessage,
 } from './errors.js'
-import { loadChannel, peerChannel, type LoadEvent, type PeerEvent } from './diagnostics.js'
+import {
+  fetchTracing,
+  getTracing,
+  loadChannel,
+  loadTracing,
+  peerChannel,
+  serveTracing,
+  runTraced,
+  type FetchMessage,
+  type GetMessage,
+  type LoadEvent,
+  type PeerEvent,
+  type ServeMessage,
+} from './diagnostics.js'
 import { Flight, type FlightFn } from './flight.js'
 import { newGroupStats, type GroupStats } from './stats.js'
 
@@ -114,7 +127,7 @@ export type Promote = boolean | ((key: string, bytes: number) => boolean)
 export interface GroupOptions<T> {
   /** name identifies the group on every node; it travels in peer URLs. */
   name: string
-  /** maxBytes bounds main + hot cache together (key + value bytes); 0 caches nothing. */
+  /** maxBytes bounds main + hot cache together (key + value bytes + ENTRY_OVERHEAD_BYTES per entry + kept decoded values); 0 caches nothing. */
   maxBytes: number
   /** load produces a value on the key's owner. */
   load: Loader<T>
@@ -185,8 +198,20 @@ export interface GroupPeers {
   readonly list: readonly string[]
   /** ownerOf returns the peer that owns `key`, or undefined with no peers. */
   ownerOf(key: string): string | undefined
-  /** fetch asks the owner; `refresh` says this node holds a stale copy (see REFRESH_HEADER). */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, refresh?: boolean): Promise<PeerValue>
+  /**
+   * fetch asks the owner. `headers` go along with the request (trace
+   * propagation); `refresh` says this node holds a stale copy and asks on
+   * behalf of no waiting caller (see REFRESH_HEADER).
+   */
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation: number,
+    headers?: Record<string, string>,
+    refresh?: boolean,
+  ): Promise<PeerValue>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
@@ -213,6 +238,16 @@ export interface ServedValue {
 }
 
 /**
+ * ServedRequest is what a group reads of a peer's request: its signal, and
+ * its headers (lower-case names), from which a tracer continues the peer's
+ * trace.
+ */
+export interface ServedRequest {
+  readonly signal?: AbortSignal | undefined
+  readonly headers: ServeMessage['headers']
+}
+
+/**
  * ServedGroup is what the peer endpoint (handler.ts) needs of a group.
  * `serve` reads `request.signal` only when it has to load, so adapters can
  * make the signal lazily: most peer requests are cache hits, and a signal is
@@ -221,12 +256,7 @@ export interface ServedValue {
  */
 export interface ServedGroup {
   readonly maxEntryBytes: number
-  serve(
-    key: string,
-    request: { readonly signal?: AbortSignal | undefined },
-    generation: number,
-    refreshWaitMs?: number,
-  ): Promise<ServedValue>
+  serve(key: string, request: ServedRequest, generation: number, refreshWaitMs?: number): Promise<ServedValue>
   removeLocally(key: string): void
   setLocally(key: string, value: Uint8Array, expire: number, staleUntil?: number): void
   clearLocally(generation: number): void
@@ -350,6 +380,7 @@ export class Group<T = unknown> {
    * and one refresh runs for the whole cluster, on the key's owner.
    */
   async get(key: string, options?: GetOptions): Promise<Frozen<T>> {
+    if (getTracing.hasSubscribers) return (await this.#tracedGet(key, options)).value
     const hit = this.#lookup(key, this.#node.now())
     return this.#valueOf(hit ?? (await this.#miss(key, options)))
   }
@@ -360,11 +391,30 @@ export class Group<T = unknown> {
    * or `stale`: past its TTL, served while it is refreshed.
    */
   async getWithSource(key: string, options?: GetOptions): Promise<Sourced<Frozen<T>>> {
+    if (getTracing.hasSubscribers) return this.#tracedGet(key, options)
     const now = this.#node.now()
     const hit = this.#lookup(key, now)
     if (hit !== undefined) return { value: this.#valueOf(hit), source: isStale(hit, now) ? 'stale' : 'hit' }
     const entry = await this.#miss(key, options)
     return { value: this.#valueOf(entry), source: isStale(entry, this.#node.now()) ? 'stale' : entry.origin }
+  }
+
+  /**
+   * tracedGet is `getWithSource` under the `groupcache:get` tracing channel,
+   * which also hears whether a hit was a hot copy and who owns a missed key.
+   */
+  #tracedGet(key: string, options: GetOptions | undefined): Promise<Sourced<Frozen<T>>> {
+    const message: GetMessage = { self: this.#peers.self, group: this.name, key }
+    return runTraced(getTracing, message, async (): Promise<Sourced<Frozen<T>>> => {
+      const now = this.#node.now()
+      const hit = this.#lookup(key, now)
+      if (hit === undefined) message.owner = this.#peers.ownerOf(key) ?? this.#peers.self
+      const entry = hit ?? (await this.#miss(key, options))
+      const source: Source = isStale(entry, hit === undefined ? this.#node.now() : now) ? 'stale' : hit === undefined ? entry.origin : 'hit'
+      // Only hot copies come from peers among the entries of this node's caches.
+      message.source = source === 'hit' && hit?.origin === 'peer' ? 'hot' : source
+      return { value: this.#valueOf(entry), source }
+    })
   }
 
   /**
@@ -494,7 +544,12 @@ export class Group<T = unknown> {
   [served](): ServedGroup {
     return {
       maxEntryBytes: this.#maxEntryBytes,
-      serve: (key, request, generation, refreshWaitMs) => this.#serve(key, request, generation, refreshWaitMs ?? 0),
+      serve: (key, request, generation, refreshWaitMs = 0) =>
+        serveTracing.hasSubscribers
+          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, () =>
+              this.#serve(key, request, generation, refreshWaitMs),
+            )
+          : this.#serve(key, request, generation, refreshWaitMs),
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire, staleUntil) => this.#setLocally(key, value, expire, staleUntil ?? 0),
       clearLocally: (generation) => this.#clearLocally(generation),
@@ -510,12 +565,7 @@ export class Group<T = unknown> {
    * holds a stale copy itself (`refreshWaitMs` > 0) is answered when that
    * refresh ends instead, for up to `refreshWaitMs`.
    */
-  async #serve(
-    key: string,
-    request: { readonly signal?: AbortSignal | undefined },
-    generation: number,
-    refreshWaitMs: number,
-  ): Promise<Entry> {
+  async #serve(key: string, request: ServedRequest, generation: number, refreshWaitMs: number): Promise<Entry> {
     if (generation > this.#generation) this.#clearLocally(generation)
     const stats = this.#stats
     stats.serverRequests++
@@ -540,7 +590,7 @@ export class Group<T = unknown> {
   async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
     this.#peerLoads++
     try {
-      return await this.#loadLocally(key, signal, isCurrent)
+      return await this.#loadLocally(key, signal, isCurrent, true)
     } finally {
       this.#peerLoads--
     }
@@ -625,7 +675,9 @@ export class Group<T = unknown> {
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     let res: PeerValue
     try {
-      res = await this.#peers.fetch(owner, this.name, key, signal, this.#generation, true)
+      res = await (fetchTracing.hasSubscribers
+        ? this.#tracedFetch(owner, key, signal, true)
+        : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, true))
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -706,7 +758,7 @@ export class Group<T = unknown> {
     this.#removeLocally(key)
     const now = this.#node.now()
     if (expire !== 0 && expire <= now && staleUntil <= now) return
-    this.#store('main', key, { bytes, expire, staleUntil, generation: this.#generation, origin: 'load', value: undefined, decoded: false })
+    this.#store('main', key, new Entry(bytes, expire, this.#generation, 'load', staleUntil))
   }
 
   #clearLocally(generation: number): void {
@@ -754,7 +806,7 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     const stats = this.#stats
@@ -767,7 +819,9 @@ export class Group<T = unknown> {
     let staleUntil = 0
     try {
       try {
-        value = await this.#load(key, ctx)
+        value = await (loadTracing.hasSubscribers
+          ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#load(key, ctx))
+          : this.#load(key, ctx))
       } catch (err) {
         if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
         throw new LoadError(`loading ${JSON.stringify(key)} in group ${this.name} failed: ${errorMessage(err)}`, {
@@ -800,7 +854,7 @@ export class Group<T = unknown> {
     if (traced !== undefined) this.#traceLoad(key, traced, undefined)
     // Every caller left: nobody wants this value; the next get starts afresh.
     if (signal.aborted) throw new AbortedError(signal.reason)
-    const entry: Entry = { bytes, expire, staleUntil, generation, origin: 'load', value: undefined, decoded: false }
+    const entry = new Entry(bytes, expire, generation, 'load', staleUntil)
     // A forgotten flight (a remove, set or clear came while it ran) still
     // answers its callers, but what it read may be stale: keep none of it.
     if (isCurrent() && ctx.cache !== false) this.#store('main', key, entry)
@@ -813,7 +867,7 @@ export class Group<T = unknown> {
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
-      res = await this.#peers.fetch(owner, this.name, key, signal, this.#generation)
+      res = await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -831,7 +885,7 @@ export class Group<T = unknown> {
     // A value the owner serves stale may be kept, for as long as it may be served.
     const now = this.#node.now()
     const usable = entry.expire === 0 || entry.expire > now || entry.staleUntil > now
-    if (usable && isCurrent() && this.#promote(key, entry.bytes.length)) {
+    if (usable && isCurrent() && this.#promote(key, entry.byteLength)) {
       // Decode before keeping a copy, so bytes this node cannot read are
       // reported now and never cached.
       this.#valueOf(entry)
@@ -840,20 +894,31 @@ export class Group<T = unknown> {
     return entry
   }
 
+  /**
+   * tracedFetch is the fetch from `owner` under the `groupcache:fetch`
+   * tracing channel, sending the headers its subscribers add (`traceparent`).
+   */
+  #tracedFetch(owner: string, key: string, signal: AbortSignal, refresh = false): Promise<PeerValue> {
+    const message: FetchMessage = { self: this.#peers.self, group: this.name, key, peer: owner, headers: {} }
+    return runTraced(fetchTracing, message, async () =>
+      this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers, refresh),
+    )
+  }
+
   #traceLoad(key: string, started: number, error: unknown): void {
-    const event: LoadEvent = { group: this.name, key, durationMs: performance.now() - started }
+    const event: LoadEvent = { self: this.#peers.self, group: this.name, key, durationMs: performance.now() - started }
     if (error !== undefined) event.error = error
     loadChannel.publish(event)
   }
 
   #tracePeer(key: string, peer: string, started: number, outcome: PeerEvent['outcome'], error: unknown): void {
-    const event: PeerEvent = { group: this.name, key, peer, durationMs: performance.now() - started, outcome }
+    const event: PeerEvent = { self: this.#peers.self, group: this.name, key, peer, durationMs: performance.now() - started, outcome }
     if (error !== undefined) event.error = error
     peerChannel.publish(event)
   }
 
   #store(kind: CacheKind, key: string, entry: Entry): void {
-    if (entry.bytes.length + Buffer.byteLength(key) > this.#maxEntryBytes) return
+    if (entry.byteLength + Buffer.byteLength(key) > this.#maxEntryBytes) return
     this.#cache.add(kind, key, entry)
   }
 
@@ -866,13 +931,15 @@ export class Group<T = unknown> {
     if (entry.decoded) return entry.value as Frozen<T>
     let value: unknown
     try {
-      value = this.#codec.decode(entry.bytes)
+      value = this.#codec.decode(entry.bytes, entry.fresh)
     } catch (err) {
       throw new CodecError(`cannot decode a value of group ${this.name}: ${errorMessage(err)}`, { cause: err })
     }
     if (this.#codec.share(value)) {
       entry.value = value
       entry.decoded = true
+      // What is kept is counted, and may push older entries out.
+      this.#cache.update(entry)
     }
     return value as Frozen<T>
   }
@@ -889,15 +956,7 @@ function staleEnd(expire: number, staleMs: number | undefined): number {
 
 /** peerEntry is the entry for an owner's answer. */
 function peerEntry(res: PeerValue): Entry {
-  return {
-    bytes: res.value,
-    expire: res.expire,
-    staleUntil: res.staleUntil ?? 0,
-    generation: res.generation,
-    origin: 'peer',
-    value: undefined,
-    decoded: false,
-  }
+  return new Entry(res.value, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
 }
 
 /**

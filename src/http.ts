@@ -132,8 +132,17 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0, refresh = false): Promise<PeerValue> {
+  async fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation = 0,
+    extra?: Record<string, string>,
+    refresh = false,
+  ): Promise<PeerValue> {
     let headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+    if (extra !== undefined) headers = { ...lowerCased(extra), ...headers }
     // Half the deadline: the owner answers with what it has before this
     // node gives up on it (which would count against the peer's circuit).
     if (refresh) headers = { ...headers, [REFRESH_HEADER]: String(Math.floor(this.#timeoutMs / 2)) }
@@ -299,6 +308,17 @@ interface RawAnswer {
   generation: string | undefined
   protocol: string | undefined
   body: Uint8Array
+}
+
+/**
+ * lowerCased names a tracer's headers in lower case, as ours are, so that
+ * ours replace any of the same name (`Authorization` included): a tracer
+ * can add headers but never change the secret or the generation.
+ */
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value
+  return out
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {

@@ -14,10 +14,19 @@ export interface PeerTransport {
   /**
    * fetch asks the owner for a key. `generation` is this node's generation of
    * the group (0 until a `clear()`); the answer carries the owner's.
+   * `headers`, when given, go along with the request (trace propagation).
    * `refresh` says this node holds a stale copy: the owner may hold the
    * answer until its own refresh of the key ends (see REFRESH_HEADER).
    */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number, refresh?: boolean): Promise<PeerValue>
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation?: number,
+    headers?: Record<string, string>,
+    refresh?: boolean,
+  ): Promise<PeerValue>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
   /** set stores a value in a peer's main cache (`PUT`); `staleUntil` ends its stale window (0: none). */
@@ -77,8 +86,16 @@ export class Peers implements GroupPeers {
     this.#transport.setPeers?.(list.filter((p) => p !== this.self))
   }
 
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, refresh?: boolean): Promise<PeerValue> {
-    return this.#transport.fetch(peer, group, key, signal, generation, refresh)
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation: number,
+    headers?: Record<string, string>,
+    refresh?: boolean,
+  ): Promise<PeerValue> {
+    return this.#transport.fetch(peer, group, key, signal, generation, headers, refresh)
   }
 
   remove(peer: string, group: string, key: string): Promise<void> {

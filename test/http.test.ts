@@ -129,7 +129,7 @@ describe('HttpTransport', () => {
     transport.setPeers([peer])
     try {
       const signal = new AbortController().signal
-      const refreshed = await transport.fetch(peer, 'g', 'k', signal, 0, true)
+      const refreshed = await transport.fetch(peer, 'g', 'k', signal, 0, undefined, true)
       const plain = await transport.fetch(peer, 'g', 'k', signal, 0)
       assert.deepEqual(seen.map((h) => h[REFRESH_HEADER]), ['1500', undefined])
       for (const answer of [refreshed, plain]) {

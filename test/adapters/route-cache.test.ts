@@ -1,24 +1,21 @@
 // One suite for cached routes, run on each framework: three replicas of the
 // same app (test/helpers/route-app.ts) in child processes on 127.0.0.1.
+// Nothing here depends on how fast the machine is: the replicas share a
+// clock only the test moves (so entries expire when the test says, and not
+// in the middle of a test), and concurrent requests are made to overlap by
+// holding the handler until every one of them has reached the cache.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { RouteCaches, normalizeUrl } from '../../adapters/route-cache.js'
-import { Groupcache, InvalidOptionError } from '../../src/index.js'
+import { RouteCaches, SOURCE_HEADER, normalizeUrl, type Decision } from '../../adapters/route-cache.js'
+import { DEFAULT_REFRESH_RETRY_MS, Groupcache, InvalidOptionError } from '../../src/index.js'
 import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from '../helpers/replicas.js'
+import { fetchFresh } from '../helpers/fetch.js'
+import { waitFor } from '../helpers/wait.js'
 
 const ENTRY = 'test/helpers/route-app.ts'
-// The TTL of /short/:id, the one route that must expire while a test runs.
-const SHORT_TTL_MS = 1_500
-// The stale route of route-app.ts: a 300 ms render, 1 s TTL, 20 s stale window.
-const SLOW_RENDER_MS = 300
+const TTL_MS = 60_000
+// The stale route of route-app.ts: rendered in 300 ms, fresh for 1 s, then stale for 20 s.
 const SLOW_TTL_MS = 1_000
-
-/**
- * maxExpiries bounds how many times a response can have expired within
- * `elapsedMs` of its first render starting: it lives SLOW_TTL_MS after its
- * render ends, and a render takes at least SLOW_RENDER_MS.
- */
-const maxExpiries = (elapsedMs: number): number => Math.floor((elapsedMs - SLOW_TTL_MS) / (SLOW_TTL_MS + SLOW_RENDER_MS)) + 1
 
 interface Answer {
   status: number
@@ -27,7 +24,7 @@ interface Answer {
 }
 
 async function ask(replica: Replica, path: string, init: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${replica.port}${path}`, { ...init, signal: AbortSignal.timeout(15_000) })
+  const res = await fetchFresh(`http://127.0.0.1:${replica.port}${path}`, init)
   return { status: res.status, headers: res.headers, body: await res.text() }
 }
 
@@ -39,6 +36,43 @@ async function counts(replicas: Replica[]): Promise<Record<string, number>> {
     }
   }
   return total
+}
+
+/** control sends one of route-app's /test/* requests to every replica. */
+async function control(replicas: Replica[], op: string, query = ''): Promise<unknown[]> {
+  return Promise.all(replicas.map(async (r) => JSON.parse((await ask(r, `/test/${op}${query}`, { method: 'POST' })).body) as unknown))
+}
+
+/** requestsSeen sums the route group's gets and peer requests over the replicas. */
+async function requestsSeen(replicas: Replica[]): Promise<{ gets: number; serverRequests: number }> {
+  const stats = (await control(replicas, 'stats')) as Array<{ gets: number; serverRequests: number }>
+  return {
+    gets: stats.reduce((n, s) => n + s.gets, 0),
+    serverRequests: stats.reduce((n, s) => n + s.serverRequests, 0),
+  }
+}
+
+/**
+ * overlapping sends `requests` at once with the handler of `route` held on
+ * every replica, and lets it go only when each request has reached the
+ * cache: a get per request on the replica asked, plus a get per peer
+ * request, of which each non-owner makes one per key (`peerRequests`). So
+ * however slowly the requests arrive, they all wait on the same render.
+ */
+async function overlapping<T>(replicas: Replica[], route: string, peerRequests: number, requests: () => Array<Promise<T>>): Promise<T[]> {
+  const before = await requestsSeen(replicas)
+  await control(replicas, 'hold', `?path=${route}`)
+  const sent = requests()
+  try {
+    await waitFor(`${sent.length} requests and ${peerRequests} peer requests to reach the cache`, async () => {
+      const seen = await requestsSeen(replicas)
+      const serverRequests = seen.serverRequests - before.serverRequests
+      return serverRequests >= peerRequests && seen.gets - before.gets >= sent.length + serverRequests
+    })
+  } finally {
+    await control(replicas, 'release', `?path=${route}`)
+  }
+  return Promise.all(sent)
 }
 
 test('normalizeUrl sorts query parameters by name and keeps repeated names in order', () => {
@@ -57,6 +91,34 @@ test('cacheRoute refuses a stale window that is negative or not a number, naming
   await gc.close()
 })
 
+test("a route given a group of its own keeps a flood of random URLs from evicting other routes' responses", async () => {
+  const self = 'http://127.0.0.1:1'
+  /** flood asks for 20 pages, then 3,000 random search URLs, then the 20 pages again, and says where those came from. */
+  async function flood(searchGroup: string): Promise<string[]> {
+    const gc = new Groupcache({ self, peers: [self] })
+    const caches = new RouteCaches(gc)
+    const pages = caches.route({ ttlMs: 3_600_000, group: 'shared', maxBytes: 256 * 1024 })
+    const search = caches.route({ ttlMs: 3_600_000, group: searchGroup, maxBytes: 256 * 1024 })
+    caches.setRenderer(async (url, headers) => {
+      await (url.startsWith('/search') ? search : pages)({ method: 'GET', url, headers })
+      return { status: 200, headers: { 'content-type': 'text/plain' }, body: Buffer.from(`page ${url}`) }
+    })
+    const source = (d: Decision): string => (d.action === 'reply' ? (d.headers[SOURCE_HEADER] as string) : 'next')
+    for (let i = 0; i < 20; i++) await pages({ method: 'GET', url: `/page/${i}`, headers: {} })
+    for (let i = 0; i < 3_000; i++) await search({ method: 'GET', url: `/search?q=${(i * 7919).toString(36)}`, headers: {} })
+    const again: string[] = []
+    for (let i = 0; i < 20; i++) again.push(source(await pages({ method: 'GET', url: `/page/${i}`, headers: {} })))
+    const searchStats = gc.getGroup(searchGroup)?.cacheStats('main')
+    assert.ok(searchStats !== undefined && searchStats.bytes <= 256 * 1024 && searchStats.evictions > 0, 'the search responses were bounded by their budget')
+    await gc.close()
+    return again
+  }
+  // In a group of its own, the flood evicts only its own responses.
+  assert.deepEqual(await flood('search'), Array(20).fill('hit'))
+  // Sharing the group, the same flood pushes the pages out.
+  assert.deepEqual(await flood('shared'), Array(20).fill('miss'))
+})
+
 for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
   describe(`cached routes on ${framework}`, () => {
     let replicas: Replica[] = []
@@ -66,26 +128,35 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
       return ((await counts(replicas))[path] ?? 0) - before
     }
 
+    /** renders counts the runs of the stale route's handler on every replica. */
+    const renders = async (): Promise<number> => (await counts(replicas))['/slow/:id'] ?? 0
+    /** loads counts the route group's finished loads (renders) on every replica. */
+    const loads = async (): Promise<number> =>
+      ((await control(replicas, 'stats')) as Array<{ localLoads: number }>).reduce((n, s) => n + s.localLoads, 0)
     /**
-     * hammer sends `GET path` to every replica every 10 ms for `ms`, each
-     * request on its own (a slow one does not hold up the next).
+     * hammer sends `GET path` to every replica every 10 ms until stopped,
+     * each request on its own (a slow one does not hold up the next).
      */
-    const hammer = async (path: string, ms: number): Promise<{ answers: Answer[]; failures: string[] }> => {
+    const hammer = (path: string): { stop(): void; done: Promise<{ answers: Answer[]; failures: string[] }> } => {
       const answers: Answer[] = []
       const failures: string[] = []
-      const pending: Array<Promise<unknown>> = []
-      const end = Date.now() + ms
-      while (Date.now() < end) {
-        for (const r of replicas) pending.push(ask(r, path).then((a) => answers.push(a), (err: unknown) => failures.push(String(err))))
-        await new Promise((resolve) => setTimeout(resolve, 10))
-      }
-      await Promise.all(pending)
-      return { answers, failures }
+      let running = true
+      const done = (async () => {
+        const pending: Array<Promise<unknown>> = []
+        while (running) {
+          for (const r of replicas) pending.push(ask(r, path).then((a) => answers.push(a), (err: unknown) => failures.push(String(err))))
+          await new Promise((resolve) => setTimeout(resolve, 10))
+        }
+        await Promise.all(pending)
+        return { answers, failures }
+      })()
+      return { stop: () => void (running = false), done }
     }
 
     before(async () => {
       // NODE_ENV=test keeps Express's and Koa's default error logging quiet.
-      replicas = await startReplicas([framework, framework, framework], { SHORT_TTL_MS: String(SHORT_TTL_MS), NODE_ENV: 'test' }, ENTRY)
+      const env = { ROUTE_TTL_MS: String(TTL_MS), CLOCK_MS: String(Date.now()), NODE_ENV: 'test' }
+      replicas = await startReplicas([framework, framework, framework], env, ENTRY)
     })
     after(async () => {
       await stopReplicas(replicas)
@@ -93,7 +164,8 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
 
     test('200 concurrent requests over 10 URLs across 3 replicas run the handler exactly 10 times; every client gets the same answer', async () => {
       const urls = Array.from({ length: 10 }, (_, i) => `/report/${i}?b=2&a=${i}`)
-      const answers = await Promise.all(
+      // Each URL is asked of all three replicas: its two non-owners ask its owner once each.
+      const answers = await overlapping(replicas, '/report/:id', 2 * urls.length, () =>
         Array.from({ length: 200 }, (_, i) => ask(replicas[i % 3]!, urls[i % 10]!).then((a) => ({ url: urls[i % 10]!, a }))),
       )
       const bodies = new Map<string, string>()
@@ -188,7 +260,7 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
 
     test('a handler that throws gives every waiting client the same 5xx, caches nothing, and renders again next time', async () => {
       const runs = await delta('/boom', async () => {
-        const answers = await Promise.all(replicas.flatMap((r) => [ask(r, '/boom'), ask(r, '/boom')]))
+        const answers = await overlapping(replicas, '/boom', 2, () => replicas.flatMap((r) => [ask(r, '/boom'), ask(r, '/boom')]))
         for (const a of answers) assert.equal(a.status, 500)
         assert.equal(new Set(answers.map((a) => a.body)).size, 1)
       })
@@ -205,55 +277,94 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
     })
 
     test('an entry expires after ttlMs everywhere, and then renders again once', async () => {
-      await Promise.all(replicas.map((r) => ask(r, '/short/ttl-1')))
-      const before = (await counts(replicas))['/short/:id'] ?? 0
-      await new Promise((resolve) => setTimeout(resolve, SHORT_TTL_MS + 100))
-      await Promise.all(replicas.flatMap((r) => [ask(r, '/short/ttl-1'), ask(r, '/short/ttl-1')]))
-      assert.equal((await counts(replicas))['/short/:id'], before + 1)
+      const askAll = (): Promise<unknown> => Promise.all(replicas.flatMap((r) => [ask(r, '/report/ttl-1'), ask(r, '/report/ttl-1')]))
+      await Promise.all(replicas.map((r) => ask(r, '/report/ttl-1')))
+      const before = (await counts(replicas))['/report/:id'] ?? 0
+      await control(replicas, 'advance', `?ms=${TTL_MS - 1}`)
+      await askAll()
+      assert.equal((await counts(replicas))['/report/:id'], before, 'fresh everywhere 1 ms before ttlMs')
+      await control(replicas, 'advance', '?ms=1')
+      await askAll()
+      assert.equal((await counts(replicas))['/report/:id'], before + 1)
     })
 
-    test('requests every 10 ms for 4.5 s across expiries: stale responses at once, one render per expiry cluster-wide, no error', async (t) => {
+    test('requests every 10 ms across three expiries: stale responses at once, exactly one render per expiry cluster-wide, no error', async (t) => {
       const path = '/slow/steady'
-      const started = Date.now()
       assert.equal((await ask(replicas[0]!, path)).status, 200)
-      const { answers, failures } = await hammer(path, 4_500)
-      const elapsed = Date.now() - started
-      const renders = (await counts(replicas))['/slow/:id'] ?? 0
-      const sources = new Set(answers.map((a) => a.headers.get('x-groupcache')))
-      t.diagnostic(`${renders} renders in ${elapsed} ms; ${answers.length} answers; sources ${[...sources].join(', ')}`)
+      const rendersBefore = await renders()
+      const loadsBefore = await loads()
+      const requests = hammer(path)
+      try {
+        for (let i = 1; i <= 3; i++) {
+          await control(replicas, 'advance', `?ms=${SLOW_TTL_MS}`)
+          await waitFor(`the render after expiry ${i}`, async () => (await loads()) - loadsBefore === i)
+        }
+      } finally {
+        requests.stop()
+      }
+      const { answers, failures } = await requests.done
+      const sources = new Set(answers.map((a) => a.headers.get(SOURCE_HEADER)))
+      t.diagnostic(`${answers.length} answers; sources ${[...sources].join(', ')}`)
       assert.deepEqual(failures, [])
       assert.deepEqual([...new Set(answers.map((a) => a.status))], [200])
+      assert.equal((await renders()) - rendersBefore, 3, 'one render per expiry, for the whole cluster')
       assert.ok(sources.has('stale'), 'stale responses were served')
-      assert.deepEqual([...sources].filter((s) => !['hit', 'peer', 'stale', 'miss'].includes(s ?? '')), [])
-      assert.ok(renders >= 2, 'the response expired and was rendered again')
-      assert.ok(renders - 1 <= maxExpiries(elapsed), `${renders - 1} re-renders, at most ${maxExpiries(elapsed)} expiries`)
+      assert.deepEqual([...sources].filter((s) => !['hit', 'peer', 'stale'].includes(s ?? '')), [])
       for (const a of answers) assert.match(a.headers.get('age') ?? '', /^\d+$/)
       assert.equal(answers[0]!.headers.get('cache-control'), 'public, max-age=1, stale-while-revalidate=20, stale-if-error=20')
-      const stale = answers.find((a) => a.headers.get('x-groupcache') === 'stale')!
-      assert.ok(Number(stale.headers.get('age')) >= 1, 'a stale response is older than its max-age')
     })
 
-    test('a handler that fails while the response is stale keeps the stale response, rendering about once a second at most', async (t) => {
-      const path = '/slow/failing'
-      const started = Date.now()
-      const first = await ask(replicas[0]!, path)
-      assert.equal(first.status, 200)
-      const before = (await counts(replicas))['/slow/:id'] ?? 0
-      await Promise.all(replicas.map((r) => ask(r, '/failing/on')))
-      let result: { answers: Answer[]; failures: string[] }
+    test('with the render of a stale response held, every replica goes on answering the stale response at once', async () => {
+      const path = '/slow/held'
+      const first = await ask(replicas[1]!, path)
+      await control(replicas, 'hold', '?path=/slow/:id')
       try {
-        result = await hammer(path, 4_000)
+        await control(replicas, 'advance', `?ms=${SLOW_TTL_MS}`)
+        // Were any of these to wait for the held render, they would not settle before the release below.
+        const answers = await Promise.all(replicas.flatMap((r) => [ask(r, path), ask(r, path), ask(r, path)]))
+        for (const a of answers) {
+          assert.equal(a.status, 200)
+          assert.equal(a.body, first.body)
+          assert.equal(a.headers.get(SOURCE_HEADER), 'stale')
+        }
       } finally {
-        await Promise.all(replicas.map((r) => ask(r, '/failing/off')))
+        await control(replicas, 'release', '?path=/slow/:id')
       }
-      const elapsed = Date.now() - started
-      const renders = ((await counts(replicas))['/slow/:id'] ?? 0) - before
-      t.diagnostic(`${renders} failed renders in ${elapsed} ms; ${result.answers.length} answers`)
-      assert.deepEqual(result.failures, [])
-      assert.deepEqual([...new Set(result.answers.map((a) => a.status))], [200])
-      assert.deepEqual([...new Set(result.answers.map((a) => a.body))], [first.body])
-      assert.ok(result.answers.some((a) => a.headers.get('x-groupcache') === 'stale'))
-      assert.ok(renders <= maxExpiries(elapsed), `${renders} renders in ${elapsed} ms`)
+      await waitFor('the refreshed response', async () => (await ask(replicas[1]!, path)).body !== first.body)
+    })
+
+    test('a handler that fails while the response is stale keeps the stale response; renders back off from refreshRetryMs, doubling', async () => {
+      const path = '/slow/failing'
+      const first = await ask(replicas[2]!, path)
+      const rendersBefore = await renders()
+      const loadsBefore = await loads()
+      /** burst asks every replica three times; each must answer the stale response. */
+      const burst = async (): Promise<void> => {
+        for (const a of await Promise.all(replicas.flatMap((r) => [ask(r, path), ask(r, path), ask(r, path)]))) {
+          assert.equal(a.status, 200)
+          assert.equal(a.body, first.body)
+        }
+      }
+      /** attempt moves the clock on by `ms`, asks, and waits for the render attempt that is then due. */
+      const attempt = async (ms: number, n: number): Promise<void> => {
+        await control(replicas, 'advance', `?ms=${ms}`)
+        await burst()
+        await waitFor(`render attempt ${n}`, async () => (await renders()) - rendersBefore === n && (await loads()) - loadsBefore === n)
+      }
+      await control(replicas, 'failing', '?on=1')
+      try {
+        await attempt(SLOW_TTL_MS, 1)
+        for (const [n, retryMs] of [[2, DEFAULT_REFRESH_RETRY_MS], [3, 2 * DEFAULT_REFRESH_RETRY_MS]] as const) {
+          await control(replicas, 'advance', `?ms=${retryMs - 1}`)
+          await burst()
+          assert.equal((await renders()) - rendersBefore, n - 1, `no render ${retryMs - 1} ms after a failed one`)
+          await attempt(1, n)
+        }
+      } finally {
+        await control(replicas, 'failing', '?on=0')
+      }
+      await control(replicas, 'advance', `?ms=${4 * DEFAULT_REFRESH_RETRY_MS}`)
+      await waitFor('a fresh response once the handler works again', async () => (await ask(replicas[0]!, path)).body !== first.body)
     })
   })
 }

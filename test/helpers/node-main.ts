@@ -18,6 +18,8 @@ export interface NodeConfig {
   ttlMs?: number
   staleMs?: number
   refreshRetryMs?: number
+  /** otel registers an OpenTelemetry SDK (spans in memory) and instruments the node with these options. */
+  otel?: { includeKeys?: boolean; requireParentSpan?: boolean }
 }
 
 /** HammerReport is what `hammer` found: how gets went, by value and by source. */
@@ -43,6 +45,8 @@ export type Command =
   | { id: number; op: 'release'; key: string }
   | { id: number; op: 'failing'; on: boolean }
   | { id: number; op: 'hammer'; key: string; durationMs: number; intervalMs: number }
+  | { id: number; op: 'tracedGet'; key: string }
+  | { id: number; op: 'spans' }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig
 const send = (message: unknown): void => {
@@ -61,6 +65,9 @@ const gc = new Groupcache({
   secret: config.secret,
   peerTimeoutMs: config.peerTimeoutMs,
 })
+// The SDK first, then instrument(), as an app's start-up does.
+const exporter = config.otel === undefined ? undefined : (await import('./otel.js')).registerTracing()
+if (config.otel !== undefined) (await import('../../adapters/otel.js')).instrument(gc, config.otel)
 const group = gc.newGroup<string>({
   name: 'test',
   maxBytes: 1 << 20,
@@ -112,6 +119,18 @@ async function run(cmd: Command): Promise<unknown> {
       return null
     case 'hammer':
       return hammer(cmd.key, cmd.durationMs, cmd.intervalMs)
+    case 'tracedGet': {
+      const { trace } = await import('@opentelemetry/api')
+      return trace.getTracer('test').startActiveSpan('request', async (span) => {
+        try {
+          return await group.get(cmd.key)
+        } finally {
+          span.end()
+        }
+      })
+    }
+    case 'spans':
+      return exporter === undefined ? [] : (await import('./otel.js')).records(exporter)
     case 'close':
       await gc.close()
       setImmediate(() => process.exit(0))
