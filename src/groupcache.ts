@@ -5,7 +5,7 @@ import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
 import type { GroupStats } from './stats.js'
-import { Group, drain, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
+import { Group, drain, isStaleMs, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
 import { createPeerHandler, type PeerHandler } from './handler.js'
 import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
 import { toPeerRequest, writePeerResponse } from './node-http.js'
@@ -263,6 +263,10 @@ export class Groupcache {
     if (window !== undefined && (typeof window !== 'number' || !Number.isFinite(window) || window < 0)) {
       throw InvalidOptionError.expected('options.batchWindowMs', 'a non-negative number of milliseconds', window)
     }
+    if (options.staleMs !== undefined && !isStaleMs(options.staleMs)) {
+      throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more (Infinity: until refreshed)', options.staleMs)
+    }
+    positiveInteger('options.refreshRetryMs', options.refreshRetryMs, 1)
     let group: Group<T>
     try {
       group = new Group<T>(options, this.#node)

@@ -15,10 +15,12 @@ import {
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  REFRESH_HEADER,
   STATS_PATH,
   bearer,
   errorAnswer,
   parseGeneration,
+  parseRefreshWait,
   unescapePathPart,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
@@ -164,10 +166,15 @@ export function createPeerHandler(options: {
     }
     if (method === 'PUT') return set(group, key, req)
     try {
-      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+      const wait = parseRefreshWait(req.headers[REFRESH_HEADER])
+      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0, wait)
       const headers: Record<string, string> = { 'content-type': PROTOBUF }
       if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-      return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+      return {
+        status: 200,
+        headers,
+        body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
+      }
     } catch (err) {
       return errorResponse(err)
     }
@@ -201,7 +208,7 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
   }
   try {
     const msg = decodeGetResponse(body)
-    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0)
+    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0, msg.staleUntil ?? 0)
   } catch {
     return text(400, 'bad request: malformed GetResponse')
   }
@@ -258,7 +265,13 @@ async function serveBatch(
   }
   const items = outcomes.map((outcome, i): BatchItem => {
     const key = keys[i] as string
-    if ('value' in outcome) return { key, value: outcome.value.bytes, expire: outcome.value.expire, generation: outcome.value.generation }
+    if ('value' in outcome) return {
+      key,
+      value: outcome.value.bytes,
+      expire: outcome.value.expire,
+      staleUntil: outcome.value.staleUntil,
+      generation: outcome.value.generation,
+    }
     return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
   })
   return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }

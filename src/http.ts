@@ -11,6 +11,7 @@ import {
   GENERATION_HEADER,
   PROTOBUF,
   PROTOCOL_HEADER,
+  REFRESH_HEADER,
   answerError,
   bearer,
   escapePathPart,
@@ -136,9 +137,20 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0, extra?: Record<string, string>): Promise<PeerValue> {
+  async fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation = 0,
+    extra?: Record<string, string>,
+    refresh = false,
+  ): Promise<PeerValue> {
     let headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
     if (extra !== undefined) headers = { ...lowerCased(extra), ...headers }
+    // Half the deadline: the owner answers with what it has before this
+    // node gives up on it (which would count against the peer's circuit).
+    if (refresh) headers = { ...headers, [REFRESH_HEADER]: String(Math.floor(this.#timeoutMs / 2)) }
     const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
     if (res.status === 200) {
       let msg: GetResponse
@@ -148,7 +160,12 @@ export class HttpTransport implements PeerTransport {
         this.#pools.get(peer)?.breaker.failure('a malformed answer')
         throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
       }
-      return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+      return {
+        value: msg.value,
+        expire: msg.expire ?? 0,
+        staleUntil: msg.staleUntil ?? 0,
+        generation: parseGeneration(res.generation) ?? 0,
+      }
     }
     throw answerError(peer, res.status, res.errorCode, res.body)
   }
@@ -220,7 +237,7 @@ export class HttpTransport implements PeerTransport {
         for (const item of items ?? []) {
           if (!asked.has(item.key)) continue
           asked.delete(item.key)
-          if ('value' in item) answers.set(item.key, { value: item.value, expire: item.expire, generation: item.generation })
+          if ('value' in item) answers.set(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0, generation: item.generation })
           else answers.set(item.key, verdictError(item.error, item.message) ?? new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`))
         }
         await Promise.all([...asked].map(one))
@@ -254,9 +271,9 @@ export class HttpTransport implements PeerTransport {
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
-  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
+  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil = 0): Promise<void> {
     await this.#ours(peer, 'store values')
-    const body = encodeGetResponse({ value, expire })
+    const body = encodeGetResponse({ value, expire, staleUntil })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
     const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)

@@ -28,6 +28,8 @@ export {
   DEFAULT_MAX_ENTRY_FRACTION,
   DEFAULT_MAX_PEER_LOADS,
   type BatchLoader,
+  DEFAULT_REFRESH_RETRY_MS,
+  MAX_REFRESH_RETRY_MS,
   type GetOptions,
   type GroupOptions,
   type LoadContext,
@@ -50,7 +52,7 @@ export {
   type BreakerOptions,
   type BreakerState,
 } from './breaker.js'
-export { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES, ERROR_HEADER, GENERATION_HEADER, STATS_PATH } from './protocol.js'
+export { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES, ERROR_HEADER, GENERATION_HEADER, REFRESH_HEADER, STATS_PATH } from './protocol.js'
 export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_TIMEOUT_MS } from './http.js'
 export type { PeerHealth, PeerTransport } from './peers.js'
 export type { PeerHandler, PeerRequest, PeerResponse } from './handler.js'

@@ -53,6 +53,11 @@ describe('batch answers', () => {
     assert.deepEqual(decodeBatchAnswer(encodeBatchAnswer(items)), items)
   })
 
+  test('carry the end of a stale window, so that a batch-fetched copy is served stale like a fetched one', () => {
+    const stale: BatchItem = { key: 's', value: utf8('old'), expire: 1764000000000, staleUntil: 1764000020000, generation: 1 }
+    assert.deepEqual(decodeBatchAnswer(encodeBatchAnswer([stale])), [stale])
+  })
+
   test("carry each value as Go's GetResponse inside field 2", () => {
     // Item: key = 1 ("k"), response = 2 (0a 01 76: value "v"); framed by its length, 8.
     assert.equal(hex(encodeBatchAnswer([{ key: 'k', value: utf8('v'), expire: 0, generation: 0 }])), '08' + '0a016b' + '12030a0176')

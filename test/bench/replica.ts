@@ -4,7 +4,8 @@
 //                their own or by the Express / Fastify / Koa adapter on the
 //                app's port;
 //   lru        — a per-replica lru-cache fetch() (no sharing between replicas);
-//   bento      — bentocache, an L1 in memory and an L2 in Redis.
+//   bento      — bentocache, an L1 in memory and an L2 in Redis (or, without
+//                `redisPort`, the L1 alone).
 // Every system runs the same loader (it waits `loadDelayMs`, counts itself
 // and returns `valueFor(key)`), and serves `GET /item/:key` on `appPort`.
 import { subscribe } from 'node:diagnostics_channel'
@@ -45,6 +46,10 @@ export interface ReplicaConfig {
   sizes: ValueSizes
   /** batchWindowMs, when set, adds a second group, 'bench-window', with that window (B9). */
   batchWindowMs?: number
+  /** ttlMs: how long a value lives (default: groupcache until evicted, bento 1 h). */
+  ttlMs?: number
+  /** staleMs: groupcache's stale window, bentocache's grace period (default: none). */
+  staleMs?: number
 }
 
 /** Command is one IPC request from the parent; the answer carries its id. */
@@ -54,6 +59,8 @@ export type Command =
   | { id: number; op: 'stats' }
   | { id: number; op: 'remoteSample'; keys: string[]; max: number }
   | { id: number; op: 'pages'; pages: string[][]; concurrency: number; mode: PageMode }
+  | { id: number; op: 'failing'; on: boolean }
+  | { id: number; op: 'periodic'; key: string; durationMs: number; intervalMs: number }
   | { id: number; op: 'close' }
 
 /**
@@ -93,11 +100,14 @@ subscribe('undici:request:create', () => {
   peerRequests++
 })
 let readPage: ((keys: string[], mode: PageMode) => Promise<unknown>) | undefined
+// While set (B8), the loader fails after its delay, as a database that is down.
+let failing = false
 
 async function load(key: string): Promise<string> {
   loads++
   loaded.add(key)
   if (config.loadDelayMs > 0) await sleep(config.loadDelayMs)
+  if (failing) throw new Error('the database is down')
   return valueFor(key, config.sizes)
 }
 
@@ -140,6 +150,8 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
     maxBytes: config.maxBytes,
     codec: 'string',
     ...(config.promote === undefined ? {} : { promote: config.promote }),
+    ...(config.ttlMs === undefined ? {} : { ttlMs: config.ttlMs }),
+    ...(config.staleMs === undefined ? {} : { staleMs: config.staleMs }),
     load: (key) => load(key),
   })
   const get = (key: string): Promise<string> => group.get(key)
@@ -253,15 +265,22 @@ async function startBaseline(): Promise<{ system: System; closeApp: () => Promis
       close: async () => {},
     }
   } else {
-    if (config.redisPort === undefined) throw new Error('bento needs redisPort')
+    const l1 = memoryDriver({ maxItems: 1_000_000, maxSize: '512mb' })
     const bento = new BentoCache({
       default: 'tiered',
       stores: {
-        tiered: bentostore()
-          .useL1Layer(memoryDriver({ maxItems: 1_000_000, maxSize: '512mb' }))
-          .useL2Layer(redisDriver({ connection: { host: '127.0.0.1', port: config.redisPort } })),
+        tiered:
+          config.redisPort === undefined
+            ? bentostore().useL1Layer(l1)
+            : bentostore()
+                .useL1Layer(l1)
+                .useL2Layer(redisDriver({ connection: { host: '127.0.0.1', port: config.redisPort } })),
       },
     })
+    // With a grace period, bentocache answers an expired entry at once and
+    // refreshes it in the background (its soft timeout defaults to 0).
+    const ttl = config.ttlMs ?? 3_600_000
+    const grace = config.staleMs === undefined ? false : config.staleMs
     // L1 keeps every key this replica asked for (a million entries and 512 MB
     // are far more than a run touches, and no TTL runs out): its bytes are
     // those keys' bytes. (Its default would be 1,000 entries.)
@@ -273,7 +292,7 @@ async function startBaseline(): Promise<{ system: System; closeApp: () => Promis
           touched.add(key)
           touchedBytes += Buffer.byteLength(key) + valueSize(key, config.sizes)
         }
-        return bento.getOrSet({ key, ttl: '1h', factory: () => load(key) })
+        return bento.getOrSet({ key, ttl, grace, factory: () => load(key) })
       },
       stats: () => ({ cachedBytes: touchedBytes, cachedItems: touched.size, hotBytes: 0, peerLoads: 0, peerErrors: 0 }),
       close: () => bento.disconnectAll(),
@@ -368,6 +387,31 @@ async function readPages(pages: string[][], concurrency: number, mode: PageMode)
   return { ms: performance.now() - start, errors, peerRequests: peerRequests - before, pageMs }
 }
 
+/**
+ * periodic starts a get of `key` every `intervalMs` for `durationMs`, each
+ * on its own (a slow get does not hold up the next), and reports each get's
+ * time, the failures, and the loader runs meanwhile.
+ */
+async function periodic(key: string, durationMs: number, intervalMs: number): Promise<{ latencies: number[]; errors: number; loads: number }> {
+  const latencies: number[] = []
+  let errors = 0
+  const before = loads
+  const gets: Array<Promise<void>> = []
+  const end = performance.now() + durationMs
+  while (performance.now() < end) {
+    const start = performance.now()
+    gets.push(
+      system.get(key).then(
+        () => void latencies.push(performance.now() - start),
+        () => void errors++,
+      ),
+    )
+    await sleep(intervalMs)
+  }
+  await Promise.all(gets)
+  return { latencies, errors, loads: loads - before }
+}
+
 async function handle(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'run':
@@ -380,6 +424,11 @@ async function handle(cmd: Command): Promise<unknown> {
       return remoteSample(cmd.keys, cmd.max)
     case 'pages':
       return readPages(cmd.pages, cmd.concurrency, cmd.mode)
+    case 'failing':
+      failing = cmd.on
+      return null
+    case 'periodic':
+      return periodic(cmd.key, cmd.durationMs, cmd.intervalMs)
     case 'close':
       await Promise.race([Promise.all([closeApp(), system.close(), redis?.quit().catch(() => {})]), sleep(2_000)])
       setImmediate(() => process.exit(0))

@@ -550,6 +550,21 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     }
   })
 
+  test("a Go caller reads a Node owner's answer that carries an expiry and a stale window (fields 3 and 4)", async (t) => {
+    if (skipped(t)) return
+    for (const owner of [listen, fastify]) {
+      const key = keyOwnedBy(owner, (i) => `stale:${owner.kind}-${i}`)
+      const raw = await rawRequest(owner.port, `/_groupcache/${GROUP}/${encodeURIComponent(key)}`)
+      assert.equal(raw.status, 200)
+      const msg = decodeGetResponse(raw.body)
+      assert.ok(msg.expire !== undefined && msg.expire > 0, 'field 3 is there')
+      assert.equal(msg.staleUntil, msg.expire + 3_600_000, 'field 4 is there')
+      assert.deepEqual(await go.get(key), ok(key))
+      const g = await go.counters()
+      assert.equal(g.loads[key], undefined, 'Go read the answer instead of loading the key itself')
+    }
+  })
+
   test('a popular key gets a hot copy on its non-owner, Go or Node, and then its owner sees no more requests for it', async (t) => {
     if (skipped(t)) return
     const GETS = 200
