@@ -1,4 +1,6 @@
-import { Cache, Entry, isStale, type CacheKind, type CacheStats } from './cache.js'
+import { MAX_BATCH_KEYS } from './batch.js'
+import { Batcher, allAborted, shareSignal, type BatchTiming } from './batcher.js'
+import { Cache, Entry, NotFoundEntry, isStale, type CacheKind, type CacheStats } from './cache.js'
 import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
 import {
   AbortedError,
@@ -70,6 +72,13 @@ export const DEFAULT_REFRESH_RETRY_MS = 1_000
 export const MAX_REFRESH_RETRY_MS = 30_000
 
 /**
+ * DEFAULT_BATCH_WINDOW_MS is 0: a single `get` asks its owner at once. A
+ * window makes concurrent gets for one owner wait that long to share one
+ * batch request; see `batchWindowMs` in README for when it pays.
+ */
+export const DEFAULT_BATCH_WINDOW_MS = 0
+
+/**
  * LoadContext is what a loader gets besides the key. `signal` aborts only
  * when every caller waiting for this load has given up.
  */
@@ -118,6 +127,18 @@ export interface Sourced<T> {
 export type Loader<T> = (key: string, ctx: LoadContext) => T | Promise<T>
 
 /**
+ * BatchLoader produces the values of several keys at once on their owner, as
+ * one `WHERE id IN (...)` query would: a Map (or an iterable of `[key,
+ * value]` pairs) of the keys it found. A key missing from it is not found
+ * (NotFoundError); a throw fails every key of the call. `ctx.ttlMs` and
+ * `ctx.cache` apply to every key of the call.
+ */
+export type BatchLoader<T> = (
+  keys: readonly string[],
+  ctx: LoadContext,
+) => ReadonlyMap<string, T> | Iterable<readonly [string, T]> | Promise<ReadonlyMap<string, T> | Iterable<readonly [string, T]>>
+
+/**
  * Promote decides whether a value fetched from its owner is kept as a hot
  * copy on this node. `true` keeps every one, `false` none.
  */
@@ -129,8 +150,27 @@ export interface GroupOptions<T> {
   name: string
   /** maxBytes bounds main + hot cache together (key + value bytes + ENTRY_OVERHEAD_BYTES per entry + kept decoded values); 0 caches nothing. */
   maxBytes: number
-  /** load produces a value on the key's owner. */
-  load: Loader<T>
+  /** load produces a value on the key's owner. Required unless `loadMany` is given. */
+  load?: Loader<T> | undefined
+  /**
+   * loadMany produces several values at once on their owner: misses that
+   * arrive together (a `getMany`, a peer's batch, gets in the same tick) are
+   * loaded with one call of at most 1000 keys (`MAX_BATCH_KEYS`). A lone miss
+   * uses `load` when there is one.
+   */
+  loadMany?: BatchLoader<T> | undefined
+  /**
+   * notFoundTtlMs, when set, is how long the owner remembers that a key was
+   * not found (NotFoundError): it answers gets and peers with that verdict
+   * without loading again. Remembered verdicts count in `maxBytes`.
+   */
+  notFoundTtlMs?: number | undefined
+  /**
+   * batchWindowMs, when above 0, makes a `get` that must ask the key's owner
+   * wait that long for other gets to the same owner, to share one batch
+   * request with them (default 0: ask at once).
+   */
+  batchWindowMs?: number | undefined
   /** codec turns values into bytes: 'msgpack' (default), 'json', 'string', 'bytes' or your own. */
   codec?: CodecName | Codec<T> | undefined
   /** promote decides which peer-fetched values become hot copies (default: 1 in 10 at random). */
@@ -212,6 +252,12 @@ export interface GroupPeers {
     headers?: Record<string, string>,
     refresh?: boolean,
   ): Promise<PeerValue>
+  /**
+   * fetchMany asks one owner for several keys (one batch request per chunk
+   * for our peers, one GET per key for Go's) and answers each key with its
+   * value or its error.
+   */
+  fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
@@ -237,6 +283,9 @@ export interface ServedValue {
   generation: number
 }
 
+/** ServedOutcome is one key's part of a batch: its value, or why there is none. */
+export type ServedOutcome = { value: ServedValue } | { error: unknown }
+
 /**
  * ServedRequest is what a group reads of a peer's request: its signal, and
  * its headers (lower-case names), from which a tracer continues the peer's
@@ -257,6 +306,8 @@ export interface ServedRequest {
 export interface ServedGroup {
   readonly maxEntryBytes: number
   serve(key: string, request: ServedRequest, generation: number, refreshWaitMs?: number): Promise<ServedValue>
+  /** serveMany answers a peer's batch, one outcome per key, in the keys' order. */
+  serveMany(keys: readonly string[], request: ServedRequest, generation: number): Promise<ServedOutcome[]>
   removeLocally(key: string): void
   setLocally(key: string, value: Uint8Array, expire: number, staleUntil?: number): void
   clearLocally(generation: number): void
@@ -302,7 +353,15 @@ export class Group<T = unknown> {
   readonly name: string
   readonly #node: GroupNode
   readonly #peers: GroupPeers
-  readonly #load: Loader<T>
+  readonly #load: Loader<T> | undefined
+  readonly #loadMany: BatchLoader<T> | undefined
+  readonly #notFoundTtlMs: number | undefined
+  // A get that asks its owner: at once (undefined) or in a batch window.
+  readonly #window: BatchTiming | undefined
+  // Misses to load together with loadMany, and keys to fetch from their owners
+  // together (see getMany and batchWindowMs).
+  readonly #loads = new Batcher<LoadItem<T>>((items) => this.#loadBatch(items), MAX_BATCH_KEYS)
+  readonly #fetches = new Batcher<FetchItem>((items) => this.#fetchBatch(items), Infinity)
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
   readonly #promote: (key: string, bytes: number) => boolean
@@ -333,6 +392,10 @@ export class Group<T = unknown> {
     this.#node = node
     this.#peers = node.peers
     this.#load = options.load
+    this.#loadMany = options.loadMany
+    this.#notFoundTtlMs = options.notFoundTtlMs
+    const window = options.batchWindowMs ?? DEFAULT_BATCH_WINDOW_MS
+    this.#window = window > 0 ? window : undefined
     this.#codec = resolveCodec(options.codec as CodecName | Codec<unknown> | undefined, 'options.codec')
     this.#cache = new Cache(options.maxBytes)
     this.#maxEntryBytes = options.maxEntryBytes ?? Math.floor(options.maxBytes / DEFAULT_MAX_ENTRY_FRACTION)
@@ -400,6 +463,56 @@ export class Group<T = unknown> {
   }
 
   /**
+   * getMany returns the values of many keys at once: a Map of every key found,
+   * in the order given (duplicates are fine). A key whose loader said not
+   * found is left out; any other failure rejects with that key's error (its
+   * `key` says which). Hits are answered here; the misses are grouped by
+   * owner and fetched with one batch request per owner (at most 1000 keys
+   * each; one GET per key from Go peers), and the owner loads the misses that
+   * arrive together with one `loadMany` call. A key already loading is
+   * joined, never loaded twice.
+   */
+  async getMany(keys: Iterable<string>, options?: GetOptions): Promise<Map<string, Frozen<T>>> {
+    this.#checkOpen()
+    if (typeof keys !== 'object' || keys === null || typeof (keys as Partial<Iterable<string>>)[Symbol.iterator] !== 'function') {
+      throw new InvalidKeyError(`expected keys to be an array or another iterable of strings, got ${keys === null ? 'null' : typeof keys}`)
+    }
+    const unique = [...new Set(keys)]
+    for (const key of unique) this.#checkKey(key)
+    const entries = new Map<string, Entry>()
+    const misses: string[] = []
+    const now = this.#node.now()
+    for (const key of unique) {
+      const hit = this.#lookup(key, now)
+      if (hit !== undefined) entries.set(key, hit)
+      else misses.push(key)
+    }
+    if (misses.length > 0) {
+      const shared = shareSignal(options?.signal)
+      try {
+        const each = shared.signal === undefined ? undefined : { signal: shared.signal }
+        await settleMany(
+          misses.map((key) => [key, this.#miss(key, each, 'microtask')]),
+          entries,
+        )
+      } finally {
+        shared.release()
+      }
+    }
+    const found = new Map<string, Frozen<T>>()
+    for (const key of unique) {
+      const entry = entries.get(key)
+      if (entry === undefined || entry instanceof NotFoundEntry) continue
+      try {
+        found.set(key, this.#valueOf(entry))
+      } catch (err) {
+        throw withKey(err, key)
+      }
+    }
+    return found
+  }
+
+  /**
    * tracedGet is `getWithSource` under the `groupcache:get` tracing channel,
    * which also hears whether a hit was a hot copy and who owns a missed key.
    */
@@ -439,14 +552,14 @@ export class Group<T = unknown> {
   }
 
   /** miss loads a key that is not cached here: on this node if it owns it, else from its owner. */
-  #miss(key: string, options: GetOptions | undefined): Promise<Entry> {
+  #miss(key: string, options: GetOptions | undefined, batch: BatchTiming | undefined = this.#window): Promise<Entry> {
     this.#stats.loads++
     const peers = this.#peers
     const signal = options?.signal
     const owner = peers.ownerOf(key)
     return owner === undefined || owner === peers.self
       ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
-      : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
+      : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current, batch), signal, this.#counted)
   }
 
   /**
@@ -550,6 +663,7 @@ export class Group<T = unknown> {
               this.#serve(key, request, generation, refreshWaitMs),
             )
           : this.#serve(key, request, generation, refreshWaitMs),
+      serveMany: (keys, request, generation) => this.#serveMany(keys, request, generation),
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire, staleUntil) => this.#setLocally(key, value, expire, staleUntil ?? 0),
       clearLocally: (generation) => this.#clearLocally(generation),
@@ -574,6 +688,7 @@ export class Group<T = unknown> {
     const cached = this.#cache.get(key, now)
     if (cached !== undefined) {
       stats.cacheHits++
+      if (cached instanceof NotFoundEntry) throw notFound(cached)
       if (cached.expire === 0 || cached.expire > now) return cached
       stats.staleHits++
       this.#refresh(key, cached, now, true)
@@ -585,6 +700,101 @@ export class Group<T = unknown> {
       throw new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
     }
     return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted, true)
+  }
+
+  /**
+   * serveMany answers a peer's batch: from the caches, by joining loads in
+   * flight, or by loading the rest here (never by asking another peer). The
+   * new loads keep to `maxPeerLoads`, so that a batch cannot run more loads
+   * than that many single requests could: with `loadMany` they are one
+   * loader call, which takes one slot; without, they run at most as many at
+   * once as there are free slots, and wait for them rather than being
+   * refused. Only a batch that finds no free slot has its new loads refused
+   * (OverloadedError, which the asker treats as a failed fetch).
+   */
+  async #serveMany(keys: readonly string[], request: ServedRequest, generation: number): Promise<ServedOutcome[]> {
+    if (generation > this.#generation) this.#clearLocally(generation)
+    const stats = this.#stats
+    const now = this.#node.now()
+    const out: ServedOutcome[] = new Array<ServedOutcome>(keys.length)
+    const joins: number[] = []
+    const fresh: number[] = []
+    keys.forEach((key, i) => {
+      stats.serverRequests++
+      stats.gets++
+      const cached = this.#cache.get(key, now)
+      if (cached !== undefined) {
+        stats.cacheHits++
+        out[i] = cached instanceof NotFoundEntry ? { error: notFound(cached) } : { value: cached }
+        // A stale value is answered as is, and refreshed here, as for one key.
+        if (!(cached instanceof NotFoundEntry) && cached.expire !== 0 && cached.expire <= now) {
+          stats.staleHits++
+          this.#refresh(key, cached, now, true)
+        }
+        return
+      }
+      stats.loads++
+      if (this.#local.has(key)) joins.push(i)
+      else fresh.push(i)
+    })
+    if (joins.length === 0 && fresh.length === 0) return out
+    // One listener on the request's signal, however many keys wait.
+    const shared = shareSignal(request.signal)
+    const each = { signal: shared.signal }
+    try {
+      await Promise.all([
+        ...joins.map((i) => this.#loadInto(out, i, keys[i] as string, each)),
+        fresh.length > 0 ? this.#loadFreshForPeer(keys, fresh, out, each) : undefined,
+      ])
+    } finally {
+      shared.release()
+    }
+    return out
+  }
+
+  async #loadFreshForPeer(
+    keys: readonly string[],
+    fresh: readonly number[],
+    out: ServedOutcome[],
+    request: { readonly signal?: AbortSignal | undefined },
+  ): Promise<void> {
+    const free = this.#maxPeerLoads - this.#peerLoads
+    if (free <= 0) {
+      const error = new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
+      for (const i of fresh) out[i] = { error }
+      return
+    }
+    const width = this.#loadMany === undefined ? Math.min(free, fresh.length) : 1
+    let next = 0
+    const worker = async (): Promise<void> => {
+      this.#peerLoads++
+      try {
+        if (this.#loadMany !== undefined) {
+          // Started in one go, so that they reach loadMany in one call.
+          await Promise.all(fresh.map((i) => this.#loadInto(out, i, keys[i] as string, request)))
+          return
+        }
+        while (next < fresh.length) {
+          const i = fresh[next++] as number
+          await this.#loadInto(out, i, keys[i] as string, request)
+        }
+      } finally {
+        this.#peerLoads--
+      }
+    }
+    await Promise.all(Array.from({ length: width }, worker))
+  }
+
+  /** loadInto runs or joins a key's local load for a peer's batch, and keeps its outcome. */
+  #loadInto(out: ServedOutcome[], i: number, key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<void> {
+    return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true).then(
+      (value) => {
+        out[i] = { value }
+      },
+      (error: unknown) => {
+        out[i] = { error }
+      },
+    )
   }
 
   async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
@@ -803,6 +1013,7 @@ export class Group<T = unknown> {
     const entry = this.#cache.get(key, now)
     if (entry === undefined || (entry.expire !== 0 && entry.expire <= now)) return undefined
     this.#stats.cacheHits++
+    if (entry instanceof NotFoundEntry) throw notFound(entry)
     return entry
   }
 
@@ -820,8 +1031,8 @@ export class Group<T = unknown> {
     try {
       try {
         value = await (loadTracing.hasSubscribers
-          ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#load(key, ctx))
-          : this.#load(key, ctx))
+          ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#runLoader(key, ctx))
+          : this.#runLoader(key, ctx))
       } catch (err) {
         if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
         throw new LoadError(`loading ${JSON.stringify(key)} in group ${this.name} failed: ${errorMessage(err)}`, {
@@ -848,6 +1059,7 @@ export class Group<T = unknown> {
     } catch (err) {
       stats.localLoadErrs++
       if (traced !== undefined) this.#traceLoad(key, traced, err)
+      if (err instanceof NotFoundError && isCurrent()) this.#rememberNotFound(key, err, generation)
       throw err
     }
     stats.localLoads++
@@ -861,13 +1073,16 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadFromPeer(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #loadFromPeer(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean, batch: BatchTiming | undefined): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
-      res = await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
+      res =
+        batch !== undefined
+          ? await new Promise<PeerValue>((resolve, reject) => this.#fetches.add({ owner, key, signal, resolve, reject }, batch))
+          : await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -905,6 +1120,104 @@ export class Group<T = unknown> {
     )
   }
 
+  /**
+   * runLoader produces one key's value: with `load`, or, when the group has
+   * `loadMany`, through the batch of misses of this turn of the event loop,
+   * so that keys missed together share one loader call.
+   */
+  #runLoader(key: string, ctx: LoadContext): T | Promise<T> {
+    if (this.#loadMany === undefined) return (this.#load as Loader<T>)(key, ctx)
+    return new Promise<T>((resolve, reject) => this.#loads.add({ key, ctx, resolve, reject }, 'tick'))
+  }
+
+  /** loadBatch runs one loader call per chunk of the misses collected by runLoader. */
+  #loadBatch(items: Array<LoadItem<T>>): void {
+    for (let i = 0; i < items.length; i += MAX_BATCH_KEYS) void this.#loadChunk(items.slice(i, i + MAX_BATCH_KEYS))
+  }
+
+  async #loadChunk(items: Array<LoadItem<T>>): Promise<void> {
+    const only = items.length === 1 ? items[0] : undefined
+    if (only !== undefined && this.#load !== undefined) {
+      try {
+        only.resolve(await this.#load(only.key, only.ctx))
+      } catch (err) {
+        only.reject(err)
+      }
+      return
+    }
+    // The call goes on while any of its keys' loads has a caller waiting.
+    const { signal, release } = allAborted(items.map((item) => item.ctx.signal))
+    const ctx: LoadContext = { group: this.name, signal }
+    let found: ReadonlyMap<string, T>
+    try {
+      const keys = [...new Set(items.map((item) => item.key))]
+      const result = await (this.#loadMany as BatchLoader<T>)(keys, ctx)
+      if (typeof result !== 'object' || result === null || typeof (result as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function') {
+        throw new LoadError(`expected loadMany to return a Map or an iterable of [key, value] pairs, got ${result === null ? 'null' : typeof result}`)
+      }
+      found = result instanceof Map ? (result as ReadonlyMap<string, T>) : new Map(result as Iterable<readonly [string, T]>)
+    } catch (err) {
+      for (const item of items) item.reject(err)
+      return
+    } finally {
+      release()
+    }
+    for (const item of items) {
+      if (ctx.ttlMs !== undefined) item.ctx.ttlMs = ctx.ttlMs
+      if (ctx.staleMs !== undefined) item.ctx.staleMs = ctx.staleMs
+      if (ctx.cache !== undefined) item.ctx.cache = ctx.cache
+      if (found.has(item.key)) item.resolve(found.get(item.key) as T)
+      else item.reject(new NotFoundError(`${JSON.stringify(item.key)} was not found by loadMany in group ${this.name}`))
+    }
+  }
+
+  /**
+   * fetchBatch sends the keys collected for batched fetches, one request
+   * per owner (the transport cuts larger batches into chunks and asks Go
+   * peers one key at a time), and hands each key its answer.
+   */
+  #fetchBatch(items: FetchItem[]): void {
+    const byOwner = new Map<string, FetchItem[]>()
+    for (const item of items) {
+      const list = byOwner.get(item.owner)
+      if (list === undefined) byOwner.set(item.owner, [item])
+      else list.push(item)
+    }
+    for (const [owner, list] of byOwner) {
+      const keys = [...new Set(list.map((item) => item.key))]
+      const { signal, release } = allAborted(list.map((item) => item.signal))
+      this.#peers.fetchMany(owner, this.name, keys, signal, this.#generation).then(
+        (answers) => {
+          release()
+          for (const item of list) {
+            const answer = answers.get(item.key)
+            if (answer === undefined) item.reject(new PeerError(owner, `peer ${owner} left ${JSON.stringify(item.key)} out of its answer`))
+            else if (answer instanceof Error) item.reject(answer)
+            else item.resolve(answer)
+          }
+        },
+        (err: unknown) => {
+          release()
+          for (const item of list) item.reject(err)
+        },
+      )
+    }
+  }
+
+  /**
+   * rememberNotFound keeps a loader's not-found verdict for `notFoundTtlMs`
+   * in the main cache, where it takes its key and message bytes of the
+   * budget, so that a key that does not exist does not cost a loader call on
+   * every get (cache penetration). It goes like any entry: on expiry,
+   * eviction, `remove`, `set` and `clear`.
+   */
+  #rememberNotFound(key: string, err: NotFoundError, generation: number): void {
+    const ttlMs = this.#notFoundTtlMs
+    if (ttlMs === undefined) return
+    const message = Buffer.from(err.message.slice(0, MAX_VERDICT_TEXT))
+    this.#store('main', key, new NotFoundEntry(message, this.#expiry(ttlMs), generation, 'load'))
+  }
+
   #traceLoad(key: string, started: number, error: unknown): void {
     const event: LoadEvent = { self: this.#peers.self, group: this.name, key, durationMs: performance.now() - started }
     if (error !== undefined) event.error = error
@@ -929,6 +1242,7 @@ export class Group<T = unknown> {
    */
   #valueOf(entry: Entry): Frozen<T> {
     if (entry.decoded) return entry.value as Frozen<T>
+    if (entry instanceof NotFoundEntry) throw notFound(entry)
     let value: unknown
     try {
       value = this.#codec.decode(entry.bytes, entry.fresh)
@@ -970,4 +1284,63 @@ async function settle(peers: readonly string[], action: (peer: string) => Promis
     if (result.status === 'rejected') failures.push({ peer: peers[i] as string, error: result.reason })
   })
   return failures
+}
+
+/** MAX_VERDICT_TEXT bounds the message kept with a remembered not-found verdict. */
+const MAX_VERDICT_TEXT = 1024
+
+/** LoadItem is a miss waiting for its batch's `loadMany` call. */
+interface LoadItem<T> {
+  key: string
+  ctx: LoadContext
+  resolve: (value: T) => void
+  reject: (err: unknown) => void
+}
+
+/** FetchItem is a key waiting to be asked of its owner in a batch. */
+interface FetchItem {
+  owner: string
+  key: string
+  signal: AbortSignal
+  resolve: (value: PeerValue) => void
+  reject: (err: unknown) => void
+}
+
+/** notFound turns a remembered verdict back into the error it remembers. */
+function notFound(entry: Entry): NotFoundError {
+  return new NotFoundError(Buffer.from(entry.bytes).toString('utf8'))
+}
+
+/**
+ * withKey says which key of a `getMany` an error belongs to. A caller's own
+ * abort and a closed instance belong to no key in particular.
+ */
+function withKey(err: unknown, key: string): unknown {
+  if (err instanceof GroupcacheError && err.key === undefined && !(err instanceof AbortedError) && !(err instanceof ClosedError)) {
+    err.key = key
+  }
+  return err
+}
+
+/**
+ * settleMany waits for the misses of a `getMany`, keeping each entry, and
+ * rejects as soon as one fails for another reason than not found: the
+ * caller need not wait for the rest to learn that the whole call failed.
+ */
+function settleMany(misses: ReadonlyArray<[string, Promise<Entry>]>, entries: Map<string, Entry>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let left = misses.length
+    for (const [key, pending] of misses) {
+      pending.then(
+        (entry) => {
+          entries.set(key, entry)
+          if (--left === 0) resolve()
+        },
+        (err: unknown) => {
+          if (!(err instanceof NotFoundError)) reject(withKey(err, key))
+          else if (--left === 0) resolve()
+        },
+      )
+    }
+  })
 }

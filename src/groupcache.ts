@@ -243,7 +243,11 @@ export class Groupcache {
     if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
       throw InvalidOptionError.expected('options.maxBytes', 'a non-negative integer', maxBytes)
     }
-    if (typeof load !== 'function') throw InvalidOptionError.expected('options.load', 'a function', load)
+    if (load === undefined && options.loadMany === undefined) throw InvalidOptionError.expected('options.load', 'a function (or options.loadMany)', load)
+    if (load !== undefined && typeof load !== 'function') throw InvalidOptionError.expected('options.load', 'a function', load)
+    if (options.loadMany !== undefined && typeof options.loadMany !== 'function') {
+      throw InvalidOptionError.expected('options.loadMany', 'a function', options.loadMany)
+    }
     if (promote !== undefined && typeof promote !== 'boolean' && typeof promote !== 'function') {
       throw InvalidOptionError.expected('options.promote', 'a boolean or a function', promote)
     }
@@ -256,6 +260,13 @@ export class Groupcache {
       throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more (Infinity: until refreshed)', options.staleMs)
     }
     positiveInteger('options.refreshRetryMs', options.refreshRetryMs, 1)
+    if (options.notFoundTtlMs !== undefined && !isTtl(options.notFoundTtlMs)) {
+      throw InvalidOptionError.expected('options.notFoundTtlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.notFoundTtlMs)
+    }
+    const window = options.batchWindowMs
+    if (window !== undefined && (typeof window !== 'number' || !Number.isFinite(window) || window < 0)) {
+      throw InvalidOptionError.expected('options.batchWindowMs', 'a non-negative number of milliseconds', window)
+    }
     let group: Group<T>
     try {
       group = new Group<T>(options, this.#node)

@@ -23,11 +23,13 @@ export {
 } from './diagnostics.js'
 export {
   Group,
+  DEFAULT_BATCH_WINDOW_MS,
   DEFAULT_HOT_PROMOTION,
   DEFAULT_MAX_ENTRY_FRACTION,
   DEFAULT_MAX_PEER_LOADS,
   DEFAULT_REFRESH_RETRY_MS,
   MAX_REFRESH_RETRY_MS,
+  type BatchLoader,
   type GetOptions,
   type GroupOptions,
   type LoadContext,
@@ -39,6 +41,7 @@ export {
   type Sourced,
 } from './group.js'
 export { ENTRY_OVERHEAD_BYTES, type CacheKind, type CacheStats } from './cache.js'
+export { BATCH_CONTENT_TYPE, MAX_BATCH_ANSWER_BYTES, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
 export type { GroupStats } from './stats.js'
 export { DEFAULT_CODEC, type Codec, type CodecName, type Frozen } from './codec.js'
 export { DEFAULT_REPLICAS } from './ring.js'

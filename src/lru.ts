@@ -3,7 +3,8 @@
  * its cost and its two neighbours in recency order. Values carry it
  * themselves (an intrusive list), so a cached entry is one object and a map
  * slot. lru-cache, which this replaced, keeps five slots per entry in arrays
- * beside its map, and that was 53 bytes an entry more (bench B10).
+ * beside its map: 53 bytes an entry over a bare Map at 200,000 entries
+ * (measured with process.memoryUsage()), where these links take 32.
  */
 export class Linked {
   /** key is the key this value is held under, undefined while no LRU holds it. */

@@ -27,6 +27,13 @@ export interface PeerTransport {
     headers?: Record<string, string>,
     refresh?: boolean,
   ): Promise<PeerValue>
+  /**
+   * fetchMany asks the owner for several keys at once and answers each key
+   * with its value or its error (a PeerError for a key the owner could not
+   * answer, the owner's verdict otherwise). Without it, keys are fetched one
+   * by one.
+   */
+  fetchMany?(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation?: number): Promise<Map<string, PeerValue | Error>>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
   /** set stores a value in a peer's main cache (`PUT`); `staleUntil` ends its stale window (0: none). */
@@ -98,6 +105,10 @@ export class Peers implements GroupPeers {
     return this.#transport.fetch(peer, group, key, signal, generation, headers, refresh)
   }
 
+  fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>> {
+    return this.#transport.fetchMany?.(peer, group, keys, signal, generation) ?? fetchEach(this.#transport, peer, group, keys, signal, generation)
+  }
+
   remove(peer: string, group: string, key: string): Promise<void> {
     return this.#call('remove', peer, (t) => t.remove?.(peer, group, key))
   }
@@ -126,4 +137,28 @@ export class Peers implements GroupPeers {
     if (pending === undefined) throw new PeerError(peer, `the transport cannot ${what} on peers`)
     await pending
   }
+}
+
+/**
+ * fetchEach is fetchMany for a transport without one: one fetch per key, at
+ * once, each key answered with its value or its error.
+ */
+async function fetchEach(
+  transport: PeerTransport,
+  peer: string,
+  group: string,
+  keys: readonly string[],
+  signal: AbortSignal,
+  generation: number,
+): Promise<Map<string, PeerValue | Error>> {
+  const answers = new Map<string, PeerValue | Error>()
+  await Promise.all(
+    keys.map((key) =>
+      transport.fetch(peer, group, key, signal, generation).then(
+        (value) => void answers.set(key, value),
+        (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, String(err))),
+      ),
+    ),
+  )
+  return answers
 }

@@ -164,11 +164,14 @@ export function errorAnswer(err: unknown): ErrorAnswer {
  */
 export function answerError(peer: string, status: number, errorCode: string | undefined, body: Uint8Array): GroupcacheError {
   const text = Buffer.from(body).toString('utf8').slice(0, MAX_ERROR_TEXT)
-  return verdictError(errorCode, text) ?? new PeerError(peer, `peer ${peer} answered ${status}: ${text.trim()}`, { status })
+  return verdictError(errorCode, text.trimEnd()) ?? new PeerError(peer, `peer ${peer} answered ${status}: ${text.trim()}`, { status })
 }
 
-/** verdictError rebuilds the error an owner reported with ERROR_HEADER. */
-function verdictError(code: string | undefined, message: string): GroupcacheError | undefined {
+/**
+ * verdictError rebuilds the error an owner reported with ERROR_HEADER (or
+ * in a batch item): undefined for any code that is no loader's verdict.
+ */
+export function verdictError(code: string | undefined, message: string): GroupcacheError | undefined {
   switch (code) {
     case 'ERR_GROUPCACHE_NOT_FOUND':
       return new NotFoundError(message)

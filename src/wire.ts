@@ -26,7 +26,8 @@ const TAG_MINUTE_QPS = (2 << 3) | 1 // field 2, 64-bit
 const TAG_EXPIRE = (3 << 3) | 0 // field 3, varint
 const TAG_STALE_UNTIL = (4 << 3) | 0 // field 4, varint
 
-function varintLength(n: number): number {
+/** varintLength is the size of `n` as a protobuf varint (batch.ts frames with it too). */
+export function varintLength(n: number): number {
   let len = 1
   while (n >= 0x80) {
     n = Math.floor(n / 128)
@@ -35,7 +36,8 @@ function varintLength(n: number): number {
   return len
 }
 
-function writeVarint(out: Uint8Array, pos: number, n: number): number {
+/** writeVarint writes `n` as a protobuf varint at `pos` and returns the position after it. */
+export function writeVarint(out: Uint8Array, pos: number, n: number): number {
   while (n >= 0x80) {
     out[pos++] = (n % 128) | 0x80
     n = Math.floor(n / 128)
@@ -134,4 +136,21 @@ export function decodeGetResponse(bytes: Uint8Array): GetResponse {
     }
   }
   return msg
+}
+
+/**
+ * readVarint reads a protobuf varint of at most 10 bytes at `pos`, for the
+ * framing of batches (batch.ts), and returns it with the position after it.
+ */
+export function readVarint(bytes: Uint8Array, pos: number): [value: number, next: number] {
+  let result = 0
+  let scale = 1
+  for (let i = 0; i < 10; i++) {
+    if (pos >= bytes.length) throw new WireError('truncated varint')
+    const b = bytes[pos++] as number
+    result += (b & 0x7f) * scale
+    if (b < 0x80) return [result, pos]
+    scale *= 128
+  }
+  throw new WireError('varint longer than 10 bytes')
 }

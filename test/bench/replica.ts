@@ -1,5 +1,5 @@
 // One replica of an app in a child process, for the multi-process scenarios
-// (B5, B6), driven by the parent over IPC. It caches with one of:
+// (B5, B6, B9), driven by the parent over IPC. It caches with one of:
 //   groupcache — the built package, peers served by gc.listen() on a port of
 //                their own or by the Express / Fastify / Koa adapter on the
 //                app's port;
@@ -8,6 +8,7 @@
 //                `redisPort`, the L1 alone).
 // Every system runs the same loader (it waits `loadDelayMs`, counts itself
 // and returns `valueFor(key)`), and serves `GET /item/:key` on `appPort`.
+import { subscribe } from 'node:diagnostics_channel'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { BentoCache, bentostore } from 'bentocache'
@@ -47,6 +48,8 @@ export interface ReplicaConfig {
   ttlMs?: number
   /** staleMs: groupcache's stale window, bentocache's grace period (default: none). */
   staleMs?: number
+  /** batchWindowMs, when set, adds a second group, 'bench-window', with that window (B9). */
+  batchWindowMs?: number
 }
 
 /** Command is one IPC request from the parent; the answer carries its id. */
@@ -57,7 +60,23 @@ export type Command =
   | { id: number; op: 'remoteSample'; keys: string[]; max: number }
   | { id: number; op: 'failing'; on: boolean }
   | { id: number; op: 'periodic'; key: string; durationMs: number; intervalMs: number }
+  | { id: number; op: 'pages'; pages: string[][]; concurrency: number; mode: PageMode }
   | { id: number; op: 'close' }
+
+/**
+ * PageMode is how a page of keys is read (B9): one `getMany`, one `get` per
+ * key all at once, or the same gets in a group with `batchWindowMs`.
+ */
+export type PageMode = 'getMany' | 'gets' | 'gets-window'
+
+/** PagesResult is what `pages` answers: time taken, failures, peer requests sent, and each page's time. */
+export interface PagesResult {
+  ms: number
+  errors: number
+  peerRequests: number
+  /** pageMs holds the time each page took, in ms, in the order they finished. */
+  pageMs: number[]
+}
 
 /** ReplicaStats is what `stats` answers. */
 export interface ReplicaStats {
@@ -77,6 +96,12 @@ let loads = 0
 const loaded = new Set<string>()
 // While set (B8), the loader fails after its delay, as a database that is down.
 let failing = false
+// Every request this process makes with undici is a peer request: count them.
+let peerRequests = 0
+subscribe('undici:request:create', () => {
+  peerRequests++
+})
+let readPage: ((keys: string[], mode: PageMode) => Promise<unknown>) | undefined
 
 async function load(key: string): Promise<string> {
   loads++
@@ -130,6 +155,23 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
     load: (key) => load(key),
   })
   const get = (key: string): Promise<string> => group.get(key)
+  const windowed =
+    config.batchWindowMs === undefined
+      ? undefined
+      : gc.newGroup<string>({
+          name: 'bench-window',
+          maxBytes: config.maxBytes,
+          codec: 'string',
+          batchWindowMs: config.batchWindowMs,
+          ...(config.promote === undefined ? {} : { promote: config.promote }),
+          load: (key) => load(key),
+        })
+  readPage = (keys, mode) => {
+    if (mode === 'getMany') return group.getMany(keys)
+    const target = mode === 'gets' ? group : windowed
+    if (target === undefined) throw new Error('gets-window needs batchWindowMs')
+    return Promise.all(keys.map((key) => target.get(key)))
+  }
   let closeApp: () => Promise<void>
   switch (config.server) {
     case 'listen': {
@@ -344,6 +386,32 @@ async function periodic(key: string, durationMs: number, intervalMs: number): Pr
   return { latencies, errors, loads: loads - before }
 }
 
+/** readPages reads every page, `concurrency` at a time, in the given mode. */
+async function readPages(pages: string[][], concurrency: number, mode: PageMode): Promise<PagesResult> {
+  const read = readPage
+  if (read === undefined) throw new Error('pages needs groupcache')
+  const before = peerRequests
+  let next = 0
+  let errors = 0
+  const pageMs: number[] = []
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < pages.length) {
+        const page = pages[next++] as string[]
+        const t = performance.now()
+        try {
+          await read(page, mode)
+        } catch {
+          errors++
+        }
+        pageMs.push(performance.now() - t)
+      }
+    }),
+  )
+  return { ms: performance.now() - start, errors, peerRequests: peerRequests - before, pageMs }
+}
+
 async function handle(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'run':
@@ -359,6 +427,8 @@ async function handle(cmd: Command): Promise<unknown> {
       return null
     case 'periodic':
       return periodic(cmd.key, cmd.durationMs, cmd.intervalMs)
+    case 'pages':
+      return readPages(cmd.pages, cmd.concurrency, cmd.mode)
     case 'close':
       await Promise.race([Promise.all([closeApp(), system.close(), redis?.quit().catch(() => {})]), sleep(2_000)])
       setImmediate(() => process.exit(0))

@@ -22,6 +22,8 @@ export interface NodeStats {
   main: Record<string, number>
   hot: Record<string, number>
   loads: Record<string, number>
+  /** calls counts loader invocations (one per batch with loadMany). */
+  calls: number
 }
 
 type Request = Command extends infer C ? (C extends { id: number } ? Omit<C, 'id'> : never) : never
@@ -42,6 +44,16 @@ export class TestNode {
 
   get(key: string): Promise<string> {
     return this.#call({ op: 'get', key })
+  }
+
+  /** getMany answers the found keys and values, in order. */
+  getMany(keys: string[]): Promise<Array<[string, string]>> {
+    return this.#call({ op: 'getMany', keys }) as Promise<Array<[string, string]>>
+  }
+
+  /** getEach runs one get per key at once and answers each value or error code. */
+  getEach(keys: string[]): Promise<Array<{ value: string } | { code: string | undefined }>> {
+    return this.#call({ op: 'getEach', keys }) as Promise<Array<{ value: string } | { code: string | undefined }>>
   }
 
   stats(): Promise<NodeStats> {

@@ -2,6 +2,8 @@
 // loader answers `value-of:<key>` after `loadDelayMs`, and counts each run;
 // keys starting with `fail:` make it throw, `missing:` throw NotFoundError,
 // and so does every key while the parent has set `failing`.
+// With `loadMany`, the group loads through a batch loader with the same
+// answers (a `missing:` key is left out of its result).
 import { Groupcache, GroupcacheError, NotFoundError, UnreachablePeersError } from '../../src/index.js'
 
 export interface NodeConfig {
@@ -18,6 +20,10 @@ export interface NodeConfig {
   ttlMs?: number
   staleMs?: number
   refreshRetryMs?: number
+  /** loadMany gives the group a batch loader (and no single-key loader). */
+  loadMany?: boolean
+  notFoundTtlMs?: number
+  batchWindowMs?: number
   /** otel registers an OpenTelemetry SDK (spans in memory) and instruments the node with these options. */
   otel?: { includeKeys?: boolean; requireParentSpan?: boolean }
 }
@@ -34,6 +40,8 @@ export interface HammerReport {
 
 export type Command =
   | { id: number; op: 'get'; key: string }
+  | { id: number; op: 'getMany'; keys: string[] }
+  | { id: number; op: 'getEach'; keys: string[] }
   | { id: number; op: 'stats' }
   | { id: number; op: 'owner'; key: string }
   | { id: number; op: 'setPeers'; peers: string[] }
@@ -53,6 +61,8 @@ const send = (message: unknown): void => {
   process.send?.(message)
 }
 const loads = new Map<string, number>()
+// calls counts loader invocations: one per key with `load`, one per batch with `loadMany`.
+let calls = 0
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 // A held key's loads wait until the parent releases it, to stage races exactly.
 const gates = new Map<string, { promise: Promise<void>; open: () => void }>()
@@ -76,23 +86,59 @@ const group = gc.newGroup<string>({
   ttlMs: config.ttlMs,
   staleMs: config.staleMs,
   refreshRetryMs: config.refreshRetryMs,
-  load: async (key) => {
-    const n = (loads.get(key) ?? 0) + 1
-    loads.set(key, n)
-    await sleep(config.loadDelayMs ?? 0)
-    await gates.get(key)?.promise
-    if (failing || key.startsWith('fail:')) throw new Error(`loader failed for ${key} on ${config.self}`)
-    if (key.startsWith('missing:')) throw new NotFoundError(`no such thing: ${key}`)
-    return config.numbered ? `value-of:${key}#${n}` : `value-of:${key}`
-  },
+  notFoundTtlMs: config.notFoundTtlMs,
+  batchWindowMs: config.batchWindowMs,
+  ...(config.loadMany === true
+    ? {
+        loadMany: async (keys: readonly string[]) => {
+          calls++
+          const values = await Promise.all(keys.map((key) => produce(key).catch((err: unknown) => err)))
+          const found = new Map<string, string>()
+          keys.forEach((key, i) => {
+            const v = values[i]
+            if (v instanceof NotFoundError) return
+            if (v instanceof Error) throw v
+            found.set(key, v as string)
+          })
+          return found
+        },
+      }
+    : {
+        load: (key: string) => {
+          calls++
+          return produce(key)
+        },
+      }),
 })
+
+async function produce(key: string): Promise<string> {
+  const n = (loads.get(key) ?? 0) + 1
+  loads.set(key, n)
+  await sleep(config.loadDelayMs ?? 0)
+  await gates.get(key)?.promise
+  if (failing || key.startsWith('fail:')) throw new Error(`loader failed for ${key} on ${config.self}`)
+  if (key.startsWith('missing:')) throw new NotFoundError(`no such thing: ${key}`)
+  return config.numbered ? `value-of:${key}#${n}` : `value-of:${key}`
+}
+
+/** outcome is a get's value, or its error's code, as it travels over IPC. */
+function outcome(get: Promise<string>): Promise<{ value: string } | { code: string | undefined }> {
+  return get.then(
+    (value) => ({ value }),
+    (err: unknown) => ({ code: err instanceof GroupcacheError ? err.code : undefined }),
+  )
+}
 
 async function run(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'get':
       return group.get(cmd.key)
+    case 'getMany':
+      return [...(await group.getMany(cmd.keys))]
+    case 'getEach':
+      return Promise.all(cmd.keys.map((key) => outcome(group.get(key))))
     case 'stats':
-      return { stats: group.stats, main: group.cacheStats('main'), hot: group.cacheStats('hot'), loads: Object.fromEntries(loads) }
+      return { stats: group.stats, main: group.cacheStats('main'), hot: group.cacheStats('hot'), loads: Object.fromEntries(loads), calls }
     case 'owner':
       return gc.ownerOf(cmd.key)
     case 'setPeers':

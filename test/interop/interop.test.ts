@@ -324,6 +324,26 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     )
   })
 
+  test('getMany on a Node node: one GET per key to the Go owner, a batch to the Node owner, each key loaded once on its owner', async (t) => {
+    if (skipped(t)) return
+    const keys = Array.from({ length: 120 }, (_, i) => `many:${i}`)
+    const before = await countersOfAll()
+    const found = (await listen.call!({ op: 'getMany', keys })) as Array<[string, string]>
+    assert.deepEqual(found, keys.map((key) => [key, `go:${key}`]))
+    const after = await countersOfAll()
+    const owned = (m: Member): number => keys.filter((k) => ownerOf(k) === m).length
+    for (const key of keys) {
+      assert.deepEqual(after.map((c) => c.loads[key] ?? 0), members.map((m) => (m === ownerOf(key) ? 1 : 0)), `loads of ${key}`)
+    }
+    // Go counts a request only once it has parsed a group and a key: a batch
+    // (POST {group}) would be a 400 it does not count. One per key it owns
+    // means per-key GETs reached it.
+    assert.equal(after[0]!.serverRequests - before[0]!.serverRequests, owned(go), 'Go served one GET per key it owns')
+    assert.equal(after[2]!.serverRequests - before[2]!.serverRequests, owned(fastify), 'Fastify served each key it owns once')
+    members.forEach((m, i) => assert.equal(after[i]!.peerErrors, before[i]!.peerErrors, `${m.kind} had no peer errors`))
+    t.diagnostic(`120 keys: go ${owned(go)}, listen ${owned(listen)}, fastify ${owned(fastify)}`)
+  })
+
   test('special keys round-trip from each Node node to the Go owner and from the Go node to each Node owner', async (t) => {
     if (skipped(t)) return
     const variantOwnedBy = (owner: Member, key: string): string => keyOwnedBy(owner, (i) => variant(key, i))
