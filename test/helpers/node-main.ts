@@ -18,12 +18,12 @@ export interface NodeConfig {
   /** numbered makes values `value-of:<key>#<n>`, n counting this node's loads of the key. */
   numbered?: boolean
   ttlMs?: number
+  staleMs?: number
+  refreshRetryMs?: number
   /** loadMany gives the group a batch loader (and no single-key loader). */
   loadMany?: boolean
   notFoundTtlMs?: number
   batchWindowMs?: number
-  staleMs?: number
-  refreshRetryMs?: number
   /** otel registers an OpenTelemetry SDK (spans in memory) and instruments the node with these options. */
   otel?: { includeKeys?: boolean; requireParentSpan?: boolean }
 }
