@@ -15,7 +15,10 @@ const framework = process.env.FRAMEWORK as 'express' | 'fastify' | 'koa'
 const port = Number(process.env.PORT)
 const self = process.env.SELF as string
 const peers = (process.env.PEERS as string).split(',')
-const ttlMs = Number(process.env.ROUTE_TTL_MS ?? 60_000)
+// Every route keeps its entries far longer than a test runs, but the one
+// route that tests expiry: /fleeting/:id, whose TTL is ROUTE_TTL_MS.
+const ttlMs = 60_000
+const fleetingTtlMs = Number(process.env.ROUTE_TTL_MS ?? ttlMs)
 const counts: Record<string, number> = {}
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -31,6 +34,7 @@ type Params = Record<string, string>
 /** ROUTES are the cached routes: path, cacheRoute options, and handler. */
 const ROUTES: Array<[string, CacheRouteOptions, (params: Params, query: string, headers: Record<string, unknown>) => Promise<Reply>]> = [
   ['/report/:id', { ttlMs }, async (p, q) => (await sleep(50), { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: p.id, q, by: self }) })],
+  ['/fleeting/:id', { ttlMs: fleetingTtlMs }, async (p) => ({ body: `fleeting ${String(p.id)} by ${self}` })],
   ['/vary', { ttlMs, vary: ['accept-language'] }, async (_p, _q, h) => ({ body: `lang=${String(h['accept-language'])}` })],
   ['/cookie', { ttlMs }, async () => ({ headers: { 'set-cookie': 'session=abc' }, body: 'with a cookie' })],
   ['/nostore', { ttlMs }, async () => ({ headers: { 'cache-control': 'no-store' }, body: 'do not store' })],
