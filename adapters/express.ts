@@ -75,7 +75,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     instance.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer), next)
   }
   function cacheRoute(options?: CacheRouteOptions): Middleware {
-    loadInject()
+    loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return function groupcacheCacheRoute(req, res, next) {
       decide({ method: req.method, url: req.originalUrl, headers: req.headers }).then((decision) => {

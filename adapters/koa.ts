@@ -57,7 +57,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     ctx.body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
   }
   function cacheRoute(options?: CacheRouteOptions): Middleware {
-    loadInject()
+    loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return async function groupcacheCacheRoute(ctx, next) {
       const decision = await decide({ method: ctx.method, url: ctx.originalUrl, headers: ctx.headers })
