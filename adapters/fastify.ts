@@ -17,7 +17,7 @@ declare module 'fastify' {
      * groupcache caches this route's response across the cluster:
      * `app.get(url, { config: { groupcache: { ttlMs } } }, handler)`.
      */
-    groupcache?: CacheRouteOptions | boolean
+    groupcache?: CacheRouteOptions | boolean | undefined
   }
 }
 

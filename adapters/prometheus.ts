@@ -5,11 +5,11 @@ import type { Groupcache, GroupStats, PeerEvent } from '../src/index.js'
 /** PrometheusOptions say where and how the metrics are registered. */
 export interface PrometheusOptions {
   /** registry to register in (default: prom-client's global registry). */
-  registry?: Registry
+  registry?: Registry | undefined
   /** prefix of every metric name (default 'groupcache_'). */
-  prefix?: string
+  prefix?: string | undefined
   /** buckets of the peer-fetch latency histogram, in seconds. */
-  buckets?: number[]
+  buckets?: number[] | undefined
 }
 
 // Go's counter names, as Prometheus names them.

@@ -41,26 +41,26 @@ export interface RouteRequest {
 /** CacheRouteOptions configure one cached route; see README. */
 export interface CacheRouteOptions {
   /** ttlMs is how long a response lives on every node (default 60 000). */
-  ttlMs?: number
+  ttlMs?: number | undefined
   /** vary lists request headers whose values become part of the key. */
-  vary?: string[]
+  vary?: string[] | undefined
   /**
    * key returns the path and query to cache under and render from, to fold
    * requests that must share one entry (drop tracking parameters, say).
    */
-  key?: (req: RouteRequest) => string
+  key?: ((req: RouteRequest) => string) | undefined
   /** statuses are the cacheable statuses (default [200]). */
-  statuses?: number[]
+  statuses?: number[] | undefined
   /** maxBodyBytes is the largest body cached (default 1 MiB). */
-  maxBodyBytes?: number
+  maxBodyBytes?: number | undefined
   /** group names the internal group (default '_routes'). */
-  group?: string
+  group?: string | undefined
   /** maxBytes is the group's budget when this route creates it (default 64 MiB). */
-  maxBytes?: number
+  maxBytes?: number | undefined
   /** private caches requests with Authorization or Cookie; it needs `key` and `vary`. */
-  private?: boolean
+  private?: boolean | undefined
   /** cacheControl adds `Cache-Control: public, max-age=<remaining ttl>`. */
-  cacheControl?: boolean
+  cacheControl?: boolean | undefined
 }
 
 /** Captured is a response as the owner's replay saw it. */
@@ -104,20 +104,17 @@ interface Resolved {
 }
 
 function resolve(options: CacheRouteOptions = {}): Resolved {
-  const fail = (name: string, expected: string, got: unknown): never => {
-    throw new InvalidOptionError(`expected options.${name} to be ${expected}, got ${JSON.stringify(got) ?? String(got)}`)
-  }
   const ttlMs = options.ttlMs ?? DEFAULT_ROUTE_TTL_MS
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) fail('ttlMs', 'a positive number of milliseconds', ttlMs)
+  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds', ttlMs)
   const vary = options.vary ?? []
-  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) fail('vary', 'an array of header names', vary)
+  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) throw InvalidOptionError.expected('options.vary', 'an array of header names', vary)
   const statuses = options.statuses ?? [200]
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
-    fail('statuses', 'an array of HTTP statuses', statuses)
+    throw InvalidOptionError.expected('options.statuses', 'an array of HTTP statuses', statuses)
   }
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) fail('maxBodyBytes', 'a positive integer', maxBodyBytes)
-  if (options.key !== undefined && typeof options.key !== 'function') fail('key', 'a function', options.key)
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw InvalidOptionError.expected('options.maxBodyBytes', 'a positive integer', maxBodyBytes)
+  if (options.key !== undefined && typeof options.key !== 'function') throw InvalidOptionError.expected('options.key', 'a function', options.key)
   if (options.private === true && options.key === undefined) {
     throw new InvalidOptionError('expected options.key with options.private: a private response must be keyed by its user')
   }

@@ -20,14 +20,14 @@ export type BreakerState = 'closed' | 'open' | 'half-open'
 
 /** BreakerOptions tune a Breaker; every field has a default. */
 export interface BreakerOptions {
-  failures?: number
-  backoffMs?: number
-  maxBackoffMs?: number
-  now?: () => number
+  failures?: number | undefined
+  backoffMs?: number | undefined
+  maxBackoffMs?: number | undefined
+  now?: (() => number) | undefined
   /** peer names what the breaker guards, for logs. */
-  peer?: string
+  peer?: string | undefined
   /** onChange hears each opening and each closing, once per transition. */
-  onChange?: (state: 'open' | 'closed', breaker: Breaker) => void
+  onChange?: ((state: 'open' | 'closed', breaker: Breaker) => void) | undefined
 }
 
 /**

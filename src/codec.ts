@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr'
-import { CodecError, errorMessage } from './errors.js'
+import { CodecError, describe, errorMessage } from './errors.js'
 
 /**
  * Codec turns a group's values into the bytes that are cached and sent to
@@ -13,7 +13,7 @@ import { CodecError, errorMessage } from './errors.js'
 export interface Codec<T> {
   encode(value: T): Uint8Array
   decode(bytes: Uint8Array): T
-  readonly immutable?: boolean
+  readonly immutable?: boolean | undefined
 }
 
 /**
@@ -24,6 +24,37 @@ export interface Codec<T> {
 export interface ResolvedCodec extends Codec<unknown> {
   share(value: unknown): boolean
 }
+
+/**
+ * Frozen is the type of what `get` returns for a group of `T`: every plain
+ * object and array in it is readonly, all the way down, because the
+ * 'msgpack' and 'json' codecs deep-freeze one decoded value and share it
+ * between callers (writing to it throws in strict mode). Binary data, Dates,
+ * Maps, Sets and functions keep their types: those values are never frozen
+ * (a value holding one is decoded afresh for each caller). For values decoded
+ * afresh ('bytes', custom codecs without `immutable`, values holding a Date)
+ * the type is stricter than needed; copy the value to change it.
+ * `Frozen<T>` is assignable wherever a `T` without arrays is expected, since
+ * TypeScript lets a readonly property stand in for a mutable one; readonly
+ * arrays are not, on purpose.
+ */
+export type Frozen<T> = T extends Unfrozen ? T : { readonly [K in keyof T]: Frozen<T[K]> }
+
+/** Unfrozen lists what deep-freezing leaves alone. */
+type Unfrozen =
+  | string
+  | number
+  | boolean
+  | bigint
+  | symbol
+  | null
+  | undefined
+  | ((...args: never[]) => unknown)
+  | ArrayBuffer
+  | ArrayBufferView
+  | Date
+  | ReadonlyMap<unknown, unknown>
+  | ReadonlySet<unknown>
 
 /** CodecName names a built-in codec. */
 export type CodecName = 'msgpack' | 'json' | 'string' | 'bytes'
@@ -143,14 +174,4 @@ export function encodeValue(codec: ResolvedCodec, value: unknown, what: string):
     throw new CodecError(`cannot encode ${what}: the codec's encode returned ${describe(bytes)}, not a Uint8Array`)
   }
   return bytes
-}
-
-/** describe renders a bad option value for an error message. */
-export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'function') return 'a function'
-  if (Array.isArray(value)) return 'an array'
-  if (value === null) return 'null'
-  if (typeof value === 'object') return 'an object'
-  return String(value)
 }

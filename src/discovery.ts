@@ -1,7 +1,6 @@
 import { promises as dns } from 'node:dns'
 import { isIP } from 'node:net'
-import { describe } from './codec.js'
-import { GroupcacheError, InvalidOptionError, errorMessage } from './errors.js'
+import { DiscoveryError, InvalidOptionError, errorMessage } from './errors.js'
 import type { Groupcache } from './groupcache.js'
 
 /**
@@ -37,23 +36,23 @@ export interface DnsPeersOptions {
   /** port is where every node serves peers; it goes into each peer URL. */
   port: number
   /** protocol of the peer URLs (default 'http'). */
-  protocol?: 'http' | 'https'
+  protocol?: 'http' | 'https' | undefined
   /**
    * intervalMs is the pause between two resolutions (default 5000,
    * `DEFAULT_DNS_INTERVAL_MS`). The next one is scheduled when the last one
    * ends, so a slow DNS server never stacks queries.
    */
-  intervalMs?: number
+  intervalMs?: number | undefined
   /** resolver answers the queries (default: a new `dns.promises.Resolver()`, the system's servers). */
-  resolver?: DnsResolver
+  resolver?: DnsResolver | undefined
   /** family says which records to ask for: 4 (A), 6 (AAAA) or 'both' (default). */
-  family?: 4 | 6 | 'both'
+  family?: 4 | 6 | 'both' | undefined
   /**
    * onError hears every refresh that kept the old peers: a failed lookup, or
    * a record set without this node. Default: a process warning
    * (`GROUPCACHE_DNS_DISCOVERY`), emitted again only when the message changes.
    */
-  onError?: (err: DiscoveryError) => void
+  onError?: ((err: DiscoveryError) => void) | undefined
 }
 
 /**
@@ -74,43 +73,6 @@ export interface DnsPeers {
   readonly peers: readonly string[]
 }
 
-/**
- * DiscoveryErrorReason says why a refresh kept the old peers: the lookup
- * failed or found no address ('resolve'), or the addresses found did not
- * include this node's own `self` ('self-missing'), which `setPeers` would refuse.
- */
-export type DiscoveryErrorReason = 'resolve' | 'self-missing'
-
-/**
- * DiscoveryError is what `onError` receives when a refresh kept the old
- * peers. It is reported, never thrown from the timer: discovery trouble
- * degrades the cache (fewer peers, more local loads), it does not stop the app.
- * Its code is 'ERR_GROUPCACHE_DISCOVERY'; `cause` is the DNS error when
- * there is one; `peers` is what was found.
- */
-export class DiscoveryError extends GroupcacheError {
-  readonly reason: DiscoveryErrorReason
-  readonly hostname: string
-  readonly peers: readonly string[]
-
-  constructor(
-    reason: DiscoveryErrorReason,
-    hostname: string,
-    message: string,
-    options?: { cause?: unknown; peers?: readonly string[] },
-  ) {
-    super('ERR_GROUPCACHE_DISCOVERY', message, options)
-    this.name = 'DiscoveryError'
-    this.reason = reason
-    this.hostname = hostname
-    this.peers = options?.peers ?? []
-  }
-}
-
-function fail(option: string, expected: string, got: unknown): never {
-  throw new InvalidOptionError(`expected ${option} to be ${expected}, got ${describe(got)}`)
-}
-
 // A DNS name: dot-separated labels of letters, digits, '-' and '_', at most
 // 63 bytes each and 253 in all, with an optional final dot.
 const DNS_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/
@@ -127,17 +89,17 @@ function peerUrl(protocol: string, ip: string, port: number): string {
  */
 function checkSelf(self: unknown, protocol: string, port: number, family: 4 | 6 | 'both'): void {
   const expected = `${protocol}://<IP address>:${port}, the way dnsPeers spells peer URLs (IPv6 in brackets)`
-  if (typeof self !== 'string') fail('gc.self', expected, self)
+  if (typeof self !== 'string') throw InvalidOptionError.expected('gc.self', expected, self)
   let url: URL
   try {
     url = new URL(self)
   } catch {
-    fail('gc.self', expected, self)
+    throw InvalidOptionError.expected('gc.self', expected, self)
   }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
   const version = isIP(host)
-  if (version === 0 || peerUrl(protocol, host, port) !== self) fail('gc.self', expected, self)
-  if (family !== 'both' && version !== family) fail('gc.self', `an IPv${family} URL, since options.family is ${family}`, self)
+  if (version === 0 || peerUrl(protocol, host, port) !== self) throw InvalidOptionError.expected('gc.self', expected, self)
+  if (family !== 'both' && version !== family) throw InvalidOptionError.expected('gc.self', `an IPv${family} URL, since options.family is ${family}`, self)
 }
 
 /** noRecords tells "this name has no records of this family" from a failed lookup. */
@@ -176,23 +138,23 @@ function warnOnChange(): { report: (err: DiscoveryError) => void; reset: () => v
  * before serving. It stops by itself once `gc` is closed.
  */
 export function dnsPeers(gc: DnsPeersTarget, options: DnsPeersOptions): DnsPeers {
-  if (typeof gc !== 'object' || gc === null || typeof gc.setPeers !== 'function') fail('gc', 'a Groupcache instance', gc)
-  if (typeof options !== 'object' || options === null) fail('options', 'an object', options)
+  if (typeof gc !== 'object' || gc === null || typeof gc.setPeers !== 'function') throw InvalidOptionError.expected('gc', 'a Groupcache instance', gc)
+  if (typeof options !== 'object' || options === null) throw InvalidOptionError.expected('options', 'an object', options)
   const { hostname, port } = options
   if (typeof hostname !== 'string' || !DNS_NAME.test(hostname) || isIP(hostname) !== 0) {
-    fail('options.hostname', "a DNS name like 'my-app.default.svc.cluster.local'", hostname)
+    throw InvalidOptionError.expected('options.hostname', "a DNS name like 'my-app.default.svc.cluster.local'", hostname)
   }
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-    fail('options.port', 'a port number', port)
+    throw InvalidOptionError.expected('options.port', 'a port number', port)
   }
   const protocol = options.protocol ?? 'http'
-  if (protocol !== 'http' && protocol !== 'https') fail('options.protocol', "'http' or 'https'", protocol)
+  if (protocol !== 'http' && protocol !== 'https') throw InvalidOptionError.expected('options.protocol', "'http' or 'https'", protocol)
   const intervalMs = options.intervalMs ?? DEFAULT_DNS_INTERVAL_MS
   if (typeof intervalMs !== 'number' || !Number.isSafeInteger(intervalMs) || intervalMs <= 0) {
-    fail('options.intervalMs', 'a positive integer', intervalMs)
+    throw InvalidOptionError.expected('options.intervalMs', 'a positive integer', intervalMs)
   }
   const family = options.family ?? 'both'
-  if (family !== 4 && family !== 6 && family !== 'both') fail('options.family', "4, 6 or 'both'", family)
+  if (family !== 4 && family !== 6 && family !== 'both') throw InvalidOptionError.expected('options.family', "4, 6 or 'both'", family)
   const resolver: DnsResolver = options.resolver ?? new dns.Resolver()
   if (
     typeof resolver !== 'object' ||
@@ -200,10 +162,10 @@ export function dnsPeers(gc: DnsPeersTarget, options: DnsPeersOptions): DnsPeers
     (family !== 6 && typeof resolver.resolve4 !== 'function') ||
     (family !== 4 && typeof resolver.resolve6 !== 'function')
   ) {
-    fail('options.resolver', 'an object with resolve4 and resolve6 methods', resolver)
+    throw InvalidOptionError.expected('options.resolver', 'an object with resolve4 and resolve6 methods', resolver)
   }
   if (options.onError !== undefined && typeof options.onError !== 'function') {
-    fail('options.onError', 'a function', options.onError)
+    throw InvalidOptionError.expected('options.onError', 'a function', options.onError)
   }
   checkSelf(gc.self, protocol, port, family)
 

@@ -41,6 +41,15 @@ export class InvalidOptionError extends GroupcacheError {
     super('ERR_GROUPCACHE_INVALID_OPTION', message)
     this.name = 'InvalidOptionError'
   }
+
+  /**
+   * expected is the one way every option check reports a bad value, so that
+   * core and adapters word it alike: "expected options.replicas to be a
+   * positive integer, got -1". `got` is described, never dumped.
+   */
+  static expected(option: string, expected: string, got: unknown): InvalidOptionError {
+    return new InvalidOptionError(`expected ${option} to be ${expected}, got ${describe(got)}`)
+  }
 }
 
 /**
@@ -99,7 +108,7 @@ export class PeerError extends GroupcacheError {
   readonly peer: string
   readonly status: number | undefined
 
-  constructor(peer: string, message: string, options?: { cause?: unknown; status?: number }) {
+  constructor(peer: string, message: string, options?: { cause?: unknown; status?: number | undefined }) {
     super('ERR_GROUPCACHE_PEER', message, options)
     this.name = 'PeerError'
     this.peer = peer
@@ -176,8 +185,61 @@ export class OverloadedError extends GroupcacheError {
   }
 }
 
+/**
+ * DiscoveryErrorReason says why a refresh kept the old peers: the lookup
+ * failed or found no address ('resolve'), or the addresses found did not
+ * include this node's own `self` ('self-missing'), which `setPeers` would refuse.
+ */
+export type DiscoveryErrorReason = 'resolve' | 'self-missing'
+
+/**
+ * DiscoveryError is what `onError` receives when a refresh kept the old
+ * peers. It is reported, never thrown from the timer: discovery trouble
+ * degrades the cache (fewer peers, more local loads), it does not stop the app.
+ * Its code is 'ERR_GROUPCACHE_DISCOVERY'; `cause` is the DNS error when
+ * there is one; `peers` is what was found.
+ */
+export class DiscoveryError extends GroupcacheError {
+  readonly reason: DiscoveryErrorReason
+  readonly hostname: string
+  readonly peers: readonly string[]
+
+  constructor(
+    reason: DiscoveryErrorReason,
+    hostname: string,
+    message: string,
+    options?: { cause?: unknown; peers?: readonly string[] | undefined },
+  ) {
+    super('ERR_GROUPCACHE_DISCOVERY', message, options)
+    this.name = 'DiscoveryError'
+    this.reason = reason
+    this.hostname = hostname
+    this.peers = options?.peers ?? []
+  }
+}
+
+/**
+ * BodyTooLarge is what a PeerRequest's `readBody` rejects with past its
+ * limit, so the peer handler can answer 413. It never reaches users, so it
+ * is not exported from the package.
+ */
+export class BodyTooLarge extends Error {}
+
 /** errorMessage renders any thrown value as text, for wrapping it. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message
   return String(err)
+}
+
+/**
+ * describe renders a bad value for an error message: strings quoted, numbers
+ * as they are, anything bigger by its kind only (it may be large, or secret).
+ */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (value === null) return 'null'
+  if (typeof value === 'object') return 'an object'
+  return String(value)
 }

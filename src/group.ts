@@ -1,5 +1,5 @@
 import { Cache, type CacheKind, type CacheStats, type Entry } from './cache.js'
-import { encodeValue, resolveCodec, type Codec, type CodecName, type ResolvedCodec } from './codec.js'
+import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
 import {
   AbortedError,
   ClosedError,
@@ -16,8 +16,6 @@ import {
 } from './errors.js'
 import { loadChannel, peerChannel, type LoadEvent, type PeerEvent } from './diagnostics.js'
 import { Flight } from './flight.js'
-import type { ServedGroup } from './handler.js'
-import type { PeerValue } from './http.js'
 import { newGroupStats, type GroupStats } from './stats.js'
 
 /**
@@ -55,13 +53,13 @@ export interface LoadContext {
    * `Infinity` for ever), overriding the group's `ttlMs`: a loader can pick
    * a TTL after seeing the value.
    */
-  ttlMs?: number
+  ttlMs?: number | undefined
   /**
    * cache, when the loader sets it to false, answers the callers waiting for
    * this load (here and on peers) without storing the value anywhere: for a
    * result worth sharing with them but not with later callers.
    */
-  cache?: boolean
+  cache?: boolean | undefined
 }
 
 /**
@@ -98,45 +96,93 @@ export interface GroupOptions<T> {
   /** load produces a value on the key's owner. */
   load: Loader<T>
   /** codec turns values into bytes: 'msgpack' (default), 'json', 'string', 'bytes' or your own. */
-  codec?: CodecName | Codec<T>
+  codec?: CodecName | Codec<T> | undefined
   /** promote decides which peer-fetched values become hot copies (default: 1 in 10 at random). */
-  promote?: Promote
+  promote?: Promote | undefined
   /** maxEntryBytes is the largest entry stored (default: maxBytes / 8). */
-  maxEntryBytes?: number
+  maxEntryBytes?: number | undefined
   /** maxPeerLoads caps the loads that peers' requests may run at once (default 64). */
-  maxPeerLoads?: number
+  maxPeerLoads?: number | undefined
   /** ttlMs is how long a loaded value lives, on its owner and in hot copies (default: until evicted). */
-  ttlMs?: number
+  ttlMs?: number | undefined
 }
 
 /** SetOptions are per-call options of `group.set`. */
 export interface SetOptions {
   /** ttlMs is how long the value lives (default: the group's `ttlMs`). */
-  ttlMs?: number
+  ttlMs?: number | undefined
 }
 
 /** GetOptions are per-call options of `group.get`. */
 export interface GetOptions {
   /** signal lets this caller give up; the shared load goes on for the others. */
-  signal?: AbortSignal
+  signal?: AbortSignal | undefined
+}
+
+// What a group needs from the other nodes, and what it offers them, is
+// declared here, beside the group, as Go keeps ProtoGetter and PeerPicker in
+// peers.go: group.ts knows no ring, no HTTP client and no HTTP server.
+
+/**
+ * PeerValue is an owner's answer: the value's bytes, its absolute expiry in
+ * unix ms (0 for none) and the generation its load began in (0 from Go peers
+ * and before any `clear()`).
+ */
+export interface PeerValue {
+  value: Uint8Array
+  expire: number
+  generation: number
 }
 
 /**
- * GroupNode is what a group needs from the node it belongs to. It keeps
- * group.ts free of rings and HTTP.
+ * GroupPeers is what a group needs from the other nodes (Go's PeerPicker
+ * and ProtoGetter): who owns a key, and the requests that reach a peer.
+ * `Peers` (peers.ts) is the one implementation.
  */
-export interface GroupNode {
+export interface GroupPeers {
+  /** self is this node's URL, as it appears in `list`. */
   readonly self: string
-  readonly maxKeyBytes: number
-  readonly closed: boolean
-  readonly peers: readonly string[]
+  /** list is every node, this one included. */
+  readonly list: readonly string[]
+  /** ownerOf returns the peer that owns `key`, or undefined with no peers. */
   ownerOf(key: string): string | undefined
   fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
+}
+
+/**
+ * GroupNode is what a group needs from the node it belongs to: its peers,
+ * its limits, its state and its seams.
+ */
+export interface GroupNode {
+  readonly peers: GroupPeers
+  readonly maxKeyBytes: number
+  readonly closed: boolean
   now(): number
   random(): number
+}
+
+/** ServedValue is what a group gives the peer endpoint for a peer's request. */
+export interface ServedValue {
+  bytes: Uint8Array
+  expire: number
+  generation: number
+}
+
+/**
+ * ServedGroup is what the peer endpoint (handler.ts) needs of a group.
+ * `serve` reads `request.signal` only when it has to load, so adapters can
+ * make the signal lazily: most peer requests are cache hits, and a signal is
+ * not free.
+ */
+export interface ServedGroup {
+  readonly maxEntryBytes: number
+  serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<ServedValue>
+  removeLocally(key: string): void
+  setLocally(key: string, value: Uint8Array, expire: number): void
+  clearLocally(generation: number): void
 }
 
 /** served gives the node the group's peer-facing side, kept off the public API. */
@@ -161,6 +207,7 @@ export function isTtl(value: unknown): value is number {
 export class Group<T = unknown> {
   readonly name: string
   readonly #node: GroupNode
+  readonly #peers: GroupPeers
   readonly #load: Loader<T>
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
@@ -185,6 +232,7 @@ export class Group<T = unknown> {
   constructor(options: GroupOptions<T>, node: GroupNode) {
     this.name = options.name
     this.#node = node
+    this.#peers = node.peers
     this.#load = options.load
     this.#codec = resolveCodec(options.codec as CodecName | Codec<unknown> | undefined, 'options.codec')
     this.#cache = new Cache(options.maxBytes)
@@ -215,7 +263,7 @@ export class Group<T = unknown> {
   /** cacheStats is a snapshot of the main or the hot cache's counters. */
   cacheStats(kind: CacheKind): CacheStats {
     if (kind !== 'main' && kind !== 'hot') {
-      throw new TypeError(`expected kind to be 'main' or 'hot', got ${String(kind)}`)
+      throw InvalidOptionError.expected('kind', "'main' or 'hot'", kind)
     }
     return this.#cache.stats(kind)
   }
@@ -226,8 +274,9 @@ export class Group<T = unknown> {
    * owner cannot be reached, by loading it here. The value is what the codec
    * decodes from the stored bytes; plain objects and arrays are deep-frozen
    * and shared between callers, binary data is a fresh copy per caller.
+   * Hence the `Frozen<T>` type: what every caller shares cannot be changed.
    */
-  async get(key: string, options?: GetOptions): Promise<T> {
+  async get(key: string, options?: GetOptions): Promise<Frozen<T>> {
     const hit = this.#lookup(key)
     return this.#valueOf(hit ?? (await this.#miss(key, options)))
   }
@@ -236,7 +285,7 @@ export class Group<T = unknown> {
    * getWithSource is `get` that also says where the value came from: this
    * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`).
    */
-  async getWithSource(key: string, options?: GetOptions): Promise<Sourced<T>> {
+  async getWithSource(key: string, options?: GetOptions): Promise<Sourced<Frozen<T>>> {
     const hit = this.#lookup(key)
     if (hit !== undefined) return { value: this.#valueOf(hit), source: 'hit' }
     const entry = await this.#miss(key, options)
@@ -258,10 +307,10 @@ export class Group<T = unknown> {
   /** miss loads a key that is not cached here: on this node if it owns it, else from its owner. */
   #miss(key: string, options: GetOptions | undefined): Promise<Entry> {
     this.#stats.loads++
-    const node = this.#node
+    const peers = this.#peers
     const signal = options?.signal
-    const owner = node.ownerOf(key)
-    return owner === undefined || owner === node.self
+    const owner = peers.ownerOf(key)
+    return owner === undefined || owner === peers.self
       ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
       : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
   }
@@ -279,7 +328,7 @@ export class Group<T = unknown> {
     this.#checkKey(key)
     await this.#everywhere(
       key,
-      (peer) => this.#node.remove(peer, this.name, key),
+      (peer) => this.#peers.remove(peer, this.name, key),
       () => this.#removeLocally(key),
     )
   }
@@ -288,8 +337,9 @@ export class Group<T = unknown> {
    * set stores `value` for `key` on its owner (in its main cache) and drops
    * the other nodes' copies, with remove's guarantee: once it resolves, no
    * node returns a value loaded before the call. It costs one request per peer.
+   * It takes what `get` returned as well as a fresh `T`.
    */
-  async set(key: string, value: T, options?: SetOptions): Promise<void> {
+  async set(key: string, value: T | Frozen<T>, options?: SetOptions): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
     const ttlMs = options?.ttlMs ?? this.#ttlMs
@@ -304,7 +354,7 @@ export class Group<T = unknown> {
     const expire = this.#expiry(ttlMs)
     await this.#everywhere(
       key,
-      (peer, owner) => (peer === owner ? this.#node.set(peer, this.name, key, bytes, expire) : this.#node.remove(peer, this.name, key)),
+      (peer, owner) => (peer === owner ? this.#peers.set(peer, this.name, key, bytes, expire) : this.#peers.remove(peer, this.name, key)),
       (owner) => (owner ? this.#setLocally(key, bytes, expire) : this.#removeLocally(key)),
     )
   }
@@ -320,10 +370,10 @@ export class Group<T = unknown> {
     this.#checkOpen()
     const generation = this.#generation + 1
     this.#clearLocally(generation)
-    const node = this.#node
+    const peers = this.#peers
     const failures = await settle(
-      node.peers.filter((peer) => peer !== node.self),
-      (peer) => node.clear(peer, this.name, generation),
+      peers.list.filter((peer) => peer !== peers.self),
+      (peer) => peers.clear(peer, this.name, generation),
     )
     if (failures.length > 0) throw new UnreachablePeersError(`clearing group ${this.name}`, failures)
   }
@@ -338,15 +388,15 @@ export class Group<T = unknown> {
     remote: (peer: string, owner: string) => Promise<void>,
     local: (isOwner: boolean) => void,
   ): Promise<void> {
-    const node = this.#node
-    const owner = node.ownerOf(key) ?? node.self
+    const peers = this.#peers
+    const owner = peers.ownerOf(key) ?? peers.self
     const run = (peer: string): Promise<void> => {
-      if (peer !== node.self) return remote(peer, owner)
+      if (peer !== peers.self) return remote(peer, owner)
       local(peer === owner)
       return Promise.resolve()
     }
     const failures = await settle([owner], run)
-    failures.push(...(await settle(node.peers.filter((peer) => peer !== owner), run)))
+    failures.push(...(await settle(peers.list.filter((peer) => peer !== owner), run)))
     if (failures.length > 0) throw new UnreachablePeersError(`updating ${JSON.stringify(key)} in group ${this.name}`, failures)
   }
 
@@ -515,7 +565,7 @@ export class Group<T = unknown> {
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
-      res = await this.#node.fetch(owner, this.name, key, signal, this.#generation)
+      res = await this.#peers.fetch(owner, this.name, key, signal, this.#generation)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -569,8 +619,8 @@ export class Group<T = unknown> {
    * (deep-frozen plain data, strings) is decoded once and kept beside the
    * bytes, so a hit costs a lookup, not a decode.
    */
-  #valueOf(entry: Entry): T {
-    if (entry.decoded) return entry.value as T
+  #valueOf(entry: Entry): Frozen<T> {
+    if (entry.decoded) return entry.value as Frozen<T>
     let value: unknown
     try {
       value = this.#codec.decode(entry.bytes)
@@ -581,7 +631,7 @@ export class Group<T = unknown> {
       entry.value = value
       entry.decoded = true
     }
-    return value as T
+    return value as Frozen<T>
   }
 }
 

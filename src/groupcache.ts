@@ -1,22 +1,17 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { describe } from './codec.js'
-import { ClosedError, InvalidOptionError, PeerError } from './errors.js'
+import { ClosedError, InvalidKeyError, InvalidOptionError } from './errors.js'
 import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
 import type { GroupStats } from './stats.js'
-import { Group, drain, isTtl, served, type GroupNode, type GroupOptions } from './group.js'
-import {
-  DEFAULT_BASE_PATH,
-  DEFAULT_MAX_KEY_BYTES,
-  DEFAULT_PEER_TIMEOUT_MS,
-  HttpTransport,
-  type PeerHealth,
-  type PeerTransport,
-} from './http.js'
-import { createPeerHandler, toPeerRequest, writePeerResponse, type PeerHandler, type ServedGroup } from './handler.js'
-import { DEFAULT_REPLICAS, Ring } from './ring.js'
+import { Group, drain, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
+import { createPeerHandler, type PeerHandler } from './handler.js'
+import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
+import { toPeerRequest, writePeerResponse } from './node-http.js'
+import { Peers, type PeerHealth, type PeerTransport } from './peers.js'
+import { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES } from './protocol.js'
+import { DEFAULT_REPLICAS } from './ring.js'
 
 /** GroupcacheOptions configure a node; see README's options table. */
 export interface GroupcacheOptions {
@@ -25,29 +20,29 @@ export interface GroupcacheOptions {
   /** peers are the base URLs of every node, this one included, in the same order everywhere. */
   peers: readonly string[]
   /** basePath is where peers serve each other (default '/_groupcache/'). */
-  basePath?: string
+  basePath?: string | undefined
   /** replicas is the number of ring points per peer (default 50, as Go). */
-  replicas?: number
+  replicas?: number | undefined
   /**
    * secret, when set, is required from peers as `Authorization: Bearer <secret>`.
    * A list accepts any of its secrets and sends the first: rotate by adding
    * the new secret second everywhere, then first, then dropping the old one.
    */
-  secret?: string | readonly string[]
+  secret?: string | readonly string[] | undefined
   /** peerTimeoutMs bounds one peer fetch, the owner's load included (default 10 000). */
-  peerTimeoutMs?: number
+  peerTimeoutMs?: number | undefined
   /** maxKeyBytes is the longest key accepted, in UTF-8 bytes (default 4096). */
-  maxKeyBytes?: number
+  maxKeyBytes?: number | undefined
   /** now is the clock, in unix milliseconds (default Date.now); a seam for tests. */
-  now?: () => number
+  now?: (() => number) | undefined
   /** random draws hot-cache promotions (default Math.random); a seam for tests. */
-  random?: () => number
+  random?: (() => number) | undefined
   /** transport fetches from peers (default: HTTP with undici); a seam for tests. */
-  transport?: PeerTransport
+  transport?: PeerTransport | undefined
   /** breaker tunes the per-peer circuit breaker of the default transport. */
-  breaker?: Pick<BreakerOptions, 'failures' | 'backoffMs' | 'maxBackoffMs'>
+  breaker?: Pick<BreakerOptions, 'failures' | 'backoffMs' | 'maxBackoffMs'> | undefined
   /** logger hears state changes (a peer skipped, a peer back); pino-compatible. Default: none. */
-  logger?: Logger
+  logger?: Logger | undefined
 }
 
 // A secret travels in an Authorization header: printable ASCII only (undici
@@ -71,12 +66,8 @@ export interface NodeStats {
 
 /** ListenOptions say where `gc.listen()` binds its dedicated peer server. */
 export interface ListenOptions {
-  port?: number
-  host?: string
-}
-
-function fail(option: string, expected: string, got: unknown): never {
-  throw new InvalidOptionError(`expected ${option} to be ${expected}, got ${describe(got)}`)
+  port?: number | undefined
+  host?: string | undefined
 }
 
 /**
@@ -86,12 +77,12 @@ function fail(option: string, expected: string, got: unknown): never {
  */
 function checkPeerUrl(option: string, value: unknown): string {
   const expected = "an http(s) base URL without a trailing '/', query or fragment, like 'http://10.0.0.1:3000'"
-  if (typeof value !== 'string') fail(option, expected, value)
+  if (typeof value !== 'string') throw InvalidOptionError.expected(option, expected, value)
   let url: URL
   try {
     url = new URL(value)
   } catch {
-    fail(option, expected, value)
+    throw InvalidOptionError.expected(option, expected, value)
   }
   if (
     (url.protocol !== 'http:' && url.protocol !== 'https:') ||
@@ -101,13 +92,13 @@ function checkPeerUrl(option: string, value: unknown): string {
     url.username !== '' ||
     url.password !== ''
   ) {
-    fail(option, expected, value)
+    throw InvalidOptionError.expected(option, expected, value)
   }
   return value
 }
 
 function checkPeers(option: string, value: unknown, self: string): readonly string[] {
-  if (!Array.isArray(value) || value.length === 0) fail(option, 'a non-empty array of peer URLs', value)
+  if (!Array.isArray(value) || value.length === 0) throw InvalidOptionError.expected(option, 'a non-empty array of peer URLs', value)
   const seen = new Set<string>()
   value.forEach((peer, i) => {
     checkPeerUrl(`${option}[${i}]`, peer)
@@ -123,14 +114,14 @@ function checkPeers(option: string, value: unknown, self: string): readonly stri
 function positiveInteger(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    fail(option, 'a positive integer', value)
+    throw InvalidOptionError.expected(option, 'a positive integer', value)
   }
   return value
 }
 
 function optionalFunction<F>(option: string, value: unknown, fallback: F): F {
   if (value === undefined) return fallback
-  if (typeof value !== 'function') fail(option, 'a function', value)
+  if (typeof value !== 'function') throw InvalidOptionError.expected(option, 'a function', value)
   return value as F
 }
 
@@ -154,22 +145,21 @@ export class Groupcache {
    */
   readonly handler: PeerHandler
   readonly #groups = new Map<string, { group: Group<unknown>; served: ServedGroup }>()
-  readonly #transport: PeerTransport
+  readonly #peers: Peers
   readonly #now: () => number
   readonly #random: () => number
   readonly #node: GroupNode
-  #ring: Ring
   #closed = false
   #closing: Promise<void> | undefined
   #server: Server | undefined
 
   constructor(options: GroupcacheOptions) {
-    if (typeof options !== 'object' || options === null) fail('options', 'an object', options)
+    if (typeof options !== 'object' || options === null) throw InvalidOptionError.expected('options', 'an object', options)
     this.self = checkPeerUrl('options.self', options.self)
     const peers = checkPeers('options.peers', options.peers, this.self)
     const basePath = options.basePath ?? DEFAULT_BASE_PATH
     if (typeof basePath !== 'string' || !basePath.startsWith('/') || !basePath.endsWith('/') || /[?#%\s]/.test(basePath)) {
-      fail('options.basePath', "a path that starts and ends with '/', like '/_groupcache/'", basePath)
+      throw InvalidOptionError.expected('options.basePath', "a path that starts and ends with '/', like '/_groupcache/'", basePath)
     }
     this.basePath = basePath
     this.replicas = positiveInteger('options.replicas', options.replicas, DEFAULT_REPLICAS)
@@ -192,35 +182,28 @@ export class Groupcache {
     this.#random = optionalFunction('options.random', options.random, Math.random)
     const transport = options.transport
     if (transport !== undefined && (typeof transport !== 'object' || transport === null || typeof transport.fetch !== 'function')) {
-      fail('options.transport', 'an object with a fetch method', transport)
+      throw InvalidOptionError.expected('options.transport', 'an object with a fetch method', transport)
     }
-    this.#transport =
+    this.#peers = new Peers(
+      this.self,
+      peers,
+      this.replicas,
       transport ??
-      new HttpTransport({
-        basePath,
-        timeoutMs: this.peerTimeoutMs,
-        secret,
-        breaker: { ...options.breaker, now: this.#now },
-        logger: options.logger,
-      })
-    this.#ring = new Ring(peers, this.replicas)
-    this.#transport.setPeers?.(peers.filter((p) => p !== this.self))
-
+        new HttpTransport({
+          basePath,
+          timeoutMs: this.peerTimeoutMs,
+          secret,
+          breaker: { ...options.breaker, now: this.#now },
+          logger: options.logger,
+        }),
+    )
     const node = this
     this.#node = {
-      self: this.self,
+      peers: this.#peers,
       maxKeyBytes: this.maxKeyBytes,
       get closed() {
         return node.#closed
       },
-      get peers() {
-        return node.#ring.peers
-      },
-      ownerOf: (key) => this.#ring.owner(key),
-      fetch: (peer, group, key, signal, generation) => this.#transport.fetch(peer, group, key, signal, generation),
-      remove: (peer, group, key) => this.#call('remove', peer, (t) => t.remove?.(peer, group, key)),
-      set: (peer, group, key, value, expire) => this.#call('set', peer, (t) => t.set?.(peer, group, key, value, expire)),
-      clear: (peer, group, generation) => this.#call('clear', peer, (t) => t.clear?.(peer, group, generation)),
       now: this.#now,
       random: this.#random,
     }
@@ -236,7 +219,7 @@ export class Groupcache {
 
   /** peers is the current peer list, this node included. */
   get peers(): readonly string[] {
-    return this.#ring.peers
+    return this.#peers.list
   }
 
   /** closed is true once `close()` was called. */
@@ -250,24 +233,24 @@ export class Groupcache {
    */
   newGroup<T = unknown>(options: GroupOptions<T>): Group<T> {
     if (this.#closed) throw new ClosedError()
-    if (typeof options !== 'object' || options === null) fail('options', 'an object', options)
+    if (typeof options !== 'object' || options === null) throw InvalidOptionError.expected('options', 'an object', options)
     const { name, maxBytes, load, promote, maxEntryBytes } = options
-    if (typeof name !== 'string' || name.length === 0) fail('options.name', 'a non-empty string', name)
-    if (Buffer.byteLength(name) > 255) fail('options.name', 'at most 255 bytes', name)
+    if (typeof name !== 'string' || name.length === 0) throw InvalidOptionError.expected('options.name', 'a non-empty string', name)
+    if (Buffer.byteLength(name) > 255) throw InvalidOptionError.expected('options.name', 'at most 255 bytes', name)
     if (this.#groups.has(name)) {
       throw new InvalidOptionError(`expected options.name to be unique, but a group named ${JSON.stringify(name)} exists`)
     }
     if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
-      fail('options.maxBytes', 'a non-negative integer', maxBytes)
+      throw InvalidOptionError.expected('options.maxBytes', 'a non-negative integer', maxBytes)
     }
-    if (typeof load !== 'function') fail('options.load', 'a function', load)
+    if (typeof load !== 'function') throw InvalidOptionError.expected('options.load', 'a function', load)
     if (promote !== undefined && typeof promote !== 'boolean' && typeof promote !== 'function') {
-      fail('options.promote', 'a boolean or a function', promote)
+      throw InvalidOptionError.expected('options.promote', 'a boolean or a function', promote)
     }
     positiveInteger('options.maxEntryBytes', maxEntryBytes, 1)
     positiveInteger('options.maxPeerLoads', options.maxPeerLoads, 1)
     if (options.ttlMs !== undefined && !isTtl(options.ttlMs)) {
-      fail('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
+      throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
     }
     let group: Group<T>
     try {
@@ -287,8 +270,8 @@ export class Groupcache {
 
   /** ownerOf returns the peer URL that owns `key` on this node's ring. */
   ownerOf(key: string): string {
-    if (typeof key !== 'string') throw new TypeError(`expected key to be a string, got ${typeof key}`)
-    return this.#ring.owner(key) as string
+    if (typeof key !== 'string') throw new InvalidKeyError(`expected key to be a string, got ${typeof key}`)
+    return this.#peers.ownerOf(key) as string
   }
 
   /**
@@ -297,16 +280,7 @@ export class Groupcache {
    */
   setPeers(peers: readonly string[]): void {
     if (this.#closed) throw new ClosedError()
-    const checked = checkPeers('peers', peers, this.self)
-    this.#ring = new Ring(checked, this.replicas)
-    this.#transport.setPeers?.(checked.filter((p) => p !== this.self))
-  }
-
-  /** call runs an optional transport operation, refusing if the transport lacks it. */
-  async #call(what: string, peer: string, op: (t: PeerTransport) => Promise<void> | undefined): Promise<void> {
-    const pending = op(this.#transport)
-    if (pending === undefined) throw new PeerError(peer, `the transport cannot ${what} on peers`)
-    await pending
+    this.#peers.replace(checkPeers('peers', peers, this.self))
   }
 
   /**
@@ -317,7 +291,7 @@ export class Groupcache {
     if (this.#closed) throw new ClosedError()
     if (this.#server !== undefined) throw new InvalidOptionError('listen() was already called on this instance')
     const port = options.port ?? 0
-    if (!Number.isInteger(port) || port < 0 || port > 65535) fail('options.port', 'a port number', port)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw InvalidOptionError.expected('options.port', 'a port number', port)
     // Room for the longest escaped key: three bytes per key byte, plus the rest.
     const maxHeaderSize = Math.max(16 * 1024, 3 * this.maxKeyBytes + 4 * 1024)
     const server = createServer({ maxHeaderSize }, (req, res) => {
@@ -358,7 +332,7 @@ export class Groupcache {
 
   /** peerHealth reports what this node knows of each peer (circuit state, last error). */
   peerHealth(): PeerHealth[] {
-    return this.#transport.health?.() ?? []
+    return this.#peers.health()
   }
 
   /**
@@ -367,7 +341,7 @@ export class Groupcache {
    * (default 5 s), then are aborted; then every server and client socket is
    * closed. Calling it again returns the same promise.
    */
-  close(options: { graceMs?: number } = {}): Promise<void> {
+  close(options: { graceMs?: number | undefined } = {}): Promise<void> {
     this.#closing ??= this.#close(options.graceMs ?? DEFAULT_CLOSE_GRACE_MS)
     return this.#closing
   }
@@ -381,6 +355,6 @@ export class Groupcache {
     await Promise.all([...this.#groups.values()].map(({ group }) => group[drain](graceMs)))
     // Whatever answers were in flight have been written by now, or never will.
     server?.closeAllConnections()
-    await Promise.all([serverClosed, this.#transport.close?.(graceMs)])
+    await Promise.all([serverClosed, this.#peers.close(graceMs)])
   }
 }

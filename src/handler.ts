@@ -1,28 +1,25 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { AbortedError, CodecError, GroupcacheError, NotFoundError, OverloadedError, errorMessage } from './errors.js'
+import { BodyTooLarge } from './errors.js'
+import type { ServedGroup } from './group.js'
 import {
-  ERROR_HEADER,
   GENERATION_HEADER,
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  STATS_PATH,
   bearer,
+  errorAnswer,
   parseGeneration,
   unescapePathPart,
-} from './http.js'
+} from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
+
+// The peer server: how this node answers the others, whatever framework
+// carries the request. The client side is http.ts; what both must agree on
+// is protocol.ts; node:http's glue is node-http.ts.
 
 const TEXT = 'text/plain; charset=utf-8'
 const JSON_TYPE = 'application/json; charset=utf-8'
-
-/**
- * STATS_PATH, under `basePath`, answers this node's view of the cluster as
- * JSON (same auth as the peer endpoint): itself, its peers' health, and every
- * group's counters.
- */
-export const STATS_PATH = '_stats'
-const MAX_ERROR_TEXT = 1024
 const ALLOW = 'GET, PUT, DELETE'
 
 /**
@@ -49,29 +46,6 @@ export interface PeerResponse {
 
 /** PeerHandler serves the peer endpoint; it never rejects. */
 export type PeerHandler = (req: PeerRequest) => Promise<PeerResponse>
-
-/** ServedValue is what a group gives the handler for a peer's request. */
-export interface ServedValue {
-  bytes: Uint8Array
-  expire: number
-  generation: number
-}
-
-/**
- * ServedGroup is the handler's view of a group. `serve` reads
- * `request.signal` only when it has to load, so adapters can make the
- * signal lazily: most peer requests are cache hits, and a signal is not free.
- */
-export interface ServedGroup {
-  readonly maxEntryBytes: number
-  serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<ServedValue>
-  removeLocally(key: string): void
-  setLocally(key: string, value: Uint8Array, expire: number): void
-  clearLocally(generation: number): void
-}
-
-/** BodyTooLarge is what `readBody` rejects with past its limit. */
-export class BodyTooLarge extends Error {}
 
 function text(status: number, message: string, extra?: Record<string, string>): PeerResponse {
   return {
@@ -221,61 +195,6 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
 }
 
 function errorResponse(err: unknown): PeerResponse {
-  const message = errorMessage(err).slice(0, MAX_ERROR_TEXT)
-  if (err instanceof NotFoundError) return text(404, message, { [ERROR_HEADER]: err.code })
-  if (err instanceof AbortedError) return text(503, 'aborted')
-  if (err instanceof OverloadedError) return text(503, message, { 'retry-after': '1' })
-  if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
-    return text(err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message)
-  }
-  const code = err instanceof CodecError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
-  return text(500, message, { [ERROR_HEADER]: code })
-}
-
-/**
- * toPeerRequest adapts a node:http request for the handler, as every
- * adapter and `listen()` need. Its signal aborts when the client goes away
- * before the answer is written; it is made only if a load asks for it.
- */
-export function toPeerRequest(req: IncomingMessage, res: ServerResponse): PeerRequest {
-  let controller: AbortController | undefined
-  let gone = false
-  res.once('close', () => {
-    gone = !res.writableFinished
-    if (gone) controller?.abort()
-  })
-  return {
-    method: req.method ?? 'GET',
-    url: req.url ?? '/',
-    headers: req.headers,
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController()
-        if (gone) controller.abort()
-      }
-      return controller.signal
-    },
-    readBody: (maxBytes) => readBody(req, maxBytes),
-  }
-}
-
-/** readBody collects a request body, refusing more than `maxBytes`. */
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(req.headers['content-length'])
-  if (declared > maxBytes) throw new BodyTooLarge()
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > maxBytes) throw new BodyTooLarge()
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks)
-}
-
-/** writePeerResponse writes the handler's answer on a node:http response. */
-export function writePeerResponse(res: ServerResponse, answer: PeerResponse): void {
-  if (res.headersSent || res.destroyed) return
-  res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
-  res.end(answer.body)
+  const answer = errorAnswer(err)
+  return text(answer.status, answer.message, answer.headers)
 }

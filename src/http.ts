@@ -1,20 +1,25 @@
 import { EventEmitter } from 'node:events'
 import { Pool, errors } from 'undici'
-import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
+import { Breaker, type BreakerOptions } from './breaker.js'
 import type { Logger } from './diagnostics.js'
+import { AbortedError, PeerError, errorMessage } from './errors.js'
+import type { PeerValue } from './group.js'
+import type { PeerHealth, PeerTransport } from './peers.js'
 import {
-  AbortedError,
-  CodecError,
-  GroupcacheError,
-  LoadError,
-  NotFoundError,
-  PeerError,
-  errorMessage,
-} from './errors.js'
+  ERROR_HEADER,
+  GENERATION_HEADER,
+  PROTOBUF,
+  PROTOCOL_HEADER,
+  answerError,
+  bearer,
+  escapePathPart,
+  keyPath,
+  parseGeneration,
+} from './protocol.js'
 import { decodeGetResponse, encodeGetResponse, type GetResponse } from './wire.js'
 
-/** DEFAULT_BASE_PATH is where peers serve each other, as in Go. */
-export const DEFAULT_BASE_PATH = '/_groupcache/'
+// The peer client: how this node asks the others. The server side is
+// handler.ts; what both must agree on is protocol.ts.
 
 /**
  * DEFAULT_PEER_TIMEOUT_MS bounds one peer fetch, including the owner's load.
@@ -24,39 +29,10 @@ export const DEFAULT_BASE_PATH = '/_groupcache/'
 export const DEFAULT_PEER_TIMEOUT_MS = 10_000
 
 /**
- * DEFAULT_MAX_KEY_BYTES caps a key's UTF-8 length. Escaped, such a key (at
- * most three times as long) still fits Node's default 16 KB header limit.
- */
-export const DEFAULT_MAX_KEY_BYTES = 4096
-
-/**
  * DEFAULT_PEER_CONNECTIONS is the number of keep-alive connections this node
  * opens to each peer at most.
  */
 export const DEFAULT_PEER_CONNECTIONS = 32
-
-/**
- * ERROR_HEADER marks an error answer as a verdict of the owner's loader (not
- * found, load failed), which the caller must not retry locally. An answer
- * without it, as from a proxy or a Go peer, is a transport failure.
- */
-export const ERROR_HEADER = 'x-groupcache-error'
-
-/**
- * GENERATION_HEADER carries a group's generation (see `group.clear()`) on
- * requests and answers between our peers, so that a node that missed a clear
- * catches up on its next exchange. Go peers neither send nor read it.
- */
-export const GENERATION_HEADER = 'x-groupcache-generation'
-
-/**
- * PROTOCOL_HEADER is on every answer of our peer endpoint. Go's server
- * ignores the method and would answer a PUT or DELETE as a GET (running its
- * loader), so our client sends those only to peers that have shown it.
- */
-export const PROTOCOL_HEADER = 'x-groupcache-protocol'
-/** PROTOCOL_VERSION is the value of PROTOCOL_HEADER this version speaks. */
-export const PROTOCOL_VERSION = '1'
 
 /**
  * PEER_KIND_TTL_MS is how long the client trusts what it learnt about a
@@ -64,51 +40,12 @@ export const PROTOCOL_VERSION = '1'
  */
 const PEER_KIND_TTL_MS = 60_000
 
-/** PROTOBUF is the content type of a GetResponse. */
-export const PROTOBUF = 'application/x-protobuf'
-const MAX_ERROR_TEXT = 1024
-
-/**
- * PeerTransport fetches a key's value from its owner. The default speaks
- * HTTP to Go-compatible peers; tests may inject their own. It rejects with a
- * PeerError when the owner could not answer (the caller then loads locally)
- * and with the owner's own GroupcacheError (not found, load failed) when it
- * answered with a verdict.
- */
-export interface PeerTransport {
-  /**
-   * fetch asks the owner for a key. `generation` is this node's generation of
-   * the group (0 until a `clear()`); the answer carries the owner's.
-   */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number): Promise<PeerValue>
-  /** remove drops a key from a peer's caches (`DELETE`). */
-  remove?(peer: string, group: string, key: string): Promise<void>
-  /** set stores a value in a peer's main cache (`PUT`). */
-  set?(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
-  /** clear moves a peer's group to `generation`, dropping older entries. */
-  clear?(peer: string, group: string, generation: number): Promise<void>
-  /** setPeers opens what is needed for a new peer list and drops the rest. */
-  setPeers?(peers: readonly string[]): void
-  /** health reports what the transport knows of each peer. */
-  health?(): PeerHealth[]
-  /** close ends every connection, after at most `graceMs` for requests in flight. */
-  close?(graceMs?: number): Promise<void>
-}
 
 /**
  * DEFAULT_MAX_RESPONSE_BYTES caps what this node reads from a peer in one
  * answer, so a broken or hostile peer cannot exhaust its memory.
  */
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-
-/** PeerHealth is what a node knows of one peer's health. */
-export interface PeerHealth {
-  peer: string
-  state: BreakerState
-  /** failures counts failed requests in a row. */
-  failures: number
-  lastError: string | undefined
-}
 
 /**
  * readLimited reads an answer's body, refusing one larger than `max` bytes
@@ -137,45 +74,6 @@ async function readLimited(body: AsyncIterable<Buffer> & { arrayBuffer(): Promis
 }
 
 /**
- * PeerValue is an owner's answer: the value's bytes, its absolute expiry in
- * unix ms (0 for none) and the generation its load began in (0 from Go peers
- * and before any `clear()`).
- */
-export interface PeerValue {
-  value: Uint8Array
-  expire: number
-  generation: number
-}
-
-const UNRESERVED = /^[A-Za-z0-9\-_.~]*$/
-
-/**
- * escapePathPart percent-encodes every byte outside `A–Z a–z 0–9 - _ . ~`.
- * Go's servers and ours both decode this back to the exact key, where Go's
- * own `url.QueryEscape` would turn a space into `+` (PROTOCOL.md).
- */
-export function escapePathPart(part: string): string {
-  if (UNRESERVED.test(part)) return part
-  return encodeURIComponent(part).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-}
-
-/**
- * unescapePathPart form-decodes one part of a raw path (`+` is a space, then
- * `%XX`), which understands both Go's clients and ours. It throws a URIError
- * on a malformed escape or bytes that are not UTF-8: such a key could only
- * be guessed at, and two different byte keys must never share an entry.
- */
-export function unescapePathPart(part: string): string {
-  if (part.indexOf('%') === -1 && part.indexOf('+') === -1) return part
-  return decodeURIComponent(part.replaceAll('+', ' '))
-}
-
-/** bearer is the Authorization header value for a secret. */
-export function bearer(secret: string): string {
-  return `Bearer ${secret}`
-}
-
-/**
  * HttpTransport is the default PeerTransport: one keep-alive undici Pool per
  * peer, a timeout and the caller's AbortSignal on every request.
  */
@@ -186,24 +84,18 @@ export class HttpTransport implements PeerTransport {
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
-  readonly #connections: number
-  readonly #maxResponseBytes: number
   readonly #breaker: BreakerOptions
 
   constructor(options: {
     basePath: string
     timeoutMs: number
     secret?: string | undefined
-    connections?: number
-    maxResponseBytes?: number
-    breaker?: BreakerOptions
+    breaker?: BreakerOptions | undefined
     logger?: Logger | undefined
   }) {
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
-    this.#connections = options.connections ?? DEFAULT_PEER_CONNECTIONS
-    this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     const logger = options.logger
     this.#breaker = {
       ...options.breaker,
@@ -232,7 +124,7 @@ export class HttpTransport implements PeerTransport {
       if (this.#pools.has(peer)) continue
       const url = new URL(peer)
       this.#pools.set(peer, {
-        pool: new Pool(url.origin, { connections: this.#connections, pipelining: 1 }),
+        pool: new Pool(url.origin, { connections: DEFAULT_PEER_CONNECTIONS, pipelining: 1 }),
         prefix: url.pathname === '/' ? '' : url.pathname,
         breaker: new Breaker({ ...this.#breaker, peer }),
       })
@@ -252,7 +144,7 @@ export class HttpTransport implements PeerTransport {
       }
       return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
     }
-    throw failure(peer, res)
+    throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   /**
@@ -276,7 +168,7 @@ export class HttpTransport implements PeerTransport {
   async remove(peer: string, group: string, key: string): Promise<void> {
     await this.#ours(peer, 'remove keys')
     const res = await this.#request(peer, 'DELETE', keyPath(group, key), this.#headers)
-    if (res.status !== 204) throw failure(peer, res)
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   async set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
@@ -284,14 +176,14 @@ export class HttpTransport implements PeerTransport {
     const body = encodeGetResponse({ value, expire })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
     const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
-    if (res.status !== 204) throw failure(peer, res)
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   async clear(peer: string, group: string, generation: number): Promise<void> {
     await this.#ours(peer, 'clear groups')
     const headers = { ...this.#headers, [GENERATION_HEADER]: String(generation) }
     const res = await this.#request(peer, 'DELETE', escapePathPart(group), headers)
-    if (res.status !== 204) throw failure(peer, res)
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   async #request(
@@ -328,7 +220,7 @@ export class HttpTransport implements PeerTransport {
         path: `${target.prefix}${this.#basePath}${path}`,
         method,
         headers,
-        body,
+        body: body ?? null,
         signal: abort,
         headersTimeout: this.#timeoutMs,
         bodyTimeout: this.#timeoutMs,
@@ -338,7 +230,7 @@ export class HttpTransport implements PeerTransport {
         errorCode: firstHeader(res.headers[ERROR_HEADER]),
         generation: firstHeader(res.headers[GENERATION_HEADER]),
         protocol: firstHeader(res.headers[PROTOCOL_HEADER]),
-        body: await readLimited(res.body, firstHeader(res.headers['content-length']), this.#maxResponseBytes),
+        body: await readLimited(res.body, firstHeader(res.headers['content-length']), DEFAULT_MAX_RESPONSE_BYTES),
       }
     } catch (err) {
       if (signal?.aborted) {
@@ -390,7 +282,6 @@ export class HttpTransport implements PeerTransport {
       }),
     )
   }
-
 }
 
 interface RawAnswer {
@@ -405,36 +296,3 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
 
-function keyPath(group: string, key: string): string {
-  return `${escapePathPart(group)}/${escapePathPart(key)}`
-}
-
-/**
- * parseGeneration reads a generation header: a positive safe integer, or
- * undefined for anything else (absent, as from Go peers, or malformed).
- */
-export function parseGeneration(value: string | readonly string[] | undefined): number | undefined {
-  if (typeof value !== 'string' || !/^[1-9][0-9]{0,15}$/.test(value)) return undefined
-  const n = Number(value)
-  return Number.isSafeInteger(n) ? n : undefined
-}
-
-/** failure turns an answer other than the expected one into the right error. */
-function failure(peer: string, res: RawAnswer): GroupcacheError {
-  const text = Buffer.from(res.body).toString('utf8').slice(0, MAX_ERROR_TEXT)
-  return verdictError(res.errorCode, text) ?? new PeerError(peer, `peer ${peer} answered ${res.status}: ${text.trim()}`, { status: res.status })
-}
-
-/** verdictError rebuilds the error an owner reported with ERROR_HEADER. */
-function verdictError(code: string | undefined, message: string): GroupcacheError | undefined {
-  switch (code) {
-    case 'ERR_GROUPCACHE_NOT_FOUND':
-      return new NotFoundError(message)
-    case 'ERR_GROUPCACHE_LOAD_FAILED':
-      return new LoadError(message)
-    case 'ERR_GROUPCACHE_CODEC':
-      return new CodecError(message)
-    default:
-      return undefined
-  }
-}

@@ -9,6 +9,7 @@ export {
   type GroupOptions,
   type LoadContext,
   type Loader,
+  type PeerValue,
   type Promote,
   type SetOptions,
   type Source,
@@ -16,7 +17,7 @@ export {
 } from './group.js'
 export type { CacheKind, CacheStats } from './cache.js'
 export type { GroupStats } from './stats.js'
-export { DEFAULT_CODEC, type Codec, type CodecName } from './codec.js'
+export { DEFAULT_CODEC, type Codec, type CodecName, type Frozen } from './codec.js'
 export { DEFAULT_REPLICAS } from './ring.js'
 export {
   DEFAULT_BREAKER_BACKOFF_MS,
@@ -25,24 +26,17 @@ export {
   type BreakerOptions,
   type BreakerState,
 } from './breaker.js'
-export {
-  DEFAULT_BASE_PATH,
-  DEFAULT_MAX_KEY_BYTES,
-  DEFAULT_MAX_RESPONSE_BYTES,
-  DEFAULT_PEER_CONNECTIONS,
-  DEFAULT_PEER_TIMEOUT_MS,
-  ERROR_HEADER,
-  GENERATION_HEADER,
-  type PeerHealth,
-  type PeerTransport,
-  type PeerValue,
-} from './http.js'
-export { STATS_PATH, toPeerRequest, writePeerResponse, type PeerHandler, type PeerRequest, type PeerResponse } from './handler.js'
+export { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES, ERROR_HEADER, GENERATION_HEADER, STATS_PATH } from './protocol.js'
+export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_TIMEOUT_MS } from './http.js'
+export type { PeerHealth, PeerTransport } from './peers.js'
+export type { PeerHandler, PeerRequest, PeerResponse } from './handler.js'
+export { toPeerRequest, writePeerResponse } from './node-http.js'
 export type { GetResponse } from './wire.js'
 export {
   AbortedError,
   ClosedError,
   CodecError,
+  DiscoveryError,
   GroupcacheError,
   InvalidKeyError,
   InvalidOptionError,
@@ -52,13 +46,12 @@ export {
   PeerError,
   TooLargeError,
   UnreachablePeersError,
+  type DiscoveryErrorReason,
   type GroupcacheErrorCode,
 } from './errors.js'
 export {
   DEFAULT_DNS_INTERVAL_MS,
-  DiscoveryError,
   dnsPeers,
-  type DiscoveryErrorReason,
   type DnsPeers,
   type DnsPeersOptions,
   type DnsPeersTarget,

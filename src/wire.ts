@@ -6,8 +6,8 @@
  */
 export interface GetResponse {
   value: Uint8Array
-  minuteQps?: number
-  expire?: number
+  minuteQps?: number | undefined
+  expire?: number | undefined
 }
 
 /** WireError reports bytes that are not a well-formed GetResponse. */

@@ -4,12 +4,11 @@ import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   DEFAULT_DNS_INTERVAL_MS,
-  DiscoveryError,
   dnsPeers,
   type DnsPeers,
   type DnsPeersOptions,
 } from '../src/discovery.js'
-import { Groupcache, GroupcacheError, PeerError, type PeerTransport } from '../src/index.js'
+import { DiscoveryError, Groupcache, GroupcacheError, PeerError, type PeerTransport } from '../src/index.js'
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js'
 
 const HOST = 'peers.groupcache.test'

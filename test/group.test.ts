@@ -69,6 +69,36 @@ describe('Group.get on the owner', () => {
     await gc.close()
   })
 
+  test("get's type says a shared value is frozen: writing to it does not compile, reading and setting it back do", async () => {
+    interface User {
+      name: string
+      tags: string[]
+      address: { city: string }
+    }
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const users = gc.newGroup<User>({ name: 'users', maxBytes: 1 << 20, load: (key) => ({ name: key, tags: ['a'], address: { city: 'Oslo' } }) })
+    const user = await users.get('ann')
+    // `npm test` type-checks this file: each @ts-expect-error fails the build
+    // if the write it marks compiles, as it would with get(): Promise<User>.
+    assert.throws(() => {
+      // @ts-expect-error: the shared object's properties are readonly
+      user.address.city = 'Bergen'
+    }, TypeError)
+    assert.throws(() => {
+      // @ts-expect-error: and so are its arrays
+      user.tags.push('b')
+    }, TypeError)
+    const city: string = user.address.city
+    assert.equal(city, 'Oslo')
+    await users.set('bob', user)
+    assert.equal((await users.get('bob')).name, 'ann')
+    const bytes = gc.newGroup<Uint8Array>({ name: 'bytes', codec: 'bytes', maxBytes: 1 << 20, load: () => new Uint8Array([1]) })
+    const copy = await bytes.get('k')
+    copy[0] = 2 // a fresh copy per caller: writable, and typed so
+    assert.deepEqual([...(await bytes.get('k'))], [1])
+    await gc.close()
+  })
+
   test("returns the codec's round trip of the loader's value, the same on a miss as on a hit", async () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
     const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, codec: 'json', load: () => ({ at: new Date(0), skip: undefined }) })

@@ -1,41 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Groupcache, NotFoundError } from '../src/index.js'
-import { escapePathPart, unescapePathPart } from '../src/http.js'
 import { decodeGetResponse } from '../src/wire.js'
 import { rawRequest } from './helpers/raw.js'
-
-describe('escapePathPart and unescapePathPart', () => {
-  const cases: Array<[string, string]> = [
-    ['plain-Key_1.0~', 'plain-Key_1.0~'],
-    ['a b', 'a%20b'],
-    ['a+b', 'a%2Bb'],
-    ['a/b', 'a%2Fb'],
-    ['/lead', '%2Flead'],
-    ['100%', '100%25'],
-    ['q?x=1&y=2', 'q%3Fx%3D1%26y%3D2'],
-    ["it's (a) *star*!", 'it%27s%20%28a%29%20%2Astar%2A%21'],
-    ['Привет', '%D0%9F%D1%80%D0%B8%D0%B2%D0%B5%D1%82'],
-    ['😀', '%F0%9F%98%80'],
-    ['', ''],
-  ]
-  for (const [key, escaped] of cases) {
-    test(`escapes ${JSON.stringify(key)} as ${JSON.stringify(escaped)} and decodes it back`, () => {
-      assert.equal(escapePathPart(key), escaped)
-      assert.equal(unescapePathPart(escaped), key)
-    })
-  }
-
-  test("decodes Go's QueryEscape form, where a space is '+'", () => {
-    assert.equal(unescapePathPart('a+b%2Bc'), 'a b+c')
-  })
-
-  test('rejects a bare % and bytes that are not UTF-8', () => {
-    assert.throws(() => unescapePathPart('100%'), URIError)
-    assert.throws(() => unescapePathPart('%zz'), URIError)
-    assert.throws(() => unescapePathPart('%FF'), URIError)
-  })
-})
 
 describe('the peer endpoint served by gc.listen()', () => {
   let gc: Groupcache

@@ -1,7 +1,7 @@
 // B3: a peer fetch on a non-owner (no hot copies), served by the owner through
 // gc.listen() and through each adapter, beside an undici Pool asking a bare
 // node:http server for the same bytes.
-import { createServer, type Server } from 'node:http'
+import { createServer } from 'node:http'
 import express from 'express'
 import Fastify from 'fastify'
 import Koa from 'koa'

@@ -21,15 +21,16 @@ const KEYS = 10_000
 setFlagsFromString('--expose-gc')
 const collect = runInNewContext('gc') as () => void
 
-let sink: unknown
+// Results go to a property, so the optimiser cannot drop the calls as dead code.
+const keep: { sink: unknown } = { sink: undefined }
 
 /** nsPerOp is the median over `repeats` runs of OPS synchronous calls. */
 function nsPerOp(op: (i: number) => unknown, repeats: number): number {
-  for (let i = 0; i < (quick ? 50_000 : 200_000); i++) sink = op(i)
+  for (let i = 0; i < (quick ? 50_000 : 200_000); i++) keep.sink = op(i)
   const runs: number[] = []
   for (let r = 0; r < repeats; r++) {
     const start = process.hrtime.bigint()
-    for (let i = 0; i < OPS; i++) sink = op(i)
+    for (let i = 0; i < OPS; i++) keep.sink = op(i)
     runs.push(Number(process.hrtime.bigint() - start) / OPS)
   }
   return median(runs)
@@ -48,13 +49,13 @@ function bytesPerOp(op: (i: number) => unknown, ops = ALLOC_OPS): number {
 const emptyOp = (i: number): number => i
 
 function rawBytesPerOp(op: (i: number) => unknown, ops: number): number {
-  for (let i = 0; i < 100_000; i++) sink = op(i)
+  for (let i = 0; i < 100_000; i++) keep.sink = op(i)
   collect()
   let grown = 0
   let counted = 0
   for (let c = 0; c < ops / CHUNK; c++) {
     const before = process.memoryUsage().heapUsed
-    for (let i = c * CHUNK; i < (c + 1) * CHUNK; i++) sink = op(i)
+    for (let i = c * CHUNK; i < (c + 1) * CHUNK; i++) keep.sink = op(i)
     const after = process.memoryUsage().heapUsed
     if (after >= before) {
       grown += after - before

@@ -7,7 +7,7 @@
 //   bento      — bentocache, an L1 in memory and an L2 in Redis.
 // Every system runs the same loader (it waits `loadDelayMs`, counts itself
 // and returns `valueFor(key)`), and serves `GET /item/:key` on `appPort`.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { BentoCache, bentostore } from 'bentocache'
 import { memoryDriver } from 'bentocache/drivers/memory'

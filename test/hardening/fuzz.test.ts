@@ -88,7 +88,7 @@ class Tally {
 
 async function send(pool: Pool, req: FuzzRequest): Promise<Answer | Error> {
   try {
-    const res = await pool.request({ method: req.method, path: req.path, headers: req.headers, body: req.body })
+    const res = await pool.request({ method: req.method, path: req.path, headers: req.headers, body: req.body ?? null })
     const body = Buffer.from(await res.body.arrayBuffer())
     return {
       status: res.statusCode,

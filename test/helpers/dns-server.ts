@@ -1,4 +1,4 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { createSocket, type RemoteInfo } from 'node:dgram'
 import { isIPv4, isIPv6 } from 'node:net'
 
 const TYPE_A = 1

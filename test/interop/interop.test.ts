@@ -118,7 +118,7 @@ async function fetchJson<T>(url: string, body?: unknown): Promise<T> {
   const res = await fetch(url, {
     method: body === undefined ? 'GET' : 'POST',
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? null : JSON.stringify(body),
     signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
   })
   assert.equal(res.status, 200, `${url} answered ${res.status}`)

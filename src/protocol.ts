@@ -1,0 +1,157 @@
+import {
+  AbortedError,
+  CodecError,
+  GroupcacheError,
+  LoadError,
+  NotFoundError,
+  OverloadedError,
+  PeerError,
+  errorMessage,
+} from './errors.js'
+
+// The facts of the peer protocol that the client (http.ts) and the server
+// (handler.ts) must agree on, kept in one place so they cannot drift apart.
+// PROTOCOL.md describes the wire; Go's http.go is the other side of it.
+
+/** DEFAULT_BASE_PATH is where peers serve each other, as in Go. */
+export const DEFAULT_BASE_PATH = '/_groupcache/'
+
+/**
+ * DEFAULT_MAX_KEY_BYTES caps a key's UTF-8 length. Escaped, such a key (at
+ * most three times as long) still fits Node's default 16 KB header limit.
+ */
+export const DEFAULT_MAX_KEY_BYTES = 4096
+
+/**
+ * STATS_PATH, under `basePath`, answers this node's view of the cluster as
+ * JSON (same auth as the peer endpoint): itself, its peers' health, and every
+ * group's counters.
+ */
+export const STATS_PATH = '_stats'
+
+/**
+ * ERROR_HEADER marks an error answer as a verdict of the owner's loader (not
+ * found, load failed), which the caller must not retry locally. An answer
+ * without it, as from a proxy or a Go peer, is a transport failure.
+ */
+export const ERROR_HEADER = 'x-groupcache-error'
+
+/**
+ * GENERATION_HEADER carries a group's generation (see `group.clear()`) on
+ * requests and answers between our peers, so that a node that missed a clear
+ * catches up on its next exchange. Go peers neither send nor read it.
+ */
+export const GENERATION_HEADER = 'x-groupcache-generation'
+
+/**
+ * PROTOCOL_HEADER is on every answer of our peer endpoint. Go's server
+ * ignores the method and would answer a PUT or DELETE as a GET (running its
+ * loader), so our client sends those only to peers that have shown it.
+ */
+export const PROTOCOL_HEADER = 'x-groupcache-protocol'
+/** PROTOCOL_VERSION is the value of PROTOCOL_HEADER this version speaks. */
+export const PROTOCOL_VERSION = '1'
+
+/** PROTOBUF is the content type of a GetResponse. */
+export const PROTOBUF = 'application/x-protobuf'
+
+/**
+ * MAX_ERROR_TEXT caps the text of an error answer, both what the server
+ * writes and what the client reads into an error message.
+ */
+export const MAX_ERROR_TEXT = 1024
+
+const UNRESERVED = /^[A-Za-z0-9\-_.~]*$/
+
+/**
+ * escapePathPart percent-encodes every byte outside `A–Z a–z 0–9 - _ . ~`.
+ * Go's servers and ours both decode this back to the exact key, where Go's
+ * own `url.QueryEscape` would turn a space into `+` (PROTOCOL.md).
+ */
+export function escapePathPart(part: string): string {
+  if (UNRESERVED.test(part)) return part
+  return encodeURIComponent(part).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+}
+
+/**
+ * unescapePathPart form-decodes one part of a raw path (`+` is a space, then
+ * `%XX`), which understands both Go's clients and ours. It throws a URIError
+ * on a malformed escape or bytes that are not UTF-8: such a key could only
+ * be guessed at, and two different byte keys must never share an entry.
+ */
+export function unescapePathPart(part: string): string {
+  if (part.indexOf('%') === -1 && part.indexOf('+') === -1) return part
+  return decodeURIComponent(part.replaceAll('+', ' '))
+}
+
+/** keyPath is the path of a key under `basePath`: `{group}/{key}`, both escaped. */
+export function keyPath(group: string, key: string): string {
+  return `${escapePathPart(group)}/${escapePathPart(key)}`
+}
+
+/** bearer is the Authorization header value for a secret. */
+export function bearer(secret: string): string {
+  return `Bearer ${secret}`
+}
+
+/**
+ * parseGeneration reads a generation header: a positive safe integer, or
+ * undefined for anything else (absent, as from Go peers, or malformed).
+ */
+export function parseGeneration(value: string | readonly string[] | undefined): number | undefined {
+  if (typeof value !== 'string' || !/^[1-9][0-9]{0,15}$/.test(value)) return undefined
+  const n = Number(value)
+  return Number.isSafeInteger(n) ? n : undefined
+}
+
+/**
+ * ErrorAnswer is how the server answers a failed get: a status, a one-line
+ * text and the headers that go with them.
+ */
+export interface ErrorAnswer {
+  status: number
+  message: string
+  headers: Record<string, string>
+}
+
+/**
+ * errorAnswer maps an error of a get to its answer. A loader's verdict (not
+ * found, load failed, a value the codec could not encode) carries
+ * ERROR_HEADER, so the caller takes it as final; anything else (aborted,
+ * overloaded, closing) is a plain failure, after which the caller loads the
+ * key itself, as it would for any unreachable peer.
+ */
+export function errorAnswer(err: unknown): ErrorAnswer {
+  const message = errorMessage(err).slice(0, MAX_ERROR_TEXT)
+  if (err instanceof NotFoundError) return { status: 404, message, headers: { [ERROR_HEADER]: err.code } }
+  if (err instanceof AbortedError) return { status: 503, message: 'aborted', headers: {} }
+  if (err instanceof OverloadedError) return { status: 503, message, headers: { 'retry-after': '1' } }
+  if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
+    return { status: err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message, headers: {} }
+  }
+  const code = err instanceof CodecError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
+  return { status: 500, message, headers: { [ERROR_HEADER]: code } }
+}
+
+/**
+ * answerError turns an answer other than the one expected into the right
+ * error: the owner's verdict when it carries ERROR_HEADER, else a PeerError.
+ */
+export function answerError(peer: string, status: number, errorCode: string | undefined, body: Uint8Array): GroupcacheError {
+  const text = Buffer.from(body).toString('utf8').slice(0, MAX_ERROR_TEXT)
+  return verdictError(errorCode, text) ?? new PeerError(peer, `peer ${peer} answered ${status}: ${text.trim()}`, { status })
+}
+
+/** verdictError rebuilds the error an owner reported with ERROR_HEADER. */
+function verdictError(code: string | undefined, message: string): GroupcacheError | undefined {
+  switch (code) {
+    case 'ERR_GROUPCACHE_NOT_FOUND':
+      return new NotFoundError(message)
+    case 'ERR_GROUPCACHE_LOAD_FAILED':
+      return new LoadError(message)
+    case 'ERR_GROUPCACHE_CODEC':
+      return new CodecError(message)
+    default:
+      return undefined
+  }
+}
