@@ -33,6 +33,13 @@ function pin(target: object): void {
 /** Middleware is an Express middleware function. */
 export type Middleware = (req: Request, res: Response, next: NextFunction) => void
 
+/**
+ * RouteMiddleware is what `cacheRoute` returns. It asks only for what it
+ * reads, so that between a path and its handler it leaves Express's
+ * inference of `req.params` from the path alone.
+ */
+export type RouteMiddleware = (req: IncomingMessage & { method: string; originalUrl: string }, res: ServerResponse, next: (err?: unknown) => void) => void
+
 /** GroupcacheMiddleware is Express middleware that also carries its instance. */
 export interface GroupcacheMiddleware extends Middleware {
   /** groupcache is the instance the middleware serves. */
@@ -41,7 +48,7 @@ export interface GroupcacheMiddleware extends Middleware {
    * cacheRoute returns route middleware that serves the route's response
    * from the cluster's cache: `app.get('/report/:id', gc.cacheRoute({ ttlMs }), handler)`.
    */
-  cacheRoute(options?: CacheRouteOptions): Middleware
+  cacheRoute(options?: CacheRouteOptions): RouteMiddleware
 }
 
 /**
@@ -74,7 +81,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     }
     instance.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer), next)
   }
-  function cacheRoute(options?: CacheRouteOptions): Middleware {
+  function cacheRoute(options?: CacheRouteOptions): RouteMiddleware {
     loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return function groupcacheCacheRoute(req, res, next) {
@@ -93,3 +100,14 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
 }
 
 export default groupcache
+// The route cache's options and defaults, for users of this subpath.
+export {
+  BYPASS_TTL_MS,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_ROUTE_CACHE_BYTES,
+  DEFAULT_ROUTE_GROUP,
+  DEFAULT_ROUTE_TTL_MS,
+  SOURCE_HEADER,
+  type CacheRouteOptions,
+  type RouteRequest,
+} from './route-cache.js'

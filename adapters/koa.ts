@@ -75,3 +75,14 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
 }
 
 export default groupcache
+// The route cache's options and defaults, for users of this subpath.
+export {
+  BYPASS_TTL_MS,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_ROUTE_CACHE_BYTES,
+  DEFAULT_ROUTE_GROUP,
+  DEFAULT_ROUTE_TTL_MS,
+  SOURCE_HEADER,
+  type CacheRouteOptions,
+  type RouteRequest,
+} from './route-cache.js'
