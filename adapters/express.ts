@@ -5,7 +5,6 @@ import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
 import { injectRenderer, loadInject, middlewareSetup, type AdapterInput } from './shared.js'
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** groupcache is the node this app serves, for route handlers. */
@@ -67,7 +66,8 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     watch(req.socket)
     if (app === undefined) {
       // The route cache renders by replaying requests into this very app.
-      const known = (app = req.app)
+      const known = req.app
+      app = known
       const dispatch = (injected: IncomingMessage, out: ServerResponse): void => {
         pin(injected)
         pin(out)

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
-import { Groupcache, InvalidOptionError, toPeerRequest, type GroupcacheOptions } from '../src/index.js'
+import { type Groupcache, InvalidOptionError, toPeerRequest, type GroupcacheOptions } from '../src/index.js'
 import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
 import { openEndpointWarning, resolveInstance } from './shared.js'
 

@@ -74,6 +74,7 @@ function text(status: number, message: string, extra?: Record<string, string>): 
 function echo(name: string): string {
   const bytes = Buffer.from(name)
   const short = bytes.length <= 100 ? name : `${bytes.subarray(0, 100).toString().replace(/\uFFFD$/, '')}…`
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
   return short.replace(/[\u0000-\u001f\u007f]/g, '?')
 }
 

@@ -121,7 +121,7 @@ export function zipf(n: number, s: number, random: () => number): () => number {
   const cdf = new Float64Array(n)
   let sum = 0
   for (let r = 0; r < n; r++) {
-    sum += 1 / Math.pow(r + 1, s)
+    sum += 1 / (r + 1) ** s
     cdf[r] = sum
   }
   for (let r = 0; r < n; r++) cdf[r] = (cdf[r] as number) / sum
