@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Application, NextFunction, Request, Response } from 'express'
-import { toPeerRequest, writePeerResponse, type Groupcache } from '../src/index.js'
-import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { injectRenderer, loadInject, middlewareSetup, type AdapterInput } from './shared.js'
+import { type Groupcache, toPeerRequest, writePeerResponse } from '../src/index.js'
+import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
+import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
 declare global {
   namespace Express {
@@ -37,7 +37,11 @@ export type Middleware = (req: Request, res: Response, next: NextFunction) => vo
  * reads, so that between a path and its handler it leaves Express's
  * inference of `req.params` from the path alone.
  */
-export type RouteMiddleware = (req: IncomingMessage & { method: string; originalUrl: string }, res: ServerResponse, next: (err?: unknown) => void) => void
+export type RouteMiddleware = (
+  req: IncomingMessage & { method: string; originalUrl: string },
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void
 
 /** GroupcacheMiddleware is Express middleware that also carries its instance. */
 export interface GroupcacheMiddleware extends Middleware {
@@ -103,11 +107,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

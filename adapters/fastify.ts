@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
-import { type Groupcache, InvalidOptionError, toPeerRequest, type GroupcacheOptions } from '../src/index.js'
-import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
+import { type Groupcache, type GroupcacheOptions, InvalidOptionError, toPeerRequest } from '../src/index.js'
+import { type CacheRouteOptions, RouteCaches, SOURCE_HEADER } from './route-cache.js'
 import { openEndpointWarning, resolveInstance } from './shared.js'
 
 declare module 'fastify' {
@@ -120,11 +120,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa'
-import { toPeerRequest, type Groupcache } from '../src/index.js'
-import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { injectRenderer, loadInject, middlewareSetup, type AdapterInput } from './shared.js'
+import { type Groupcache, toPeerRequest } from '../src/index.js'
+import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
+import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
 declare module 'koa' {
   interface DefaultContext {
@@ -78,11 +78,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

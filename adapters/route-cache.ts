@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Packr } from 'msgpackr'
-import { InvalidOptionError, type Codec, type Group, type Groupcache, type LoadContext } from '../src/index.js'
+import { type Codec, type Group, type Groupcache, InvalidOptionError, type LoadContext } from '../src/index.js'
 
 /** DEFAULT_ROUTE_GROUP names the internal group that holds cached responses. */
 export const DEFAULT_ROUTE_GROUP = '_routes'
@@ -119,18 +119,23 @@ interface Resolved {
 
 function resolve(options: CacheRouteOptions = {}): Resolved {
   const ttlMs = options.ttlMs ?? DEFAULT_ROUTE_TTL_MS
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds', ttlMs)
+  if (typeof ttlMs !== 'number' || !(ttlMs > 0))
+    throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds', ttlMs)
   const staleMs = options.staleMs ?? 0
-  if (typeof staleMs !== 'number' || !(staleMs >= 0)) throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more', staleMs)
+  if (typeof staleMs !== 'number' || !(staleMs >= 0))
+    throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more', staleMs)
   const vary = options.vary ?? []
-  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) throw InvalidOptionError.expected('options.vary', 'an array of header names', vary)
+  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string'))
+    throw InvalidOptionError.expected('options.vary', 'an array of header names', vary)
   const statuses = options.statuses ?? [200]
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
     throw InvalidOptionError.expected('options.statuses', 'an array of HTTP statuses', statuses)
   }
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw InvalidOptionError.expected('options.maxBodyBytes', 'a positive integer', maxBodyBytes)
-  if (options.key !== undefined && typeof options.key !== 'function') throw InvalidOptionError.expected('options.key', 'a function', options.key)
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0)
+    throw InvalidOptionError.expected('options.maxBodyBytes', 'a positive integer', maxBodyBytes)
+  if (options.key !== undefined && typeof options.key !== 'function')
+    throw InvalidOptionError.expected('options.key', 'a function', options.key)
   if (options.private === true && options.key === undefined) {
     throw new InvalidOptionError('expected options.key with options.private: a private response must be keyed by its user')
   }

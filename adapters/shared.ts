@@ -1,8 +1,8 @@
 import type { RequestListener } from 'node:http'
 import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
-import { Groupcache, InvalidOptionError, type GroupcacheOptions } from '../src/index.js'
-import { RouteCaches, type Captured, type Renderer } from './route-cache.js'
+import { Groupcache, type GroupcacheOptions, InvalidOptionError } from '../src/index.js'
+import { type Captured, type Renderer, RouteCaches } from './route-cache.js'
 
 /** AdapterInput is what every adapter accepts: options, or an instance. */
 export type AdapterInput = GroupcacheOptions | Groupcache

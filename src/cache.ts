@@ -1,5 +1,5 @@
-import { BUFFER_BYTES, VIEW_BYTES, heapBytes, isOneByte, numberBytes, ownString } from './heap.js'
-import { LRU, Linked } from './lru.js'
+import { BUFFER_BYTES, heapBytes, isOneByte, numberBytes, ownString, VIEW_BYTES } from './heap.js'
+import { Linked, LRU } from './lru.js'
 
 /**
  * ENTRY_OVERHEAD_BYTES is what a cached entry costs beyond its key's and its

@@ -1,11 +1,26 @@
 import { MAX_BATCH_KEYS } from './batch.js'
-import { Batcher, allAborted, shareSignal, type BatchTiming } from './batcher.js'
-import { Cache, Entry, NotFoundEntry, isStale, type CacheKind, type CacheStats } from './cache.js'
-import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
+import { allAborted, Batcher, type BatchTiming, shareSignal } from './batcher.js'
+import { Cache, type CacheKind, type CacheStats, Entry, isStale, NotFoundEntry } from './cache.js'
+import { type Codec, type CodecName, encodeValue, type Frozen, type ResolvedCodec, resolveCodec } from './codec.js'
+import {
+  type FetchMessage,
+  fetchTracing,
+  type GetMessage,
+  getTracing,
+  type LoadEvent,
+  loadChannel,
+  loadTracing,
+  type PeerEvent,
+  peerChannel,
+  runTraced,
+  type ServeMessage,
+  serveTracing,
+} from './diagnostics.js'
 import {
   AbortedError,
   ClosedError,
   CodecError,
+  errorMessage,
   GroupcacheError,
   InvalidKeyError,
   InvalidOptionError,
@@ -15,24 +30,9 @@ import {
   PeerError,
   TooLargeError,
   UnreachablePeersError,
-  errorMessage,
 } from './errors.js'
-import {
-  fetchTracing,
-  getTracing,
-  loadChannel,
-  loadTracing,
-  peerChannel,
-  serveTracing,
-  runTraced,
-  type FetchMessage,
-  type GetMessage,
-  type LoadEvent,
-  type PeerEvent,
-  type ServeMessage,
-} from './diagnostics.js'
 import { Flight, type FlightFn } from './flight.js'
-import { newGroupStats, type GroupStats } from './stats.js'
+import { type GroupStats, newGroupStats } from './stats.js'
 
 /**
  * DEFAULT_HOT_PROMOTION is the chance that a value fetched from its owner is
@@ -257,7 +257,13 @@ export interface GroupPeers {
    * for our peers, one GET per key for Go's) and answers each key with its
    * value or its error.
    */
-  fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>>
+  fetchMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    signal: AbortSignal,
+    generation: number,
+  ): Promise<Map<string, PeerValue | Error>>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
@@ -636,11 +642,7 @@ export class Group<T = unknown> {
    * node at once. The order matters: once the owner has forgotten the key, a
    * node that asks for it again gets a fresh load, never the old value.
    */
-  async #everywhere(
-    key: string,
-    remote: (peer: string, owner: string) => Promise<void>,
-    local: (isOwner: boolean) => void,
-  ): Promise<void> {
+  async #everywhere(key: string, remote: (peer: string, owner: string) => Promise<void>, local: (isOwner: boolean) => void): Promise<void> {
     const peers = this.#peers
     const owner = peers.ownerOf(key) ?? peers.self
     const run = (peer: string): Promise<void> => {
@@ -649,7 +651,12 @@ export class Group<T = unknown> {
       return Promise.resolve()
     }
     const failures = await settle([owner], run)
-    failures.push(...(await settle(peers.list.filter((peer) => peer !== owner), run)))
+    failures.push(
+      ...(await settle(
+        peers.list.filter((peer) => peer !== owner),
+        run,
+      )),
+    )
     if (failures.length > 0) throw new UnreachablePeersError(`updating ${JSON.stringify(key)} in group ${this.name}`, failures)
   }
 
@@ -787,14 +794,16 @@ export class Group<T = unknown> {
 
   /** loadInto runs or joins a key's local load for a peer's batch, and keeps its outcome. */
   #loadInto(out: ServedOutcome[], i: number, key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<void> {
-    return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true).then(
-      (value) => {
-        out[i] = { value }
-      },
-      (error: unknown) => {
-        out[i] = { error }
-      },
-    )
+    return this.#local
+      .do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true)
+      .then(
+        (value) => {
+          out[i] = { value }
+        },
+        (error: unknown) => {
+          out[i] = { error }
+        },
+      )
   }
 
   async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
@@ -911,12 +920,7 @@ export class Group<T = unknown> {
    * refresh of the key ends, or after `waitMs`, whichever comes first; with
    * the stale value if the refresh failed or is still running.
    */
-  async #awaitRefresh(
-    key: string,
-    stale: Entry,
-    request: { readonly signal?: AbortSignal | undefined },
-    waitMs: number,
-  ): Promise<Entry> {
+  async #awaitRefresh(key: string, stale: Entry, request: { readonly signal?: AbortSignal | undefined }, waitMs: number): Promise<Entry> {
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<Entry>((resolve) => {
       timer = setTimeout(() => resolve(stale), waitMs)
@@ -1073,7 +1077,13 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadFromPeer(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean, batch: BatchTiming | undefined): Promise<Entry> {
+  async #loadFromPeer(
+    owner: string,
+    key: string,
+    signal: AbortSignal,
+    isCurrent: () => boolean,
+    batch: BatchTiming | undefined,
+  ): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     let res: PeerValue
@@ -1082,7 +1092,9 @@ export class Group<T = unknown> {
       res =
         batch !== undefined
           ? await new Promise<PeerValue>((resolve, reject) => this.#fetches.add({ owner, key, signal, resolve, reject }, batch))
-          : await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
+          : await (fetchTracing.hasSubscribers
+              ? this.#tracedFetch(owner, key, signal)
+              : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -1153,7 +1165,9 @@ export class Group<T = unknown> {
       const keys = [...new Set(items.map((item) => item.key))]
       const result = await (this.#loadMany as BatchLoader<T>)(keys, ctx)
       if (typeof result !== 'object' || result === null || typeof (result as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function') {
-        throw new LoadError(`expected loadMany to return a Map or an iterable of [key, value] pairs, got ${result === null ? 'null' : typeof result}`)
+        throw new LoadError(
+          `expected loadMany to return a Map or an iterable of [key, value] pairs, got ${result === null ? 'null' : typeof result}`,
+        )
       }
       found = result instanceof Map ? (result as ReadonlyMap<string, T>) : new Map(result as Iterable<readonly [string, T]>)
     } catch (err) {

@@ -1,26 +1,19 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import {
-  BATCH_CONTENT_TYPE,
-  MAX_BATCH_BODY_BYTES,
-  MAX_BATCH_KEYS,
-  decodeBatchKeys,
-  encodeBatchAnswer,
-  type BatchItem,
-} from './batch.js'
-import { BodyTooLarge, GroupcacheError, errorMessage } from './errors.js'
+import { BATCH_CONTENT_TYPE, type BatchItem, decodeBatchKeys, encodeBatchAnswer, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
+import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
 import type { ServedGroup, ServedOutcome } from './group.js'
 import {
+  bearer,
+  errorAnswer,
   GENERATION_HEADER,
   MAX_ERROR_TEXT,
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
-  REFRESH_HEADER,
-  STATS_PATH,
-  bearer,
-  errorAnswer,
   parseGeneration,
   parseRefreshWait,
+  REFRESH_HEADER,
+  STATS_PATH,
   unescapePathPart,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
@@ -66,14 +59,19 @@ function text(status: number, message: string, extra?: Record<string, string>): 
   }
 }
 
-
 /**
  * echo makes a name from the request safe to say back: at most 100 bytes,
  * control characters replaced, so an answer stays short and one line.
  */
 function echo(name: string): string {
   const bytes = Buffer.from(name)
-  const short = bytes.length <= 100 ? name : `${bytes.subarray(0, 100).toString().replace(/\uFFFD$/, '')}…`
+  const short =
+    bytes.length <= 100
+      ? name
+      : `${bytes
+          .subarray(0, 100)
+          .toString()
+          .replace(/\uFFFD$/, '')}…`
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
   return short.replace(/[\u0000-\u001f\u007f]/g, '?')
 }

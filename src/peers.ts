@@ -33,7 +33,13 @@ export interface PeerTransport {
    * answer, the owner's verdict otherwise). Without it, keys are fetched one
    * by one.
    */
-  fetchMany?(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation?: number): Promise<Map<string, PeerValue | Error>>
+  fetchMany?(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    signal: AbortSignal,
+    generation?: number,
+  ): Promise<Map<string, PeerValue | Error>>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
   /** set stores a value in a peer's main cache (`PUT`); `staleUntil` ends its stale window (0: none). */
@@ -105,8 +111,17 @@ export class Peers implements GroupPeers {
     return this.#transport.fetch(peer, group, key, signal, generation, headers, refresh)
   }
 
-  fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>> {
-    return this.#transport.fetchMany?.(peer, group, keys, signal, generation) ?? fetchEach(this.#transport, peer, group, keys, signal, generation)
+  fetchMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    signal: AbortSignal,
+    generation: number,
+  ): Promise<Map<string, PeerValue | Error>> {
+    return (
+      this.#transport.fetchMany?.(peer, group, keys, signal, generation) ??
+      fetchEach(this.#transport, peer, group, keys, signal, generation)
+    )
   }
 
   remove(peer: string, group: string, key: string): Promise<void> {

@@ -1,13 +1,4 @@
-import {
-  AbortedError,
-  CodecError,
-  GroupcacheError,
-  LoadError,
-  NotFoundError,
-  OverloadedError,
-  PeerError,
-  errorMessage,
-} from './errors.js'
+import { AbortedError, CodecError, errorMessage, GroupcacheError, LoadError, NotFoundError, OverloadedError, PeerError } from './errors.js'
 
 // The facts of the peer protocol that the client (http.ts) and the server
 // (handler.ts) must agree on, kept in one place so they cannot drift apart.

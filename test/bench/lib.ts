@@ -96,7 +96,10 @@ export async function requestsPerSecond(
 
 /** median of a non-empty list (the list is not changed). */
 export function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50)
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  )
 }
 
 /** percentile of an ascending list, by the nearest-rank method. */
