@@ -1,12 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Application, NextFunction, Request, Response } from 'express'
-import inject from 'light-my-request'
-import { toPeerRequest, writePeerResponse, type Groupcache } from '../src/index.js'
-import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { middlewareSetup, type AdapterInput } from './shared.js'
+import { type Groupcache, toPeerRequest, writePeerResponse } from '../src/index.js'
+import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
+import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** groupcache is the node this app serves, for route handlers. */
@@ -39,7 +37,11 @@ export type Middleware = (req: Request, res: Response, next: NextFunction) => vo
  * reads, so that between a path and its handler it leaves Express's
  * inference of `req.params` from the path alone.
  */
-export type RouteMiddleware = (req: IncomingMessage & { method: string; originalUrl: string }, res: ServerResponse, next: (err?: unknown) => void) => void
+export type RouteMiddleware = (
+  req: IncomingMessage & { method: string; originalUrl: string },
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void
 
 /** GroupcacheMiddleware is Express middleware that also carries its instance. */
 export interface GroupcacheMiddleware extends Middleware {
@@ -72,10 +74,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
       pin(out)
       known(injected as Request, out as Response)
     }
-    routes.setRenderer(async (url, headers) => {
-      const res = await inject(dispatch, { method: 'GET', url, headers })
-      return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
-    })
+    routes.setRenderer(injectRenderer(dispatch))
   }
   function groupcacheMiddleware(req: Request, res: Response, next: NextFunction): void {
     req.groupcache = instance
@@ -88,6 +87,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     instance.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer), next)
   }
   function cacheRoute(options?: CacheRouteOptions): RouteMiddleware {
+    loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return function groupcacheCacheRoute(req, res, next) {
       // Without app.use(gc) in front, nothing set req.groupcache: render
@@ -116,11 +116,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

@@ -1,9 +1,8 @@
 import { Readable } from 'node:stream'
 import type { Context, Next } from 'koa'
-import inject from 'light-my-request'
-import { toPeerRequest, type Groupcache } from '../src/index.js'
-import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { middlewareSetup, type AdapterInput } from './shared.js'
+import { type Groupcache, toPeerRequest } from '../src/index.js'
+import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
+import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
 declare module 'koa' {
   interface DefaultContext {
@@ -44,11 +43,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
   // the first request through the middleware, or a cached route, shows.
   const renderWith = (ctx: Context): void => {
     rendering = true
-    const callback = ctx.app.callback()
-    routes.setRenderer(async (url, headers) => {
-      const res = await inject(callback, { method: 'GET', url, headers })
-      return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
-    })
+    routes.setRenderer(injectRenderer(ctx.app.callback()))
   }
   async function groupcacheMiddleware(ctx: Context, next: Next): Promise<void> {
     ctx.groupcache = instance
@@ -62,9 +57,13 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     const answer = await instance.handler(toPeerRequest(ctx.req, ctx.res))
     ctx.status = answer.status
     ctx.set(answer.headers)
-    ctx.body = answer.stream === undefined ? Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength) : Readable.from(answer.stream)
+    ctx.body =
+      answer.stream === undefined
+        ? Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
+        : Readable.from(answer.stream)
   }
   function cacheRoute(options?: CacheRouteOptions): Middleware {
+    loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return async function groupcacheCacheRoute(ctx, next) {
       // Without app.use(gc) in front, nothing set ctx.groupcache: render
@@ -91,11 +90,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

@@ -53,6 +53,11 @@ export class GroupcacheError extends Error {
   readonly statusCode: number
   /** expose says whether the message is safe to show a client (Koa, http-errors). */
   readonly expose: boolean
+  /**
+   * key, on an error a `getMany` rejects with, is the key it belongs to, so
+   * that a caller who asked for many keys learns which one failed.
+   */
+  declare key?: string | undefined
 
   constructor(code: GroupcacheErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)

@@ -1,19 +1,23 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { BodyTooLarge } from './errors.js'
-import type { ServedGroup } from './group.js'
+import { BATCH_CONTENT_TYPE, type BatchItem, decodeBatchKeys, encodeBatchAnswer, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
+import { DEFERRED_TYPE, deferredBody, heartbeatEvery, parseWait, WAIT_HEADER } from './deferred.js'
+import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
+import type { ServedGroup, ServedOutcome } from './group.js'
 import {
-  GENERATION_HEADER,
-  PROTOBUF,
-  PROTOCOL_HEADER,
-  PROTOCOL_VERSION,
-  STATS_PATH,
   acceptGeneration,
   bearer,
   errorAnswer,
+  GENERATION_HEADER,
+  MAX_ERROR_TEXT,
+  PROTOBUF,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  parseRefreshWait,
+  REFRESH_HEADER,
+  STATS_PATH,
   unescapePathPart,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
-import { DEFERRED_TYPE, WAIT_HEADER, deferredBody, heartbeatEvery, parseWait } from './deferred.js'
 
 // The peer server: how this node answers the others, whatever framework
 // carries the request. The client side is http.ts; what both must agree on
@@ -27,7 +31,7 @@ const ALLOW = 'GET, PUT, DELETE'
  * PeerRequest is what the framework-neutral handler needs of an HTTP
  * request: the method, the raw request target (path and query, not decoded),
  * the headers with lower-case names, a signal that aborts when the client
- * goes away, and a way to read the body (only `PUT` has one).
+ * goes away, and a way to read the body (only `PUT` and `POST` have one).
  */
 export interface PeerRequest {
   method: string
@@ -61,14 +65,20 @@ function text(status: number, message: string, extra?: Record<string, string>): 
   }
 }
 
-
 /**
  * echo makes a name from the request safe to say back: at most 100 bytes,
  * control characters replaced, so an answer stays short and one line.
  */
 function echo(name: string): string {
   const bytes = Buffer.from(name)
-  const short = bytes.length <= 100 ? name : `${bytes.subarray(0, 100).toString().replace(/\uFFFD$/, '')}…`
+  const short =
+    bytes.length <= 100
+      ? name
+      : `${bytes
+          .subarray(0, 100)
+          .toString()
+          .replace(/\uFFFD$/, '')}…`
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
   return short.replace(/[\u0000-\u001f\u007f]/g, '?')
 }
 
@@ -102,12 +112,13 @@ class SecretCheck {
  * createPeerHandler builds the framework-neutral peer endpoint:
  * `GET {group}/{key}` answers a value, `DELETE {group}/{key}` drops a key,
  * `PUT {group}/{key}` stores one, `DELETE {group}` with a generation header
- * clears the group. Checks run in an order that gives nothing away: the path
- * must be under `basePath` (else 404), then the secret (401, before any group
- * is looked at), the method (405), a change on a node without a secret
- * (403), the escapes (400), the group (404) and the key's length (400). A
- * GET from our own client that outlasts a third of its wait budget is
- * answered early (see deferred.ts).
+ * clears the group, `POST {group}` answers a batch of keys (see serveBatch).
+ * Checks run in an order that gives nothing away: the path must be under
+ * `basePath` (else 404), then the secret (401, before any group is looked
+ * at), the method (405), a change on a node without a secret (403), the
+ * escapes (400), the group (404) and the key's length (400). A GET from our
+ * own client that outlasts a third of its wait budget is answered early
+ * (see deferred.ts).
  */
 export function createPeerHandler(options: {
   basePath: string
@@ -129,6 +140,8 @@ export function createPeerHandler(options: {
   const { basePath, maxKeyBytes, lookup, isClosed, stats } = options
   const acceptsChanges = options.acceptsChanges ?? true
   const now = options.now ?? Date.now
+  // A generation on a read is a change too: ignored without a secret.
+  const generationOf = (req: PeerRequest): number => (acceptsChanges ? (acceptGeneration(req.headers[GENERATION_HEADER], now()) ?? 0) : 0)
   const check = options.secrets.length === 0 ? undefined : new SecretCheck(options.secrets)
   const serve = async (req: PeerRequest): Promise<PeerResponse> => {
     const query = req.url.indexOf('?')
@@ -138,12 +151,16 @@ export function createPeerHandler(options: {
       return text(401, 'unauthorized', { 'www-authenticate': 'Bearer' })
     }
     const method = req.method
-    if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') {
+    const rest = path.slice(basePath.length)
+    // A batch names a group, not a key: POST {group}, in our content type.
+    // Any other POST is refused as before, so that it learns nothing.
+    const batch = method === 'POST' && rest.indexOf('/') === -1 && isBatch(req.headers['content-type'])
+    if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE' && !batch) {
       return text(405, 'method not allowed', { allow: ALLOW })
     }
-    if (method !== 'GET' && !acceptsChanges) return refuseChange()
+    if ((method === 'PUT' || method === 'DELETE') && !acceptsChanges) return refuseChange()
     if (isClosed()) return text(503, 'closing', { connection: 'close' })
-    const rest = path.slice(basePath.length)
+    if (batch) return serveBatch(rest, req, maxKeyBytes, lookup, generationOf(req))
     // `_stats` has no `/`, so it can name no key of any group.
     if (rest === STATS_PATH && method === 'GET') {
       return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
@@ -167,8 +184,7 @@ export function createPeerHandler(options: {
       return noContent()
     }
     if (method === 'PUT') return set(group, key, req)
-    const generation = acceptsChanges ? (acceptGeneration(req.headers[GENERATION_HEADER], now()) ?? 0) : 0
-    const answer = get(group, key, req, generation)
+    const answer = get(group, key, req, generationOf(req))
     const wait = parseWait(req.headers[WAIT_HEADER])
     return wait === undefined ? answer : deferIfSlow(answer, heartbeatEvery(wait))
   }
@@ -184,10 +200,15 @@ export function createPeerHandler(options: {
 
 async function get(group: ServedGroup, key: string, req: PeerRequest, generation: number): Promise<PeerResponse> {
   try {
-    const value = await group.serve(key, req, generation)
+    const wait = parseRefreshWait(req.headers[REFRESH_HEADER])
+    const value = await group.serve(key, req, generation, wait)
     const headers: Record<string, string> = { 'content-type': PROTOBUF }
     if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-    return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+    return {
+      status: 200,
+      headers,
+      body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
+    }
   } catch (err) {
     return errorResponse(err)
   }
@@ -210,7 +231,12 @@ async function deferIfSlow(answer: Promise<PeerResponse>, everyMs: number): Prom
   clearTimeout(timer)
   if (first !== undefined) return first
   const inner = answer.then((a) => ({ status: a.status, headers: a.headers, body: a.body }))
-  return { status: 200, headers: { 'content-type': DEFERRED_TYPE }, body: new Uint8Array(0), stream: deferredBody(inner, everyMs) }
+  return {
+    status: 200,
+    headers: { 'content-type': DEFERRED_TYPE },
+    body: new Uint8Array(0),
+    stream: deferredBody(inner, everyMs),
+  }
 }
 
 /**
@@ -224,7 +250,10 @@ function refuseChange(): PeerResponse {
 function clear(group: ServedGroup, req: PeerRequest, now: number): PeerResponse {
   const generation = acceptGeneration(req.headers[GENERATION_HEADER], now)
   if (generation === undefined) {
-    return text(400, `bad request: clearing a group needs the ${GENERATION_HEADER} header, a generation at most an hour ahead of this node's clock`)
+    return text(
+      400,
+      `bad request: clearing a group needs the ${GENERATION_HEADER} header, a generation at most an hour ahead of this node's clock`,
+    )
   }
   group.clearLocally(generation)
   return noContent()
@@ -242,11 +271,85 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
   }
   try {
     const msg = decodeGetResponse(body)
-    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0)
+    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0, msg.staleUntil ?? 0)
   } catch {
     return text(400, 'bad request: malformed GetResponse')
   }
   return noContent()
+}
+
+/**
+ * serveBatch answers `POST {group}` of type `BATCH_CONTENT_TYPE`: the keys,
+ * each a varint length and its UTF-8 bytes. The answer is a sequence of
+ * length-delimited items, each a key and its GetResponse or the verdict an
+ * error header would carry for it (batch.ts). A batch is bounded like a
+ * single request, and more: at most `MAX_BATCH_KEYS` keys (400 beyond) in at
+ * most `MAX_BATCH_BODY_BYTES` (413 beyond, before reading it), each key
+ * valid UTF-8 of at most `maxKeyBytes` (400); its loads keep to the group's
+ * `maxPeerLoads`; its keys are never forwarded. Only our peers send
+ * batches; Go's server answers this request with 400, loading nothing.
+ */
+async function serveBatch(
+  rest: string,
+  req: PeerRequest,
+  maxKeyBytes: number,
+  lookup: (group: string) => ServedGroup | undefined,
+  generation: number,
+): Promise<PeerResponse> {
+  let groupName: string
+  try {
+    groupName = unescapePathPart(rest)
+  } catch {
+    return text(400, 'bad request: malformed escape')
+  }
+  const group = lookup(groupName)
+  if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
+  if (req.readBody === undefined) return text(400, 'bad request: no body')
+  let body: Uint8Array
+  try {
+    body = await req.readBody(MAX_BATCH_BODY_BYTES)
+  } catch (err) {
+    if (err instanceof BodyTooLarge) return text(413, `batch larger than ${MAX_BATCH_BODY_BYTES} bytes`)
+    return text(400, 'bad request: unreadable body')
+  }
+  let keys: string[]
+  try {
+    keys = decodeBatchKeys(body, MAX_BATCH_KEYS)
+  } catch (err) {
+    return text(400, `bad request: ${errorMessage(err)}`)
+  }
+  if (keys.some((key) => key.length > maxKeyBytes / 3 && Buffer.byteLength(key) > maxKeyBytes)) {
+    return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
+  }
+  let outcomes: ServedOutcome[]
+  try {
+    outcomes = await group.serveMany(keys, req, generation)
+  } catch (err) {
+    return errorResponse(err)
+  }
+  const items = outcomes.map((outcome, i): BatchItem => {
+    const key = keys[i] as string
+    if ('value' in outcome) {
+      const { bytes, expire, staleUntil, generation } = outcome.value
+      return { key, value: bytes, expire, staleUntil, generation }
+    }
+    return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
+  })
+  return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+}
+
+/** isBatch says whether a content type is a batch's (parameters aside). */
+function isBatch(type: string | readonly string[] | undefined): boolean {
+  return typeof type === 'string' && type.split(';')[0]?.trim().toLowerCase() === BATCH_CONTENT_TYPE
+}
+
+/**
+ * verdictCode is the code a batch item carries for a key that has no value:
+ * the error's own code, or LOAD_FAILED for anything a loader threw that is
+ * not ours (as a single request's 500 says).
+ */
+function verdictCode(err: unknown): string {
+  return err instanceof GroupcacheError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
 }
 
 function errorResponse(err: unknown): PeerResponse {

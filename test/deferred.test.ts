@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { HEARTBEAT, MIN_HEARTBEAT_MS, decodeDeferred, deferredBody, encodeFrame, heartbeatEvery, parseWait } from '../src/deferred.js'
+import { decodeDeferred, deferredBody, encodeFrame, HEARTBEAT, heartbeatEvery, MIN_HEARTBEAT_MS, parseWait } from '../src/deferred.js'
 
 test('a frame after any number of heartbeats decodes to the answer it holds', () => {
   const answer = { status: 404, headers: { 'x-groupcache-error': 'ERR_GROUPCACHE_NOT_FOUND' }, body: Buffer.from('no such row') }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { Groupcache, type Group } from '../../src/index.js'
+import { type Group, Groupcache } from '../../src/index.js'
 import { encodeGetResponse } from '../../src/wire.js'
 import { keyOwnedBy } from '../helpers/local.js'
 

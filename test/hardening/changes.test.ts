@@ -4,11 +4,11 @@
 // request, however forged, can wedge `clear()`.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { Groupcache, InvalidOptionError, MAX_GENERATION_LEAD_MS, type Group } from '../../src/index.js'
+import { type Group, Groupcache, InvalidOptionError, MAX_GENERATION_LEAD_MS } from '../../src/index.js'
 import { encodeGetResponse } from '../../src/wire.js'
+import { startApp } from '../helpers/apps.js'
 import { startLocalNodes } from '../helpers/local.js'
 import { rawRequest } from '../helpers/raw.js'
-import { startApp } from '../helpers/apps.js'
 
 const SECRET = 'changes-secret'
 const AUTH = { authorization: `Bearer ${SECRET}` }
@@ -34,7 +34,10 @@ describe('without a secret', () => {
       assert.equal(put.status, 403)
       assert.match(put.body.toString(), /secret/)
       assert.equal((await rawRequest(port, '/_groupcache/g/kept', { method: 'DELETE' })).status, 403)
-      assert.equal((await rawRequest(port, '/_groupcache/g', { method: 'DELETE', headers: { 'x-groupcache-generation': '5' } })).status, 403)
+      assert.equal(
+        (await rawRequest(port, '/_groupcache/g', { method: 'DELETE', headers: { 'x-groupcache-generation': '5' } })).status,
+        403,
+      )
       assert.equal(await group.get('kept'), 'v:kept')
       assert.deepEqual(loads, ['kept'], 'nothing was dropped or replaced')
       assert.equal(group.generation, 0)
@@ -139,13 +142,19 @@ describe('generations', () => {
           const get = await rawRequest(portOf(urls[0]!), '/_groupcache/g/y', { headers: { ...headers, 'x-groupcache-generation': forged } })
           assert.equal(get.status, 200)
           assert.equal(a.generation, 0)
-          const clear = await rawRequest(portOf(urls[1]!), '/_groupcache/g', { method: 'DELETE', headers: { ...headers, 'x-groupcache-generation': forged } })
+          const clear = await rawRequest(portOf(urls[1]!), '/_groupcache/g', {
+            method: 'DELETE',
+            headers: { ...headers, 'x-groupcache-generation': forged },
+          })
           assert.equal(clear.status, 400)
           assert.equal(b.generation, 0)
         }
         // The most a forged generation can do: move a node to the limit.
         const limit = String(Date.now() + MAX_GENERATION_LEAD_MS - 1000)
-        const pushed = await rawRequest(portOf(urls[0]!), '/_groupcache/g', { method: 'DELETE', headers: { ...headers, 'x-groupcache-generation': limit } })
+        const pushed = await rawRequest(portOf(urls[0]!), '/_groupcache/g', {
+          method: 'DELETE',
+          headers: { ...headers, 'x-groupcache-generation': limit },
+        })
         assert.equal(pushed.status, 204)
         assert.equal(a.generation, Number(limit))
         // clear() from either node still reaches every node, many times over.
@@ -164,6 +173,11 @@ describe('generations', () => {
 
 /** fetchRaw sends a request with a body to 127.0.0.1. */
 async function fetchRaw(port: number, path: string, method: string, body: Uint8Array): Promise<{ status: number; body: Buffer }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, body, headers: { 'content-type': 'application/x-protobuf' }, signal: AbortSignal.timeout(10_000) })
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    body,
+    headers: { 'content-type': 'application/x-protobuf' },
+    signal: AbortSignal.timeout(10_000),
+  })
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
 }

@@ -8,7 +8,8 @@ import {
   AbortedError,
   ClosedError,
   CodecError,
-  GroupcacheError,
+  type Groupcache,
+  type GroupcacheError,
   InvalidKeyError,
   InvalidOptionError,
   LoadError,
@@ -17,9 +18,8 @@ import {
   PeerError,
   TooLargeError,
   UnreachablePeersError,
-  type Groupcache,
 } from '../../src/index.js'
-import { startApp, type RunningApp } from '../helpers/apps.js'
+import { type RunningApp, startApp } from '../helpers/apps.js'
 import { rawRequest } from '../helpers/raw.js'
 
 const SELF = 'http://127.0.0.1:1'

@@ -63,13 +63,16 @@ describe('the Fastify plugin under a prefix', () => {
       )
       await app.ready()
     }
-    await assert.rejects(start, (err: unknown) => err instanceof InvalidOptionError && /prefix/.test(err.message) && /\/api/.test(err.message))
+    await assert.rejects(
+      start,
+      (err: unknown) => err instanceof InvalidOptionError && /prefix/.test(err.message) && /\/api/.test(err.message),
+    )
     await app.close()
   })
 })
 
 describe('an auth hook in front of the peer endpoint', () => {
-  test("counts as the peer failing (its breaker opens), and is reported once, not taken for a working peer", async () => {
+  test('counts as the peer failing (its breaker opens), and is reported once, not taken for a working peer', async () => {
     const [ownerPort, askerPort] = (await reservePorts(2)) as [number, number]
     const [ownerUrl, askerUrl] = urlsFor([ownerPort, askerPort]) as [string, string]
     const peers = [ownerUrl, askerUrl]

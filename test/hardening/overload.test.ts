@@ -4,10 +4,10 @@
 // prevent. The asker honours Retry-After; the owner that works on a key says
 // so with early headers and heartbeats, so only silence counts.
 import assert from 'node:assert/strict'
-import { describe, test } from 'node:test'
 import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { Groupcache, NotFoundError, type Group } from '../../src/index.js'
+import { describe, test } from 'node:test'
+import { type Group, Groupcache, NotFoundError } from '../../src/index.js'
 import { startApp } from '../helpers/apps.js'
 import { deferred, keyOwnedBy, startLocalNodes } from '../helpers/local.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
@@ -134,7 +134,13 @@ describe('a slow owner behind each adapter', () => {
       const app = await startApp(
         framework,
         { self: ownerUrl, peers, secret: 'slow-secret', peerTimeoutMs: SILENCE_MS },
-        (gc) => void gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: async (k) => (loads++, await held.promise, `v:${k}`) }),
+        (gc) =>
+          void gc.newGroup<string>({
+            name: 'g',
+            maxBytes: 1 << 20,
+            codec: 'string',
+            load: async (k) => (loads++, await held.promise, `v:${k}`),
+          }),
         ownerPort,
       )
       const asker = new Groupcache({ self: askerUrl, peers, secret: 'slow-secret', peerTimeoutMs: SILENCE_MS })
@@ -176,7 +182,10 @@ describe('a deferred answer', () => {
         }),
       )
       await assert.rejects(groups[0]!.get(keyOwnedBy(nodes[0]!, urls[1]!, 'nf-')), NotFoundError)
-      await assert.rejects(groups[0]!.get(keyOwnedBy(nodes[0]!, urls[1]!, 'lf-')), { code: 'ERR_GROUPCACHE_LOAD_FAILED', message: /the database is down/ })
+      await assert.rejects(groups[0]!.get(keyOwnedBy(nodes[0]!, urls[1]!, 'lf-')), {
+        code: 'ERR_GROUPCACHE_LOAD_FAILED',
+        message: /the database is down/,
+      })
       assert.deepEqual(loads, [0, 2])
       assert.equal(groups[0]!.stats.peerErrors, 0)
     } finally {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { replaysAsIs } from '../../adapters/route-cache.js'
 import { escapePathPart } from '../../src/protocol.js'
-import { ROUTE_FRAMEWORKS, startCachedApp, type CachedApp } from '../helpers/cached-apps.js'
+import { type CachedApp, ROUTE_FRAMEWORKS, startCachedApp } from '../helpers/cached-apps.js'
 import { rawRequest } from '../helpers/raw.js'
 
 const SELF = 'http://127.0.0.1:1'

@@ -3,7 +3,7 @@
 // client's copy is still good. RFC 9110/9111 semantics, on every framework.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { ROUTE_FRAMEWORKS, startCachedApp, type CachedApp } from '../helpers/cached-apps.js'
+import { type CachedApp, ROUTE_FRAMEWORKS, startCachedApp } from '../helpers/cached-apps.js'
 import { rawRequest } from '../helpers/raw.js'
 
 const SELF = 'http://127.0.0.1:1'
@@ -21,8 +21,16 @@ for (const framework of ROUTE_FRAMEWORKS) {
     let app: CachedApp
     before(async () => {
       app = await startCachedApp(framework, { self: SELF, peers: [SELF] }, [
-        { path: '/lang', cache: { vary: ['accept-language'], cacheControl: true }, handler: (req) => ({ body: `lang=${String(req.headers['accept-language'])}` }) },
-        { path: '/lang-plain', cache: { vary: ['accept-language'] }, handler: (req) => ({ body: `lang=${String(req.headers['accept-language'])}` }) },
+        {
+          path: '/lang',
+          cache: { vary: ['accept-language'], cacheControl: true },
+          handler: (req) => ({ body: `lang=${String(req.headers['accept-language'])}` }),
+        },
+        {
+          path: '/lang-plain',
+          cache: { vary: ['accept-language'] },
+          handler: (req) => ({ body: `lang=${String(req.headers['accept-language'])}` }),
+        },
         {
           path: '/own-vary',
           cache: { vary: ['accept-language'] },
@@ -32,7 +40,12 @@ for (const framework of ROUTE_FRAMEWORKS) {
         { path: '/plain', cache: {}, handler: () => ({ body: 'plain' }) },
         {
           path: '/me',
-          cache: { private: true, key: (req) => `/me?user=${String(req.headers.authorization)}`, vary: ['authorization'], cacheControl: true },
+          cache: {
+            private: true,
+            key: (req) => `/me?user=${String(req.headers.authorization)}`,
+            vary: ['authorization'],
+            cacheControl: true,
+          },
           handler: (req) => ({ body: `for ${String(req.headers.authorization)}` }),
         },
       ])

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { ClosedError, type LoadContext } from '../../src/index.js'
-import { rawRequest } from '../helpers/raw.js'
-import { startLocalNodes } from '../helpers/local.js'
 import { settledTcpHandles, tcpHandles } from '../helpers/handles.js'
+import { startLocalNodes } from '../helpers/local.js'
+import { rawRequest } from '../helpers/raw.js'
 import { deferred, waitFor } from '../helpers/wait.js'
 
 /** GRACE_MS is the grace period of the test that outlives it. */
@@ -87,7 +87,9 @@ describe('gc.close() with loaders that ignore ctx.signal', () => {
       await waitFor('the local get and the peer request to wait on the load', () => started === 1 && group.stats.serverRequests === 1)
       const closing = gc.close({ graceMs: 100 })
       // A guard against hanging, not a timing claim: the loader never ends on its own.
-      const hung = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('still waiting long after the grace period')), 10_000).unref())
+      const hung = new Promise<never>((_resolve, reject) =>
+        setTimeout(() => reject(new Error('still waiting long after the grace period')), 10_000).unref(),
+      )
       await Promise.race([assert.rejects(local, ClosedError), hung])
       const answer = await Promise.race([fromPeer.catch(() => ({ status: 0 })), hung])
       assert.ok(answer.status === 503 || answer.status === 0, `the peer got ${answer.status}`)

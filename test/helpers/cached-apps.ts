@@ -80,8 +80,20 @@ export async function startCachedApp(framework: RouteFramework, options: Groupca
       app.use(gc)
       for (const route of routes) {
         const handler: express.RequestHandler = (req, res, next) => {
-          const seenReq = { params: req.params as Record<string, string>, url: req.originalUrl, headers: req.headers, remoteAddress: req.socket.remoteAddress }
-          run(route, seenReq).then((r) => void res.status(r.status ?? 200).set(r.headers ?? {}).send(r.body), next)
+          const seenReq = {
+            params: req.params as Record<string, string>,
+            url: req.originalUrl,
+            headers: req.headers,
+            remoteAddress: req.socket.remoteAddress,
+          }
+          run(route, seenReq).then(
+            (r) =>
+              void res
+                .status(r.status ?? 200)
+                .set(r.headers ?? {})
+                .send(r.body),
+            next,
+          )
         }
         if (route.cache === undefined) app.get(route.path, handler)
         else app.get(route.path, gc.cacheRoute(route.cache), handler)
@@ -96,7 +108,12 @@ export async function startCachedApp(framework: RouteFramework, options: Groupca
       const router = new Router()
       for (const route of routes) {
         const handler = async (ctx: Koa.Context): Promise<void> => {
-          const r = await run(route, { params: ctx.params as Record<string, string>, url: ctx.originalUrl, headers: ctx.headers, remoteAddress: ctx.req.socket.remoteAddress })
+          const r = await run(route, {
+            params: ctx.params as Record<string, string>,
+            url: ctx.originalUrl,
+            headers: ctx.headers,
+            remoteAddress: ctx.req.socket.remoteAddress,
+          })
           ctx.status = r.status ?? 200
           ctx.set(r.headers ?? {})
           ctx.body = r.body
@@ -114,8 +131,16 @@ export async function startCachedApp(framework: RouteFramework, options: Groupca
       await app.register(fastifyGroupcache, options)
       for (const route of routes) {
         app.get(route.path, route.cache === undefined ? {} : { config: { groupcache: route.cache } }, async (request, reply) => {
-          const r = await run(route, { params: request.params as Record<string, string>, url: request.url, headers: request.headers, remoteAddress: request.socket.remoteAddress })
-          return reply.code(r.status ?? 200).headers(r.headers ?? {}).send(r.body)
+          const r = await run(route, {
+            params: request.params as Record<string, string>,
+            url: request.url,
+            headers: request.headers,
+            remoteAddress: request.socket.remoteAddress,
+          })
+          return reply
+            .code(r.status ?? 200)
+            .headers(r.headers ?? {})
+            .send(r.body)
         })
       }
       await app.listen({ host: '127.0.0.1', port: 0 })
