@@ -1,8 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import fresh from 'fresh'
 import { Packr } from 'msgpackr'
-import vary from 'vary'
 import { type Codec, type Group, type Groupcache, InvalidOptionError, type LoadContext } from '../src/index.js'
 
 /** DEFAULT_ROUTE_GROUP names the internal group that holds cached responses. */
@@ -431,19 +429,51 @@ function parseKey(key: string): [string | undefined, Record<string, string>] {
 
 /**
  * notModified evaluates a conditional GET as an origin server does (RFC
- * 9110 §13.2), through `fresh`: If-None-Match by weak comparison, else
- * If-Modified-Since. The request's Cache-Control is left out: `fresh` treats
- * `no-cache` as "send it all", a rule for caches, and fetch() adds it to
- * every conditional request, which would never get its 304.
+ * 9110 §13.2.2): If-None-Match by weak comparison (§8.8.3.2: `W/"x"`
+ * matches `"x"`; `*` matches any), else If-Modified-Since against the
+ * handler's Last-Modified. The request's Cache-Control plays no part: its
+ * `no-cache` is for caches, and fetch() adds it to every conditional
+ * request, which would then never get its 304. (jshttp's `fresh` does this
+ * too, apart from that rule; a core install carries no adapter's helpers.)
  */
 function notModified(headers: IncomingHttpHeaders, entry: CachedResponse): boolean {
-  const noneMatch = headers['if-none-match']
-  const modifiedSince = headers['if-modified-since']
-  if (noneMatch === undefined && modifiedSince === undefined) return false
-  return fresh(
-    { 'if-none-match': noneMatch, 'if-modified-since': modifiedSince },
-    { etag: entry.etag, 'last-modified': entry.headers['last-modified'] },
-  )
+  const noneMatch = headerValue(headers['if-none-match'])
+  if (noneMatch !== undefined) {
+    if (noneMatch.trim() === '*') return true
+    const mine = opaqueTag(entry.etag)
+    return noneMatch.split(',').some((tag) => opaqueTag(tag.trim()) === mine)
+  }
+  const since = headerValue(headers['if-modified-since'])
+  const lastModified = entry.headers['last-modified']
+  if (since === undefined || lastModified === undefined) return false
+  const modified = Date.parse(lastModified)
+  const seen = Date.parse(since)
+  return !Number.isNaN(modified) && !Number.isNaN(seen) && modified <= seen
+}
+
+/** opaqueTag is an entity tag without its weakness mark, for weak comparison. */
+function opaqueTag(tag: string): string {
+  return tag.startsWith('W/') ? tag.slice(2) : tag
+}
+
+/**
+ * appendVary adds `names` (lower case) to a Vary header value, each once:
+ * field names compare case-insensitively, and `*` stays `*` (RFC 9110
+ * §12.5.5), as jshttp's `vary` does.
+ */
+function appendVary(header: string | undefined, names: readonly string[]): string {
+  const fields = (header ?? '')
+    .split(',')
+    .map((field) => field.trim())
+    .filter((field) => field !== '')
+  if (fields.includes('*')) return '*'
+  const seen = new Set(fields.map((field) => field.toLowerCase()))
+  for (const name of names) {
+    if (seen.has(name)) continue
+    seen.add(name)
+    fields.push(name)
+  }
+  return fields.join(', ')
 }
 
 /**
@@ -460,7 +490,7 @@ export const MAX_AGE_CAP_S = 365 * 24 * 60 * 60
  * would otherwise serve one language to every reader), `private` for
  * per-user entries, a max-age that is a number (at most MAX_AGE_CAP_S), and
  * a 304 for a matching If-None-Match, weak or strong (RFC 9110), or
- * If-Modified-Since (`fresh`). `Age` says how long ago the owner rendered
+ * If-Modified-Since. `Age` says how long ago the owner rendered
  * it, so that with `cacheControl` a downstream cache counts `max-age` (the
  * whole TTL) from the render, not from this answer (RFC 9111 §4.2.3); a
  * stale response has an Age past its max-age, and RFC 5861's
@@ -469,7 +499,7 @@ export const MAX_AGE_CAP_S = 365 * 24 * 60 * 60
  */
 function reply(entry: CachedResponse, source: 'hit' | 'miss' | 'peer' | 'stale', route: Resolved, req: RouteRequest): Decision {
   const headers: Record<string, string> = { ...entry.headers, etag: entry.etag, [SOURCE_HEADER]: source }
-  if (route.vary.length > 0) headers.vary = vary.append(entry.headers.vary ?? '', route.vary)
+  if (route.vary.length > 0) headers.vary = appendVary(entry.headers.vary, route.vary)
   const now = Date.now()
   if (entry.rendered > 0) headers.age = String(Math.max(0, Math.floor((now - entry.rendered) / 1000)))
   if (route.cacheControl && entry.expires > 0) {
