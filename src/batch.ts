@@ -46,7 +46,7 @@ export class BatchError extends Error {
  * verdict, an `ERR_GROUPCACHE_*` code with a message.
  */
 export type BatchItem =
-  | { key: string; value: Uint8Array; expire: number; generation: number }
+  | { key: string; value: Uint8Array; expire: number; staleUntil?: number | undefined; generation: number }
   | { key: string; error: string; message: string }
 
 // A batch answer is a sequence of items, each a varint length and then this
@@ -108,7 +108,7 @@ export function encodeBatchAnswer(items: readonly BatchItem[], maxBytes = MAX_BA
 function encodeItem(item: BatchItem): Uint8Array {
   const fields: Array<[number, Uint8Array | number]> = [[TAG_KEY, Buffer.from(item.key)]]
   if ('value' in item) {
-    fields.push([TAG_RESPONSE, encodeGetResponse({ value: item.value, expire: item.expire })])
+    fields.push([TAG_RESPONSE, encodeGetResponse({ value: item.value, expire: item.expire, staleUntil: item.staleUntil })])
     if (item.generation > 0) fields.push([TAG_GENERATION, item.generation])
   } else {
     fields.push([TAG_ERROR, Buffer.from(item.error)], [TAG_MESSAGE, Buffer.from(item.message)])
@@ -185,7 +185,10 @@ function decodeItem(bytes: Uint8Array): BatchItem {
   if (response === undefined) throw new BatchError(`item ${JSON.stringify(key)} has neither a value nor an error`)
   const msg = decodeGetResponse(response)
   // A copy, so that a kept value does not hold the whole answer's buffer.
-  return { key, value: new Uint8Array(msg.value), expire: msg.expire ?? 0, generation }
+  const staleUntil = msg.staleUntil ?? 0
+  const item = { key, value: new Uint8Array(msg.value), expire: msg.expire ?? 0, generation }
+  // Only a value with a stale window says so, so that plain items compare equal to what was sent.
+  return staleUntil > 0 ? { ...item, staleUntil } : item
 }
 
 /**

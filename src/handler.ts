@@ -1,24 +1,19 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import {
-  BATCH_CONTENT_TYPE,
-  MAX_BATCH_BODY_BYTES,
-  MAX_BATCH_KEYS,
-  decodeBatchKeys,
-  encodeBatchAnswer,
-  type BatchItem,
-} from './batch.js'
-import { BodyTooLarge, GroupcacheError, errorMessage } from './errors.js'
+import { BATCH_CONTENT_TYPE, type BatchItem, decodeBatchKeys, encodeBatchAnswer, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
+import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
 import type { ServedGroup, ServedOutcome } from './group.js'
 import {
+  bearer,
+  errorAnswer,
   GENERATION_HEADER,
   MAX_ERROR_TEXT,
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
-  STATS_PATH,
-  bearer,
-  errorAnswer,
   parseGeneration,
+  parseRefreshWait,
+  REFRESH_HEADER,
+  STATS_PATH,
   unescapePathPart,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
@@ -64,14 +59,20 @@ function text(status: number, message: string, extra?: Record<string, string>): 
   }
 }
 
-
 /**
  * echo makes a name from the request safe to say back: at most 100 bytes,
  * control characters replaced, so an answer stays short and one line.
  */
 function echo(name: string): string {
   const bytes = Buffer.from(name)
-  const short = bytes.length <= 100 ? name : `${bytes.subarray(0, 100).toString().replace(/\uFFFD$/, '')}…`
+  const short =
+    bytes.length <= 100
+      ? name
+      : `${bytes
+          .subarray(0, 100)
+          .toString()
+          .replace(/\uFFFD$/, '')}…`
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
   return short.replace(/[\u0000-\u001f\u007f]/g, '?')
 }
 
@@ -164,10 +165,15 @@ export function createPeerHandler(options: {
     }
     if (method === 'PUT') return set(group, key, req)
     try {
-      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+      const wait = parseRefreshWait(req.headers[REFRESH_HEADER])
+      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0, wait)
       const headers: Record<string, string> = { 'content-type': PROTOBUF }
       if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-      return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+      return {
+        status: 200,
+        headers,
+        body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
+      }
     } catch (err) {
       return errorResponse(err)
     }
@@ -201,7 +207,7 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
   }
   try {
     const msg = decodeGetResponse(body)
-    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0)
+    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0, msg.staleUntil ?? 0)
   } catch {
     return text(400, 'bad request: malformed GetResponse')
   }
@@ -258,7 +264,10 @@ async function serveBatch(
   }
   const items = outcomes.map((outcome, i): BatchItem => {
     const key = keys[i] as string
-    if ('value' in outcome) return { key, value: outcome.value.bytes, expire: outcome.value.expire, generation: outcome.value.generation }
+    if ('value' in outcome) {
+      const { bytes, expire, staleUntil, generation } = outcome.value
+      return { key, value: bytes, expire, staleUntil, generation }
+    }
     return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
   })
   return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }

@@ -1,21 +1,22 @@
 import { EventEmitter } from 'node:events'
-import { Pool, errors } from 'undici'
-import { BATCH_CONTENT_TYPE, chunkKeys, decodeBatchAnswer, encodeBatchKeys, type BatchItem } from './batch.js'
+import { errors, Pool } from 'undici'
+import { BATCH_CONTENT_TYPE, type BatchItem, chunkKeys, decodeBatchAnswer, encodeBatchKeys } from './batch.js'
 import { Breaker, type BreakerOptions } from './breaker.js'
 import type { Logger } from './diagnostics.js'
-import { AbortedError, GroupcacheError, PeerError, errorMessage } from './errors.js'
+import { AbortedError, errorMessage, GroupcacheError, PeerError } from './errors.js'
 import type { PeerValue } from './group.js'
 import type { PeerHealth, PeerTransport } from './peers.js'
 import {
-  ERROR_HEADER,
-  GENERATION_HEADER,
-  PROTOBUF,
-  PROTOCOL_HEADER,
   answerError,
   bearer,
+  ERROR_HEADER,
   escapePathPart,
+  GENERATION_HEADER,
   keyPath,
+  PROTOBUF,
+  PROTOCOL_HEADER,
   parseGeneration,
+  REFRESH_HEADER,
   verdictError,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse, type GetResponse } from './wire.js'
@@ -42,7 +43,6 @@ export const DEFAULT_PEER_CONNECTIONS = 32
  */
 const PEER_KIND_TTL_MS = 60_000
 
-
 /**
  * DEFAULT_MAX_RESPONSE_BYTES caps what this node reads from a peer in one
  * answer, so a broken or hostile peer cannot exhaust its memory.
@@ -54,7 +54,11 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
  * before reading it when its length is declared, and as soon as it passes
  * `max` when it is not.
  */
-async function readLimited(body: AsyncIterable<Buffer> & { arrayBuffer(): Promise<ArrayBuffer>; destroy(): unknown }, length: string | undefined, max: number): Promise<Uint8Array> {
+async function readLimited(
+  body: AsyncIterable<Buffer> & { arrayBuffer(): Promise<ArrayBuffer>; destroy(): unknown },
+  length: string | undefined,
+  max: number,
+): Promise<Uint8Array> {
   if (length !== undefined) {
     if (Number(length) > max) {
       body.destroy()
@@ -107,7 +111,10 @@ export class HttpTransport implements PeerTransport {
       onChange: (state, breaker) => {
         if (logger === undefined) return
         if (state === 'open') {
-          logger.warn({ peer: breaker.peer, failures: breaker.failures, lastError: breaker.lastError }, 'groupcache: peer skipped after repeated failures')
+          logger.warn(
+            { peer: breaker.peer, failures: breaker.failures, lastError: breaker.lastError },
+            'groupcache: peer skipped after repeated failures',
+          )
         } else {
           ;(logger.info ?? logger.warn).call(logger, { peer: breaker.peer }, 'groupcache: peer answers again')
         }
@@ -136,9 +143,20 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0, extra?: Record<string, string>): Promise<PeerValue> {
+  async fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation = 0,
+    extra?: Record<string, string>,
+    refresh = false,
+  ): Promise<PeerValue> {
     let headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
     if (extra !== undefined) headers = { ...lowerCased(extra), ...headers }
+    // Half the deadline: the owner answers with what it has before this
+    // node gives up on it (which would count against the peer's circuit).
+    if (refresh) headers = { ...headers, [REFRESH_HEADER]: String(Math.floor(this.#timeoutMs / 2)) }
     const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
     if (res.status === 200) {
       let msg: GetResponse
@@ -148,7 +166,12 @@ export class HttpTransport implements PeerTransport {
         this.#pools.get(peer)?.breaker.failure('a malformed answer')
         throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
       }
-      return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+      return {
+        value: msg.value,
+        expire: msg.expire ?? 0,
+        staleUntil: msg.staleUntil ?? 0,
+        generation: parseGeneration(res.generation) ?? 0,
+      }
     }
     throw answerError(peer, res.status, res.errorCode, res.body)
   }
@@ -185,7 +208,13 @@ export class HttpTransport implements PeerTransport {
    * of ours refuses, are fetched one GET each. A chunk that fails as a whole
    * (a transport failure, a 503) gives each of its keys that error.
    */
-  async fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation = 0): Promise<Map<string, PeerValue | Error>> {
+  async fetchMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    signal: AbortSignal,
+    generation = 0,
+  ): Promise<Map<string, PeerValue | Error>> {
     const answers = new Map<string, PeerValue | Error>()
     let ours: boolean
     try {
@@ -220,8 +249,14 @@ export class HttpTransport implements PeerTransport {
         for (const item of items ?? []) {
           if (!asked.has(item.key)) continue
           asked.delete(item.key)
-          if ('value' in item) answers.set(item.key, { value: item.value, expire: item.expire, generation: item.generation })
-          else answers.set(item.key, verdictError(item.error, item.message) ?? new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`))
+          if ('value' in item)
+            answers.set(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil, generation: item.generation })
+          else
+            answers.set(
+              item.key,
+              verdictError(item.error, item.message) ??
+                new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`),
+            )
         }
         await Promise.all([...asked].map(one))
       }),
@@ -235,7 +270,13 @@ export class HttpTransport implements PeerTransport {
    * or 413), so that the keys are fetched one by one; after a 405 the peer
    * gets no batch for a while, as long as what we learnt of its kind holds.
    */
-  async #batch(peer: string, path: string, keys: readonly string[], headers: Record<string, string>, signal: AbortSignal): Promise<BatchItem[] | undefined> {
+  async #batch(
+    peer: string,
+    path: string,
+    keys: readonly string[],
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<BatchItem[] | undefined> {
     const res = await this.#request(peer, 'POST', path, headers, encodeBatchKeys(keys), signal)
     if (res.status === 405) this.#noBatches.set(peer, Date.now() + PEER_KIND_TTL_MS)
     if (res.status === 400 || res.status === 405 || res.status === 413) return undefined
@@ -254,9 +295,9 @@ export class HttpTransport implements PeerTransport {
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
-  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
+  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil = 0): Promise<void> {
     await this.#ours(peer, 'store values')
-    const body = encodeGetResponse({ value, expire })
+    const body = encodeGetResponse({ value, expire, staleUntil })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
     const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
@@ -390,4 +431,3 @@ function lowerCased(headers: Record<string, string>): Record<string, string> {
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
-

@@ -1,7 +1,7 @@
 // A cluster of groupcache nodes in child processes (node-main.ts), driven
 // over IPC: what the multi-node tests of the core run against.
-import { startChildren, stopChildren, type Child } from './child.js'
-import type { Command, NodeConfig } from './node-main.js'
+import { type Child, startChildren, stopChildren } from './child.js'
+import type { Command, HammerReport, NodeConfig } from './node-main.js'
 import type { SpanRecord } from './otel.js'
 import { reservePorts, urlsFor } from './ports.js'
 import { PEER_TIMEOUT_MS } from './wait.js'
@@ -83,6 +83,16 @@ export class TestNode {
 
   release(key: string): Promise<unknown> {
     return this.#call({ op: 'release', key })
+  }
+
+  /** failing makes this node's loader throw for every key while on. */
+  failing(on: boolean): Promise<unknown> {
+    return this.#call({ op: 'failing', on })
+  }
+
+  /** hammer gets `key` every `intervalMs` for `durationMs` and reports how it went. */
+  hammer(key: string, durationMs: number, intervalMs: number): Promise<HammerReport> {
+    return this.#call({ op: 'hammer', key, durationMs, intervalMs }) as Promise<HammerReport>
   }
 
   /** tracedGet gets `key` inside an active span named `request` (the node needs `otel`). */
