@@ -21,7 +21,14 @@ export async function startCountingProxy(port: number, target: number): Promise<
     const upstream = request(
       // A connection per request: a kept-alive one could be closed by the
       // target just as it is reused, and a 502 would look like a peer failure.
-      { host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: { ...req.headers, connection: 'close' }, agent: false },
+      {
+        host: '127.0.0.1',
+        port: target,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, connection: 'close' },
+        agent: false,
+      },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
         answer.pipe(res)
