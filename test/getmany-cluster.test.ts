@@ -137,6 +137,12 @@ describe('3 nodes with loadMany', () => {
     const marks = env.proxies.map((p) => p.requests.length)
     const answers = await Promise.all(env.cluster.nodes.map((node) => node.getMany(keys)))
     for (const found of answers) assert.equal(found.length, 300)
+    const stats = await Promise.all(env.cluster.nodes.map((node) => node.stats()))
+    assert.deepEqual(
+      stats.map((s) => s.stats.peerErrors),
+      [0, 0, 0],
+      'no fetch failed (a failed one loads the key a second time)',
+    )
     const loads = await loadsPerKey(env.cluster)
     assert.equal(keys.filter((key) => loads.get(key) !== 1).length, 0)
     for (const r of since(env.proxies, marks)) assert.ok(r.posts <= 2, `${r.posts} batches`)
