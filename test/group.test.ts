@@ -11,7 +11,8 @@ import {
   type PeerTransport,
 } from '../src/index.js'
 import { PeerError } from '../src/errors.js'
-import { deferred, keyOwnedBy, startLocalNodes } from './helpers/local.js'
+import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
+import { deferred } from './helpers/wait.js'
 
 const SELF = 'http://127.0.0.1:1'
 const OTHER = 'http://127.0.0.1:2'

@@ -57,7 +57,7 @@ function budget(group: Group<Buffer>): { bytes: number; items: number; main: num
 
 const mib = (n: number): string => `${(n / 2 ** 20).toFixed(2)} MiB`
 
-test(`two nodes over HTTP stay within maxBytes after every get while ${ROUNDS}× maxBytes of distinct values pass through, and memory levels off`, { timeout: 120_000 }, async (t) => {
+test(`two nodes over HTTP stay within maxBytes after every get while ${ROUNDS}× maxBytes of distinct values pass through, and memory levels off`, async (t) => {
   const sizes = new Map<string, number>()
   const loads = [0, 0]
   const { nodes, urls, closeAll } = await startLocalNodes(2)

@@ -15,6 +15,8 @@ export interface NodeConfig {
   /** numbered makes values `value-of:<key>#<n>`, n counting this node's loads of the key. */
   numbered?: boolean
   ttlMs?: number
+  /** otel registers an OpenTelemetry SDK (spans in memory) and instruments the node with these options. */
+  otel?: { includeKeys?: boolean; requireParentSpan?: boolean }
 }
 
 export type Command =
@@ -28,6 +30,8 @@ export type Command =
   | { id: number; op: 'clear' }
   | { id: number; op: 'hold'; key: string }
   | { id: number; op: 'release'; key: string }
+  | { id: number; op: 'tracedGet'; key: string }
+  | { id: number; op: 'spans' }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig
 const send = (message: unknown): void => {
@@ -45,6 +49,9 @@ const gc = new Groupcache({
   secret: config.secret,
   peerTimeoutMs: config.peerTimeoutMs,
 })
+// The SDK first, then instrument(), as an app's start-up does.
+const exporter = config.otel === undefined ? undefined : (await import('./otel.js')).registerTracing()
+if (config.otel !== undefined) (await import('../../adapters/otel.js')).instrument(gc, config.otel)
 const group = gc.newGroup<string>({
   name: 'test',
   maxBytes: 1 << 20,
@@ -89,6 +96,18 @@ async function run(cmd: Command): Promise<unknown> {
       gates.get(cmd.key)?.open()
       gates.delete(cmd.key)
       return null
+    case 'tracedGet': {
+      const { trace } = await import('@opentelemetry/api')
+      return trace.getTracer('test').startActiveSpan('request', async (span) => {
+        try {
+          return await group.get(cmd.key)
+        } finally {
+          span.end()
+        }
+      })
+    }
+    case 'spans':
+      return exporter === undefined ? [] : (await import('./otel.js')).records(exporter)
     case 'close':
       await gc.close()
       setImmediate(() => process.exit(0))
