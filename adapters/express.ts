@@ -1,12 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Application, NextFunction, Request, Response } from 'express'
-import inject from 'light-my-request'
-import { toPeerRequest, writePeerResponse, type Groupcache } from '../src/index.js'
-import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { middlewareSetup, type AdapterInput } from './shared.js'
+import { type Groupcache, toPeerRequest, writePeerResponse } from '../src/index.js'
+import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
+import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** groupcache is the node this app serves, for route handlers. */
@@ -39,7 +37,11 @@ export type Middleware = (req: Request, res: Response, next: NextFunction) => vo
  * reads, so that between a path and its handler it leaves Express's
  * inference of `req.params` from the path alone.
  */
-export type RouteMiddleware = (req: IncomingMessage & { method: string; originalUrl: string }, res: ServerResponse, next: (err?: unknown) => void) => void
+export type RouteMiddleware = (
+  req: IncomingMessage & { method: string; originalUrl: string },
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void
 
 /** GroupcacheMiddleware is Express middleware that also carries its instance. */
 export interface GroupcacheMiddleware extends Middleware {
@@ -68,16 +70,14 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     watch(req.socket)
     if (app === undefined) {
       // The route cache renders by replaying requests into this very app.
-      const known = (app = req.app)
+      const known = req.app
+      app = known
       const dispatch = (injected: IncomingMessage, out: ServerResponse): void => {
         pin(injected)
         pin(out)
         known(injected as Request, out as Response)
       }
-      routes.setRenderer(async (url, headers) => {
-        const res = await inject(dispatch, { method: 'GET', url, headers })
-        return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
-      })
+      routes.setRenderer(injectRenderer(dispatch))
     }
     if (!req.url.startsWith(basePath)) {
       next()
@@ -86,6 +86,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     instance.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer), next)
   }
   function cacheRoute(options?: CacheRouteOptions): RouteMiddleware {
+    loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return function groupcacheCacheRoute(req, res, next) {
       decide({ method: req.method, url: req.originalUrl, headers: req.headers }).then((decision) => {
@@ -106,11 +107,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

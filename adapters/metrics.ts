@@ -23,6 +23,9 @@ export const GROUP_COUNTERS: ReadonlyArray<readonly [keyof GroupStats, string, s
   ['localLoads', 'local_loads_total', 'Successful loader runs on this node.'],
   ['localLoadErrs', 'local_load_errs_total', 'Failed loader runs on this node.'],
   ['serverRequests', 'server_requests_total', 'Requests from peers.'],
+  ['staleHits', 'stale_hits_total', 'Cache hits served stale, past ttlMs within staleMs.'],
+  ['refreshes', 'refreshes_total', 'Background refreshes of stale values started (a load on the owner, else a request to it).'],
+  ['refreshErrors', 'refresh_errors_total', 'Refreshes that failed; the stale value was kept.'],
 ]
 
 /** CACHE_GAUGES are each cache's sizes (labels `group`, `cache`). */

@@ -1,6 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client'
-import { PEER_CHANNEL, type Groupcache, type PeerEvent } from '../src/index.js'
+import { Counter, Gauge, register as globalRegistry, Histogram, type Registry } from 'prom-client'
+import { type Groupcache, PEER_CHANNEL, type PeerEvent } from '../src/index.js'
 import {
   CACHE_COUNTERS,
   CACHE_GAUGES,
@@ -39,72 +39,82 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
   }
 
   for (const [field, name, help] of GROUP_COUNTERS) {
-    track(name, (full) =>
-      new Counter({
-        name: full,
-        help,
-        labelNames: ['group'],
-        registers,
-        collect() {
-          this.reset()
-          for (const [group, g] of Object.entries(gc.stats().groups)) this.inc({ group }, g.stats[field])
-        },
-      }),
+    track(
+      name,
+      (full) =>
+        new Counter({
+          name: full,
+          help,
+          labelNames: ['group'],
+          registers,
+          collect() {
+            this.reset()
+            for (const [group, g] of Object.entries(gc.stats().groups)) this.inc({ group }, g.stats[field])
+          },
+        }),
     )
   }
   for (const [field, name, help] of CACHE_GAUGES) {
-    track(name, (full) =>
-      new Gauge({
-        name: full,
-        help,
-        labelNames: ['group', 'cache'],
-        registers,
-        collect() {
-          for (const [group, g] of Object.entries(gc.stats().groups)) {
-            this.set({ group, cache: 'main' }, g.main[field])
-            this.set({ group, cache: 'hot' }, g.hot[field])
-          }
-        },
-      }),
+    track(
+      name,
+      (full) =>
+        new Gauge({
+          name: full,
+          help,
+          labelNames: ['group', 'cache'],
+          registers,
+          collect() {
+            for (const [group, g] of Object.entries(gc.stats().groups)) {
+              this.set({ group, cache: 'main' }, g.main[field])
+              this.set({ group, cache: 'hot' }, g.hot[field])
+            }
+          },
+        }),
     )
   }
   for (const [field, name, help] of CACHE_COUNTERS) {
-    track(name, (full) =>
-      new Counter({
+    track(
+      name,
+      (full) =>
+        new Counter({
+          name: full,
+          help,
+          labelNames: ['group', 'cache'],
+          registers,
+          collect() {
+            this.reset()
+            for (const [group, g] of Object.entries(gc.stats().groups)) {
+              this.inc({ group, cache: 'main' }, g.main[field])
+              this.inc({ group, cache: 'hot' }, g.hot[field])
+            }
+          },
+        }),
+    )
+  }
+  track(
+    CIRCUIT_GAUGE[0],
+    (full) =>
+      new Gauge({
         name: full,
-        help,
-        labelNames: ['group', 'cache'],
+        help: CIRCUIT_GAUGE[1],
+        labelNames: ['peer'],
         registers,
         collect() {
           this.reset()
-          for (const [group, g] of Object.entries(gc.stats().groups)) {
-            this.inc({ group, cache: 'main' }, g.main[field])
-            this.inc({ group, cache: 'hot' }, g.hot[field])
-          }
+          for (const p of gc.stats().peers) if (!p.self) this.set({ peer: p.peer }, p.state === 'closed' ? 0 : 1)
         },
       }),
-    )
-  }
-  track(CIRCUIT_GAUGE[0], (full) =>
-    new Gauge({
-      name: full,
-      help: CIRCUIT_GAUGE[1],
-      labelNames: ['peer'],
-      registers,
-      collect() {
-        this.reset()
-        for (const p of gc.stats().peers) if (!p.self) this.set({ peer: p.peer }, p.state === 'closed' ? 0 : 1)
-      },
-    }),
   )
-  const latency = track(FETCH_HISTOGRAM[0], (full) =>
-    new Histogram({
-      name: full,
-      help: FETCH_HISTOGRAM[1],
-      labelNames: ['peer', 'outcome'],
-      buckets: options.buckets ?? [...DEFAULT_FETCH_BUCKETS],
-      registers,
-    }),
+  const latency = track(
+    FETCH_HISTOGRAM[0],
+    (full) =>
+      new Histogram({
+        name: full,
+        help: FETCH_HISTOGRAM[1],
+        labelNames: ['peer', 'outcome'],
+        buckets: options.buckets ?? [...DEFAULT_FETCH_BUCKETS],
+        registers,
+      }),
   )
   const onPeer = (message: unknown): void => {
     const event = message as PeerEvent

@@ -189,9 +189,7 @@ export function resolveCodec(option: CodecName | Codec<unknown> | undefined, opt
   }
   const custom = option as Codec<unknown>
   if (typeof custom !== 'object' || custom === null || typeof custom.encode !== 'function' || typeof custom.decode !== 'function') {
-    throw new TypeError(
-      `expected ${optionName} to be 'msgpack', 'json', 'string', 'bytes' or { encode, decode }, got ${describe(option)}`,
-    )
+    throw new TypeError(`expected ${optionName} to be 'msgpack', 'json', 'string', 'bytes' or { encode, decode }, got ${describe(option)}`)
   }
   const share = custom.immutable === true ? () => true : () => false
   return { encode: (value) => custom.encode(value), decode: (bytes) => custom.decode(bytes), share, viewsBytes: custom.immutable === true }

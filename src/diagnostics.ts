@@ -1,4 +1,4 @@
-import { channel, tracingChannel, type TracingChannel } from 'node:diagnostics_channel'
+import { channel, type TracingChannel, tracingChannel } from 'node:diagnostics_channel'
 
 /**
  * GET_CHANNEL names the tracing channel of `group.get` (and
@@ -105,9 +105,10 @@ export interface TraceMessage {
 /**
  * GetSource says where a traced get found its value: the main cache
  * (`hit`), a hot copy (`hot`), a load on this node (`load`) or the key's
- * owner (`peer`).
+ * owner (`peer`); or that the value was past its TTL, served from its
+ * `staleMs` window while it is refreshed (`stale`).
  */
-export type GetSource = 'hit' | 'hot' | 'load' | 'peer'
+export type GetSource = 'hit' | 'hot' | 'load' | 'peer' | 'stale'
 
 /** GetMessage is the context of `groupcache:get`. */
 export interface GetMessage extends TraceMessage {
@@ -165,6 +166,10 @@ export const serveTracing = tracingChannel<unknown, ServeMessage>(SERVE_CHANNEL)
  * `channel.hasSubscribers` first, so an untraced operation pays for one
  * property read.
  */
-export function runTraced<M extends TraceMessage, R>(channel: TracingChannel<unknown, M>, message: M, operation: () => Promise<R>): Promise<R> {
+export function runTraced<M extends TraceMessage, R>(
+  channel: TracingChannel<unknown, M>,
+  message: M,
+  operation: () => Promise<R>,
+): Promise<R> {
   return channel.tracePromise(() => (message.wrap === undefined ? operation() : message.wrap(operation)), message)
 }

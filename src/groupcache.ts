@@ -1,17 +1,17 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { ClosedError, InvalidKeyError, InvalidOptionError } from './errors.js'
 import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
-import type { GroupStats } from './stats.js'
-import { Group, drain, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
+import { ClosedError, InvalidKeyError, InvalidOptionError } from './errors.js'
+import { drain, Group, type GroupNode, type GroupOptions, isStaleMs, isTtl, type ServedGroup, served } from './group.js'
 import { createPeerHandler, type PeerHandler } from './handler.js'
 import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
 import { toPeerRequest, writePeerResponse } from './node-http.js'
-import { Peers, type PeerHealth, type PeerTransport } from './peers.js'
+import { type PeerHealth, Peers, type PeerTransport } from './peers.js'
 import { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES } from './protocol.js'
 import { DEFAULT_REPLICAS } from './ring.js'
+import type { GroupStats } from './stats.js'
 
 /** GroupcacheOptions configure a node; see README's options table. */
 export interface GroupcacheOptions {
@@ -243,7 +243,12 @@ export class Groupcache {
     if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
       throw InvalidOptionError.expected('options.maxBytes', 'a non-negative integer', maxBytes)
     }
-    if (typeof load !== 'function') throw InvalidOptionError.expected('options.load', 'a function', load)
+    if (load === undefined && options.loadMany === undefined)
+      throw InvalidOptionError.expected('options.load', 'a function (or options.loadMany)', load)
+    if (load !== undefined && typeof load !== 'function') throw InvalidOptionError.expected('options.load', 'a function', load)
+    if (options.loadMany !== undefined && typeof options.loadMany !== 'function') {
+      throw InvalidOptionError.expected('options.loadMany', 'a function', options.loadMany)
+    }
     if (promote !== undefined && typeof promote !== 'boolean' && typeof promote !== 'function') {
       throw InvalidOptionError.expected('options.promote', 'a boolean or a function', promote)
     }
@@ -251,6 +256,25 @@ export class Groupcache {
     positiveInteger('options.maxPeerLoads', options.maxPeerLoads, 1)
     if (options.ttlMs !== undefined && !isTtl(options.ttlMs)) {
       throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
+    }
+    if (options.staleMs !== undefined && !isStaleMs(options.staleMs)) {
+      throw InvalidOptionError.expected(
+        'options.staleMs',
+        'a number of milliseconds, 0 or more (Infinity: until refreshed)',
+        options.staleMs,
+      )
+    }
+    positiveInteger('options.refreshRetryMs', options.refreshRetryMs, 1)
+    if (options.notFoundTtlMs !== undefined && !isTtl(options.notFoundTtlMs)) {
+      throw InvalidOptionError.expected(
+        'options.notFoundTtlMs',
+        'a positive number of milliseconds (Infinity for no expiry)',
+        options.notFoundTtlMs,
+      )
+    }
+    const window = options.batchWindowMs
+    if (window !== undefined && (typeof window !== 'number' || !Number.isFinite(window) || window < 0)) {
+      throw InvalidOptionError.expected('options.batchWindowMs', 'a non-negative number of milliseconds', window)
     }
     let group: Group<T>
     try {
@@ -324,7 +348,13 @@ export class Groupcache {
         const h = health.get(peer)
         return peer === this.self
           ? { peer, self: true, state: 'closed', failures: 0 }
-          : { peer, self: false, state: h?.state ?? 'closed', failures: h?.failures ?? 0, ...(h?.lastError === undefined ? {} : { lastError: h.lastError }) }
+          : {
+              peer,
+              self: false,
+              state: h?.state ?? 'closed',
+              failures: h?.failures ?? 0,
+              ...(h?.lastError === undefined ? {} : { lastError: h.lastError }),
+            }
       }),
       groups,
     }
@@ -349,8 +379,7 @@ export class Groupcache {
   async #close(graceMs: number): Promise<void> {
     this.#closed = true
     const server = this.#server
-    const serverClosed =
-      server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
+    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     server?.closeIdleConnections()
     await Promise.all([...this.#groups.values()].map(({ group }) => group[drain](graceMs)))
     // Whatever answers were in flight have been written by now, or never will.

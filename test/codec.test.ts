@@ -1,6 +1,6 @@
-import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_CODEC, MSGPACK_SCRATCH_BYTES, encodeValue, resolveCodec, type Codec, type CodecName } from '../src/codec.js'
+import { describe, test } from 'node:test'
+import { type Codec, type CodecName, DEFAULT_CODEC, encodeValue, MSGPACK_SCRATCH_BYTES, resolveCodec } from '../src/codec.js'
 import { CodecError } from '../src/errors.js'
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
@@ -174,7 +174,10 @@ describe('resolveCodec', () => {
     const large = codec.encode('x'.repeat(256 * 1024))
     assert.equal(large.length, 256 * 1024 + 5)
     const small = codec.encode({ id: 1 })
-    assert.ok(small.buffer.byteLength <= MSGPACK_SCRATCH_BYTES, `a small value was written into a buffer of ${small.buffer.byteLength} bytes`)
+    assert.ok(
+      small.buffer.byteLength <= MSGPACK_SCRATCH_BYTES,
+      `a small value was written into a buffer of ${small.buffer.byteLength} bytes`,
+    )
     assert.deepEqual(codec.decode(small), { id: 1 })
     assert.equal((codec.decode(large) as string).length, 256 * 1024, 'the large value was not overwritten')
   })

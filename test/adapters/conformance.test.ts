@@ -2,10 +2,11 @@
 // `gc.listen()` must answer peers alike, byte for byte.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { NotFoundError, type Groupcache } from '../../src/index.js'
-import { FRAMEWORKS, startApp, type Framework, type RunningApp } from '../helpers/apps.js'
-import { rawRequest, type RawAnswer } from '../helpers/raw.js'
+import { encodeBatchKeys } from '../../src/batch.js'
+import { BATCH_CONTENT_TYPE, type Groupcache, NotFoundError } from '../../src/index.js'
+import { FRAMEWORKS, type Framework, type RunningApp, startApp } from '../helpers/apps.js'
 import { settledTcpHandles, tcpHandles } from '../helpers/handles.js'
+import { type RawAnswer, rawRequest } from '../helpers/raw.js'
 import { waitFor } from '../helpers/wait.js'
 
 const SELF = 'http://127.0.0.1:1'
@@ -30,7 +31,10 @@ interface Case {
   path: string
   method?: string
   headers?: Record<string, string>
+  body?: Uint8Array
 }
+
+const BATCH = { ...AUTH, 'content-type': BATCH_CONTENT_TYPE }
 
 const CASES: Case[] = [
   { name: 'a value', path: '/_groupcache/g/hello', headers: AUTH },
@@ -51,6 +55,22 @@ const CASES: Case[] = [
   { name: 'DELETE', path: '/_groupcache/g/hello', method: 'DELETE', headers: AUTH },
   { name: 'HEAD', path: '/_groupcache/g/hello', method: 'HEAD', headers: AUTH },
   { name: 'OPTIONS', path: '/_groupcache/g/hello', method: 'OPTIONS', headers: AUTH },
+  {
+    name: 'a batch',
+    path: '/_groupcache/g',
+    method: 'POST',
+    headers: BATCH,
+    body: encodeBatchKeys(['hello', 'missing', 'fail', '', 'a/b c']),
+  },
+  { name: 'a malformed batch', path: '/_groupcache/g', method: 'POST', headers: BATCH, body: Buffer.from([0x05, 0x61]) },
+  {
+    name: 'a batch without a secret',
+    path: '/_groupcache/g',
+    method: 'POST',
+    headers: { 'content-type': BATCH_CONTENT_TYPE },
+    body: encodeBatchKeys(['hello']),
+  },
+  { name: 'a batch of an unknown group', path: '/_groupcache/nope', method: 'POST', headers: BATCH, body: encodeBatchKeys(['hello']) },
 ]
 
 // Fastify answers URLs whose escapes it cannot decode itself, before any
@@ -93,7 +113,7 @@ describe('the peer endpoint answers alike through every adapter and gc.listen()'
     test(`${c.name}: ${c.method ?? 'GET'} ${c.path.slice(0, 40)}`, async () => {
       const answers = new Map<Framework, Seen>()
       for (const [framework, app] of apps) {
-        answers.set(framework, seen(await rawRequest(app.port, c.path, { method: c.method, headers: c.headers })))
+        answers.set(framework, seen(await rawRequest(app.port, c.path, { method: c.method, headers: c.headers, body: c.body })))
       }
       const reference = answers.get('listen')!
       assert.ok(reference.status >= 200, 'gc.listen() answered')
@@ -129,7 +149,6 @@ describe('the peer endpoint answers alike through every adapter and gc.listen()'
   })
 })
 
-
 describe('adapter lifecycle', () => {
   for (const framework of ['express', 'fastify', 'koa'] as const) {
     test(`${framework}: an instance built from options is closed with the app, and no handle is left open`, async () => {
@@ -163,7 +182,7 @@ describe('adapters given an instance', () => {
     await gc.close()
   })
 
-  test('Fastify takes { groupcache: instance } and refuses a second registration', async () => {
+  test('Fastify takes { groupcache: instance }, knows the plugin by name, and refuses a second registration', async () => {
     const { Groupcache, InvalidOptionError } = await import('../../src/index.js')
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
     const Fastify = (await import('fastify')).default
@@ -171,6 +190,7 @@ describe('adapters given an instance', () => {
     const app = Fastify()
     await app.register(plugin, { groupcache: gc })
     assert.equal(app.groupcache, gc)
+    assert.equal(app.hasPlugin('groupcache'), true)
     await assert.rejects(async () => {
       await app.register(plugin, { groupcache: gc })
     }, InvalidOptionError)

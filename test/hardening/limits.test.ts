@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { DEFAULT_MAX_PEER_LOADS } from '../../src/index.js'
-import { rawRequest } from '../helpers/raw.js'
 import { keyOwnedBy, startLocalNodes } from '../helpers/local.js'
+import { rawRequest } from '../helpers/raw.js'
 import { deferred, waitFor } from '../helpers/wait.js'
 
 describe('maxPeerLoads', () => {

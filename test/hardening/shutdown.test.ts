@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { ClosedError, type LoadContext } from '../../src/index.js'
-import { rawRequest } from '../helpers/raw.js'
-import { startLocalNodes } from '../helpers/local.js'
 import { settledTcpHandles, tcpHandles } from '../helpers/handles.js'
+import { startLocalNodes } from '../helpers/local.js'
+import { rawRequest } from '../helpers/raw.js'
 import { deferred, waitFor } from '../helpers/wait.js'
 
 /** GRACE_MS is the grace period of the test that outlives it. */
