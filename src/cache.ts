@@ -98,6 +98,16 @@ export class Entry extends Linked {
     return copy
   }
 
+  /**
+   * scratchBytes is `bytes` for a use that keeps no view on them (decoding a
+   * value that owns its memory, a caller's copy): a small value's copy comes
+   * from Buffer's shared pool, three times faster to make.
+   */
+  scratchBytes(): Uint8Array {
+    const data = this.data
+    return typeof data === 'string' ? Buffer.from(data, 'latin1') : data.subarray(0)
+  }
+
   /** fresh says whether `bytes` is a copy, which a decoder may hand out as it is. */
   get fresh(): boolean {
     return typeof this.data === 'string'

@@ -1306,7 +1306,8 @@ export class Group<T = unknown> {
     if (entry instanceof NotFoundEntry) throw notFound(entry)
     let value: unknown
     try {
-      value = this.#codec.decode(entry.bytes, entry.fresh)
+      // A value that may view the bytes it came from must not keep a slice of Buffer's pool.
+      value = this.#codec.decode(this.#codec.viewsBytes ? entry.bytes : entry.scratchBytes(), entry.fresh)
     } catch (err) {
       throw new CodecError(`cannot decode a value of group ${this.name}: ${errorMessage(err)}`, { cause: err })
     }

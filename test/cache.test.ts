@@ -307,6 +307,7 @@ describe('Entry', () => {
       assert.equal(e.byteLength, size)
       assert.deepEqual([...e.bytes], [...bytes], `size ${size}`)
       assert.deepEqual([...e.bytes], [...bytes], `size ${size}, read twice`)
+      assert.deepEqual([...e.scratchBytes()], [...bytes], `size ${size}, scratchBytes`)
     }
   })
 

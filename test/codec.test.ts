@@ -159,6 +159,16 @@ describe('resolveCodec', () => {
     assert.deepEqual([...copy], [1, 2, 3])
   })
 
+  test("'msgpack' decodes binary data into copies, so a caller writing to it cannot change the bytes it came from", () => {
+    const codec = resolveCodec('msgpack', 'options.codec')
+    const bytes = codec.encode({ blob: Buffer.alloc(2000, 7) })
+    const before = [...bytes]
+    const value = codec.decode(bytes) as { blob: Uint8Array }
+    value.blob.fill(0)
+    assert.deepEqual([...bytes], before)
+    assert.equal((codec.decode(bytes) as { blob: Uint8Array }).blob[0], 7)
+  })
+
   test("'msgpack' does not keep a large scratch buffer after a large value: later values come from a small one", () => {
     const codec = resolveCodec('msgpack', 'options.codec')
     const large = codec.encode('x'.repeat(256 * 1024))

@@ -210,9 +210,9 @@ const total = (r: Result): number => r.growth.heapUsed + r.growth.arrayBuffers
 const ratio = (n: number, of: number): string => `${(n / of).toFixed(2)}× maxBytes`
 
 // 1,000,000 inserts into 64 MiB per codec take minutes on a shared 2-core
-// machine; 60,000 into 2 MiB fill the cache twelve times over just the same
-// (about 4,500 entries fit), in seconds. B10 runs the full size.
-const INSERTS = 60_000
+// machine; 40,000 into 2 MiB fill the cache eight times over just the same
+// (about 5,000 entries fit), in seconds. B10 runs the full size.
+const INSERTS = 40_000
 const INSERT_BUDGET = 2 * 1024 * 1024
 
 for (const codec of ['msgpack', 'json', 'string', 'bytes'] as CodecName[]) {
@@ -233,7 +233,7 @@ for (const codec of ['msgpack', 'json', 'string', 'bytes'] as CodecName[]) {
 
 test('long-lived entries keep no encoder buffer alive: ArrayBuffer growth stays within 1.2× maxBytes', { timeout: 300_000 }, async (t) => {
   const maxBytes = 1024 * 1024
-  const r = await scenario('sharedBuffers', { n: 30_000, hot: 3_000, maxBytes })
+  const r = await scenario('sharedBuffers', { n: 20_000, hot: 3_000, maxBytes })
   t.diagnostic(
     `${r.items} entries held, ${r.evictions} evicted; counted ${ratio(r.counted, maxBytes)}; heap +${ratio(r.growth.heapUsed, maxBytes)}, ArrayBuffers +${ratio(r.growth.arrayBuffers, maxBytes)}; ${r.seconds.toFixed(1)} s`,
   )
@@ -244,7 +244,7 @@ test('long-lived entries keep no encoder buffer alive: ArrayBuffer growth stays 
 
 test('random query strings on a cached route cannot grow memory past 1.5× the route budget', { timeout: 300_000 }, async (t) => {
   const maxBytes = 2 * 1024 * 1024
-  const r = await scenario('routes', { n: 25_000, maxBytes })
+  const r = await scenario('routes', { n: 15_000, maxBytes })
   t.diagnostic(
     `${r.items} responses held, ${r.evictions} evicted; counted ${ratio(r.counted, maxBytes)}; heap +${ratio(r.growth.heapUsed, maxBytes)}, ArrayBuffers +${ratio(r.growth.arrayBuffers, maxBytes)}; ${r.seconds.toFixed(1)} s`,
   )
