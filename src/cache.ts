@@ -1,4 +1,4 @@
-import { BUFFER_BYTES, heapBytes, isOneByte, numberBytes, ownString, VIEW_BYTES } from './heap.js'
+import { BUFFER_BYTES, heapBytes, isOneByte, numberBytes, ownString, PROMISE_BYTES, VIEW_BYTES } from './heap.js'
 import { Linked, LRU } from './lru.js'
 
 /**
@@ -69,6 +69,12 @@ export class Entry extends Linked {
   readonly origin: 'load' | 'peer'
   value: unknown = undefined
   decoded = false
+  /**
+   * shared is `value` as an already resolved, frozen promise, made once
+   * beside it: a hit hands every caller this same promise, which costs no
+   * new promise and no lookup of a `then` on the value.
+   */
+  shared: Promise<unknown> | undefined = undefined
 
   constructor(bytes: Uint8Array, expire: number, generation: number, origin: 'load' | 'peer', staleUntil = 0) {
     super()
@@ -119,6 +125,7 @@ export class Entry extends Linked {
     copy.data = this.data
     copy.value = this.value
     copy.decoded = this.decoded
+    copy.shared = this.shared
     return copy
   }
 }
@@ -175,7 +182,7 @@ export class Cache {
    * per character if V8 holds the key that way and that is more) and value
    * bytes, plus the per-entry overhead, plus the boxed numbers an expiry and
    * the end of a stale window take, plus the Uint8Array around a large value, plus the decoded value
-   * when one is kept beside the bytes.
+   * and its shared promise when they are kept beside the bytes.
    */
   costOf(key: string, entry: Entry): number {
     const utf8 = Buffer.byteLength(key)
@@ -184,21 +191,25 @@ export class Cache {
     const data = entry.data
     if (typeof data !== 'string') cost += VIEW_BYTES + BUFFER_BYTES
     if (entry.decoded) cost += heapBytes(entry.value, typeof data === 'string' ? undefined : data.buffer)
+    if (entry.shared !== undefined) cost += PROMISE_BYTES
     return cost
   }
 
   /**
    * get looks in main, then hot. An entry past its expiry at `now` is still
    * returned while it may be served stale (see `isStale`); past that too, it
-   * is dropped and reported as a miss.
+   * is dropped and reported as a miss. `now` may be the clock itself, read
+   * only for an entry that can expire: most hits then need no time at all.
    */
-  get(key: string, now: number): Entry | undefined {
+  get(key: string, now: number | (() => number)): Entry | undefined {
     return this.#usable(this.main, key, now) ?? this.#usable(this.hot, key, now)
   }
 
-  #usable(lru: LRU<Entry>, key: string, now: number): Entry | undefined {
+  #usable(lru: LRU<Entry>, key: string, now: number | (() => number)): Entry | undefined {
     const entry = lru.get(key)
-    if (entry === undefined || entry.expire === 0 || entry.expire > now || entry.staleUntil > now) return entry
+    if (entry === undefined || entry.expire === 0) return entry
+    const at = typeof now === 'number' ? now : now()
+    if (entry.expire > at || entry.staleUntil > at) return entry
     lru.expire(key)
     return undefined
   }

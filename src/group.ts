@@ -459,11 +459,21 @@ export class Group<T = unknown> {
    * A value past its `ttlMs` but within its `staleMs` is returned at once,
    * and one refresh runs for the whole cluster, on the key's owner.
    */
-  async get(key: string, options?: GetOptions): Promise<Frozen<T>> {
-    if (getTracing.hasSubscribers) return (await this.#tracedGet(key, options)).value
-    const hit = this.#lookup(key, this.#node.now())
-    return this.#valueOf(hit ?? (await this.#miss(key, options)))
+  get(key: string, options?: GetOptions): Promise<Frozen<T>> {
+    // Not an async function: a hit returns the entry's shared promise, with
+    // no promise of its own and no hop; every throw becomes a rejection.
+    try {
+      if (getTracing.hasSubscribers) return this.#tracedGet(key, options).then(valueOfSourced)
+      const hit = this.#lookup(key)
+      if (hit === undefined) return this.#miss(key, options).then(this.#decode)
+      return (hit.shared as Promise<Frozen<T>> | undefined) ?? Promise.resolve(this.#valueOf(hit))
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
+
+  /** decode is `valueOf` as a callback made once, so that a miss makes no closure for it. */
+  readonly #decode = (entry: Entry): Frozen<T> => this.#valueOf(entry)
 
   /**
    * getWithSource is `get` that also says where the value came from: this
@@ -472,11 +482,10 @@ export class Group<T = unknown> {
    */
   async getWithSource(key: string, options?: GetOptions): Promise<Sourced<Frozen<T>>> {
     if (getTracing.hasSubscribers) return this.#tracedGet(key, options)
-    const now = this.#node.now()
-    const hit = this.#lookup(key, now)
-    if (hit !== undefined) return { value: this.#valueOf(hit), source: isStale(hit, now) ? 'stale' : 'hit' }
+    const hit = this.#lookup(key)
+    if (hit !== undefined) return { value: this.#valueOf(hit), source: this.#isStale(hit) ? 'stale' : 'hit' }
     const entry = await this.#miss(key, options)
-    return { value: this.#valueOf(entry), source: isStale(entry, this.#node.now()) ? 'stale' : entry.origin }
+    return { value: this.#valueOf(entry), source: this.#isStale(entry) ? 'stale' : entry.origin }
   }
 
   /**
@@ -498,9 +507,8 @@ export class Group<T = unknown> {
     for (const key of unique) this.#checkKey(key)
     const entries = new Map<string, Entry>()
     const misses: string[] = []
-    const now = this.#node.now()
     for (const key of unique) {
-      const hit = this.#lookup(key, now)
+      const hit = this.#lookup(key)
       if (hit !== undefined) entries.set(key, hit)
       else misses.push(key)
     }
@@ -536,11 +544,10 @@ export class Group<T = unknown> {
   #tracedGet(key: string, options: GetOptions | undefined): Promise<Sourced<Frozen<T>>> {
     const message: GetMessage = { self: this.#peers.self, group: this.name, key }
     return runTraced(getTracing, message, async (): Promise<Sourced<Frozen<T>>> => {
-      const now = this.#node.now()
-      const hit = this.#lookup(key, now)
+      const hit = this.#lookup(key)
       if (hit === undefined) message.owner = this.#peers.ownerOf(key) ?? this.#peers.self
       const entry = hit ?? (await this.#miss(key, options))
-      const source: Source = isStale(entry, hit === undefined ? this.#node.now() : now) ? 'stale' : hit === undefined ? entry.origin : 'hit'
+      const source: Source = this.#isStale(entry) ? 'stale' : hit === undefined ? entry.origin : 'hit'
       // Only hot copies come from peers among the entries of this node's caches.
       message.source = source === 'hit' && hit?.origin === 'peer' ? 'hot' : source
       return { value: this.#valueOf(entry), source }
@@ -551,21 +558,29 @@ export class Group<T = unknown> {
    * lookup checks a get and answers it from the caches, if it can. A stale
    * answer starts its refresh.
    */
-  #lookup(key: string, now: number): Entry | undefined {
+  #lookup(key: string): Entry | undefined {
     const node = this.#node
     if (node.closed) throw new ClosedError()
     this.#checkKey(key)
     const stats = this.#stats
     stats.gets++
-    const cached = this.#cache.get(key, now)
-    if (cached !== undefined) {
-      stats.cacheHits++
-      if (cached.expire !== 0 && cached.expire <= now) {
+    // The clock is read only for an entry that can expire.
+    const cached = this.#cache.get(key, node.now)
+    if (cached === undefined) return undefined
+    stats.cacheHits++
+    if (cached.expire !== 0) {
+      const now = node.now()
+      if (cached.expire <= now) {
         stats.staleHits++
         this.#refresh(key, cached, now, false)
       }
     }
     return cached
+  }
+
+  /** isStale is `isStale` at this moment, reading the clock only for an entry that can expire. */
+  #isStale(entry: Entry): boolean {
+    return entry.expire !== 0 && isStale(entry, this.#node.now())
   }
 
   /** miss loads a key that is not cached here: on this node if it owns it, else from its owner. */
@@ -1314,6 +1329,9 @@ export class Group<T = unknown> {
     if (this.#codec.share(value)) {
       entry.value = value
       entry.decoded = true
+      // Frozen, so that no caller can give it a `then` or a `constructor`
+      // of its own that the next caller would meet.
+      entry.shared = Object.freeze(Promise.resolve(value))
       // What is kept is counted, and may push older entries out.
       this.#cache.update(entry)
     }
@@ -1362,6 +1380,11 @@ class ValueCheck {
 function staleEnd(expire: number, staleMs: number | undefined): number {
   if (expire === 0 || staleMs === undefined || staleMs === 0) return 0
   return staleMs === Infinity ? Number.MAX_SAFE_INTEGER : expire + staleMs
+}
+
+/** valueOfSourced is the value of a `Sourced`, for `get` under tracing. */
+function valueOfSourced<V>(sourced: Sourced<V>): V {
+  return sourced.value
 }
 
 /** peerEntry is the entry for an owner's answer. */

@@ -23,6 +23,9 @@ export const BUFFER_BYTES = 88
 /** HEAP_NUMBER_BYTES is a boxed number: a double, or an integer beyond 31 bits, held in an object field. */
 export const HEAP_NUMBER_BYTES = 16
 
+/** PROMISE_BYTES is a settled promise: its object and its result slot (measured: 48). */
+export const PROMISE_BYTES = 48
+
 /** OBJECT_BYTES is a plain object's header (map, properties, elements); each property then takes an 8-byte slot, at least four. */
 export const OBJECT_BYTES = 24
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { PeerError } from '../src/errors.js'
+import { PROMISE_BYTES } from '../src/heap.js'
 import {
   ClosedError,
   ENTRY_OVERHEAD_BYTES,
@@ -79,6 +80,22 @@ describe('Group.get on the owner', () => {
       first.nested.a = 'changed'
     }, TypeError)
     assert.equal(await g.get('k'), first)
+    await gc.close()
+  })
+
+  test('a hit hands out a promise no caller can tamper with: no own then or constructor can be given to the next caller', async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (key) => `v:${key}` })
+    await g.get('k')
+    const hit = g.get('k') as Promise<string> & { then: unknown; constructor: unknown }
+    assert.throws(() => {
+      hit.then = () => 'forged'
+    }, TypeError)
+    assert.throws(() => {
+      hit.constructor = Object
+    }, TypeError)
+    assert.equal(await g.get('k'), 'v:k')
+    assert.equal(await g.get('k').then((v) => `${v}!`), 'v:k!')
     await gc.close()
   })
 
@@ -196,8 +213,9 @@ describe('Group.get on the owner', () => {
     await g.get('s')
     assert.equal(loads, 3)
     // Counted: key and value bytes, the per-entry overhead, and the decoded
-    // string kept beside them (a 16-byte header and 5 characters, rounded to 8).
-    assert.equal(g.cacheStats('main').bytes, ENTRY_OVERHEAD_BYTES + 's'.length + 'small'.length + 24)
+    // string kept beside them (a 16-byte header and 5 characters, rounded to
+    // 8) with the promise every hit shares.
+    assert.equal(g.cacheStats('main').bytes, ENTRY_OVERHEAD_BYTES + 's'.length + 'small'.length + 24 + PROMISE_BYTES)
     await gc.close()
   })
 
