@@ -46,7 +46,7 @@ export class BatchError extends Error {
  * verdict, an `ERR_GROUPCACHE_*` code with a message.
  */
 export type BatchItem =
-  | { key: string; value: Uint8Array; expire: number; staleUntil?: number | undefined; generation: number }
+  | { key: string; value: Uint8Array; expire: number; staleUntil?: number | undefined; generation: number; minuteQps?: number | undefined }
   | { key: string; error: string; message: string }
 
 // A batch answer is a sequence of items, each a varint length and then this
@@ -108,7 +108,10 @@ export function encodeBatchAnswer(items: readonly BatchItem[], maxBytes = MAX_BA
 function encodeItem(item: BatchItem): Uint8Array {
   const fields: Array<[number, Uint8Array | number]> = [[TAG_KEY, Buffer.from(item.key)]]
   if ('value' in item) {
-    fields.push([TAG_RESPONSE, encodeGetResponse({ value: item.value, expire: item.expire, staleUntil: item.staleUntil })])
+    fields.push([
+      TAG_RESPONSE,
+      encodeGetResponse({ value: item.value, expire: item.expire, staleUntil: item.staleUntil, minuteQps: item.minuteQps }),
+    ])
     if (item.generation > 0) fields.push([TAG_GENERATION, item.generation])
   } else {
     fields.push([TAG_ERROR, Buffer.from(item.error)], [TAG_MESSAGE, Buffer.from(item.message)])
@@ -186,9 +189,11 @@ function decodeItem(bytes: Uint8Array): BatchItem {
   const msg = decodeGetResponse(response)
   // A copy, so that a kept value does not hold the whole answer's buffer.
   const staleUntil = msg.staleUntil ?? 0
-  const item = { key, value: new Uint8Array(msg.value), expire: msg.expire ?? 0, generation }
-  // Only a value with a stale window says so, so that plain items compare equal to what was sent.
-  return staleUntil > 0 ? { ...item, staleUntil } : item
+  const item: BatchItem = { key, value: new Uint8Array(msg.value), expire: msg.expire ?? 0, generation }
+  // Only a value with a stale window or a rate says so, so that plain items compare equal to what was sent.
+  if (staleUntil > 0) item.staleUntil = staleUntil
+  if (msg.minuteQps !== undefined) item.minuteQps = msg.minuteQps
+  return item
 }
 
 /**

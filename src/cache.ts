@@ -1,5 +1,6 @@
 import { BUFFER_BYTES, heapBytes, isOneByte, numberBytes, ownString, PROMISE_BYTES, VIEW_BYTES } from './heap.js'
 import { Linked, LRU } from './lru.js'
+import { RATE_BYTES, type Rate } from './rate.js'
 
 /**
  * ENTRY_OVERHEAD_BYTES is what a cached entry costs beyond its key's and its
@@ -25,6 +26,20 @@ export const ENTRY_OVERHEAD_BYTES = 256
  * a decoded value that views its bytes (a route's body) share them.
  */
 export const STRING_VALUE_MAX_BYTES = 1024
+
+/**
+ * HOT_SHARE: copies kept by measured rate (see `Cache.offerHot`) take up to
+ * an eighth of what the main cache holds, the share Go's eviction rule lets
+ * the hot cache keep when the budget is full.
+ */
+export const HOT_SHARE = 8
+
+/**
+ * MIN_HOT_COPIES: below this many hot copies, any copy is kept, so that a
+ * node owning little (a new one, a small keyspace) can still copy the few
+ * keys everyone asks for.
+ */
+export const MIN_HOT_COPIES = 64
 
 /** CacheKind names one of a group's two caches. */
 export type CacheKind = 'main' | 'hot'
@@ -75,6 +90,12 @@ export class Entry extends Linked {
    * new promise and no lookup of a `then` on the value.
    */
   shared: Promise<unknown> | undefined = undefined
+  /**
+   * rate is how often this key is asked for, where that decides hot copies:
+   * on the owner, the rate at which peers ask for it (made on the first
+   * peer request); in a hot copy, the rate its owner reported.
+   */
+  rate: Rate | undefined = undefined
 
   constructor(bytes: Uint8Array, expire: number, generation: number, origin: 'load' | 'peer', staleUntil = 0) {
     super()
@@ -114,6 +135,15 @@ export class Entry extends Linked {
     return typeof data === 'string' ? Buffer.from(data, 'latin1') : data.subarray(0)
   }
 
+  /**
+   * minuteQps is what the owner reports of this key's rate with an answer
+   * (GetResponse field 2): requests per second from peers over about the
+   * last minute, as of the last one counted; undefined before any.
+   */
+  get minuteQps(): number | undefined {
+    return this.rate?.lastPerSecond
+  }
+
   /** fresh says whether `bytes` is a copy, which a decoder may hand out as it is. */
   get fresh(): boolean {
     return typeof this.data === 'string'
@@ -126,6 +156,7 @@ export class Entry extends Linked {
     copy.value = this.value
     copy.decoded = this.decoded
     copy.shared = this.shared
+    copy.rate = this.rate
     return copy
   }
 }
@@ -182,7 +213,8 @@ export class Cache {
    * per character if V8 holds the key that way and that is more) and value
    * bytes, plus the per-entry overhead, plus the boxed numbers an expiry and
    * the end of a stale window take, plus the Uint8Array around a large value, plus the decoded value
-   * and its shared promise when they are kept beside the bytes.
+   * and its shared promise when they are kept beside the bytes, plus the
+   * entry's Rate once it has one.
    */
   costOf(key: string, entry: Entry): number {
     const utf8 = Buffer.byteLength(key)
@@ -192,6 +224,7 @@ export class Cache {
     if (typeof data !== 'string') cost += VIEW_BYTES + BUFFER_BYTES
     if (entry.decoded) cost += heapBytes(entry.value, typeof data === 'string' ? undefined : data.buffer)
     if (entry.shared !== undefined) cost += PROMISE_BYTES
+    if (entry.rate !== undefined) cost += RATE_BYTES
     return cost
   }
 
@@ -226,6 +259,29 @@ export class Cache {
     if (entry.key !== undefined && held !== entry) entry = entry.copy()
     lru.add(held === undefined ? ownString(key) : key, entry, this.costOf(key, entry))
     this.#shrink()
+  }
+
+  /**
+   * offerHot keeps a copy of another owner's value, which carries the rate
+   * its owner reported, if it is worth its memory: while hot copies take no
+   * more than HOT_SHARE of what the main cache holds (or are fewer than
+   * MIN_HOT_COPIES), any copy is kept; past that, only one hotter than the
+   * coldest copy (the least recently used), which gives way to it. So hot
+   * copies stay a small part of the cluster's memory however large the
+   * budget, and go to the keys asked for most. Says whether it kept it.
+   */
+  offerHot(key: string, entry: Entry, now: number): boolean {
+    if (this.maxBytes <= 0) return false
+    const hot = this.hot
+    const share = this.main.bytes / HOT_SHARE
+    if (hot.bytes + this.costOf(key, entry) > share && hot.items >= MIN_HOT_COPIES) {
+      const coldest = hot.oldest
+      if (coldest !== undefined && !(rateAt(entry, now) > rateAt(coldest, now))) return false
+    }
+    this.add('hot', key, entry)
+    const kept = hot.peek(key)
+    while (hot.bytes > share && hot.items > MIN_HOT_COPIES && hot.oldest !== kept) hot.removeOldest()
+    return kept !== undefined
   }
 
   /**
@@ -265,6 +321,11 @@ export class Cache {
     const lru = kind === 'main' ? this.main : this.hot
     return { bytes: lru.bytes, items: lru.items, gets: lru.gets, hits: lru.hits, evictions: lru.evictions }
   }
+}
+
+/** rateAt is an entry's rate at `now`, 0 if it has none. */
+function rateAt(entry: Entry, now: number): number {
+  return entry.rate === undefined ? 0 : entry.rate.perSecond(now)
 }
 
 /**

@@ -33,12 +33,15 @@ import {
 } from './errors.js'
 import { Flight, type FlightFn } from './flight.js'
 import { acceptGeneration } from './protocol.js'
+import { Rate } from './rate.js'
 import { type GroupStats, newGroupStats } from './stats.js'
 
 /**
- * DEFAULT_HOT_PROMOTION is the chance that a value fetched from its owner is
- * kept as a hot copy: 1 in 10, as in Go. Enough to take a hot key's load off
- * its owner without filling every node with copies of everything.
+ * DEFAULT_HOT_PROMOTION is the chance that a value fetched from an owner
+ * that reports no rate (a Go node) is kept as a hot copy: 1 in 10, as in
+ * Go. Enough to take a hot key's load off its owner without filling every
+ * node with copies of everything. Owners of ours report each key's rate, and
+ * copies are then kept by rate instead (see `promote`).
  */
 export const DEFAULT_HOT_PROMOTION = 0.1
 
@@ -141,9 +144,12 @@ export type BatchLoader<T> = (
 
 /**
  * Promote decides whether a value fetched from its owner is kept as a hot
- * copy on this node. `true` keeps every one, `false` none.
+ * copy on this node. `true` keeps every one, `false` none. A function gets
+ * the key, the value's size in bytes and the rate its owner reported
+ * (`minuteQps`: peers' requests per second for the key over about the last
+ * minute; undefined from Go owners).
  */
-export type Promote = boolean | ((key: string, bytes: number) => boolean)
+export type Promote = boolean | ((key: string, bytes: number, minuteQps: number | undefined) => boolean)
 
 /** GroupOptions configure one group; see README's options table. */
 export interface GroupOptions<T> {
@@ -174,7 +180,12 @@ export interface GroupOptions<T> {
   batchWindowMs?: number | undefined
   /** codec turns values into bytes: 'msgpack' (default), 'json', 'string', 'bytes' or your own. */
   codec?: CodecName | Codec<T> | undefined
-  /** promote decides which peer-fetched values become hot copies (default: 1 in 10 at random). */
+  /**
+   * promote decides which peer-fetched values become hot copies. Default: by
+   * the rate the owner reports, keeping copies of the keys asked for most in
+   * at most an eighth of what the main cache holds; from an owner that
+   * reports none (Go), 1 in 10 at random, as Go does.
+   */
   promote?: Promote | undefined
   /** maxEntryBytes is the largest entry stored (default: maxBytes / 8). */
   maxEntryBytes?: number | undefined
@@ -225,6 +236,8 @@ export interface PeerValue {
   expire: number
   staleUntil?: number | undefined
   generation: number
+  /** minuteQps is the key's rate as the owner reported it (GetResponse field 2); undefined from Go peers. */
+  minuteQps?: number | undefined
 }
 
 /**
@@ -292,6 +305,13 @@ export interface ServedValue {
   expire: number
   staleUntil: number
   generation: number
+  /**
+   * minuteQps is the rate to report with this answer (GetResponse field 2):
+   * how often peers ask this node for the key, per second over about the
+   * last minute, this request included. It changes with every answer; the
+   * rest does not.
+   */
+  readonly minuteQps?: number | undefined
 }
 
 /** ServedOutcome is one key's part of a batch: its value, or why there is none. */
@@ -375,7 +395,8 @@ export class Group<T = unknown> {
   readonly #fetches = new Batcher<FetchItem>((items) => this.#fetchBatch(items), Infinity)
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
-  readonly #promote: (key: string, bytes: number) => boolean
+  // A policy given as an option; undefined: by rate (see keepHot).
+  readonly #promote: ((key: string, bytes: number, minuteQps: number | undefined) => boolean) | undefined
   readonly #maxEntryBytes: number
   readonly #ttlMs: number | undefined
   readonly #staleMs: number | undefined
@@ -417,14 +438,7 @@ export class Group<T = unknown> {
     this.#refreshRetryMs = options.refreshRetryMs ?? DEFAULT_REFRESH_RETRY_MS
     this.#maxPeerLoads = options.maxPeerLoads ?? DEFAULT_MAX_PEER_LOADS
     const promote = options.promote
-    this.#promote =
-      typeof promote === 'function'
-        ? promote
-        : promote === true
-          ? () => true
-          : promote === false
-            ? () => false
-            : () => node.random() < DEFAULT_HOT_PROMOTION
+    this.#promote = typeof promote === 'function' ? promote : promote === true ? () => true : promote === false ? () => false : undefined
   }
 
   /** stats is a snapshot of the group's counters (Go's names). */
@@ -726,6 +740,7 @@ export class Group<T = unknown> {
     if (cached !== undefined) {
       stats.cacheHits++
       if (cached instanceof NotFoundEntry) throw notFound(cached)
+      this.#countServed(cached, now)
       if (cached.expire === 0 || cached.expire > now) return cached
       stats.staleHits++
       this.#refresh(key, cached, now, true)
@@ -736,7 +751,29 @@ export class Group<T = unknown> {
     if (!this.#local.has(key) && this.#peerLoads >= this.#maxPeerLoads) {
       throw new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
     }
-    return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted, true)
+    return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted, true).then(this.#served)
+  }
+
+  /**
+   * countServed counts a peer's request for a key, so that the answer can
+   * report the key's rate (`minuteQps`) and non-owners keep hot copies of
+   * the keys asked for most. The Rate lives in the entry and is counted in
+   * its cost from the first peer request on; this node's own gets are not
+   * counted, so a hit here costs nothing more.
+   */
+  #countServed(entry: Entry, now: number): void {
+    let rate = entry.rate
+    if (rate === undefined) {
+      entry.rate = rate = new Rate(now)
+      this.#cache.update(entry)
+    }
+    rate.add(now)
+  }
+
+  /** served counts a load's answer to a peer, as a callback made once. */
+  readonly #served = (entry: Entry): Entry => {
+    this.#countServed(entry, this.#node.now())
+    return entry
   }
 
   /**
@@ -774,18 +811,21 @@ export class Group<T = unknown> {
       if (this.#local.has(key)) joins.push(i)
       else fresh.push(i)
     })
-    if (joins.length === 0 && fresh.length === 0) return out
-    // One listener on the request's signal, however many keys wait.
-    const shared = shareSignal(request.signal)
-    const each = { signal: shared.signal }
-    try {
-      await Promise.all([
-        ...joins.map((i) => this.#loadInto(out, i, keys[i] as string, each)),
-        fresh.length > 0 ? this.#loadFreshForPeer(keys, fresh, out, each) : undefined,
-      ])
-    } finally {
-      shared.release()
+    if (joins.length > 0 || fresh.length > 0) {
+      // One listener on the request's signal, however many keys wait.
+      const shared = shareSignal(request.signal)
+      const each = { signal: shared.signal }
+      try {
+        await Promise.all([
+          ...joins.map((i) => this.#loadInto(out, i, keys[i] as string, each)),
+          fresh.length > 0 ? this.#loadFreshForPeer(keys, fresh, out, each) : undefined,
+        ])
+      } finally {
+        shared.release()
+      }
     }
+    const at = joins.length > 0 || fresh.length > 0 ? this.#node.now() : now
+    for (const outcome of out) if ('value' in outcome) this.#countServed(outcome.value as Entry, at)
     return out
   }
 
@@ -939,8 +979,11 @@ export class Group<T = unknown> {
     this.#stats.peerLoads++
     if (res.generation > this.#generation) this.#catchUp(res.generation)
     const entry = peerEntry(res)
-    if (isCurrent() && (entry.expire === 0 || entry.expire > this.#node.now())) {
+    const now = this.#node.now()
+    if (isCurrent() && (entry.expire === 0 || entry.expire > now)) {
       this.#valueOf(entry)
+      const minuteQps = reportedRate(res.minuteQps)
+      if (minuteQps !== undefined) entry.rate = Rate.of(minuteQps, now)
       this.#cache.remove(key)
       this.#store('hot', key, entry)
     }
@@ -1174,13 +1217,30 @@ export class Group<T = unknown> {
     // A value the owner serves stale may be kept, for as long as it may be served.
     const now = this.#node.now()
     const usable = entry.expire === 0 || entry.expire > now || entry.staleUntil > now
-    if (usable && isCurrent() && this.#promote(key, entry.byteLength)) {
-      // Decode before keeping a copy, so bytes this node cannot read are
-      // reported now and never cached.
-      this.#valueOf(entry)
-      this.#store('hot', key, entry)
-    }
+    if (usable && isCurrent()) this.#keepHot(key, entry, reportedRate(res.minuteQps), now)
     return entry
+  }
+
+  /**
+   * keepHot decides whether a value fetched from its owner stays here as a
+   * hot copy. By default, when the owner reported the key's rate, the cache
+   * keeps it if hot copies have room or if it is hotter than the coldest one
+   * (`Cache.offerHot`): copies go to the keys asked for most, where a coin
+   * flip copies every key asked for often enough, cold ones included. An
+   * owner that reports no rate (Go) gets Go's coin flip.
+   */
+  #keepHot(key: string, entry: Entry, minuteQps: number | undefined, now: number): void {
+    const promote = this.#promote
+    const byRate = promote === undefined && minuteQps !== undefined
+    if (!byRate && !(promote === undefined ? this.#node.random() < DEFAULT_HOT_PROMOTION : promote(key, entry.byteLength, minuteQps)))
+      return
+    if (entry.byteLength + Buffer.byteLength(key) > this.#maxEntryBytes) return
+    // Decode before keeping a copy, so bytes this node cannot read are
+    // reported now and never cached, and the decoded value is counted.
+    this.#valueOf(entry)
+    if (minuteQps !== undefined) entry.rate = Rate.of(minuteQps, now)
+    if (byRate) this.#cache.offerHot(key, entry, now)
+    else this.#cache.add('hot', key, entry)
   }
 
   /**
@@ -1380,6 +1440,14 @@ class ValueCheck {
 function staleEnd(expire: number, staleMs: number | undefined): number {
   if (expire === 0 || staleMs === undefined || staleMs === 0) return 0
   return staleMs === Infinity ? Number.MAX_SAFE_INTEGER : expire + staleMs
+}
+
+/**
+ * reportedRate is the rate an owner reported (GetResponse field 2), if it is
+ * one: a bad peer's NaN or negative rate counts as none.
+ */
+function reportedRate(minuteQps: number | undefined): number | undefined {
+  return minuteQps !== undefined && minuteQps >= 0 && minuteQps !== Infinity ? minuteQps : undefined
 }
 
 /** valueOfSourced is the value of a `Sourced`, for `get` under tracing. */

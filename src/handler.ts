@@ -207,7 +207,7 @@ async function get(group: ServedGroup, key: string, req: PeerRequest, generation
     return {
       status: 200,
       headers,
-      body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
+      body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil, minuteQps: value.minuteQps }),
     }
   } catch (err) {
     return errorResponse(err)
@@ -330,8 +330,8 @@ async function serveBatch(
   const items = outcomes.map((outcome, i): BatchItem => {
     const key = keys[i] as string
     if ('value' in outcome) {
-      const { bytes, expire, staleUntil, generation } = outcome.value
-      return { key, value: bytes, expire, staleUntil, generation }
+      const { bytes, expire, staleUntil, generation, minuteQps } = outcome.value
+      return { key, value: bytes, expire, staleUntil, generation, minuteQps }
     }
     return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
   })

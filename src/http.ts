@@ -268,7 +268,13 @@ export class HttpTransport implements PeerTransport {
           if (!asked.has(item.key)) continue
           asked.delete(item.key)
           if ('value' in item)
-            answers.set(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil, generation: item.generation })
+            answers.set(item.key, {
+              value: item.value,
+              expire: item.expire,
+              staleUntil: item.staleUntil,
+              generation: item.generation,
+              minuteQps: item.minuteQps,
+            })
           else
             answers.set(
               item.key,
@@ -529,6 +535,7 @@ function readValue(peer: string, res: RawAnswer, accept: ((value: Uint8Array) =>
     expire: msg.expire ?? 0,
     staleUntil: msg.staleUntil ?? 0,
     generation: parseGeneration(res.generation) ?? 0,
+    minuteQps: msg.minuteQps,
   }
 }
 

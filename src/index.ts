@@ -6,7 +6,7 @@ export {
   DEFAULT_BREAKER_FAILURES,
   DEFAULT_BREAKER_MAX_BACKOFF_MS,
 } from './breaker.js'
-export { type CacheKind, type CacheStats, ENTRY_OVERHEAD_BYTES } from './cache.js'
+export { type CacheKind, type CacheStats, ENTRY_OVERHEAD_BYTES, HOT_SHARE, MIN_HOT_COPIES } from './cache.js'
 export { type Codec, type CodecName, DEFAULT_CODEC, type Frozen } from './codec.js'
 export {
   FETCH_CHANNEL,

@@ -54,6 +54,11 @@ export class LRU<V extends Linked> {
     return value
   }
 
+  /** oldest is the least recently used value (the next to be evicted), if any. */
+  get oldest(): V | undefined {
+    return this.#oldest
+  }
+
   /** peek returns the value without counting a get or changing its recency. */
   peek(key: string): V | undefined {
     return this.#entries.get(key)

@@ -1,6 +1,7 @@
 /**
  * GetResponse is the protobuf message a peer answers with, as defined by Go's
- * groupcache (`value = 1`, `minute_qps = 2`), plus our extensions
+ * groupcache (`value = 1`, `minute_qps = 2`, which Go defines but never
+ * sends, and which our owners fill with the key's rate), plus our extensions
  * `expire = 3`, the absolute expiry in unix milliseconds, so that hot copies
  * on other nodes expire when the owner's copy does, and `stale_until = 4`,
  * the absolute time until which a value past its expiry may still be served
@@ -52,9 +53,18 @@ function timeField(ms: number | undefined): number {
 }
 
 /**
+ * MINUTE_QPS_BYTES is the size of an encoded minute_qps field: its tag and
+ * an 8-byte double.
+ */
+export const MINUTE_QPS_BYTES = 9
+
+/**
  * encodeGetResponse writes a GetResponse. The value field is always written
- * (an empty value as `0a 00`); minute_qps, expire and stale_until only when
- * set.
+ * (an empty value as `0a 00`); expire, stale_until and minute_qps only when
+ * set, minute_qps last: the same bytes as the message without it followed
+ * by `encodeMinuteQps`, so that a server may keep an entry's answer encoded
+ * once and add the rate, which changes with every answer, as a tail of 9
+ * bytes (protobuf readers take fields in any order).
  */
 export function encodeGetResponse(msg: GetResponse): Uint8Array {
   const { value } = msg
@@ -62,29 +72,40 @@ export function encodeGetResponse(msg: GetResponse): Uint8Array {
   const staleUntil = timeField(msg.staleUntil)
   const qps = msg.minuteQps
   let size = 1 + varintLength(value.length) + value.length
-  if (qps !== undefined) size += 9
   if (expire > 0) size += 1 + varintLength(expire)
   if (staleUntil > 0) size += 1 + varintLength(staleUntil)
+  if (qps !== undefined) size += MINUTE_QPS_BYTES
   const out = Buffer.allocUnsafe(size)
   let pos = 0
   out[pos++] = TAG_VALUE
   pos = writeVarint(out, pos, value.length)
   out.set(value, pos)
   pos += value.length
-  if (qps !== undefined) {
-    out[pos++] = TAG_MINUTE_QPS
-    out.writeDoubleLE(qps, pos)
-    pos += 8
-  }
   if (expire > 0) {
     out[pos++] = TAG_EXPIRE
     pos = writeVarint(out, pos, expire)
   }
   if (staleUntil > 0) {
     out[pos++] = TAG_STALE_UNTIL
-    writeVarint(out, pos, staleUntil)
+    pos = writeVarint(out, pos, staleUntil)
   }
+  if (qps !== undefined) writeMinuteQps(out, pos, qps)
   return out
+}
+
+/**
+ * encodeMinuteQps is the minute_qps field alone (MINUTE_QPS_BYTES bytes),
+ * to follow a GetResponse encoded without it.
+ */
+export function encodeMinuteQps(qps: number): Uint8Array {
+  const out = Buffer.allocUnsafe(MINUTE_QPS_BYTES)
+  writeMinuteQps(out, 0, qps)
+  return out
+}
+
+function writeMinuteQps(out: Buffer, pos: number, qps: number): void {
+  out[pos] = TAG_MINUTE_QPS
+  out.writeDoubleLE(qps, pos + 1)
 }
 
 /**

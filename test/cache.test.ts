@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { Cache, type CacheKind, ENTRY_OVERHEAD_BYTES, Entry, isStale, STRING_VALUE_MAX_BYTES } from '../src/cache.js'
+import {
+  Cache,
+  type CacheKind,
+  ENTRY_OVERHEAD_BYTES,
+  Entry,
+  HOT_SHARE,
+  isStale,
+  MIN_HOT_COPIES,
+  STRING_VALUE_MAX_BYTES,
+} from '../src/cache.js'
 import { BUFFER_BYTES, heapBytes, VIEW_BYTES } from '../src/heap.js'
+import { RATE_BYTES, Rate } from '../src/rate.js'
 import { mulberry32 } from './helpers/prng.js'
 
 /** entry makes an Entry whose value is `size` bytes. */
@@ -431,5 +441,91 @@ describe('Cache counting', () => {
     cache.add('main', 'k', e)
     assert.equal(cache.main.peek('k'), e)
     assert.equal(cache.main.items, 1)
+  })
+})
+
+describe('Cache.offerHot', () => {
+  const NOW = 1_764_000_000_000
+
+  /** copy is a peer's value of `size` bytes whose owner reported `perSecond`. */
+  function copy(perSecond: number, size = 100): Entry {
+    const e = new Entry(new Uint8Array(size), 0, 0, 'peer')
+    e.rate = Rate.of(perSecond, NOW)
+    return e
+  }
+
+  /** filled is a cache whose main holds `mainItems` entries, and whose hot holds MIN_HOT_COPIES copies at `perSecond`. */
+  function filled(mainItems: number, perSecond = 1): Cache {
+    const cache = new Cache(1 << 30)
+    for (let i = 0; i < mainItems; i++) cache.add('main', `m${i}`, entry(100))
+    for (let i = 0; i < MIN_HOT_COPIES; i++) assert.ok(cache.offerHot(`h${i}`, copy(perSecond), NOW))
+    return cache
+  }
+
+  test('keeps any copy while there are fewer than MIN_HOT_COPIES, even with an empty main cache', () => {
+    const cache = new Cache(1 << 30)
+    for (let i = 0; i < MIN_HOT_COPIES; i++) assert.ok(cache.offerHot(`h${i}`, copy(0), NOW), `copy ${i}`)
+    assert.equal(cache.hot.items, MIN_HOT_COPIES)
+    assert.equal(cache.offerHot('one-more', copy(0), NOW), false)
+  })
+
+  test('keeps any copy while hot copies take at most main / HOT_SHARE', () => {
+    // Room for more than the floor: main holds 16 × MIN_HOT_COPIES entries of about the same size.
+    const cache = filled(2 * HOT_SHARE * MIN_HOT_COPIES)
+    let kept = 0
+    while (cache.offerHot(`more${kept}`, copy(0), NOW)) kept++
+    const share = cache.main.bytes / HOT_SHARE
+    assert.ok(kept > MIN_HOT_COPIES / 2, `kept ${kept} more`)
+    assert.ok(cache.hot.bytes <= share, `${cache.hot.bytes} > ${share}`)
+    const refused = copy(0)
+    assert.ok(cache.hot.bytes + cache.costOf(`more${kept}`, refused) > share, 'refused only once it would not fit')
+  })
+
+  test('past its share, keeps only a copy hotter than the coldest, which gives way to it', () => {
+    const cache = filled(0, 1)
+    assert.equal(cache.offerHot('as-cold', copy(1), NOW), false, 'as hot as the coldest is not enough')
+    assert.equal(cache.offerHot('colder', copy(0.5), NOW), false)
+    assert.equal(cache.hot.peek('as-cold'), undefined)
+    const before = cache.hot.evictions
+    assert.ok(cache.offerHot('hotter', copy(2), NOW))
+    assert.ok(cache.hot.peek('hotter') !== undefined)
+    assert.equal(cache.hot.peek('h0'), undefined, 'the least recently used copy gave way')
+    assert.equal(cache.hot.items, MIN_HOT_COPIES)
+    assert.equal(cache.hot.evictions, before + 1)
+  })
+
+  test('the coldest copy is the least recently used one, and its rate fades with time', () => {
+    const cache = filled(0, 5)
+    // h0 is read, so h1 becomes the coldest.
+    cache.get('h0', NOW)
+    assert.ok(cache.offerHot('hotter', copy(6), NOW))
+    assert.ok(cache.hot.peek('h0') !== undefined)
+    assert.equal(cache.hot.peek('h1'), undefined)
+    // Two minutes on, what the owners reported then has faded: a key asked
+    // for once a minute now beats them.
+    const later = NOW + 120_000
+    const fresh = new Entry(new Uint8Array(100), 0, 0, 'peer')
+    fresh.rate = Rate.of(1 / 60, later)
+    assert.ok(cache.offerHot('now-warm', fresh, later))
+  })
+
+  test('a copy without a rate counts as rate 0, and a kept copy is counted with its Rate', () => {
+    const cache = new Cache(1 << 30)
+    const plain = new Entry(new Uint8Array(10), 0, 0, 'peer')
+    assert.ok(cache.offerHot('k', plain, NOW))
+    assert.equal(cache.hot.bytes, ENTRY_OVERHEAD_BYTES + 1 + 10)
+    const rated = copy(1, 10)
+    assert.ok(cache.offerHot('r', rated, NOW))
+    assert.equal(cache.hot.bytes, 2 * (ENTRY_OVERHEAD_BYTES + 1 + 10) + RATE_BYTES)
+  })
+
+  test('keeps nothing with maxBytes 0, and never lets main + hot exceed maxBytes', () => {
+    assert.equal(new Cache(0).offerHot('k', copy(100), NOW), false)
+    const cost = ENTRY_OVERHEAD_BYTES + 2 + 100 + RATE_BYTES
+    const cache = new Cache(10 * cost)
+    for (let i = 0; i < 50; i++) {
+      cache.offerHot(`h${i}`, copy(i), NOW)
+      assert.ok(cache.bytes <= cache.maxBytes)
+    }
   })
 })

@@ -8,10 +8,13 @@ import {
   Groupcache,
   InvalidKeyError,
   LoadError,
+  MIN_HOT_COPIES,
   NotFoundError,
   type PeerTransport,
   type PeerValue,
 } from '../src/index.js'
+import { RATE_BYTES } from '../src/rate.js'
+import { decodeGetResponse } from '../src/wire.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
 import { deferred } from './helpers/wait.js'
 
@@ -351,7 +354,128 @@ describe('Group.get on a non-owner', () => {
   })
 })
 
+describe('hot copies by the rate owners report', () => {
+  /** keysOwnedBy lists `n` distinct keys that `owner` owns. */
+  function keysOwnedBy(gc: Groupcache, owner: string, n: number, prefix: string): string[] {
+    return Array.from({ length: n }, (_, i) => keyOwnedBy(gc, owner, `${prefix}${i}-`))
+  }
+
+  /** rated is a transport whose owner reports `rates.get(key)` (default 1) as the key's minute_qps. */
+  function rated(rates: Map<string, number | undefined>): PeerTransport & { calls: string[] } {
+    return fakeTransport(async (_p, _g, key) => ({
+      value: Buffer.from(`remote:${key}`),
+      expire: 0,
+      generation: 0,
+      minuteQps: rates.has(key) ? rates.get(key) : 1,
+    }))
+  }
+
+  test('with room, any copy is kept, without a coin flip; past MIN_HOT_COPIES and main / HOT_SHARE, only one hotter than the coldest copy, which gives way', async () => {
+    const rates = new Map<string, number | undefined>()
+    const transport = rated(rates)
+    // A coin flip would keep nothing.
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport, random: () => 0.99 })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 30, codec: 'string', load: () => 'local' })
+    const first = keysOwnedBy(gc, OTHER, MIN_HOT_COPIES, 'first')
+    for (const key of first) await g.get(key)
+    assert.equal(g.cacheStats('hot').items, MIN_HOT_COPIES)
+    assert.equal(g.cacheStats('main').items, 0)
+    const [cold, hot] = keysOwnedBy(gc, OTHER, 2, 'late') as [string, string]
+    rates.set(cold, 1)
+    rates.set(hot, 5)
+    assert.equal(await g.get(cold), `remote:${cold}`)
+    assert.equal(await g.get(cold), `remote:${cold}`)
+    assert.equal(transport.calls.filter((k) => k === cold).length, 2, 'as cold as the coldest copy: fetched every time')
+    await g.get(hot)
+    await g.get(hot)
+    assert.equal(transport.calls.filter((k) => k === hot).length, 1, 'hotter: kept')
+    assert.equal(g.cacheStats('hot').items, MIN_HOT_COPIES)
+    assert.equal(g.cacheStats('hot').evictions, 1)
+    // The copy that gave way was the least recently used.
+    await g.get(first[0] as string)
+    assert.equal(transport.calls.filter((k) => k === first[0]).length, 2)
+    await gc.close()
+  })
+
+  test("an owner that reports no rate, or a bad one, gets Go's coin flip", async () => {
+    for (const reported of [undefined, Number.NaN, -1, Infinity]) {
+      for (const [draw, kept] of [
+        [0.99, 0],
+        [0.05, 1],
+      ] as const) {
+        const rates = new Map<string, number | undefined>()
+        const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport: rated(rates), random: () => draw })
+        const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => 'local' })
+        const key = keyOwnedBy(gc, OTHER)
+        rates.set(key, reported)
+        await g.get(key)
+        assert.equal(g.cacheStats('hot').items, kept, `rate ${reported}, draw ${draw}`)
+        await gc.close()
+      }
+    }
+  })
+
+  test("a promote function gets the key, the value's size and the owner's rate, and decides alone", async () => {
+    const seen: Array<[string, number, number | undefined]> = []
+    const rates = new Map<string, number | undefined>()
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport: rated(rates) })
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: () => 'local',
+      promote: (key, bytes, minuteQps) => (seen.push([key, bytes, minuteQps]), minuteQps !== undefined && minuteQps > 2),
+    })
+    const [a, b, c] = keysOwnedBy(gc, OTHER, 3, 'p') as [string, string, string]
+    rates.set(a, 3).set(b, 1).set(c, undefined)
+    for (const key of [a, b, c]) await g.get(key)
+    assert.deepEqual(seen, [
+      [a, `remote:${a}`.length, 3],
+      [b, `remote:${b}`.length, 1],
+      [c, `remote:${c}`.length, undefined],
+    ])
+    assert.equal(g.cacheStats('hot').items, 1)
+    await gc.close()
+  })
+
+  test("an owner reports how often peers ask for a key in minute_qps, counts the Rate in the entry's bytes, and does not count its own gets", async () => {
+    const now = 1_764_000_000_000 - (1_764_000_000_000 % 60_000) + 30_000
+    const gc = new Groupcache({ self: SELF, peers: [SELF], now: () => now })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (key) => `v:${key}` })
+    await g.get('k')
+    await g.get('k')
+    const before = g.cacheStats('main').bytes
+    const reported: Array<number | undefined> = []
+    for (let i = 0; i < 3; i++) {
+      const res = await gc.handler({ method: 'GET', url: '/_groupcache/g/k', headers: {} })
+      assert.equal(res.status, 200)
+      reported.push(decodeGetResponse(res.body as Uint8Array).minuteQps)
+    }
+    assert.deepEqual(reported, [1 / 60, 2 / 60, 3 / 60])
+    assert.equal(g.cacheStats('main').bytes, before + RATE_BYTES)
+    // A key loaded for a peer's request is counted too.
+    const loaded = await gc.handler({ method: 'GET', url: '/_groupcache/g/new', headers: {} })
+    assert.equal(decodeGetResponse(loaded.body as Uint8Array).minuteQps, 1 / 60)
+    await gc.close()
+  })
+})
+
 describe('two nodes over real HTTP', () => {
+  test('a non-owner keeps a hot copy of a key its owner reports as asked for, over real HTTP, without a coin flip', async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ random: () => 0.99 }))
+    try {
+      const groups = nodes.map((gc) => gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (key) => `v:${key}` }))
+      const key = keyOwnedBy(nodes[0]!, urls[1]!)
+      assert.equal(await groups[0]!.get(key), `v:${key}`)
+      assert.equal(await groups[0]!.get(key), `v:${key}`)
+      assert.equal(groups[0]!.cacheStats('hot').items, 1)
+      assert.equal(groups[0]!.stats.peerLoads, 1)
+      assert.equal(groups[1]!.stats.serverRequests, 1)
+    } finally {
+      await closeAll()
+    }
+  })
+
   test('a non-owner gets the value its owner loaded, once, and the owner counts the server request', async () => {
     const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: 'shared' }))
     try {

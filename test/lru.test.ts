@@ -19,6 +19,19 @@ function held(lru: LRU<Item>, keys: string[]): string[] {
 }
 
 describe('LRU', () => {
+  test('oldest is the next value removeOldest would evict, and moves when that one is read', () => {
+    const lru = new LRU<Item>()
+    const oldest = (): string | undefined => lru.oldest?.name
+    assert.equal(oldest(), undefined)
+    lru.add('a', new Item('a'), 1)
+    lru.add('b', new Item('b'), 1)
+    assert.equal(oldest(), 'a')
+    lru.get('a')
+    assert.equal(oldest(), 'b')
+    lru.removeOldest()
+    assert.equal(oldest(), 'a')
+  })
+
   test('removeOldest evicts the least recently added entry when none was read', () => {
     const lru = new LRU<Item>()
     lru.add('a', new Item('a'), 1)
