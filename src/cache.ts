@@ -6,7 +6,7 @@ import { RATE_BYTES, type Rate } from './rate.js'
  * ENTRY_OVERHEAD_BYTES is what a cached entry costs beyond its key's and its
  * value's bytes, and is counted against `maxBytes` with them, so that many
  * small entries evict sooner instead of growing the heap past the budget:
- * the entry object with its list links (104 bytes), its slot in the key map
+ * the entry object with its list links (112 bytes), its slot in the key map
  * (V8's Map tables run between a quarter and a half full while entries come
  * and go: 56–112 bytes a slot), and the headers of the key and value
  * strings with their rounding (about 40). It takes the map slot at its
@@ -82,12 +82,12 @@ export class Entry extends Linked {
   readonly generation: number
   /** origin says how this node got the value: loaded here, or from the owner. */
   readonly origin: 'load' | 'peer'
+  /** value is the decoded value, once one is kept (see `keep`). */
   value: unknown = undefined
-  decoded = false
   /**
-   * shared is `value` as an already resolved, frozen promise, made once
-   * beside it: a hit hands every caller this same promise, which costs no
-   * new promise and no lookup of a `then` on the value.
+   * shared is `value` as an already resolved, frozen promise, made with it:
+   * a hit hands every caller this same promise, which costs no new promise
+   * and no lookup of a `then` on the value. Undefined until a value is kept.
    */
   shared: Promise<unknown> | undefined = undefined
   /**
@@ -104,6 +104,22 @@ export class Entry extends Linked {
     this.staleUntil = staleUntil
     this.generation = generation
     this.origin = origin
+  }
+
+  /** decoded says whether a decoded value is kept beside the bytes. */
+  get decoded(): boolean {
+    return this.shared !== undefined
+  }
+
+  /**
+   * keep keeps a decoded value beside the bytes, to be shared by every
+   * caller: it must be immutable (deep-frozen). The promise is frozen too,
+   * so that no caller can give it a `then` or a `constructor` of its own
+   * that the next caller would meet.
+   */
+  keep(value: unknown): void {
+    this.value = value
+    this.shared = Object.freeze(Promise.resolve(value))
   }
 
   /** byteLength is the length of the encoded value. */
@@ -154,7 +170,6 @@ export class Entry extends Linked {
     const copy = new Entry(EMPTY, this.expire, this.generation, this.origin, this.staleUntil)
     copy.data = this.data
     copy.value = this.value
-    copy.decoded = this.decoded
     copy.shared = this.shared
     copy.rate = this.rate
     return copy
@@ -222,8 +237,7 @@ export class Cache {
     cost += numberBytes(entry.expire) + numberBytes(entry.staleUntil)
     const data = entry.data
     if (typeof data !== 'string') cost += VIEW_BYTES + BUFFER_BYTES
-    if (entry.decoded) cost += heapBytes(entry.value, typeof data === 'string' ? undefined : data.buffer)
-    if (entry.shared !== undefined) cost += PROMISE_BYTES
+    if (entry.decoded) cost += heapBytes(entry.value, typeof data === 'string' ? undefined : data.buffer) + PROMISE_BYTES
     if (entry.rate !== undefined) cost += RATE_BYTES
     return cost
   }

@@ -1387,11 +1387,7 @@ export class Group<T = unknown> {
       throw new CodecError(`cannot decode a value of group ${this.name}: ${errorMessage(err)}`, { cause: err })
     }
     if (this.#codec.share(value)) {
-      entry.value = value
-      entry.decoded = true
-      // Frozen, so that no caller can give it a `then` or a `constructor`
-      // of its own that the next caller would meet.
-      entry.shared = Object.freeze(Promise.resolve(value))
+      entry.keep(value)
       // What is kept is counted, and may push older entries out.
       this.#cache.update(entry)
     }

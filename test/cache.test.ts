@@ -10,7 +10,7 @@ import {
   MIN_HOT_COPIES,
   STRING_VALUE_MAX_BYTES,
 } from '../src/cache.js'
-import { BUFFER_BYTES, heapBytes, VIEW_BYTES } from '../src/heap.js'
+import { BUFFER_BYTES, heapBytes, PROMISE_BYTES, VIEW_BYTES } from '../src/heap.js'
 import { RATE_BYTES, Rate } from '../src/rate.js'
 import { mulberry32 } from './helpers/prng.js'
 
@@ -392,10 +392,9 @@ describe('Cache counting', () => {
     cache.add('main', 'c', c)
     assert.equal(cache.main.items, 3)
     const value = Object.freeze({ name: 'x'.repeat(150), tags: Object.freeze(['one', 'two']) })
-    c.value = value
-    c.decoded = true
+    c.keep(value)
     cache.update(c)
-    const grown = ENTRY_OVERHEAD_BYTES + 1 + 10 + heapBytes(value)
+    const grown = ENTRY_OVERHEAD_BYTES + 1 + 10 + heapBytes(value) + PROMISE_BYTES
     assert.ok(heapBytes(value) > ENTRY_OVERHEAD_BYTES + 11 && grown <= cache.maxBytes, `the value is counted at ${heapBytes(value)} bytes`)
     assert.equal(cache.main.peek('c')?.size, grown)
     // a went, then b, to make room.
@@ -409,17 +408,16 @@ describe('Cache counting', () => {
   test('an entry added with its decoded value already kept is counted with it', () => {
     const cache = new Cache(1 << 20)
     const e = entry(10)
-    e.value = 'v'.repeat(100)
-    e.decoded = true
+    e.keep('v'.repeat(100))
     cache.add('hot', 'k', e)
-    assert.equal(cache.bytes, ENTRY_OVERHEAD_BYTES + 1 + 10 + heapBytes(e.value))
+    // The value, and the promise every hit shares.
+    assert.equal(cache.bytes, ENTRY_OVERHEAD_BYTES + 1 + 10 + heapBytes(e.value) + PROMISE_BYTES)
   })
 
   test('update leaves an entry that no cache holds alone', () => {
     const cache = new Cache(1 << 20)
     const e = entry(10)
-    e.value = 'v'.repeat(100)
-    e.decoded = true
+    e.keep('v'.repeat(100))
     cache.update(e)
     cache.add('main', 'k', entry(5))
     cache.remove('k')

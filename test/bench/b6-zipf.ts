@@ -1,6 +1,7 @@
 // B6: a Zipf(1.0) workload over 20k keys, 3 replicas (child processes), a
 // random replica per request: how many loads, how many bytes cached across
-// the cluster, and how a remote hit compares with a Redis GET.
+// the cluster, how many of a replica's gets for keys others own its hot
+// copies answer, and how a remote hit compares with a Redis GET.
 import { Redis } from 'ioredis'
 import { type Replica, type ReplicaSetup, startReplicas, stopReplicas } from './cluster.js'
 import { fmtBytes, fmtInt, fmtMs, fmtRatio, median, mulberry32, now, printTable, quick, record, withTimeout, zipf } from './lib.js'
@@ -18,6 +19,8 @@ const WARMUP_KEYS = quick ? 1_000 : 3_000 // per replica, outside the workload
 interface Contender {
   name: string
   kind: 'groupcache' | 'lru' | 'bento'
+  /** role: the contender the targets are about, or the one whose hit ratio it must match. */
+  role?: 'target' | 'coin'
   setups: ReplicaSetup[]
 }
 
@@ -122,9 +125,24 @@ export async function run(): Promise<void> {
     const three = <T>(f: () => T): T[] => Array.from({ length: REPLICAS }, f)
     const contenders: Contender[] = [
       {
-        name: 'groupcache, `gc.listen()`, default hot cache (1 in 10)',
+        name: 'groupcache, `gc.listen()`, default hot copies (by the rate owners report)',
         kind: 'groupcache',
+        role: 'target',
         setups: three(() => ({ ...base, system: 'groupcache', server: 'listen', ...(redisPort === undefined ? {} : { redisPort }) })),
+      },
+      {
+        name: "groupcache, `gc.listen()`, 1 in 10 at random (Go's rule; the default before rates)",
+        kind: 'groupcache',
+        role: 'coin',
+        setups: three(
+          (): ReplicaSetup => ({
+            ...base,
+            system: 'groupcache',
+            server: 'listen',
+            promote: 'random',
+            ...(redisPort === undefined ? {} : { redisPort }),
+          }),
+        ),
       },
       // An informative variant; left out of a quick run for time.
       ...(quick
@@ -155,7 +173,8 @@ export async function run(): Promise<void> {
     }
     const rows: string[][] = []
     const remoteRows: string[][] = []
-    for (const [index, contender] of contenders.entries()) {
+    const results = new Map<Contender, RunResult>()
+    for (const contender of contenders) {
       let r: RunResult
       try {
         r = await withTimeout(
@@ -164,29 +183,51 @@ export async function run(): Promise<void> {
           `B6 ${contender.name}`,
         )
       } catch (err) {
-        rows.push([contender.name, `failed: ${(err as Error).message}`, '', '', '', '', '', ''])
+        rows.push([contender.name, `failed: ${(err as Error).message}`, '', '', '', '', '', '', '', '', ''])
         continue
       }
-      const loads = r.stats.reduce((s, x) => s + x.loads, 0)
+      results.set(contender, r)
+    }
+    const sum = (r: RunResult, f: (x: ReplicaStats) => number): number => r.stats.reduce((s, x) => s + f(x), 0)
+    const hitRatio = (r: RunResult): number => sum(r, (x) => x.hotHits) / sum(r, (x) => x.nonOwnerGets)
+    const coin = [...results].find(([c]) => c.role === 'coin')?.[1]
+    for (const [contender, r] of results) {
+      const loads = sum(r, (x) => x.loads)
       // bentocache: each replica's L1 plus the one copy of each key in Redis (L2).
-      const cached = r.stats.reduce((s, x) => s + x.cachedBytes, 0) + (contender.kind === 'bento' ? uniqueBytes : 0)
-      // Copies, not bytes: groupcache counts its bytes as memory (per-entry
-      // overhead, decoded values), the others count key + value bytes.
-      const copies = r.stats.reduce((s, x) => s + x.cachedItems, 0) + (contender.kind === 'bento' ? distinct.length : 0)
+      const cached = sum(r, (x) => x.cachedBytes) + (contender.kind === 'bento' ? uniqueBytes : 0)
+      // One copy of each key, as each system counts bytes: groupcache's main
+      // caches (memory as counted against maxBytes: per-entry overhead,
+      // decoded values), which hold each key exactly once; for the others,
+      // key + value bytes.
+      const mainItems = sum(r, (x) => x.mainItems)
+      const oneCopy = contender.kind === 'groupcache' ? sum(r, (x) => x.mainBytes) : uniqueBytes
+      if (contender.kind === 'groupcache' && mainItems !== distinct.length) {
+        throw new Error(`B6 ${contender.name}: main caches hold ${mainItems} keys, not each of the ${distinct.length} once`)
+      }
+      const copies = sum(r, (x) => x.cachedItems) + (contender.kind === 'bento' ? distinct.length : 0)
       const loadRatio = loads / distinct.length
-      const copyRatio = copies / distinct.length
-      const targets = index === 0
-      const hot = r.stats.reduce((s, x) => s + x.hotBytes, 0)
+      const bytesRatio = cached / oneCopy
+      const targets = contender.role === 'target'
+      const hot = sum(r, (x) => x.hotBytes)
+      const hits = contender.kind === 'groupcache' ? hitRatio(r) : NaN
       rows.push([
         contender.name,
         fmtInt(loads) + (r.errors > 0 ? ` (${r.errors} errors)` : ''),
         fmtRatio(loadRatio),
         `${fmtBytes(cached)}${contender.kind === 'groupcache' ? ` (hot ${fmtBytes(hot)})` : ''}${r.redisKeys !== undefined ? ` (Redis keys: ${fmtInt(r.redisKeys)})` : ''}`,
-        fmtRatio(copyRatio),
+        fmtRatio(bytesRatio),
+        fmtRatio(copies / distinct.length),
+        Number.isNaN(hits) ? '—' : `${(100 * hits).toFixed(1)} %`,
         fmtInt((requests / r.ms) * 1000),
         `${fmtMs(r.p50)} / ${fmtMs(r.p99)}`,
         targets ? record('B6', 'loads = distinct keys (1.00×)', loads === distinct.length) : '—',
-        targets ? record('B6', 'cached copies ≤ 1.15× distinct keys', copyRatio <= 1.15) : '—',
+        targets
+          ? `${record('B6', 'cached bytes ≤ 1.15× one copy of each key', bytesRatio <= 1.15)}; ${
+              coin === undefined
+                ? 'hit ratio: no coin-flip run to compare'
+                : record('B6', "non-owner hit ratio ≥ the coin flip's", hits >= hitRatio(coin))
+            }`
+          : '—',
       ])
       if (r.remote !== undefined && r.remote.remote.length > 0) {
         const remoteP50 = median(r.remote.remote)
@@ -201,7 +242,7 @@ export async function run(): Promise<void> {
       }
     }
     if (redisPort === undefined)
-      rows.push(['bentocache, L1 memory + L2 Redis', `skipped: ${redis.ok ? '' : redis.reason}`, '', '', '', '', '', '', ''])
+      rows.push(['bentocache, L1 memory + L2 Redis', `skipped: ${redis.ok ? '' : redis.reason}`, '', '', '', '', '', '', '', '', ''])
     printTable(
       `B6 — Zipf(1.0) over ${fmtInt(KEYS)} keys, ${fmtInt(requests)} requests, 3 replicas, a random replica per request`,
       [
@@ -209,17 +250,20 @@ export async function run(): Promise<void> {
         'loads',
         'loads ÷ distinct keys',
         'cached bytes, cluster',
-        'cached copies ÷ distinct keys',
+        'cached bytes ÷ one copy of each key',
+        'copies ÷ distinct keys',
+        'non-owner hit ratio',
         'req/s',
         'get() p50 / p99',
         'target: loads',
-        'target: copies',
+        'targets: bytes, hit ratio',
       ],
       rows,
       [
         `${fmtInt(distinct.length)} distinct keys touched; unique data ${fmtBytes(uniqueBytes)} (key + value bytes, values 512–1,535 B); loader ${LOAD_MS} ms.`,
         `each replica runs its share of the requests (same seeded sequence for every system) ${CONCURRENCY} at a time, driven over IPC, after a warm-up on ${fmtInt(WARMUP_KEYS)} other keys (subtracted); budget ${fmtBytes(BUDGET)} per replica, so nothing is evicted.`,
-        "cached bytes: groupcache main + hot caches as counted against maxBytes (key + value, per-entry overhead, kept decoded values: README, Memory); lru-cache and bentocache key + value bytes (bentocache: every replica's L1 plus one copy in Redis). Copies (entries held, cluster-wide) compare them alike.",
+        "cached bytes: groupcache main + hot caches as counted against maxBytes (key + value, per-entry overhead, kept decoded values: README, Memory), over its main caches, which hold each key exactly once (checked); lru-cache and bentocache key + value bytes (bentocache: every replica's L1 plus one copy in Redis), over the unique data. Copies (entries held, cluster-wide) compare them alike.",
+        "non-owner hit ratio: of a replica's gets for keys another replica owns, the share its hot copies answered (the rest went to the owner); the coin-flip row, run the same way, is the baseline.",
       ],
     )
     printTable(

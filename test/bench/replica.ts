@@ -40,8 +40,12 @@ export interface ReplicaConfig {
   loadDelayMs: number
   /** maxBytes is the cache budget of this replica (groupcache and lru-cache). */
   maxBytes: number
-  /** promote: groupcache's hot-cache policy; undefined is the default (1 in 10). */
-  promote?: boolean
+  /**
+   * promote: groupcache's hot-cache policy; undefined is the default (by the
+   * rate owners report), 'random' the 1 in 10 coin flip (Go's rule, the
+   * default before rates).
+   */
+  promote?: boolean | 'random'
   redisPort?: number
   sizes: ValueSizes
   /** ttlMs: how long a value lives (default: groupcache until evicted, bento 1 h). */
@@ -86,6 +90,12 @@ export interface ReplicaStats {
   cachedBytes: number
   cachedItems: number
   hotBytes: number
+  /** mainBytes and mainItems: groupcache's main cache (0 for the others). */
+  mainBytes: number
+  mainItems: number
+  /** nonOwnerGets: gets of keys another replica owns; hotHits: those answered by a hot copy (groupcache only). */
+  nonOwnerGets: number
+  hotHits: number
   peerLoads: number
   peerErrors: number
 }
@@ -144,16 +154,21 @@ const routeLatencies: number[] = []
 
 async function startGroupcache(): Promise<{ system: System; closeApp: () => Promise<void> }> {
   const gc = new Groupcache({ self: config.self, peers: config.peers })
+  const promote = config.promote === 'random' ? () => Math.random() < 0.1 : config.promote
   const group: Group<string> = gc.newGroup<string>({
     name: 'bench',
     maxBytes: config.maxBytes,
     codec: 'string',
-    ...(config.promote === undefined ? {} : { promote: config.promote }),
+    ...(promote === undefined ? {} : { promote }),
     ...(config.ttlMs === undefined ? {} : { ttlMs: config.ttlMs }),
     ...(config.staleMs === undefined ? {} : { staleMs: config.staleMs }),
     load: (key) => load(key),
   })
-  const get = (key: string): Promise<string> => group.get(key)
+  let nonOwnerGets = 0
+  const get = (key: string): Promise<string> => {
+    if (gc.ownerOf(key) !== config.self) nonOwnerGets++
+    return group.get(key)
+  }
   const windowed =
     config.batchWindowMs === undefined
       ? undefined
@@ -162,7 +177,7 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
           maxBytes: config.maxBytes,
           codec: 'string',
           batchWindowMs: config.batchWindowMs,
-          ...(config.promote === undefined ? {} : { promote: config.promote }),
+          ...(promote === undefined ? {} : { promote }),
           load: (key) => load(key),
         })
   readPage = (keys, mode) => {
@@ -230,6 +245,10 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
         cachedBytes: main.bytes + hot.bytes,
         cachedItems: main.items + hot.items,
         hotBytes: hot.bytes,
+        mainBytes: main.bytes,
+        mainItems: main.items,
+        nonOwnerGets,
+        hotHits: hot.hits,
         peerLoads: s.peerLoads,
         peerErrors: s.peerErrors,
       }
@@ -251,6 +270,9 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
   return { system, closeApp }
 }
 
+/** NO_SHARING is the part of the stats that only groupcache fills. */
+const NO_SHARING = { hotBytes: 0, mainBytes: 0, mainItems: 0, nonOwnerGets: 0, hotHits: 0, peerLoads: 0, peerErrors: 0 }
+
 async function startBaseline(): Promise<{ system: System; closeApp: () => Promise<void> }> {
   let system: System
   if (config.system === 'lru') {
@@ -261,7 +283,7 @@ async function startBaseline(): Promise<{ system: System; closeApp: () => Promis
     })
     system = {
       get: async (key) => (await lru.fetch(key)) as string,
-      stats: () => ({ cachedBytes: lru.calculatedSize, cachedItems: lru.size, hotBytes: 0, peerLoads: 0, peerErrors: 0 }),
+      stats: () => ({ ...NO_SHARING, cachedBytes: lru.calculatedSize, cachedItems: lru.size }),
       close: async () => {},
     }
   } else {
@@ -294,7 +316,7 @@ async function startBaseline(): Promise<{ system: System; closeApp: () => Promis
         }
         return bento.getOrSet({ key, ttl, grace, factory: () => load(key) })
       },
-      stats: () => ({ cachedBytes: touchedBytes, cachedItems: touched.size, hotBytes: 0, peerLoads: 0, peerErrors: 0 }),
+      stats: () => ({ ...NO_SHARING, cachedBytes: touchedBytes, cachedItems: touched.size }),
       close: () => bento.disconnectAll(),
     }
   }
