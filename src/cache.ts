@@ -10,7 +10,7 @@ import { RATE_BYTES, type Rate } from './rate.js'
  * (V8's Map tables run between a quarter and a half full while entries come
  * and go: 56–112 bytes a slot), and the headers of the key and value
  * strings with their rounding (about 40). It takes the map slot at its
- * largest: bench B10 measures 218 bytes beyond key and value per entry of
+ * largest: bench B10 measures 237 bytes beyond key and value per entry of
  * 100-byte values in a full cache of 100,000 (heap and ArrayBuffer memory
  * after forced collections), where 256 are counted.
  */
