@@ -471,7 +471,9 @@ export class Group<T = unknown> {
    * and shared between callers, binary data is a fresh copy per caller.
    * Hence the `Frozen<T>` type: what every caller shares cannot be changed.
    * A value past its `ttlMs` but within its `staleMs` is returned at once,
-   * and one refresh runs for the whole cluster, on the key's owner.
+   * and one refresh runs for the whole cluster, on the key's owner. A hit on
+   * a shared value returns the same resolved (and frozen) promise to every
+   * caller, so that a hit costs about a lookup.
    */
   get(key: string, options?: GetOptions): Promise<Frozen<T>> {
     // Not an async function: a hit returns the entry's shared promise, with
