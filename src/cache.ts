@@ -41,6 +41,13 @@ export const HOT_SHARE = 8
  */
 export const MIN_HOT_COPIES = 64
 
+/**
+ * HOT_SCAN bounds how many of the least recently used hot copies one offer
+ * looks at for one colder than the copy offered (see `Cache.offerHot`):
+ * enough to find the cold ones among them, few enough to stay O(1).
+ */
+export const HOT_SCAN = 8
+
 /** CacheKind names one of a group's two caches. */
 export type CacheKind = 'main' | 'hot'
 
@@ -93,7 +100,8 @@ export class Entry extends Linked {
   /**
    * rate is how often this key is asked for, where that decides hot copies:
    * on the owner, the rate at which peers ask for it (made on the first
-   * peer request); in a hot copy, the rate its owner reported.
+   * peer request); in a hot copy, the rate its owner reported, and this
+   * node's hits on it since.
    */
   rate: Rate | undefined = undefined
 
@@ -276,21 +284,32 @@ export class Cache {
   }
 
   /**
-   * offerHot keeps a copy of another owner's value, which carries the rate
-   * its owner reported, if it is worth its memory: while hot copies take no
-   * more than HOT_SHARE of what the main cache holds (or are fewer than
-   * MIN_HOT_COPIES), any copy is kept; past that, only one hotter than the
-   * coldest copy (the least recently used), which gives way to it. So hot
-   * copies stay a small part of the cluster's memory however large the
-   * budget, and go to the keys asked for most. Says whether it kept it.
+   * offerHot keeps a copy of another owner's value, which carries its rate
+   * (what its owner reported), if it is worth its memory: while hot copies
+   * take no more than 1 / HOT_SHARE of what the main cache holds (or are
+   * fewer than MIN_HOT_COPIES), any copy is kept; past that, only one hotter
+   * than a colder copy, which gives way to it. The colder copy is sought
+   * among the least recently used, HOT_SCAN at most; each one passed over,
+   * hotter than the offer, gets a second chance as if just used (a CLOCK
+   * sweep), so that the next offer looks at others. So hot copies stay a
+   * small part of the cluster's memory however large the budget, and go to
+   * the keys asked for most. Says whether it kept the copy.
    */
   offerHot(key: string, entry: Entry, now: number): boolean {
     if (this.maxBytes <= 0) return false
     const hot = this.hot
     const share = this.main.bytes / HOT_SHARE
     if (hot.bytes + this.costOf(key, entry) > share && hot.items >= MIN_HOT_COPIES) {
-      const coldest = hot.oldest
-      if (coldest !== undefined && !(rateAt(entry, now) > rateAt(coldest, now))) return false
+      const offered = rateAt(entry, now)
+      let colder = false
+      for (let n = 0; n < HOT_SCAN && !colder; n++) {
+        const oldest = hot.oldest
+        if (oldest === undefined) break
+        colder = rateAt(oldest, now) < offered
+        if (!colder) hot.touch(oldest)
+      }
+      if (!colder) return false
+      hot.removeOldest()
     }
     this.add('hot', key, entry)
     const kept = hot.peek(key)

@@ -591,6 +591,9 @@ export class Group<T = unknown> {
         this.#refresh(key, cached, now, false)
       }
     }
+    // A hot copy kept by rate counts its hits here, so that one this node
+    // keeps asking for stays hotter than the copies it no longer needs.
+    if (cached.origin === 'peer' && cached.rate !== undefined) cached.rate.add(node.now())
     return cached
   }
 

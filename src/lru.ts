@@ -49,7 +49,7 @@ export class LRU<V extends Linked> {
     const value = this.#entries.get(key)
     if (value !== undefined) {
       this.hits++
-      this.#touch(value)
+      this.touch(value)
     }
     return value
   }
@@ -80,7 +80,7 @@ export class LRU<V extends Linked> {
     const old = this.#entries.get(key)
     if (old === value) {
       this.resize(value, size)
-      this.#touch(value)
+      this.touch(value)
       return
     }
     if (value.key !== undefined)
@@ -136,7 +136,11 @@ export class LRU<V extends Linked> {
     this.evictions++
   }
 
-  #touch(value: V): void {
+  /**
+   * touch marks a value this LRU holds as the most recently used, without
+   * counting a get: its owner gives it a second chance before eviction.
+   */
+  touch(value: V): void {
     if (value === this.#newest) return
     this.#detach(value)
     this.#linkNewest(value)

@@ -5,6 +5,7 @@ import {
   type CacheKind,
   ENTRY_OVERHEAD_BYTES,
   Entry,
+  HOT_SCAN,
   HOT_SHARE,
   isStale,
   MIN_HOT_COPIES,
@@ -479,17 +480,28 @@ describe('Cache.offerHot', () => {
     assert.ok(cache.hot.bytes + cache.costOf(`more${kept}`, refused) > share, 'refused only once it would not fit')
   })
 
-  test('past its share, keeps only a copy hotter than the coldest, which gives way to it', () => {
-    const cache = filled(0, 1)
-    assert.equal(cache.offerHot('as-cold', copy(1), NOW), false, 'as hot as the coldest is not enough')
-    assert.equal(cache.offerHot('colder', copy(0.5), NOW), false)
-    assert.equal(cache.hot.peek('as-cold'), undefined)
+  test('past its share, keeps a copy hotter than one among the least recently used, which gives way; those passed over get a second chance', () => {
+    const cache = new Cache(1 << 30)
+    for (let i = 0; i < MIN_HOT_COPIES; i++) assert.ok(cache.offerHot(`h${i}`, copy(i === 5 ? 0.5 : 1), NOW))
     const before = cache.hot.evictions
-    assert.ok(cache.offerHot('hotter', copy(2), NOW))
-    assert.ok(cache.hot.peek('hotter') !== undefined)
-    assert.equal(cache.hot.peek('h0'), undefined, 'the least recently used copy gave way')
+    assert.ok(cache.offerHot('between', copy(0.75), NOW))
+    assert.equal(cache.hot.peek('h5'), undefined, 'the colder copy gave way')
     assert.equal(cache.hot.items, MIN_HOT_COPIES)
     assert.equal(cache.hot.evictions, before + 1)
+    // h0–h4 were passed over: now the most recently used, h6 the oldest.
+    assert.equal(cache.hot.oldest?.key, 'h6')
+    for (let i = 0; i < 5; i++) assert.ok(cache.hot.peek(`h${i}`) !== undefined)
+  })
+
+  test('refuses a copy no hotter than each of the HOT_SCAN least recently used, which get a second chance', () => {
+    const cache = filled(0, 1)
+    assert.equal(cache.offerHot('as-cold', copy(1), NOW), false, 'as hot as them is not enough')
+    assert.equal(cache.hot.peek('as-cold'), undefined)
+    assert.equal(cache.hot.oldest?.key, `h${HOT_SCAN}`)
+    assert.equal(cache.offerHot('colder', copy(0.5), NOW), false)
+    assert.equal(cache.hot.oldest?.key, `h${2 * HOT_SCAN}`)
+    assert.equal(cache.hot.items, MIN_HOT_COPIES)
+    assert.equal(cache.hot.evictions, 0)
   })
 
   test('the coldest copy is the least recently used one, and its rate fades with time', () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { HOT_SCAN } from '../src/cache.js'
 import { PeerError } from '../src/errors.js'
 import { PROMISE_BYTES } from '../src/heap.js'
 import {
@@ -370,7 +371,7 @@ describe('hot copies by the rate owners report', () => {
     }))
   }
 
-  test('with room, any copy is kept, without a coin flip; past MIN_HOT_COPIES and main / HOT_SHARE, only one hotter than the coldest copy, which gives way', async () => {
+  test('with room, any copy is kept, without a coin flip; past MIN_HOT_COPIES and main / HOT_SHARE, only one hotter than a least recently used copy, which gives way', async () => {
     const rates = new Map<string, number | undefined>()
     const transport = rated(rates)
     // A coin flip would keep nothing.
@@ -391,9 +392,36 @@ describe('hot copies by the rate owners report', () => {
     assert.equal(transport.calls.filter((k) => k === hot).length, 1, 'hotter: kept')
     assert.equal(g.cacheStats('hot').items, MIN_HOT_COPIES)
     assert.equal(g.cacheStats('hot').evictions, 1)
-    // The copy that gave way was the least recently used.
-    await g.get(first[0] as string)
-    assert.equal(transport.calls.filter((k) => k === first[0]).length, 2)
+    // The copy that gave way was the least recently used that the two
+    // refusals had not passed over (each passed HOT_SCAN copies, as hot as
+    // the offer, and gave them a second chance).
+    const gone = first[2 * HOT_SCAN] as string
+    for (const key of [first[0] as string, gone]) await g.get(key)
+    assert.equal(transport.calls.filter((k) => k === first[0]).length, 1)
+    assert.equal(transport.calls.filter((k) => k === gone).length, 2)
+    await gc.close()
+  })
+
+  test('a copy this node keeps reading counts its hits, so it outlasts copies read less, even as the least recently used', async () => {
+    const rates = new Map<string, number | undefined>()
+    const transport = rated(rates)
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport, random: () => 0.99 })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 30, codec: 'string', load: () => 'local' })
+    const first = keysOwnedBy(gc, OTHER, MIN_HOT_COPIES, 'first')
+    for (const key of first) await g.get(key)
+    const [read, next] = first as [string, string]
+    for (let i = 0; i < 200; i++) await g.get(read)
+    // Every other copy is read once after it: `read` is the least recently used.
+    for (const key of first.slice(1)) await g.get(key)
+    const offered = keyOwnedBy(gc, OTHER, 'offered-')
+    rates.set(offered, 2)
+    await g.get(offered)
+    assert.equal(g.cacheStats('hot').evictions, 1)
+    const fetches = (key: string): number => transport.calls.filter((k) => k === key).length
+    for (const key of [read, next, offered]) await g.get(key)
+    assert.equal(fetches(read), 1, 'the copy read 200 times stayed')
+    assert.equal(fetches(next), 2, 'the next least recently used, read twice, gave way')
+    assert.equal(fetches(offered), 1)
     await gc.close()
   })
 
