@@ -245,7 +245,9 @@ export class Cache {
     cost += numberBytes(entry.expire) + numberBytes(entry.staleUntil)
     const data = entry.data
     if (typeof data !== 'string') cost += VIEW_BYTES + BUFFER_BYTES
-    if (entry.decoded) cost += heapBytes(entry.value, typeof data === 'string' ? undefined : data.buffer) + PROMISE_BYTES
+    // A decoded value that is the string the bytes are held in costs nothing more.
+    if (entry.decoded)
+      cost += (entry.value === data ? 0 : heapBytes(entry.value, typeof data === 'string' ? undefined : data.buffer)) + PROMISE_BYTES
     if (entry.rate !== undefined) cost += RATE_BYTES
     return cost
   }

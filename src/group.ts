@@ -1392,6 +1392,9 @@ export class Group<T = unknown> {
       throw new CodecError(`cannot decode a value of group ${this.name}: ${errorMessage(err)}`, { cause: err })
     }
     if (this.#codec.share(value)) {
+      // A string equal to the one the entry holds its bytes in (ASCII text
+      // with the 'string' codec) is kept as that very string: one copy, not two.
+      if (typeof value === 'string' && value === entry.data) value = entry.data
       entry.keep(value)
       // What is kept is counted, and may push older entries out.
       this.#cache.update(entry)
