@@ -210,7 +210,6 @@ export async function run(): Promise<void> {
       const targets = contender.role === 'target'
       const hot = sum(r, (x) => x.hotBytes)
       const hits = contender.kind === 'groupcache' ? hitRatio(r) : NaN
-      if (process.env.B6_DEBUG) console.error(contender.name, 'nonOwnerGets', sum(r, (x) => x.nonOwnerGets), 'hotHits', sum(r, (x) => x.hotHits), 'peerLoads', sum(r, (x) => x.peerLoads), 'hotItems', sum(r, (x) => x.cachedItems - x.mainItems))
       rows.push([
         contender.name,
         fmtInt(loads) + (r.errors > 0 ? ` (${r.errors} errors)` : ''),
