@@ -1,5 +1,6 @@
 import { BUFFER_BYTES, heapBytes, isOneByte, numberBytes, ownString, VIEW_BYTES } from './heap.js'
 import { Linked, LRU } from './lru.js'
+import { getResponseSize, timeField, writeGetResponse } from './wire.js'
 
 /**
  * ENTRY_OVERHEAD_BYTES is what a cached entry costs beyond its key's and its
@@ -50,13 +51,27 @@ export interface CacheStats {
  * unix milliseconds, 0 for never. `generation` is the group's generation
  * when its load began (see `group.clear()`).
  *
+ * The bytes are held as the GetResponse a peer is answered with (`frame`):
+ * the value field, then expire and stale_until, all fixed for the entry's
+ * life. So the peer endpoint writes a hit as it is, with no encoding and no
+ * copy. The framing takes 2 to 22 bytes beside the value, which
+ * ENTRY_OVERHEAD_BYTES covers.
+ *
  * The bytes are copied into memory the entry owns: a codec's output is often
  * a view on a larger, reused buffer (msgpackr's, Node's Buffer pool, a
  * response body), and one small entry keeping such a view keeps all of it.
  */
 export class Entry extends Linked {
-  /** data holds the bytes: a one-byte string, or a Uint8Array of its own (see STRING_VALUE_MAX_BYTES). */
+  /**
+   * data holds the frame: a one-byte string (one character per byte), or a
+   * Uint8Array of its own (see STRING_VALUE_MAX_BYTES). The value is its
+   * `byteLength` bytes from `start`.
+   */
   data: string | Uint8Array
+  /** start is where the value begins in `data`. */
+  start: number
+  /** byteLength is the length of the encoded value. */
+  byteLength: number
   readonly expire: number
   /**
    * staleUntil, when later than `expire`, is the absolute time (unix ms)
@@ -72,16 +87,26 @@ export class Entry extends Linked {
 
   constructor(bytes: Uint8Array, expire: number, generation: number, origin: 'load' | 'peer', staleUntil = 0) {
     super()
-    this.data = own(bytes)
+    const size = getResponseSize(bytes.length, timeField(expire), timeField(staleUntil))
+    const small = bytes.length <= STRING_VALUE_MAX_BYTES
+    // A small frame is written in Buffer's pool and read out as a string; a
+    // large one into memory of its own, not from the pool.
+    const out = small ? Buffer.allocUnsafe(size) : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size)
+    this.start = writeGetResponse(out, bytes, timeField(expire), timeField(staleUntil))
+    this.data = small ? (out as Buffer).toString('latin1', 0, size) : out
+    this.byteLength = bytes.length
     this.expire = expire
     this.staleUntil = staleUntil
     this.generation = generation
     this.origin = origin
   }
 
-  /** byteLength is the length of the encoded value. */
-  get byteLength(): number {
-    return this.data.length
+  /**
+   * frame is the GetResponse that answers a peer for this entry, as held:
+   * a one-byte string (write it as 'latin1') or bytes. Never write to it.
+   */
+  get frame(): string | Uint8Array {
+    return this.data
   }
 
   /**
@@ -90,11 +115,12 @@ export class Entry extends Linked {
    */
   get bytes(): Uint8Array {
     const data = this.data
-    if (typeof data !== 'string') return data.subarray(0)
+    const end = this.start + this.byteLength
+    if (typeof data !== 'string') return data.subarray(this.start, end)
     // Not from Buffer's shared pool: a decoded value that views these bytes
     // must keep only them alive.
-    const copy = Buffer.allocUnsafeSlow(data.length)
-    copy.write(data, 0, 'latin1')
+    const copy = Buffer.allocUnsafeSlow(this.byteLength)
+    copy.write(data.slice(this.start, end), 0, 'latin1')
     return copy
   }
 
@@ -105,7 +131,8 @@ export class Entry extends Linked {
    */
   scratchBytes(): Uint8Array {
     const data = this.data
-    return typeof data === 'string' ? Buffer.from(data, 'latin1') : data.subarray(0)
+    const end = this.start + this.byteLength
+    return typeof data === 'string' ? Buffer.from(data.slice(this.start, end), 'latin1') : data.subarray(this.start, end)
   }
 
   /** fresh says whether `bytes` is a copy, which a decoder may hand out as it is. */
@@ -117,6 +144,8 @@ export class Entry extends Linked {
   copy(): Entry {
     const copy = new Entry(EMPTY, this.expire, this.generation, this.origin, this.staleUntil)
     copy.data = this.data
+    copy.start = this.start
+    copy.byteLength = this.byteLength
     copy.value = this.value
     copy.decoded = this.decoded
     return copy
@@ -135,15 +164,6 @@ export class NotFoundEntry extends Entry {
 }
 
 const EMPTY = new Uint8Array(0)
-
-/** own copies bytes into memory of their own, unless they already are exactly that. */
-function own(bytes: Uint8Array): string | Uint8Array {
-  if (bytes.length <= STRING_VALUE_MAX_BYTES) {
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
-  }
-  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
-  return whole ? bytes : new Uint8Array(bytes)
-}
 
 /**
  * Cache is a group's byte budget split over two LRUs, as in Go: `main` holds

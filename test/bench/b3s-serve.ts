@@ -113,17 +113,27 @@ export interface Shot {
   served?: { requests: number; hits: number; loads: number }
 }
 
-/** shoot sends `amount` GETs for the group's keys in rotation over CONNECTIONS connections. */
-export async function shoot(server: Server, amount: number, secret?: string): Promise<Shot> {
+/**
+ * shoot keeps CONNECTIONS connections busy with GETs for the group's keys in
+ * rotation for `seconds` (a fixed duration: autocannon ends a fixed amount
+ * only at a whole second, which would blur req/s).
+ */
+export async function shoot(server: Server, seconds: number, secret?: string): Promise<Shot> {
   const before = await server.counter()
   const headers = secret === undefined ? undefined : { authorization: `Bearer ${secret}` }
   const requests = Array.from({ length: KEYS }, (_, i) => ({ method: 'GET' as const, path: `/_groupcache/g/k${i}`, headers }))
-  const running = autocannon({ url: server.url, connections: CONNECTIONS, pipelining: 1, amount, requests }) as Promise<autocannon.Result> & {
+  const running = autocannon({
+    url: server.url,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: seconds,
+    requests,
+  }) as Promise<autocannon.Result> & {
     stop?: () => void
   }
   let result: autocannon.Result
   try {
-    result = await withTimeout(running, 120_000, `autocannon ${server.kind}`)
+    result = await withTimeout(running, seconds * 1000 + 30_000, `autocannon ${server.kind}`)
   } catch (err) {
     running.stop?.()
     throw err
@@ -173,7 +183,7 @@ const FLOOR: Partial<Record<Kind, Kind>> = { express: 'express-bare', fastify: '
 /** run measures B3s and prints its table. */
 export async function run(): Promise<void> {
   const rounds = quick ? 3 : 5
-  const amount = quick ? 20_000 : 100_000
+  const seconds = quick ? 1.5 : 4
   const secret = process.argv.includes('--no-secret') ? undefined : SECRET
   const servers: Server[] = []
   const problems: string[] = []
@@ -186,17 +196,22 @@ export async function run(): Promise<void> {
       if (got.status !== 200 || !got.body.equals(bare.frame)) problems.push(`${server.kind} answered ${got.status} with other bytes`)
     }
     // JIT warm-up, not counted.
-    for (const server of servers) await shoot(server, amount / 5, secret)
+    for (const server of servers) await shoot(server, quick ? 0.5 : 1, secret)
     const samples = new Map<Kind, Shot[]>(KINDS.map((kind) => [kind, []]))
     for (let r = 0; r < rounds; r++) {
-      for (const server of servers) samples.get(server.kind)?.push(await shoot(server, amount, secret))
+      for (const server of servers) samples.get(server.kind)?.push(await shoot(server, seconds, secret))
     }
     for (const [kind, shots] of samples) {
       for (const shot of shots) {
         if (shot.errors > 0) problems.push(`${kind}: ${shot.errors} errors or non-2xx answers`)
         // Every request was served from the cache: as many hits as requests, no load.
-        if (shot.served !== undefined && (shot.served.hits !== shot.served.requests || shot.served.loads > 0 || shot.served.requests < shot.total)) {
-          problems.push(`${kind}: ${shot.total} answers, ${shot.served.requests} served, ${shot.served.hits} hits, ${shot.served.loads} loads`)
+        if (
+          shot.served !== undefined &&
+          (shot.served.hits !== shot.served.requests || shot.served.loads > 0 || shot.served.requests < shot.total)
+        ) {
+          problems.push(
+            `${kind}: ${shot.total} answers, ${shot.served.requests} served, ${shot.served.hits} hits, ${shot.served.loads} loads`,
+          )
         }
       }
     }
@@ -237,8 +252,8 @@ export async function run(): Promise<void> {
       ],
       rows,
       [
-        `${rounds} rounds (every server in turn per round) of ${fmtInt(amount)} requests each, after ${fmtInt(amount / 5)} of warm-up; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. Ratios are medians of the per-round ratios.`,
-        'Server CPU: the server process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over the round\u2019s requests; GC: the time of its garbage collections (perf_hooks) over them. Bare servers answer every request with the same status, headers and protobuf bytes from a buffer, checking nothing; "bare Express/Fastify/Koa" do so from the framework\u2019s first middleware or a route, the least any adapter could cost.',
+        `${rounds} rounds (every server in turn per round) of ${seconds} s each, after ${quick ? 0.5 : 1} s of warm-up; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. Ratios are medians of the per-round ratios.`,
+        'Server CPU: the server process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over the round\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. Bare servers answer every request with the same status, headers and protobuf bytes from a buffer, checking nothing; "bare Express/Fastify/Koa" do so from the framework\u2019s first middleware or a route, the least any adapter could cost.',
         problems.length === 0
           ? 'checked: every server answered a key with the same bytes; every groupcache request of every round was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
           : `**check failed**: ${problems.join('; ')}`,
