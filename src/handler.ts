@@ -99,8 +99,9 @@ function valueResponse(value: ServedValue): PeerResponse {
   const frame = value.frame
   const qps = value.minuteQps
   const body = Buffer.allocUnsafe(frameLength(value))
-  const end = typeof frame === 'string' ? body.write(frame, 0, 'latin1') : (body.set(frame), frame.byteLength)
-  if (qps !== undefined) minuteQpsField(qps).copy(body, end)
+  if (typeof frame === 'string') body.write(frame, 0, 'latin1')
+  else body.set(frame)
+  if (qps !== undefined) minuteQpsField(qps).copy(body, body.length - MINUTE_QPS_FIELD_BYTES)
   return { status: 200, headers, body }
 }
 
