@@ -167,7 +167,10 @@ async function answer(server: Server, secret?: string): Promise<{ status: number
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
 }
 
-const KINDS: Kind[] = ['node:http', 'listen', 'express', 'fastify', 'koa', 'express-bare', 'fastify-bare', 'koa-bare']
+const ALL_KINDS: Kind[] = ['node:http', 'listen', 'express', 'fastify', 'koa', 'express-bare', 'fastify-bare', 'koa-bare']
+// `--servers listen,koa` measures only those (beside bare node:http, always first).
+const chosen = process.argv.includes('--servers') ? (process.argv[process.argv.indexOf('--servers') + 1] ?? '').split(',') : undefined
+const KINDS = ALL_KINDS.filter((kind) => kind === 'node:http' || chosen === undefined || chosen.includes(kind))
 const NAMES: Record<Kind, string> = {
   'node:http': 'bare node:http',
   listen: 'gc.listen()',
@@ -224,7 +227,7 @@ export async function run(): Promise<void> {
     const rows = KINDS.map((kind) => {
       const rpsRatio = ratio(kind, 'node:http', rps)
       const cpuRatio = ratio(kind, 'node:http', cpu)
-      const floor = FLOOR[kind]
+      const floor = KINDS.includes(FLOOR[kind] as Kind) ? FLOOR[kind] : undefined
       const groupcache = kind === 'listen' || floor !== undefined
       const met = rpsRatio >= RPS_TARGET && cpuRatio <= CPU_TARGET && problems.length === 0
       return [
