@@ -13,6 +13,9 @@
 //   express-bare  Express answering the same bytes from a first middleware
 //   fastify-bare  Fastify answering them from a route under the base path
 //   koa-bare      Koa answering them from a first middleware
+//   express-front the Express adapter's app, behind a node:http listener that
+//                 hands requests under basePath to servePeerRequest (README's
+//                 recipe for the peer endpoint at full speed on the app's port)
 //
 // argv[2] is a ServerConfig (JSON). Over IPC it says { ready: true }, answers
 // { op: 'counter' } with a Counter, and exits on { op: 'close' }
@@ -21,7 +24,7 @@
 import { createServer, type Server } from 'node:http'
 import express from 'express'
 import Fastify from 'fastify'
-import { Groupcache } from 'groupcache'
+import { Groupcache, servePeerRequest } from 'groupcache'
 import { groupcache as expressGroupcache } from 'groupcache/express'
 import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
@@ -29,7 +32,7 @@ import Koa from 'koa'
 import { encodeGetResponse } from '../../dist/src/wire.js'
 
 /** Kind is one contender of B3s. */
-export type Kind = 'node:http' | 'listen' | 'express' | 'fastify' | 'koa' | 'express-bare' | 'fastify-bare' | 'koa-bare'
+export type Kind = 'node:http' | 'listen' | 'express' | 'fastify' | 'koa' | 'express-bare' | 'fastify-bare' | 'koa-bare' | 'express-front'
 
 /** ServerConfig is what the parent passes as argv[2]. */
 export interface ServerConfig {
@@ -125,6 +128,21 @@ async function start(): Promise<() => Promise<void>> {
       return async () => {
         await closeServer(server)
         await own?.close()
+      }
+    }
+    case 'express-front': {
+      const front = await node()
+      gc = front
+      const app = express()
+      app.use(expressGroupcache(front))
+      const server = createServer((req, res) => {
+        if (req.url?.startsWith(front.basePath)) void servePeerRequest(front.handler, req, res)
+        else app(req, res)
+      })
+      await listen(server)
+      return async () => {
+        await closeServer(server)
+        await front.close()
       }
     }
     case 'fastify':
