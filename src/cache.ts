@@ -1,6 +1,6 @@
 import { BUFFER_BYTES, heapBytes, isOneByte, numberBytes, ownString, VIEW_BYTES } from './heap.js'
 import { Linked, LRU } from './lru.js'
-import { getResponseSize, timeField, writeGetResponse } from './wire.js'
+import { getResponseSize, timeField, varintLength, writeGetResponse } from './wire.js'
 
 /**
  * ENTRY_OVERHEAD_BYTES is what a cached entry costs beyond its key's and its
@@ -65,14 +65,11 @@ export interface CacheStats {
 export class Entry extends Linked {
   /**
    * data holds the frame: a one-byte string (one character per byte), or a
-   * Uint8Array of its own (see STRING_VALUE_MAX_BYTES). The value is its
-   * `byteLength` bytes from `start`.
+   * Uint8Array of its own (see STRING_VALUE_MAX_BYTES). Where the value
+   * lies in it is read from the frame's length prefix, not kept: two more
+   * fields would cost every entry 16 bytes.
    */
   data: string | Uint8Array
-  /** start is where the value begins in `data`. */
-  start: number
-  /** byteLength is the length of the encoded value. */
-  byteLength: number
   readonly expire: number
   /**
    * staleUntil, when later than `expire`, is the absolute time (unix ms)
@@ -93,13 +90,25 @@ export class Entry extends Linked {
     // A small frame is written in Buffer's pool and read out as a string; a
     // large one into memory of its own, not from the pool.
     const out = small ? Buffer.allocUnsafe(size) : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size)
-    this.start = writeGetResponse(out, bytes, timeField(expire), timeField(staleUntil))
+    writeGetResponse(out, bytes, timeField(expire), timeField(staleUntil))
     this.data = small ? (out as Buffer).toString('latin1', 0, size) : out
-    this.byteLength = bytes.length
     this.expire = expire
     this.staleUntil = staleUntil
     this.generation = generation
     this.origin = origin
+  }
+
+  /** byteLength is the length of the encoded value: the varint after the frame's first byte (the value's tag). */
+  get byteLength(): number {
+    const data = this.data
+    let length = 0
+    let scale = 1
+    for (let i = 1; ; i++) {
+      const b = typeof data === 'string' ? data.charCodeAt(i) : (data[i] as number)
+      length += (b & 0x7f) * scale
+      if (b < 0x80) return length
+      scale *= 128
+    }
   }
 
   /**
@@ -116,12 +125,13 @@ export class Entry extends Linked {
    */
   get bytes(): Uint8Array {
     const data = this.data
-    const end = this.start + this.byteLength
-    if (typeof data !== 'string') return data.subarray(this.start, end)
+    const length = this.byteLength
+    const start = 1 + varintLength(length)
+    if (typeof data !== 'string') return data.subarray(start, start + length)
     // Not from Buffer's shared pool: a decoded value that views these bytes
     // must keep only them alive.
-    const copy = Buffer.allocUnsafeSlow(this.byteLength)
-    copy.write(data.slice(this.start, end), 0, 'latin1')
+    const copy = Buffer.allocUnsafeSlow(length)
+    copy.write(data.slice(start, start + length), 0, 'latin1')
     return copy
   }
 
@@ -132,8 +142,9 @@ export class Entry extends Linked {
    */
   scratchBytes(): Uint8Array {
     const data = this.data
-    const end = this.start + this.byteLength
-    return typeof data === 'string' ? Buffer.from(data.slice(this.start, end), 'latin1') : data.subarray(this.start, end)
+    const length = this.byteLength
+    const start = 1 + varintLength(length)
+    return typeof data === 'string' ? Buffer.from(data.slice(start, start + length), 'latin1') : data.subarray(start, start + length)
   }
 
   /** fresh says whether `bytes` is a copy, which a decoder may hand out as it is. */
@@ -145,8 +156,6 @@ export class Entry extends Linked {
   copy(): Entry {
     const copy = new Entry(EMPTY, this.expire, this.generation, this.origin, this.staleUntil)
     copy.data = this.data
-    copy.start = this.start
-    copy.byteLength = this.byteLength
     copy.value = this.value
     copy.decoded = this.decoded
     return copy
