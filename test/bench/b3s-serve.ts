@@ -203,7 +203,10 @@ export async function run(): Promise<void> {
     for (const server of servers) await shoot(server, quick ? 0.5 : 1, secret)
     const samples = new Map<Kind, Shot[]>(KINDS.map((kind) => [kind, []]))
     for (let r = 0; r < rounds; r++) {
-      for (const server of servers) samples.get(server.kind)?.push(await shoot(server, seconds, secret))
+      // Every other round in reverse order, so that no server always runs right after the same one.
+      for (const server of r % 2 === 0 ? servers : [...servers].reverse()) {
+        samples.get(server.kind)?.push(await shoot(server, seconds, secret))
+      }
     }
     for (const [kind, shots] of samples) {
       for (const shot of shots) {
@@ -256,7 +259,7 @@ export async function run(): Promise<void> {
       ],
       rows,
       [
-        `${rounds} rounds (every server in turn per round) of ${seconds} s each, after ${quick ? 0.5 : 1} s of warm-up; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. Ratios are medians of the per-round ratios.`,
+        `${rounds} rounds (every server in turn, in reverse every other round) of ${seconds} s each, after ${quick ? 0.5 : 1} s of warm-up; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. Ratios are medians of the per-round ratios.`,
         'Server CPU: the server process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over the round\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. Bare servers answer every request with the same status, headers and protobuf bytes from a buffer, checking nothing; "bare Express/Fastify/Koa" do so from the framework\u2019s first middleware or a route, the least any adapter could cost. "servePeerRequest in front": the Express app with the adapter, behind a node:http listener that hands requests under basePath to `servePeerRequest` (README, Serving peers).',
         problems.length === 0
           ? 'checked: every server answered a key with the same bytes; every groupcache request of every round was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
