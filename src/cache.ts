@@ -8,9 +8,9 @@ import { getResponseSize, timeField, varintLength, writeGetResponse } from './wi
  * small entries evict sooner instead of growing the heap past the budget:
  * the entry object with its list links (104 bytes), its slot in the key map
  * (V8's Map tables run between a quarter and a half full while entries come
- * and go: 56–112 bytes a slot), the headers of the key and value
- * strings with their rounding (about 40), and the protobuf framing the
- * entry keeps around its value (2–22 bytes, see Entry). It takes the map slot at its
+ * and go: 56–112 bytes a slot), the headers of the key and value strings
+ * with their rounding (about 40), and the protobuf framing the entry keeps
+ * around its value (2–22 bytes, see Entry). It takes the map slot at its
  * largest: bench B10 measures 218 bytes beyond key and value per entry of
  * 100-byte values in a full cache of 100,000 (heap and ArrayBuffer memory
  * after forced collections), where 256 are counted.
