@@ -1,10 +1,12 @@
 // B3s: the server side of a peer fetch. An owner answering peers' GETs for a
 // value it holds, through gc.listen() and through each adapter, against a
 // bare node:http server answering the same bytes. Each server runs in a child
-// process (test/bench/b3s-server.ts, on the built package); this process is
-// the client only: autocannon, run programmatically, sends a fixed number of
-// requests per round over keys in rotation, and each child reports its own
-// CPU and GC time over them (process.cpuUsage() before and after).
+// process of its own (test/bench/b3s-server.ts, on the built package; a
+// framework in the baseline's process would slow node:http's own code there
+// too); this process is the client only: autocannon, run programmatically,
+// keeps connections busy with GETs over keys in rotation, on one server at a
+// time, and the child reports its CPU and GC time over each shot
+// (process.cpuUsage()).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -167,10 +169,10 @@ async function answer(server: Server, secret?: string): Promise<{ status: number
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
 }
 
-const ALL_KINDS: Kind[] = ['node:http', 'listen', 'express', 'fastify', 'koa', 'express-bare', 'fastify-bare', 'koa-bare', 'express-front']
-// `--servers listen,koa` measures only those (beside bare node:http, always first).
+const ALL_KINDS: Kind[] = ['listen', 'express', 'fastify', 'koa', 'express-bare', 'fastify-bare', 'koa-bare', 'express-front']
+// `--servers listen,koa` measures only those.
 const chosen = process.argv.includes('--servers') ? (process.argv[process.argv.indexOf('--servers') + 1] ?? '').split(',') : undefined
-const KINDS = ALL_KINDS.filter((kind) => kind === 'node:http' || chosen === undefined || chosen.includes(kind))
+const KINDS = ALL_KINDS.filter((kind) => chosen === undefined || chosen.includes(kind))
 const NAMES: Record<Kind, string> = {
   'node:http': 'bare node:http',
   listen: 'gc.listen()',
@@ -183,34 +185,50 @@ const NAMES: Record<Kind, string> = {
   'express-front': 'Express app, servePeerRequest in front',
 }
 const FLOOR: Partial<Record<Kind, Kind>> = { express: 'express-bare', fastify: 'fastify-bare', koa: 'koa-bare' }
+const TARGETED: Kind[] = ['listen', 'express', 'fastify', 'koa']
+
+/** Pair is one shot at a server and one at the baseline beside it, back to back. */
+interface Pair {
+  server: Shot
+  bare: Shot
+}
 
 /** run measures B3s and prints its table. */
 export async function run(): Promise<void> {
   const rounds = quick ? 3 : 7
-  const seconds = quick ? 1 : 2
+  const seconds = quick ? 1 : 1.5
   const secret = process.argv.includes('--no-secret') ? undefined : SECRET
   const servers: Server[] = []
   const problems: string[] = []
   try {
+    const bare = await startServer('node:http', secret === undefined ? {} : { secret })
+    servers.push(bare)
     for (const kind of KINDS) servers.push(await startServer(kind, secret === undefined ? {} : { secret }))
-    const bare = servers[0] as Server
-    // Every server answers a key with the very bytes the bare one sends.
-    for (const server of servers) {
+    const contenders = servers.slice(1)
+    // Every server answers a key with the very bytes the baseline sends.
+    for (const server of contenders) {
       const got = await answer(server, secret)
       if (got.status !== 200 || !got.body.equals(bare.frame)) problems.push(`${server.kind} answered ${got.status} with other bytes`)
     }
     // JIT warm-up, not counted.
     for (const server of servers) await shoot(server, quick ? 0.5 : 1, secret)
-    const samples = new Map<Kind, Shot[]>(KINDS.map((kind) => [kind, []]))
+    // Each server's shot comes right after a shot at the baseline (right
+    // before it every other round, the servers then in reverse order):
+    // bursts of other work on a shared machine last seconds, and two shots
+    // that close are touched alike.
+    const pairs = new Map<Kind, Pair[]>(KINDS.map((kind) => [kind, []]))
     for (let r = 0; r < rounds; r++) {
-      // Every other round in reverse order, so that no server always runs right after the same one.
-      for (const server of r % 2 === 0 ? servers : [...servers].reverse()) {
-        samples.get(server.kind)?.push(await shoot(server, seconds, secret))
+      for (const server of r % 2 === 0 ? contenders : [...contenders].reverse()) {
+        const pair: Pair =
+          r % 2 === 0
+            ? { bare: await shoot(bare, seconds, secret), server: await shoot(server, seconds, secret) }
+            : { server: await shoot(server, seconds, secret), bare: await shoot(bare, seconds, secret) }
+        pairs.get(server.kind)?.push(pair)
       }
     }
-    for (const [kind, shots] of samples) {
-      for (const shot of shots) {
-        if (shot.errors > 0) problems.push(`${kind}: ${shot.errors} errors or non-2xx answers`)
+    for (const [kind, list] of pairs) {
+      for (const { server: shot, bare } of list) {
+        if (shot.errors + bare.errors > 0) problems.push(`${kind}: ${shot.errors + bare.errors} errors or non-2xx answers`)
         // Every request was served from the cache: as many hits as requests, no load.
         if (
           shot.served !== undefined &&
@@ -222,29 +240,50 @@ export async function run(): Promise<void> {
         }
       }
     }
-    const med = (kind: Kind, pick: (s: Shot) => number): number => median((samples.get(kind) as Shot[]).map(pick))
-    // Ratios per round (the servers of a round ran back to back), then their median.
-    const ratio = (kind: Kind, base: Kind, pick: (s: Shot) => number): number =>
-      median((samples.get(kind) as Shot[]).map((s, i) => pick(s) / pick((samples.get(base) as Shot[])[i] as Shot)))
     const rps = (s: Shot): number => s.rps
     const cpu = (s: Shot): number => s.cpuMicrosPerRequest
-    const rows = KINDS.map((kind) => {
-      const rpsRatio = ratio(kind, 'node:http', rps)
-      const cpuRatio = ratio(kind, 'node:http', cpu)
-      const floor = KINDS.includes(FLOOR[kind] as Kind) ? FLOOR[kind] : undefined
-      const groupcache = kind === 'listen' || kind === 'express' || kind === 'fastify' || kind === 'koa'
-      const met = rpsRatio >= RPS_TARGET && cpuRatio <= CPU_TARGET && problems.length === 0
-      return [
-        NAMES[kind],
-        fmtInt(med(kind, rps)),
-        kind === 'node:http' ? '1×' : fmtRatio(rpsRatio),
-        med(kind, cpu).toFixed(1),
-        kind === 'node:http' ? '1×' : fmtRatio(cpuRatio),
-        med(kind, (s) => s.gcMicrosPerRequest).toFixed(1),
-        floor === undefined ? '—' : `${fmtRatio(ratio(kind, floor, rps))} / ${fmtRatio(ratio(kind, floor, cpu))}`,
-        groupcache ? record('B3s', `${NAMES[kind]} ≥ ${RPS_TARGET}× req/s, ≤ ${CPU_TARGET}× CPU/request of bare node:http`, met) : '—',
-      ]
-    })
+    const gc = (s: Shot): number => s.gcMicrosPerRequest
+    const list = (kind: Kind): Pair[] => pairs.get(kind) as Pair[]
+    const med = (kind: Kind, pick: (s: Shot) => number): number => median(list(kind).map((p) => pick(p.server)))
+    // Each shot over the baseline's beside it, then the median.
+    const ratios = (kind: Kind, pick: (s: Shot) => number): number[] => list(kind).map((p) => pick(p.server) / pick(p.bare))
+    // A bare framework's figures are ratios to bare node:http too; one over the other compares the two.
+    const overFloor = (kind: Kind, floor: Kind, pick: (s: Shot) => number): number =>
+      median(ratios(kind, pick)) / median(ratios(floor, pick))
+    const span = (values: number[]): string => `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}`
+    const allBare = [...pairs.values()].flat().map((p) => p.bare)
+    const rows = [
+      [
+        'bare node:http',
+        fmtInt(median(allBare.map(rps))),
+        '1×',
+        median(allBare.map(cpu)).toFixed(1),
+        '1×',
+        '—',
+        median(allBare.map(gc)).toFixed(1),
+        '—',
+        '—',
+      ],
+      ...KINDS.map((kind) => {
+        const rpsRatio = median(ratios(kind, rps))
+        const cpuRatio = median(ratios(kind, cpu))
+        const floor = FLOOR[kind] !== undefined && KINDS.includes(FLOOR[kind]) ? FLOOR[kind] : undefined
+        const met = rpsRatio >= RPS_TARGET && cpuRatio <= CPU_TARGET && problems.length === 0
+        return [
+          NAMES[kind],
+          fmtInt(med(kind, rps)),
+          fmtRatio(rpsRatio),
+          med(kind, cpu).toFixed(1),
+          fmtRatio(cpuRatio),
+          span(ratios(kind, cpu)),
+          med(kind, gc).toFixed(1),
+          floor === undefined ? '—' : `${fmtRatio(overFloor(kind, floor, rps))} / ${fmtRatio(overFloor(kind, floor, cpu))}`,
+          TARGETED.includes(kind)
+            ? record('B3s', `${NAMES[kind]} ≥ ${RPS_TARGET}× req/s, ≤ ${CPU_TARGET}× CPU/request of bare node:http`, met)
+            : '—',
+        ]
+      }),
+    ]
     printTable(
       `B3s — the peer endpoint answering a cached ${SIZE}-byte value, vs a bare node:http server answering the same bytes (autocannon, separate processes)`,
       [
@@ -253,16 +292,17 @@ export async function run(): Promise<void> {
         'ratio to bare node:http',
         'server CPU µs / request',
         'CPU ratio',
+        'CPU ratio, lowest–highest pair',
         'server GC µs / request',
         'req/s / CPU ratio to the bare framework',
         'target',
       ],
       rows,
       [
-        `${rounds} rounds (every server in turn, in reverse every other round) of ${seconds} s each, after ${quick ? 0.5 : 1} s of warm-up; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. Ratios are medians of the per-round ratios.`,
-        'Server CPU: the server process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over the round\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. Bare servers answer every request with the same status, headers and protobuf bytes from a buffer, checking nothing; "bare Express/Fastify/Koa" do so from the framework\u2019s first middleware or a route, the least any adapter could cost. "servePeerRequest in front": the Express app with the adapter, behind a node:http listener that hands requests under basePath to `servePeerRequest` (README, Serving peers).',
+        `${rounds} rounds; in each, every server in turn gets a ${seconds} s shot right after one at the bare node:http server (right before it, the servers in reverse order, every other round), after ${quick ? 0.5 : 1} s of warm-up each; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the bare framework" divides the adapter\u2019s ratio by the bare framework\u2019s.`,
+        'Server CPU: the process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over a shot\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. The baseline answers every request with the same status, headers and protobuf bytes from a buffer, checking nothing; "bare Express/Fastify/Koa" do so from the framework\u2019s first middleware or a route, the least any adapter could cost. "servePeerRequest in front": the Express app with the adapter, behind a node:http listener that hands requests under basePath to `servePeerRequest` (README, Serving peers).',
         problems.length === 0
-          ? 'checked: every server answered a key with the same bytes; every groupcache request of every round was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
+          ? 'checked: every server answered a key with the same bytes as the baseline; every groupcache request of every shot was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
           : `**check failed**: ${problems.join('; ')}`,
       ],
     )
