@@ -302,14 +302,20 @@ export interface GroupNode {
 /** ServedValue is what a group gives the peer endpoint for a peer's request. */
 export interface ServedValue {
   bytes: Uint8Array
+  /**
+   * frame is the GetResponse of the value (value, expire, stale_until) as
+   * the cache holds it, written to the peer as it is: a one-byte string
+   * (write it as 'latin1') or bytes. Never write to it.
+   */
+  readonly frame: string | Uint8Array
   expire: number
   staleUntil: number
   generation: number
   /**
-   * minuteQps is the rate to report with this answer (GetResponse field 2):
-   * how often peers ask this node for the key, per second over about the
-   * last minute, this request included. It changes with every answer; the
-   * rest does not.
+   * minuteQps is the rate to report with this answer, sent as GetResponse
+   * field 2 after the frame: how often peers ask this node for the key, per
+   * second over about the last minute, this request included. A figure of
+   * this answer, not of the cached value: it changes with every answer.
    */
   readonly minuteQps?: number | undefined
 }
@@ -333,10 +339,13 @@ export interface ServedRequest {
  * make the signal lazily: most peer requests are cache hits, and a signal is
  * not free. `refreshWaitMs` (from REFRESH_HEADER, else 0) is how long `serve`
  * may wait for a refresh of a stale value before answering with the stale one.
+ * What `serve` can answer from the cache it answers at once, not as a
+ * promise (a value, or a throw: a remembered not-found, an overload), so
+ * that the endpoint writes a hit with no promise in between.
  */
 export interface ServedGroup {
   readonly maxEntryBytes: number
-  serve(key: string, request: ServedRequest, generation: number, refreshWaitMs?: number): Promise<ServedValue>
+  serve(key: string, request: ServedRequest, generation: number, refreshWaitMs?: number): ServedValue | Promise<ServedValue>
   /** serveMany answers a peer's batch, one outcome per key, in the keys' order. */
   serveMany(keys: readonly string[], request: ServedRequest, generation: number): Promise<ServedOutcome[]>
   removeLocally(key: string): void
@@ -715,7 +724,7 @@ export class Group<T = unknown> {
       maxEntryBytes: this.#maxEntryBytes,
       serve: (key, request, generation, refreshWaitMs = 0) =>
         serveTracing.hasSubscribers
-          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, () =>
+          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, async () =>
               this.#serve(key, request, generation, refreshWaitMs),
             )
           : this.#serve(key, request, generation, refreshWaitMs),
@@ -733,9 +742,10 @@ export class Group<T = unknown> {
    * that has seen a later `clear()` brings this node up to date first.
    * A stale value is answered at once and refreshed here; a requester that
    * holds a stale copy itself (`refreshWaitMs` > 0) is answered when that
-   * refresh ends instead, for up to `refreshWaitMs`.
+   * refresh ends instead, for up to `refreshWaitMs`. An answer from the
+   * cache comes at once; only a load, or a wait for a refresh, is a promise.
    */
-  async #serve(key: string, request: ServedRequest, generation: number, refreshWaitMs: number): Promise<Entry> {
+  #serve(key: string, request: ServedRequest, generation: number, refreshWaitMs: number): Entry | Promise<Entry> {
     if (generation > this.#generation) this.#catchUp(generation)
     const stats = this.#stats
     stats.serverRequests++
@@ -1392,10 +1402,8 @@ export class Group<T = unknown> {
       throw new CodecError(`cannot decode a value of group ${this.name}: ${errorMessage(err)}`, { cause: err })
     }
     if (this.#codec.share(value)) {
-      // A string equal to the one the entry holds its bytes in (ASCII text
-      // with the 'string' codec) is kept as that very string: one copy, not two.
-      if (typeof value === 'string' && value === entry.data) value = entry.data
       entry.keep(value)
+      value = entry.value
       // What is kept is counted, and may push older entries out.
       this.#cache.update(entry)
     }

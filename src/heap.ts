@@ -45,9 +45,15 @@ export const DICTIONARY_SLOT_BYTES = 56
 const SLOT_BYTES = 8
 // A Map or Set entry: V8's ordered hash table at its usual load (measured 28–56).
 const MAP_SLOT_BYTES = 48
-// Below this length V8 copies a substring or a concatenation instead of
-// keeping a slice of, or a pair of pointers to, its parts.
-const MIN_SHARED_STRING_LENGTH = 13
+/**
+ * MIN_SHARED_STRING_LENGTH: below this length V8 copies a substring or a
+ * concatenation instead of keeping a slice of, or a pair of pointers to,
+ * its parts.
+ */
+export const MIN_SHARED_STRING_LENGTH = 13
+
+/** SLICE_BYTES is a sliced string: a header, its parent and its offset, no characters of its own. */
+export const SLICE_BYTES = 32
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the range starts at U+0000 on purpose (Latin-1)
 const TWO_BYTE = /[^\u0000-\u00ff]/
 

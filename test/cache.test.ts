@@ -11,8 +11,9 @@ import {
   MIN_HOT_COPIES,
   STRING_VALUE_MAX_BYTES,
 } from '../src/cache.js'
-import { BUFFER_BYTES, heapBytes, PROMISE_BYTES, VIEW_BYTES } from '../src/heap.js'
+import { BUFFER_BYTES, heapBytes, PROMISE_BYTES, SLICE_BYTES, VIEW_BYTES } from '../src/heap.js'
 import { RATE_BYTES, Rate } from '../src/rate.js'
+import { decodeGetResponse, encodeGetResponse } from '../src/wire.js'
 import { mulberry32 } from './helpers/prng.js'
 
 /** entry makes an Entry whose value is `size` bytes. */
@@ -332,16 +333,41 @@ describe('Entry', () => {
         e.bytes.every((b) => b === 0xab),
         `size ${size}: the entry kept its own copy`,
       )
-      if (typeof e.data !== 'string') assert.equal(e.data.buffer.byteLength, size, `size ${size}: the entry keeps only its own bytes`)
+      if (typeof e.data !== 'string') {
+        assert.equal(e.data.buffer.byteLength, e.data.byteLength, `size ${size}: the entry keeps only its own bytes`)
+        assert.ok(e.data.byteLength < size + 8, `size ${size}: its frame, ${e.data.byteLength} bytes, is the value and its framing`)
+      }
     }
   })
 
-  test('a large value that is exactly its own buffer is kept without a copy; a small one becomes a one-byte string', () => {
-    const large = pattern(STRING_VALUE_MAX_BYTES + 1)
-    assert.equal(new Entry(large, 0, 0, 'load').data, large)
-    const small = new Entry(pattern(100), 0, 0, 'load')
-    assert.equal(typeof small.data, 'string')
-    assert.equal(small.fresh, true)
+  test('holds its value framed as the GetResponse a peer is answered with: a small one as a one-byte string, a large one as bytes', () => {
+    for (const [size, expire, staleUntil] of [
+      [0, 0, 0],
+      [100, 0, 0],
+      [100, 1764000000000, 0],
+      [STRING_VALUE_MAX_BYTES, 1764000000000, 1764000020000],
+      [STRING_VALUE_MAX_BYTES + 1, 0, 0],
+      [70_000, 1764000000000, 1764000020000],
+    ] as const) {
+      const value = pattern(size)
+      const e = new Entry(value, expire, 0, 'load', staleUntil)
+      const frame = e.frame
+      assert.equal(typeof frame === 'string', size <= STRING_VALUE_MAX_BYTES, `size ${size}: held as a string`)
+      const bytes = typeof frame === 'string' ? Buffer.from(frame, 'latin1') : frame
+      assert.deepEqual(Buffer.from(bytes), Buffer.from(encodeGetResponse({ value, expire, staleUntil })), `size ${size}: the frame`)
+      assert.deepEqual([...decodeGetResponse(bytes).value], [...value], `size ${size}: the value`)
+    }
+    assert.equal(new Entry(pattern(100), 0, 0, 'load').fresh, true)
+  })
+
+  test('a copy holds the same frame and value', () => {
+    for (const size of [10, STRING_VALUE_MAX_BYTES + 1]) {
+      const e = new Entry(pattern(size), 5, 1, 'peer', 9)
+      const copy = e.copy()
+      assert.equal(copy.frame, e.frame)
+      assert.deepEqual([...copy.bytes], [...pattern(size)])
+      assert.deepEqual([copy.expire, copy.generation, copy.origin, copy.staleUntil, copy.byteLength], [5, 1, 'peer', 9, size])
+    }
   })
 
   test('bytes of a small value is a fresh copy each time, so a caller writing to it changes nothing', () => {
@@ -413,6 +439,22 @@ describe('Cache counting', () => {
     cache.add('hot', 'k', e)
     // The value, and the promise every hit shares.
     assert.equal(cache.bytes, ENTRY_OVERHEAD_BYTES + 1 + 10 + heapBytes(e.value) + PROMISE_BYTES)
+  })
+
+  test("a kept string that reads as the entry's own bytes counts as a slice of them, from 13 characters on; any other string in full", () => {
+    const text = 'ascii text, 24 bytes ok'
+    for (const [value, extra] of [
+      [text, SLICE_BYTES],
+      [text.toUpperCase(), heapBytes(text.toUpperCase())],
+      ['short', heapBytes('short')],
+    ] as const) {
+      const cache = new Cache(1 << 20)
+      const e = new Entry(Buffer.from(value === text.toUpperCase() ? text : value), 0, 0, 'load')
+      e.keep(Buffer.from(Buffer.from(value)).toString()) // a decoder's own copy
+      cache.add('main', 'k', e)
+      assert.equal(cache.bytes, ENTRY_OVERHEAD_BYTES + 1 + value.length + extra + PROMISE_BYTES, value)
+      assert.equal(e.value, value)
+    }
   })
 
   test('update leaves an entry that no cache holds alone', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { decodeGetResponse, encodeGetResponse, encodeMinuteQps, type GetResponse, MINUTE_QPS_BYTES, WireError } from '../src/wire.js'
+import { decodeGetResponse, encodeGetResponse, type GetResponse, MINUTE_QPS_FIELD_BYTES, minuteQpsField, WireError } from '../src/wire.js'
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
@@ -47,15 +47,15 @@ describe('encodeGetResponse', () => {
     assert.equal(hex(encodeGetResponse({ value: new Uint8Array(0), minuteQps: 1.5 })), '0a00' + '11' + '000000000000f83f')
   })
 
-  test('writes minute_qps last: a message without it followed by encodeMinuteQps is the same bytes, for a server that keeps answers encoded', () => {
+  test('writes minute_qps last: a message without it followed by minuteQpsField is the same bytes, for a server that keeps answers encoded', () => {
     for (const msg of [
       { value: utf8('cached'), expire: 1764000000000, staleUntil: 1764000060000 },
       { value: utf8('cached') },
       { value: new Uint8Array(300).fill(7), expire: 5 },
     ]) {
       const whole = encodeGetResponse({ ...msg, minuteQps: 42.5 })
-      const tail = encodeMinuteQps(42.5)
-      assert.equal(tail.length, MINUTE_QPS_BYTES)
+      const tail = minuteQpsField(42.5)
+      assert.equal(tail.length, MINUTE_QPS_FIELD_BYTES)
       assert.equal(hex(whole), hex(encodeGetResponse(msg)) + hex(tail))
       assert.deepEqual(plain(decodeGetResponse(whole)), { ...plain({ ...msg }), minuteQps: 42.5 })
     }

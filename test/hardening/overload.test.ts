@@ -8,7 +8,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { describe, test } from 'node:test'
 import { type Group, Groupcache, NotFoundError } from '../../src/index.js'
-import { encodeMinuteQps } from '../../src/wire.js'
+import { minuteQpsField } from '../../src/wire.js'
 import { startApp } from '../helpers/apps.js'
 import { deferred, keyOwnedBy, startLocalNodes } from '../helpers/local.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
@@ -120,7 +120,7 @@ describe('a slow but working owner', () => {
       // The value, then Go's own minute_qps field (which Go reads and ignores): one request so far.
       assert.equal(
         res.body.toString('hex'),
-        `0a06${Buffer.from('v:slow').toString('hex')}${Buffer.from(encodeMinuteQps(1 / 60)).toString('hex')}`,
+        `0a06${Buffer.from('v:slow').toString('hex')}${Buffer.from(minuteQpsField(1 / 60)).toString('hex')}`,
       )
     } finally {
       await closeAll()
