@@ -1,19 +1,94 @@
 import { AbortedError } from './errors.js'
 
 /**
- * FlightFn is the shared work of one flight. Its `signal` aborts only when
- * every caller waiting on the flight has left. `isCurrent()` turns false once
- * the call was forgotten (every caller left, or `forget` was called): its
- * result still reaches the callers already waiting, but it is stale, and a
- * cache must not keep it.
+ * FlightFn is the shared work of one flight, given its FlightCall: the
+ * call's abort (when every caller waiting on the flight has left) and
+ * whether it is still current.
  */
-export type FlightFn<T> = (signal: AbortSignal, isCurrent: () => boolean) => Promise<T>
+export type FlightFn<T> = (call: FlightCall) => Promise<T>
+
+/**
+ * AbortSource is what of an AbortSignal a flight and the default transport
+ * read: an AbortSignal is one, and so is a FlightCall, which is cheaper.
+ */
+export interface AbortSource {
+  readonly aborted: boolean
+  readonly reason: unknown
+  addEventListener(type: 'abort', listener: () => void): void
+  removeEventListener(type: 'abort', listener: () => void): void
+}
+
+/**
+ * FlightCall is one call of a flight as its work sees it. It aborts only
+ * when every caller waiting on the flight has left (or on `abortAll`).
+ * `isCurrent()` turns false once the call was forgotten (every caller left,
+ * or `forget` was called): its result still reaches the callers already
+ * waiting, but it is stale, and a cache must not keep it.
+ *
+ * It is an AbortSource of its own, and makes a real AbortSignal only when
+ * asked for `signal` (a loader's, a custom transport's): on Node 20 an
+ * AbortSignal costs microseconds to make, more than the rest of a peer
+ * fetch's bookkeeping, and most calls never abort.
+ */
+export class FlightCall implements AbortSource {
+  /** isCurrent says whether the call is still the flight's call for its key. */
+  readonly isCurrent: () => boolean
+  #aborted = false
+  #reason: unknown
+  #controller: AbortController | undefined
+  #listeners: Array<() => void> | undefined
+
+  constructor(isCurrent: () => boolean) {
+    this.isCurrent = isCurrent
+  }
+
+  get aborted(): boolean {
+    return this.#aborted
+  }
+
+  get reason(): unknown {
+    return this.#reason
+  }
+
+  /** signal is an AbortSignal that aborts with the call, made on first use. */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#aborted) this.#controller.abort(this.#reason)
+    }
+    return this.#controller.signal
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.#aborted) return
+    if (this.#listeners === undefined) this.#listeners = [listener]
+    else this.#listeners.push(listener)
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const listeners = this.#listeners
+    if (listeners === undefined) return
+    const i = listeners.indexOf(listener)
+    if (i !== -1) listeners.splice(i, 1)
+  }
+
+  /** abort aborts the call once: its signal, if made, then its listeners. */
+  abort(reason: unknown): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    this.#controller?.abort(reason)
+    const listeners = this.#listeners
+    this.#listeners = undefined
+    if (listeners !== undefined) for (const listener of listeners) listener()
+  }
+}
 
 interface Call<T> {
   /** early settles a few microtask hops before `promise`, for callers who go first. */
   readonly early: Promise<T>
   readonly promise: Promise<T>
-  readonly controller: AbortController
+  readonly call: FlightCall
   /** stop rejects every caller now, whatever `fn` does later. */
   readonly stop: (err: unknown) => void
   waiters: number
@@ -43,7 +118,7 @@ export class Flight<T> {
    * result before the others: a peer waiting on this node's load unblocks a
    * whole crowd of callers on its own node, a local caller only one.
    */
-  do(key: string, fn: FlightFn<T>, signal?: AbortSignal, started?: () => void, first = false): Promise<T> {
+  do(key: string, fn: FlightFn<T>, signal?: AbortSource, started?: () => void, first = false): Promise<T> {
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason))
     let call = this.#calls.get(key)
     if (call === undefined) {
@@ -57,20 +132,19 @@ export class Flight<T> {
   }
 
   #start(key: string, fn: FlightFn<T>): Call<T> {
-    const controller = new AbortController()
-    // fn may throw synchronously; Promise.resolve().then keeps that a rejection.
-    const isCurrent = (): boolean => this.#calls.get(key) === call
+    const flightCall = new FlightCall((): boolean => this.#calls.get(key) === call)
     let stop!: (err: unknown) => void
     const early = new Promise<T>((resolve, reject) => {
       stop = reject
+      // fn may throw synchronously; Promise.resolve().then keeps that a rejection.
       Promise.resolve()
-        .then(() => fn(controller.signal, isCurrent))
+        .then(() => fn(flightCall))
         .then(resolve, reject)
     })
     const promise = early.finally(() => {
       if (this.#calls.get(key) === call) this.#calls.delete(key)
     })
-    const call: Call<T> = { early, promise, controller, stop, waiters: 0 }
+    const call: Call<T> = { early, promise, call: flightCall, stop, waiters: 0 }
     this.#calls.set(key, call)
     // A call every waiter left still settles; nobody is listening then.
     early.catch(() => {})
@@ -115,18 +189,18 @@ export class Flight<T> {
     const calls = [...this.#calls.values()]
     this.#calls.clear()
     for (const call of calls) {
-      call.controller.abort(reason)
+      call.call.abort(reason)
       call.stop(error)
     }
   }
 
-  #wait(key: string, call: Call<T>, result: Promise<T>, signal: AbortSignal): Promise<T> {
+  #wait(key: string, call: Call<T>, result: Promise<T>, signal: AbortSource): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
         reject(new AbortedError(signal.reason))
         this.#leave(key, call)
       }
-      signal.addEventListener('abort', onAbort, { once: true })
+      signal.addEventListener('abort', onAbort)
       result.then(
         (value) => {
           signal.removeEventListener('abort', onAbort)
@@ -144,6 +218,6 @@ export class Flight<T> {
     call.waiters--
     if (call.waiters > 0) return
     if (this.#calls.get(key) === call) this.#calls.delete(key)
-    call.controller.abort(new AbortedError('every caller left'))
+    call.call.abort(new AbortedError('every caller left'))
   }
 }

@@ -31,7 +31,7 @@ import {
   TooLargeError,
   UnreachablePeersError,
 } from './errors.js'
-import { Flight, type FlightFn } from './flight.js'
+import { type AbortSource, Flight, type FlightCall, type FlightFn } from './flight.js'
 import { acceptGeneration } from './protocol.js'
 import { type GroupStats, newGroupStats } from './stats.js'
 
@@ -244,12 +244,14 @@ export interface GroupPeers {
    * propagation); `refresh` says this node holds a stale copy and asks on
    * behalf of no waiting caller (see REFRESH_HEADER); `accept` checks the
    * value before the answer counts as a success (see ValueCheck).
+   * `signal` is the flight's call itself, which makes no AbortSignal unless
+   * a transport needs one.
    */
   fetch(
     peer: string,
     group: string,
     key: string,
-    signal: AbortSignal,
+    signal: AbortSource,
     generation: number,
     headers?: Record<string, string>,
     refresh?: boolean,
@@ -575,8 +577,8 @@ export class Group<T = unknown> {
     const signal = options?.signal
     const owner = peers.ownerOf(key)
     return owner === undefined || owner === peers.self
-      ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
-      : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current, batch), signal, this.#counted)
+      ? this.#local.do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), signal, this.#counted)
+      : this.#remote.do(key, (c) => this.#loadFromPeer(owner, key, c, batch), signal, this.#counted)
   }
 
   /**
@@ -721,7 +723,7 @@ export class Group<T = unknown> {
     if (!this.#local.has(key) && this.#peerLoads >= this.#maxPeerLoads) {
       throw new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
     }
-    return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted, true)
+    return this.#local.do(key, (c) => this.#loadForPeer(key, c.signal, c.isCurrent), request.signal, this.#counted, true)
   }
 
   /**
@@ -810,7 +812,7 @@ export class Group<T = unknown> {
   /** loadInto runs or joins a key's local load for a peer's batch, and keeps its outcome. */
   #loadInto(out: ServedOutcome[], i: number, key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<void> {
     return this.#local
-      .do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true)
+      .do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), request.signal, this.#counted, true)
       .then(
         (value) => {
           out[i] = { value }
@@ -857,9 +859,7 @@ export class Group<T = unknown> {
     // Refreshes for peers count against the cap of loads run for peers.
     if (forPeer && this.#peerLoads >= this.#maxPeerLoads) return
     this.#stats.refreshes++
-    const run: FlightFn<Entry> = local
-      ? (signal, isCurrent) => this.#reload(key, signal, isCurrent, forPeer)
-      : (signal, isCurrent) => this.#askOwner(owner, key, signal, isCurrent)
+    const run: FlightFn<Entry> = local ? (c) => this.#reload(key, c.signal, c.isCurrent, forPeer) : (c) => this.#askOwner(owner, key, c)
     flight.do(key, run).then(
       (entry) => {
         // A value not to be kept (`ctx.cache = false`; a route that answered
@@ -905,26 +905,26 @@ export class Group<T = unknown> {
    * the owner answers when its own refresh ends. A fresh answer replaces the
    * stale copy whatever the promotion policy, since the stale copy was kept.
    */
-  async #askOwner(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #askOwner(owner: string, key: string, call: FlightCall): Promise<Entry> {
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     let res: PeerValue
     const check = new ValueCheck(this.#codec, owner, this.name)
     try {
       res = await (fetchTracing.hasSubscribers
-        ? this.#tracedFetch(owner, key, signal, true, check.accept)
-        : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, true, check.accept))
+        ? this.#tracedFetch(owner, key, call, true, check.accept)
+        : this.#peers.fetch(owner, this.name, key, call, this.#generation, undefined, true, check.accept))
       if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
       if (err instanceof PeerError) this.#stats.peerErrors++
-      else if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
+      else if (err instanceof NotFoundError && call.isCurrent()) this.#cache.remove(key)
       throw err
     }
     this.#stats.peerLoads++
     if (res.generation > this.#generation) this.#catchUp(res.generation)
     const entry = peerEntry(res)
-    if (isCurrent() && (entry.expire === 0 || entry.expire > this.#node.now())) {
+    if (call.isCurrent() && (entry.expire === 0 || entry.expire > this.#node.now())) {
       this.#valueOf(entry)
       this.#cache.remove(key)
       this.#store('hot', key, entry)
@@ -945,7 +945,7 @@ export class Group<T = unknown> {
     // The refresh is in flight (the caller checked): this joins it, and, as
     // a peer, hears its end before this node's own callers.
     const refreshed = this.#local
-      .do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, undefined, true)
+      .do(key, (c) => this.#loadForPeer(key, c.signal, c.isCurrent), request.signal, undefined, true)
       .then(
         (entry) => (entry.expire === 0 || entry.expire > this.#node.now() ? entry : stale),
         (err: unknown) => {
@@ -1121,13 +1121,7 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadFromPeer(
-    owner: string,
-    key: string,
-    signal: AbortSignal,
-    isCurrent: () => boolean,
-    batch: BatchTiming | undefined,
-  ): Promise<Entry> {
+  async #loadFromPeer(owner: string, key: string, call: FlightCall, batch: BatchTiming | undefined): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     let res: PeerValue
@@ -1136,10 +1130,12 @@ export class Group<T = unknown> {
     try {
       res =
         batch !== undefined
-          ? await new Promise<PeerValue>((resolve, reject) => this.#fetches.add({ owner, key, signal, resolve, reject }, batch))
+          ? await new Promise<PeerValue>((resolve, reject) =>
+              this.#fetches.add({ owner, key, signal: call.signal, resolve, reject }, batch),
+            )
           : await (fetchTracing.hasSubscribers
-              ? this.#tracedFetch(owner, key, signal, false, check.accept)
-              : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, false, check.accept))
+              ? this.#tracedFetch(owner, key, call, false, check.accept)
+              : this.#peers.fetch(owner, this.name, key, call, this.#generation, undefined, false, check.accept))
       // A batch, or a custom transport, did not check the value: check it here.
       if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
@@ -1149,7 +1145,7 @@ export class Group<T = unknown> {
       // Go's availability rule: an owner that cannot answer does not make
       // the key unavailable; this node loads it instead.
       this.#stats.peerErrors++
-      return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal)
+      return this.#local.do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), call)
     }
     this.#stats.peerLoads++
     // The owner saw a clear this node missed: catch up (this forgets the
@@ -1159,7 +1155,7 @@ export class Group<T = unknown> {
     // A value the owner serves stale may be kept, for as long as it may be served.
     const now = this.#node.now()
     const usable = entry.expire === 0 || entry.expire > now || entry.staleUntil > now
-    if (usable && isCurrent() && this.#promote(key, entry.byteLength)) {
+    if (usable && call.isCurrent() && this.#promote(key, entry.byteLength)) {
       // Decode before keeping a copy, so bytes this node cannot read are
       // reported now and never cached.
       this.#valueOf(entry)
@@ -1172,7 +1168,7 @@ export class Group<T = unknown> {
    * tracedFetch is the fetch from `owner` under the `groupcache:fetch`
    * tracing channel, sending the headers its subscribers add (`traceparent`).
    */
-  #tracedFetch(owner: string, key: string, signal: AbortSignal, refresh = false, accept?: (value: Uint8Array) => void): Promise<PeerValue> {
+  #tracedFetch(owner: string, key: string, signal: AbortSource, refresh = false, accept?: (value: Uint8Array) => void): Promise<PeerValue> {
     const message: FetchMessage = { self: this.#peers.self, group: this.name, key, peer: owner, headers: {} }
     return runTraced(fetchTracing, message, async () =>
       this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers, refresh, accept),

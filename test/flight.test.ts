@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { AbortedError } from '../src/errors.js'
-import { Flight } from '../src/flight.js'
+import { Flight, type FlightCall } from '../src/flight.js'
 import { type Deferred, deferred } from './helpers/wait.js'
 
 /**
@@ -9,13 +9,13 @@ import { type Deferred, deferred } from './helpers/wait.js'
  * call got and returns a promise the test settles by hand.
  */
 function held<T>(): {
-  fn: (signal: AbortSignal) => Promise<T>
+  fn: (call: FlightCall) => Promise<T>
   calls: Array<{ signal: AbortSignal; result: Deferred<T> }>
 } {
   const calls: Array<{ signal: AbortSignal; result: Deferred<T> }> = []
-  const fn = (signal: AbortSignal): Promise<T> => {
+  const fn = (call: FlightCall): Promise<T> => {
     const result = deferred<T>()
-    calls.push({ signal, result })
+    calls.push({ signal: call.signal, result })
     return result.promise
   }
   return { fn, calls }
@@ -298,7 +298,7 @@ describe('Flight', () => {
     const flight = new Flight<string>()
     const held = deferred<string>()
     let signal: AbortSignal | undefined
-    const fn = (s: AbortSignal): Promise<string> => ((signal = s), held.promise)
+    const fn = (c: FlightCall): Promise<string> => ((signal = c.signal), held.promise)
     const callers = [flight.do('k', fn), flight.do('k', fn, new AbortController().signal), flight.do('k', fn, undefined, undefined, true)]
     const closed = new Error('closed')
     flight.abortAll('shutting down', closed)
@@ -306,5 +306,42 @@ describe('Flight', () => {
     assert.equal(signal?.aborted, true)
     assert.equal(flight.size, 0, 'the next caller starts afresh')
     held.resolve('too late')
+  })
+
+  test("a call's own listeners hear every caller leave once, and its signal is made only when asked for, aborted if it is late", async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    let flightCall: FlightCall | undefined
+    const leaving = new AbortController()
+    const p = flight.do(
+      'k',
+      (c) => {
+        flightCall = c
+        return held.promise
+      },
+      leaving.signal,
+    )
+    await ticks()
+    assert.ok(flightCall !== undefined)
+    const heard: string[] = []
+    const removed = (): number => heard.push('removed')
+    flightCall.addEventListener('abort', () => heard.push('first'))
+    flightCall.addEventListener('abort', removed)
+    flightCall.addEventListener('abort', () => heard.push('second'))
+    flightCall.removeEventListener('abort', removed)
+    assert.equal(flightCall.aborted, false)
+    leaving.abort()
+    await assert.rejects(p, isAborted)
+    assert.deepEqual(heard, ['first', 'second'])
+    assert.equal(flightCall.aborted, true)
+    assert.ok(flightCall.reason instanceof AbortedError)
+    assert.equal(flightCall.isCurrent(), false)
+    // Made after the abort, the signal says so at once, with the same reason.
+    assert.equal(flightCall.signal.aborted, true)
+    assert.equal(flightCall.signal.reason, flightCall.reason)
+    flightCall.addEventListener('abort', () => heard.push('late'))
+    held.resolve('too late')
+    await ticks()
+    assert.deepEqual(heard, ['first', 'second'])
   })
 })
