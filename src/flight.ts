@@ -85,13 +85,16 @@ export class FlightCall implements AbortSource {
 }
 
 interface Call<T> {
-  /** early settles a few microtask hops before `promise`, for callers who go first. */
+  /** early settles first, for callers who go first. */
   readonly early: Promise<T>
+  /** promise settles with `early`, or a turn of the event loop later if a caller went first. */
   readonly promise: Promise<T>
   readonly call: FlightCall
   /** stop rejects every caller now, whatever `fn` does later. */
   readonly stop: (err: unknown) => void
   waiters: number
+  /** firsts counts the callers that asked to go first. */
+  firsts: number
 }
 
 /**
@@ -116,7 +119,11 @@ export class Flight<T> {
    * there is none. `started` tells the caller whether this call started it
    * (to count deduplicated loads). A caller that passes `first` hears the
    * result before the others: a peer waiting on this node's load unblocks a
-   * whole crowd of callers on its own node, a local caller only one.
+   * whole crowd of callers on its own node, a local caller only one. When
+   * one did, the others hear it a turn of the event loop later (in
+   * setImmediate), so that whatever the first callers do with it (answer a
+   * peer, through any number of promise hops in a framework) is done before
+   * this node's own callers run their code, however many there are.
    */
   do(key: string, fn: FlightFn<T>, signal?: AbortSource, started?: () => void, first = false): Promise<T> {
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason))
@@ -126,6 +133,7 @@ export class Flight<T> {
       started?.()
     }
     call.waiters++
+    if (first) call.firsts++
     const result = first ? call.early : call.promise
     if (signal === undefined) return result
     return this.#wait(key, call, result, signal)
@@ -141,10 +149,18 @@ export class Flight<T> {
         .then(() => fn(flightCall))
         .then(resolve, reject)
     })
-    const promise = early.finally(() => {
-      if (this.#calls.get(key) === call) this.#calls.delete(key)
+    const promise = new Promise<T>((resolve, reject) => {
+      const settle = <V>(end: (v: V) => void, v: V): void => {
+        if (this.#calls.get(key) === call) this.#calls.delete(key)
+        if (call.firsts > 0) setImmediate(end, v)
+        else end(v)
+      }
+      early.then(
+        (value) => settle(resolve, value),
+        (err: unknown) => settle(reject, err),
+      )
     })
-    const call: Call<T> = { early, promise, call: flightCall, stop, waiters: 0 }
+    const call: Call<T> = { early, promise, call: flightCall, stop, waiters: 0, firsts: 0 }
     this.#calls.set(key, call)
     // A call every waiter left still settles; nobody is listening then.
     early.catch(() => {})
@@ -190,6 +206,8 @@ export class Flight<T> {
     this.#calls.clear()
     for (const call of calls) {
       call.call.abort(reason)
+      // Every caller at once: no one goes first at a shutdown.
+      call.firsts = 0
       call.stop(error)
     }
   }

@@ -294,6 +294,35 @@ describe('Flight', () => {
     assert.deepEqual(order, ['peer', 'local', 'local with a signal'])
   })
 
+  test('a caller that goes first finishes its work on the result, however many promise hops it takes, before the others hear it', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    const order: string[] = []
+    const locals = Array.from({ length: 50 }, () => flight.do('k', () => held.promise).then(() => void order.push('local')))
+    // A peer's answer goes through a framework: many hops between the result and the write.
+    const peer = flight
+      .do('k', () => held.promise, undefined, undefined, true)
+      .then(async () => {
+        for (let i = 0; i < 50; i++) await Promise.resolve()
+        order.push('peer answered')
+      })
+    held.resolve('v')
+    await Promise.all([peer, ...locals])
+    assert.equal(order[0], 'peer answered')
+    assert.equal(order.length, 51)
+  })
+
+  test('without a caller that goes first, every caller hears the result in the same round of microtasks', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    let heard = 0
+    const callers = Array.from({ length: 3 }, () => flight.do('k', () => held.promise).then(() => void heard++))
+    held.resolve('v')
+    for (let i = 0; i < 20 && heard < 3; i++) await Promise.resolve()
+    assert.equal(heard, 3)
+    await Promise.all(callers)
+  })
+
   test('abortAll aborts every call and rejects its callers at once, even when fn ignores its signal', async () => {
     const flight = new Flight<string>()
     const held = deferred<string>()
