@@ -924,6 +924,7 @@ export class Group<T = unknown> {
     this.#stats.peerLoads++
     if (res.generation > this.#generation) this.#catchUp(res.generation)
     const entry = peerEntry(res)
+    check.keepIn(entry)
     if (call.isCurrent() && (entry.expire === 0 || entry.expire > this.#node.now())) {
       this.#valueOf(entry)
       this.#cache.remove(key)
@@ -1151,11 +1152,17 @@ export class Group<T = unknown> {
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
     if (res.generation > this.#generation) this.#catchUp(res.generation)
-    const entry = peerEntry(res)
     // A value the owner serves stale may be kept, for as long as it may be served.
     const now = this.#node.now()
-    const usable = entry.expire === 0 || entry.expire > now || entry.staleUntil > now
-    if (usable && call.isCurrent() && this.#promote(key, entry.byteLength)) {
+    const staleUntil = res.staleUntil ?? 0
+    const usable = res.expire === 0 || res.expire > now || staleUntil > now
+    const keep = usable && call.isCurrent() && this.#promote(key, res.value.length)
+    // An entry no cache keeps lives only while its callers decode it: it may
+    // view the answer's bytes, unless a value decoded from them may view
+    // them too (a custom immutable codec's), and outlive the flight.
+    const entry = keep || this.#codec.viewsBytes ? peerEntry(res) : answerEntry(res)
+    check.keepIn(entry)
+    if (keep) {
       // Decode before keeping a copy, so bytes this node cannot read are
       // reported now and never cached.
       this.#valueOf(entry)
@@ -1321,22 +1328,33 @@ export class Group<T = unknown> {
  * ValueCheck decodes a value fetched from a peer before the fetch counts as
  * a success: bytes this node's codec cannot read are the peer's failure (a
  * local load follows, the peer's breaker counts it), never the caller's
- * error and never cached. What it decodes is dropped: the entry keeps bytes
- * of its own, and a shared decoded value must view those, not the answer's.
+ * error and never cached. What it decodes is kept for the entry (`keepIn`)
+ * when the codec can share it, so that the value is decoded once per fetch,
+ * not twice; unless a shared value may view the bytes it came from (a
+ * custom immutable codec's): it must view the entry's own bytes then, not
+ * the answer's.
  */
 class ValueCheck {
   done = false
   readonly accept: (value: Uint8Array) => void
   /** acceptAsPeer is `accept` that throws a PeerError, for a transport that did not call it. */
   readonly acceptAsPeer: (value: Uint8Array) => void
+  readonly #codec: ResolvedCodec
+  #decoded = false
+  #value: unknown
 
   constructor(codec: ResolvedCodec, owner: string, group: string) {
+    this.#codec = codec
     this.accept = (bytes) => {
       this.done = true
       // 'bytes' reads any bytes: nothing to check, and a copy to save.
       if (codec.decodesAnything === true) return
       try {
-        codec.decode(bytes)
+        const value = codec.decode(bytes)
+        if (!codec.viewsBytes) {
+          this.#value = value
+          this.#decoded = true
+        }
       } catch (err) {
         throw new CodecError(`cannot decode a value of group ${group} from ${owner}: ${errorMessage(err)}`, { cause: err })
       }
@@ -1349,6 +1367,13 @@ class ValueCheck {
       }
     }
   }
+
+  /** keepIn gives `entry` the value decoded from its bytes, if the codec can share it. */
+  keepIn(entry: Entry): void {
+    if (!this.#decoded || entry.decoded || !this.#codec.share(this.#value)) return
+    entry.value = this.#value
+    entry.decoded = true
+  }
 }
 
 /**
@@ -1360,9 +1385,22 @@ function staleEnd(expire: number, staleMs: number | undefined): number {
   return staleMs === Infinity ? Number.MAX_SAFE_INTEGER : expire + staleMs
 }
 
-/** peerEntry is the entry for an owner's answer. */
+/** peerEntry is the entry for an owner's answer, with bytes of its own, to keep in a cache. */
 function peerEntry(res: PeerValue): Entry {
   return new Entry(res.value, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
+}
+
+const NO_BYTES = new Uint8Array(0)
+
+/**
+ * answerEntry is the entry for an owner's answer that no cache keeps: it
+ * views the answer's bytes instead of copying them (each caller's value is
+ * decoded from them, into memory of its own, as from any entry).
+ */
+function answerEntry(res: PeerValue): Entry {
+  const entry = new Entry(NO_BYTES, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
+  entry.data = res.value
+  return entry
 }
 
 /**
