@@ -332,6 +332,57 @@ describe('Group.get on a non-owner', () => {
     assert.equal(g.cacheStats('hot').items, 0)
     await gc.close()
   })
+
+  test("gives each caller of one fetch its own copy of binary data, and never writes to the owner's answer", async () => {
+    const answer = Buffer.from('0123456789')
+    const held = deferred<void>()
+    const transport = fakeTransport(async () => {
+      await held.promise
+      return { value: answer.subarray(2, 8), expire: 0, generation: 0 }
+    })
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+    const g = gc.newGroup<Uint8Array>({ name: 'g', maxBytes: 1 << 20, codec: 'bytes', promote: false, load: () => Buffer.from('local') })
+    const key = keyOwnedBy(gc, OTHER)
+    const gets = [g.get(key), g.get(key), g.getWithSource(key).then((s) => s.value)]
+    held.resolve()
+    const values = await Promise.all(gets)
+    assert.deepEqual(transport.calls, [key])
+    for (const value of values) assert.equal(Buffer.from(value).toString(), '234567')
+    ;(values[0] as Uint8Array)[0] = 0x78
+    ;(values[1] as Uint8Array)[1] = 0x78
+    assert.equal(Buffer.from(values[2] as Uint8Array).toString(), '234567')
+    assert.equal(answer.toString(), '0123456789')
+    assert.equal(Buffer.from(await g.get(key)).toString(), '234567')
+    assert.equal(g.cacheStats('hot').items, 0)
+    await gc.close()
+  })
+
+  test('hands every caller of one fetch the same deep-frozen value, kept or not', async () => {
+    for (const promote of [false, true]) {
+      const held = deferred<void>()
+      const transport = fakeTransport(async () => {
+        await held.promise
+        return { value: Buffer.from(JSON.stringify({ list: [1, 2], nested: { a: 'b' } })), expire: 0, generation: 0 }
+      })
+      const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+      const g = gc.newGroup<{ list: number[]; nested: { a: string } }>({
+        name: 'g',
+        maxBytes: 1 << 20,
+        codec: 'json',
+        promote,
+        load: () => ({ list: [], nested: { a: 'local' } }),
+      })
+      const key = keyOwnedBy(gc, OTHER)
+      const gets = [g.get(key), g.get(key)]
+      held.resolve()
+      const [first, second] = await Promise.all(gets)
+      assert.equal(first, second, `promote: ${promote}`)
+      assert.deepEqual(first, { list: [1, 2], nested: { a: 'b' } })
+      assert.ok(Object.isFrozen(first) && Object.isFrozen(first?.list) && Object.isFrozen(first?.nested))
+      assert.equal(g.cacheStats('hot').items, promote ? 1 : 0)
+      await gc.close()
+    }
+  })
 })
 
 describe('two nodes over real HTTP', () => {
