@@ -33,6 +33,11 @@ export interface AbortSource {
 export class FlightCall implements AbortSource {
   /** isCurrent says whether the call is still the flight's call for its key. */
   readonly isCurrent: () => boolean
+  /**
+   * joins counts the callers that ever waited on the call, those that left
+   * included; once the call has ended, none can join any more.
+   */
+  joins = 0
   #aborted = false
   #reason: unknown
   #controller: AbortController | undefined
@@ -133,6 +138,7 @@ export class Flight<T> {
       started?.()
     }
     call.waiters++
+    call.call.joins++
     if (first) call.firsts++
     const result = first ? call.early : call.promise
     if (signal === undefined) return result

@@ -225,6 +225,12 @@ export interface PeerValue {
   expire: number
   staleUntil?: number | undefined
   generation: number
+  /**
+   * fresh, when true, says that nothing else holds or reuses `value`'s
+   * memory (the default transport's answers): the one caller of a fetch may
+   * have it as its own copy.
+   */
+  fresh?: boolean | undefined
 }
 
 /**
@@ -1160,7 +1166,7 @@ export class Group<T = unknown> {
     // An entry no cache keeps lives only while its callers decode it: it may
     // view the answer's bytes, unless a value decoded from them may view
     // them too (a custom immutable codec's), and outlive the flight.
-    const entry = keep || this.#codec.viewsBytes ? peerEntry(res) : answerEntry(res)
+    const entry = keep || this.#codec.viewsBytes ? peerEntry(res) : new AnswerEntry(res, call)
     check.keepIn(entry)
     if (keep) {
       // Decode before keeping a copy, so bytes this node cannot read are
@@ -1393,14 +1399,36 @@ function peerEntry(res: PeerValue): Entry {
 const NO_BYTES = new Uint8Array(0)
 
 /**
- * answerEntry is the entry for an owner's answer that no cache keeps: it
- * views the answer's bytes instead of copying them (each caller's value is
- * decoded from them, into memory of its own, as from any entry).
+ * AnswerEntry is the entry for an owner's answer that no cache keeps: it
+ * views the answer's bytes instead of copying them, since it lives only
+ * while its callers decode it. Each caller's value is decoded from them
+ * into memory of its own, as from any entry; except that the one caller of
+ * a flight no other caller joined takes a fresh answer's bytes themselves
+ * as its copy (the 'bytes' codec then copies nothing): nobody else can
+ * read them, since a flight takes no callers once it has ended.
  */
-function answerEntry(res: PeerValue): Entry {
-  const entry = new Entry(NO_BYTES, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
-  entry.data = res.value
-  return entry
+class AnswerEntry extends Entry {
+  // The flight, if the answer's bytes may be taken by its one caller.
+  readonly #call: FlightCall | undefined
+  #taken = false
+
+  constructor(res: PeerValue, call: FlightCall) {
+    super(NO_BYTES, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
+    this.data = res.value
+    this.#call = res.fresh === true ? call : undefined
+  }
+
+  override scratchBytes(): Uint8Array {
+    const data = this.data as Uint8Array
+    if (this.#taken || this.#call?.joins !== 1) return data.subarray(0)
+    this.#taken = true
+    return data
+  }
+
+  /** fresh is true once the one caller took the bytes themselves. */
+  override get fresh(): boolean {
+    return this.#taken
+  }
 }
 
 /**

@@ -632,6 +632,8 @@ function readValue(peer: string, res: RawAnswer, accept: ((value: Uint8Array) =>
     expire: msg.expire ?? 0,
     staleUntil: msg.staleUntil ?? 0,
     generation: parseGeneration(res.generation) ?? 0,
+    // The answer's own memory: read from the socket for this exchange alone.
+    fresh: true,
   }
 }
 

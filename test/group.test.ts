@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, test } from 'node:test'
 import { PeerError } from '../src/errors.js'
 import {
@@ -11,6 +13,7 @@ import {
   type PeerTransport,
   type PeerValue,
 } from '../src/index.js'
+import { encodeGetResponse } from '../src/wire.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
 import { deferred } from './helpers/wait.js'
 
@@ -355,6 +358,31 @@ describe('Group.get on a non-owner', () => {
     assert.equal(Buffer.from(await g.get(key)).toString(), '234567')
     assert.equal(g.cacheStats('hot').items, 0)
     await gc.close()
+  })
+
+  test('gives binary data from a real owner to its callers as their own, alone or together', async () => {
+    const frame = encodeGetResponse({ value: Buffer.from('owner value') })
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' })
+      res.end(frame)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const owner = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const gc = new Groupcache({ self: SELF, peers: [SELF, owner] })
+    try {
+      const g = gc.newGroup<Uint8Array>({ name: 'g', maxBytes: 1 << 20, codec: 'bytes', promote: false, load: () => Buffer.from('local') })
+      const key = keyOwnedBy(gc, owner)
+      const alone = await g.get(key)
+      alone.fill(0x78)
+      const together = await Promise.all([g.get(key), g.get(key)])
+      together[0]?.fill(0x79)
+      for (const value of [together[1], await g.get(key)]) assert.equal(Buffer.from(value as Uint8Array).toString(), 'owner value')
+      assert.equal(g.stats.peerLoads, 3)
+    } finally {
+      await gc.close()
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 
   test('hands every caller of one fetch the same deep-frozen value, kept or not', async () => {
