@@ -138,6 +138,7 @@ const EMPTY = new Uint8Array(0)
 
 /** own copies bytes into memory of their own, unless they already are exactly that. */
 function own(bytes: Uint8Array): string | Uint8Array {
+  if (bytes.length === 0) return ''
   if (bytes.length <= STRING_VALUE_MAX_BYTES) {
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
   }

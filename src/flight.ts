@@ -147,27 +147,46 @@ export class Flight<T> {
 
   #start(key: string, fn: FlightFn<T>): Call<T> {
     const flightCall = new FlightCall((): boolean => this.#calls.get(key) === call)
-    let stop!: (err: unknown) => void
+    let resolveEarly!: (value: T) => void
+    let rejectEarly!: (err: unknown) => void
+    let resolveLate!: (value: T) => void
+    let rejectLate!: (err: unknown) => void
     const early = new Promise<T>((resolve, reject) => {
-      stop = reject
-      // fn may throw synchronously; Promise.resolve().then keeps that a rejection.
-      Promise.resolve()
-        .then(() => fn(flightCall))
-        .then(resolve, reject)
+      resolveEarly = resolve
+      rejectEarly = reject
     })
     const promise = new Promise<T>((resolve, reject) => {
-      const settle = <V>(end: (v: V) => void, v: V): void => {
-        if (this.#calls.get(key) === call) this.#calls.delete(key)
-        if (call.firsts > 0) setImmediate(end, v)
-        else end(v)
+      resolveLate = resolve
+      rejectLate = reject
+    })
+    let done = false
+    const end = (ok: boolean, outcome: unknown): void => {
+      if (done) return
+      done = true
+      if (this.#calls.get(key) === call) this.#calls.delete(key)
+      if (ok) resolveEarly(outcome as T)
+      else rejectEarly(outcome)
+      const late = ok ? resolveLate : rejectLate
+      if (call.firsts > 0) setImmediate(late, outcome as T)
+      else late(outcome as T)
+    }
+    const call: Call<T> = { early, promise, call: flightCall, stop: (err) => end(false, err), waiters: 0, firsts: 0 }
+    this.#calls.set(key, call)
+    // Started on a microtask, after the caller that starts it has joined;
+    // a synchronous throw is a rejection like any other.
+    queueMicrotask(() => {
+      let result: Promise<T>
+      try {
+        result = Promise.resolve(fn(flightCall))
+      } catch (err) {
+        end(false, err)
+        return
       }
-      early.then(
-        (value) => settle(resolve, value),
-        (err: unknown) => settle(reject, err),
+      result.then(
+        (value) => end(true, value),
+        (err: unknown) => end(false, err),
       )
     })
-    const call: Call<T> = { early, promise, call: flightCall, stop, waiters: 0, firsts: 0 }
-    this.#calls.set(key, call)
     // A call every waiter left still settles; nobody is listening then.
     early.catch(() => {})
     promise.catch(() => {})
