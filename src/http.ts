@@ -509,8 +509,11 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
   /** body is the answer's bytes: the one chunk it came in as is, else the chunks joined. */
   body(): Uint8Array {
     const chunks = this.#chunks
+    const first = this.#first
+    this.#chunks = undefined
+    this.#first = undefined
     if (chunks !== undefined) return Buffer.concat(chunks, this.#size)
-    return this.#first ?? EMPTY
+    return first ?? EMPTY
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
