@@ -15,7 +15,7 @@ import {
 } from '../src/index.js'
 import { encodeGetResponse } from '../src/wire.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
-import { deferred } from './helpers/wait.js'
+import { deferred, waitFor } from './helpers/wait.js'
 
 const SELF = 'http://127.0.0.1:1'
 const OTHER = 'http://127.0.0.1:2'
@@ -273,6 +273,27 @@ describe('Group.get with a caller that gives up', () => {
     assert.equal(signals[0]?.aborted, true)
     assert.equal(await g.get('k'), 'fresh')
     assert.equal(signals.length, 2)
+    await gc.close()
+  })
+})
+
+describe('Group.get on the owner, with a peer waiting', () => {
+  test("hears a load's value only after the peer's answer is ready, however many of this node's callers wait", async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER] })
+    const held = deferred<string>()
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => held.promise })
+    const key = keyOwnedBy(gc, SELF)
+    const order: string[] = []
+    const peer = gc.handler({ method: 'GET', url: `/_groupcache/g/${key}`, headers: {} }).then((res) => {
+      assert.equal(res.status, 200)
+      order.push('peer answered')
+    })
+    const locals = Array.from({ length: 100 }, () => g.get(key).then(() => void order.push('local')))
+    await waitFor('the peer request to join the load', () => g.stats.serverRequests === 1)
+    held.resolve('v')
+    await Promise.all([peer, ...locals])
+    assert.equal(order.indexOf('peer answered'), 0)
+    assert.equal(g.stats.localLoads, 1)
     await gc.close()
   })
 })
