@@ -1400,34 +1400,52 @@ const NO_BYTES = new Uint8Array(0)
 
 /**
  * AnswerEntry is the entry for an owner's answer that no cache keeps: it
- * views the answer's bytes instead of copying them, since it lives only
- * while its callers decode it. Each caller's value is decoded from them
- * into memory of its own, as from any entry; except that the one caller of
- * a flight no other caller joined takes a fresh answer's bytes themselves
- * as its copy (the 'bytes' codec then copies nothing): nobody else can
- * read them, since a flight takes no callers once it has ended.
+ * views the answer's bytes instead of copying them into bytes of its own,
+ * since it lives only while its callers decode it. Each caller's value is
+ * decoded from them into memory of its own, as from any entry; except that
+ * the one caller of a flight no other caller joined takes a fresh answer's
+ * bytes themselves as its copy (the 'bytes' codec then copies nothing):
+ * nobody else can read them, since a flight takes no callers once it has
+ * ended. Every read of the bytes goes through `value`, whatever an Entry
+ * holds its own bytes as.
  */
 class AnswerEntry extends Entry {
+  readonly #value: Uint8Array
   // The flight, if the answer's bytes may be taken by its one caller.
   readonly #call: FlightCall | undefined
   #taken = false
 
   constructor(res: PeerValue, call: FlightCall) {
     super(NO_BYTES, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
-    this.data = res.value
+    this.#value = res.value
     this.#call = res.fresh === true ? call : undefined
   }
 
+  override get byteLength(): number {
+    return this.#value.length
+  }
+
+  override get bytes(): Uint8Array {
+    return this.#value.subarray(0)
+  }
+
   override scratchBytes(): Uint8Array {
-    const data = this.data as Uint8Array
-    if (this.#taken || this.#call?.joins !== 1) return data.subarray(0)
+    if (this.#taken || this.#call?.joins !== 1) return this.#value.subarray(0)
     this.#taken = true
-    return data
+    return this.#value
   }
 
   /** fresh is true once the one caller took the bytes themselves. */
   override get fresh(): boolean {
     return this.#taken
+  }
+
+  /** copy is an entry with bytes of its own, which a cache may keep. */
+  override copy(): Entry {
+    const copy = new Entry(this.#value, this.expire, this.generation, this.origin, this.staleUntil)
+    copy.value = this.value
+    copy.decoded = this.decoded
+    return copy
   }
 }
 
