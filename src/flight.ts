@@ -163,12 +163,18 @@ export class Flight<T> {
     const end = (ok: boolean, outcome: unknown): void => {
       if (done) return
       done = true
-      if (this.#calls.get(key) === call) this.#calls.delete(key)
       if (ok) resolveEarly(outcome as T)
       else rejectEarly(outcome)
       const late = ok ? resolveLate : rejectLate
-      if (call.firsts > 0) setImmediate(late, outcome as T)
-      else late(outcome as T)
+      // Until every caller has heard the outcome, a new caller joins the
+      // call and hears it too, rather than starting another: a load or a
+      // refresh whose callers have not yet seen its end must not run twice.
+      const finish = (): void => {
+        if (this.#calls.get(key) === call) this.#calls.delete(key)
+        late(outcome as T)
+      }
+      if (call.firsts > 0) setImmediate(finish)
+      else finish()
     }
     const call: Call<T> = { early, promise, call: flightCall, stop: (err) => end(false, err), waiters: 0, firsts: 0 }
     this.#calls.set(key, call)

@@ -312,6 +312,25 @@ describe('Flight', () => {
     assert.equal(order.length, 51)
   })
 
+  test('a caller that comes while the others have yet to hear the result joins the call instead of starting another', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    let calls = 0
+    const fn = (): Promise<string> => (calls++, held.promise)
+    const local = flight.do('k', fn)
+    let late: Promise<string> | undefined
+    const peer = flight.do('k', fn, undefined, undefined, true).then((value) => {
+      // The first caller heard; the local one has not yet.
+      late = flight.do('k', fn)
+      return value
+    })
+    held.resolve('v')
+    assert.deepEqual(await Promise.all([peer, local]), ['v', 'v'])
+    assert.equal(await late, 'v')
+    assert.equal(calls, 1)
+    assert.equal(flight.size, 0)
+  })
+
   test('without a caller that goes first, every caller hears the result in the same round of microtasks', async () => {
     const flight = new Flight<string>()
     const held = deferred<string>()
