@@ -103,6 +103,51 @@ interface Call<T> {
 }
 
 /**
+ * Calls is the table of a flight's calls by key: a Map's methods, over an
+ * object without a prototype. A Map that takes and drops a key per call
+ * made every young-generation collection keep, and promote, thousands of
+ * finished calls with everything they reached (measured: scavenges of 20 ms
+ * keeping 8 MB each instead of 1 ms, and a peer fetch 2.5 times slower);
+ * an object's own properties, added and deleted, do not.
+ */
+class Calls<V> {
+  #table: Record<string, V> = Object.create(null) as Record<string, V>
+  #size = 0
+
+  get size(): number {
+    return this.#size
+  }
+
+  get(key: string): V | undefined {
+    return this.#table[key]
+  }
+
+  has(key: string): boolean {
+    return key in this.#table
+  }
+
+  set(key: string, value: V): void {
+    if (!(key in this.#table)) this.#size++
+    this.#table[key] = value
+  }
+
+  delete(key: string): void {
+    if (!(key in this.#table)) return
+    this.#size--
+    delete this.#table[key]
+  }
+
+  clear(): void {
+    this.#table = Object.create(null) as Record<string, V>
+    this.#size = 0
+  }
+
+  values(): V[] {
+    return Object.values(this.#table)
+  }
+}
+
+/**
  * Flight runs at most one call per key at a time and lets every concurrent
  * caller of that key share its result (Go's singleflight).
  *
@@ -112,7 +157,7 @@ interface Call<T> {
  * so the next caller starts fresh instead of joining a dying call.
  */
 export class Flight<T> {
-  readonly #calls = new Map<string, Call<T>>()
+  readonly #calls = new Calls<Call<T>>()
 
   /** size is the number of calls in flight, for tests and stats. */
   get size(): number {
@@ -223,7 +268,7 @@ export class Flight<T> {
    * It never rejects: their outcome belongs to their callers.
    */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.#calls.values()].map((call) => call.promise))
+    await Promise.allSettled(this.#calls.values().map((call) => call.promise))
   }
 
   /**
@@ -233,7 +278,7 @@ export class Flight<T> {
    * returns later reaches nobody.
    */
   abortAll(reason: unknown, error: unknown = reason): void {
-    const calls = [...this.#calls.values()]
+    const calls = this.#calls.values()
     this.#calls.clear()
     for (const call of calls) {
       call.call.abort(reason)

@@ -471,6 +471,7 @@ const TIMED_OUT = new Error('timed out')
  */
 class Exchange implements Dispatcher.DispatchHandler, Expiring {
   deadline: number
+  slot = -1
   status = 0
   headers: IncomingHttpHeaders = {}
   /** deferred says the answer is a deferred one (see deferred.ts): heartbeats, then a frame. */

@@ -5,7 +5,7 @@ import { waitFor } from './helpers/wait.js'
 
 /** item is something due `inMs` from now that records its expiry in `expired`. */
 function item(name: string, inMs: number, expired: string[]): Expiring {
-  return { deadline: performance.now() + inMs, expire: () => void expired.push(name) }
+  return { deadline: performance.now() + inMs, slot: -1, expire: () => void expired.push(name) }
 }
 
 describe('Deadlines', () => {
@@ -67,6 +67,7 @@ describe('Deadlines', () => {
     const expired: string[] = []
     deadlines.add({
       deadline: performance.now() + 1,
+      slot: -1,
       expire: () => {
         expired.push('first')
         deadlines.add(item('added on expiry', 5, expired))
@@ -74,5 +75,25 @@ describe('Deadlines', () => {
     })
     await waitFor('the item added on expiry to expire', () => expired.includes('added on expiry'))
     assert.equal(deadlines.size, 0)
+  })
+
+  test('items deleted in any order leave the others watched, each once; a deleted or expired item can be added again', async () => {
+    const deadlines = new Deadlines()
+    const expired: string[] = []
+    const items = ['a', 'b', 'c', 'd', 'e'].map((name) => item(name, 60_000, expired))
+    for (const i of items) deadlines.add(i)
+    deadlines.add(items[0] as Expiring) // already watched: nothing changes
+    for (const i of [items[0], items[3], items[4]] as Expiring[]) deadlines.delete(i)
+    deadlines.delete(items[3] as Expiring) // not watched any more: nothing changes
+    assert.equal(deadlines.size, 2)
+    for (const i of items) i.deadline = performance.now()
+    deadlines.add(items[0] as Expiring)
+    deadlines.add(item('nudge', 0, expired))
+    await waitFor('the watched items to expire', () => expired.length === 4)
+    assert.deepEqual(expired.sort(), ['a', 'b', 'c', 'nudge'])
+    assert.equal(deadlines.size, 0)
+    deadlines.add(items[1] as Expiring)
+    await waitFor('an expired item added again to expire again', () => expired.length === 5)
+    assert.equal(expired.at(-1), 'b')
   })
 })
