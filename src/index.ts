@@ -77,7 +77,7 @@ export {
 export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type GroupcacheOptions, type ListenOptions, type NodeStats } from './groupcache.js'
 export type { PeerHandler, PeerRequest, PeerResponse } from './handler.js'
 export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_TIMEOUT_MS } from './http.js'
-export { toPeerRequest, writePeerResponse } from './node-http.js'
+export { servePeerRequest, toPeerRequest, writePeerResponse } from './node-http.js'
 export type { PeerHealth, PeerTransport } from './peers.js'
 export {
   DEFAULT_BASE_PATH,

@@ -86,6 +86,7 @@ const EXPORTS = [
   'loadChannel',
   'loadTracing',
   'peerChannel',
+  'servePeerRequest',
   'serveTracing',
   'toPeerRequest',
   'writePeerResponse',
