@@ -31,7 +31,7 @@ import {
   TooLargeError,
   UnreachablePeersError,
 } from './errors.js'
-import { Flight, type FlightFn } from './flight.js'
+import { type AbortSource, Flight, type FlightCall, type FlightFn } from './flight.js'
 import { acceptGeneration } from './protocol.js'
 import { Rate } from './rate.js'
 import { type GroupStats, newGroupStats } from './stats.js'
@@ -238,6 +238,12 @@ export interface PeerValue {
   generation: number
   /** minuteQps is the key's rate as the owner reported it (GetResponse field 2); undefined from Go peers. */
   minuteQps?: number | undefined
+  /**
+   * fresh, when true, says that nothing else holds or reuses `value`'s
+   * memory (the default transport's answers): the one caller of a fetch may
+   * have it as its own copy.
+   */
+  fresh?: boolean | undefined
 }
 
 /**
@@ -257,12 +263,14 @@ export interface GroupPeers {
    * propagation); `refresh` says this node holds a stale copy and asks on
    * behalf of no waiting caller (see REFRESH_HEADER); `accept` checks the
    * value before the answer counts as a success (see ValueCheck).
+   * `signal` is the flight's call itself, which makes no AbortSignal unless
+   * a transport needs one.
    */
   fetch(
     peer: string,
     group: string,
     key: string,
-    signal: AbortSignal,
+    signal: AbortSource,
     generation: number,
     headers?: Record<string, string>,
     refresh?: boolean,
@@ -618,8 +626,8 @@ export class Group<T = unknown> {
     const signal = options?.signal
     const owner = peers.ownerOf(key)
     return owner === undefined || owner === peers.self
-      ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
-      : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current, batch), signal, this.#counted)
+      ? this.#local.do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), signal, this.#counted)
+      : this.#remote.do(key, (c) => this.#loadFromPeer(owner, key, c, batch), signal, this.#counted)
   }
 
   /**
@@ -766,7 +774,7 @@ export class Group<T = unknown> {
     if (!this.#local.has(key) && this.#peerLoads >= this.#maxPeerLoads) {
       throw new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
     }
-    return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted, true).then(this.#served)
+    return this.#local.do(key, (c) => this.#loadForPeer(key, c.signal, c.isCurrent), request.signal, this.#counted, true).then(this.#served)
   }
 
   /**
@@ -880,7 +888,7 @@ export class Group<T = unknown> {
   /** loadInto runs or joins a key's local load for a peer's batch, and keeps its outcome. */
   #loadInto(out: ServedOutcome[], i: number, key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<void> {
     return this.#local
-      .do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true)
+      .do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), request.signal, this.#counted, true)
       .then(
         (value) => {
           out[i] = { value }
@@ -927,9 +935,7 @@ export class Group<T = unknown> {
     // Refreshes for peers count against the cap of loads run for peers.
     if (forPeer && this.#peerLoads >= this.#maxPeerLoads) return
     this.#stats.refreshes++
-    const run: FlightFn<Entry> = local
-      ? (signal, isCurrent) => this.#reload(key, signal, isCurrent, forPeer)
-      : (signal, isCurrent) => this.#askOwner(owner, key, signal, isCurrent)
+    const run: FlightFn<Entry> = local ? (c) => this.#reload(key, c.signal, c.isCurrent, forPeer) : (c) => this.#askOwner(owner, key, c)
     flight.do(key, run).then(
       (entry) => {
         // A value not to be kept (`ctx.cache = false`; a route that answered
@@ -975,27 +981,28 @@ export class Group<T = unknown> {
    * the owner answers when its own refresh ends. A fresh answer replaces the
    * stale copy whatever the promotion policy, since the stale copy was kept.
    */
-  async #askOwner(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #askOwner(owner: string, key: string, call: FlightCall): Promise<Entry> {
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     let res: PeerValue
     const check = new ValueCheck(this.#codec, owner, this.name)
     try {
       res = await (fetchTracing.hasSubscribers
-        ? this.#tracedFetch(owner, key, signal, true, check.accept)
-        : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, true, check.accept))
+        ? this.#tracedFetch(owner, key, call, true, check.accept)
+        : this.#peers.fetch(owner, this.name, key, call, this.#generation, undefined, true, check.accept))
       if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
       if (err instanceof PeerError) this.#stats.peerErrors++
-      else if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
+      else if (err instanceof NotFoundError && call.isCurrent()) this.#cache.remove(key)
       throw err
     }
     this.#stats.peerLoads++
     if (res.generation > this.#generation) this.#catchUp(res.generation)
     const entry = peerEntry(res)
+    check.keepIn(entry)
     const now = this.#node.now()
-    if (isCurrent() && (entry.expire === 0 || entry.expire > now)) {
+    if (call.isCurrent() && (entry.expire === 0 || entry.expire > now)) {
       this.#valueOf(entry)
       const minuteQps = reportedRate(res.minuteQps)
       if (minuteQps !== undefined) entry.rate = Rate.of(minuteQps, now)
@@ -1018,7 +1025,7 @@ export class Group<T = unknown> {
     // The refresh is in flight (the caller checked): this joins it, and, as
     // a peer, hears its end before this node's own callers.
     const refreshed = this.#local
-      .do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, undefined, true)
+      .do(key, (c) => this.#loadForPeer(key, c.signal, c.isCurrent), request.signal, undefined, true)
       .then(
         (entry) => (entry.expire === 0 || entry.expire > this.#node.now() ? entry : stale),
         (err: unknown) => {
@@ -1194,13 +1201,7 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadFromPeer(
-    owner: string,
-    key: string,
-    signal: AbortSignal,
-    isCurrent: () => boolean,
-    batch: BatchTiming | undefined,
-  ): Promise<Entry> {
+  async #loadFromPeer(owner: string, key: string, call: FlightCall, batch: BatchTiming | undefined): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     let res: PeerValue
@@ -1209,10 +1210,12 @@ export class Group<T = unknown> {
     try {
       res =
         batch !== undefined
-          ? await new Promise<PeerValue>((resolve, reject) => this.#fetches.add({ owner, key, signal, resolve, reject }, batch))
+          ? await new Promise<PeerValue>((resolve, reject) =>
+              this.#fetches.add({ owner, key, signal: call.signal, resolve, reject }, batch),
+            )
           : await (fetchTracing.hasSubscribers
-              ? this.#tracedFetch(owner, key, signal, false, check.accept)
-              : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, false, check.accept))
+              ? this.#tracedFetch(owner, key, call, false, check.accept)
+              : this.#peers.fetch(owner, this.name, key, call, this.#generation, undefined, false, check.accept))
       // A batch, or a custom transport, did not check the value: check it here.
       if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
@@ -1222,17 +1225,24 @@ export class Group<T = unknown> {
       // Go's availability rule: an owner that cannot answer does not make
       // the key unavailable; this node loads it instead.
       this.#stats.peerErrors++
-      return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal)
+      return this.#local.do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), call)
     }
     this.#stats.peerLoads++
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
     if (res.generation > this.#generation) this.#catchUp(res.generation)
-    const entry = peerEntry(res)
     // A value the owner serves stale may be kept, for as long as it may be served.
     const now = this.#node.now()
-    const usable = entry.expire === 0 || entry.expire > now || entry.staleUntil > now
-    if (usable && isCurrent()) this.#keepHot(key, entry, reportedRate(res.minuteQps), now)
+    const staleUntil = res.staleUntil ?? 0
+    const usable = res.expire === 0 || res.expire > now || staleUntil > now
+    const minuteQps = reportedRate(res.minuteQps)
+    const policy = usable && call.isCurrent() ? this.#hotPolicy(key, res.value.length, minuteQps) : undefined
+    // An entry no cache keeps lives only while its callers decode it: it may
+    // view the answer's bytes, unless a value decoded from them may view
+    // them too (a custom immutable codec's), and outlive the flight.
+    const entry = policy !== undefined || this.#codec.viewsBytes ? peerEntry(res) : new AnswerEntry(res, call)
+    check.keepIn(entry)
+    if (policy !== undefined) this.#keepHot(key, entry, minuteQps, now, policy)
     return entry
   }
 
@@ -1244,25 +1254,33 @@ export class Group<T = unknown> {
    * flip copies every key asked for often enough, cold ones included. An
    * owner that reports no rate (Go) gets Go's coin flip.
    */
-  #keepHot(key: string, entry: Entry, minuteQps: number | undefined, now: number): void {
-    const promote = this.#promote
-    const byRate = promote === undefined && minuteQps !== undefined
-    if (!byRate && !(promote === undefined ? this.#node.random() < DEFAULT_HOT_PROMOTION : promote(key, entry.byteLength, minuteQps)))
-      return
-    if (entry.byteLength + Buffer.byteLength(key) > this.#maxEntryBytes) return
+  #keepHot(key: string, entry: Entry, minuteQps: number | undefined, now: number, policy: HotPolicy): void {
     // Decode before keeping a copy, so bytes this node cannot read are
     // reported now and never cached, and the decoded value is counted.
     this.#valueOf(entry)
     if (minuteQps !== undefined) entry.rate = Rate.of(minuteQps, now)
-    if (byRate) this.#cache.offerHot(key, entry, now)
+    if (policy === 'rate') this.#cache.offerHot(key, entry, now)
     else this.#cache.add('hot', key, entry)
+  }
+
+  /**
+   * hotPolicy says how a value of `bytes` bytes fetched from its owner may
+   * become a hot copy: offered by its rate (`'rate'`), kept (`'keep'`), or
+   * not at all (undefined), before any entry is made for it.
+   */
+  #hotPolicy(key: string, bytes: number, minuteQps: number | undefined): HotPolicy | undefined {
+    const promote = this.#promote
+    const byRate = promote === undefined && minuteQps !== undefined
+    if (!byRate && !(promote === undefined ? this.#node.random() < DEFAULT_HOT_PROMOTION : promote(key, bytes, minuteQps))) return undefined
+    if (bytes + Buffer.byteLength(key) > this.#maxEntryBytes) return undefined
+    return byRate ? 'rate' : 'keep'
   }
 
   /**
    * tracedFetch is the fetch from `owner` under the `groupcache:fetch`
    * tracing channel, sending the headers its subscribers add (`traceparent`).
    */
-  #tracedFetch(owner: string, key: string, signal: AbortSignal, refresh = false, accept?: (value: Uint8Array) => void): Promise<PeerValue> {
+  #tracedFetch(owner: string, key: string, signal: AbortSource, refresh = false, accept?: (value: Uint8Array) => void): Promise<PeerValue> {
     const message: FetchMessage = { self: this.#peers.self, group: this.name, key, peer: owner, headers: {} }
     return runTraced(fetchTracing, message, async () =>
       this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers, refresh, accept),
@@ -1415,22 +1433,33 @@ export class Group<T = unknown> {
  * ValueCheck decodes a value fetched from a peer before the fetch counts as
  * a success: bytes this node's codec cannot read are the peer's failure (a
  * local load follows, the peer's breaker counts it), never the caller's
- * error and never cached. What it decodes is dropped: the entry keeps bytes
- * of its own, and a shared decoded value must view those, not the answer's.
+ * error and never cached. What it decodes is kept for the entry (`keepIn`)
+ * when the codec can share it, so that the value is decoded once per fetch,
+ * not twice; unless a shared value may view the bytes it came from (a
+ * custom immutable codec's): it must view the entry's own bytes then, not
+ * the answer's.
  */
 class ValueCheck {
   done = false
   readonly accept: (value: Uint8Array) => void
   /** acceptAsPeer is `accept` that throws a PeerError, for a transport that did not call it. */
   readonly acceptAsPeer: (value: Uint8Array) => void
+  readonly #codec: ResolvedCodec
+  #decoded = false
+  #value: unknown
 
   constructor(codec: ResolvedCodec, owner: string, group: string) {
+    this.#codec = codec
     this.accept = (bytes) => {
       this.done = true
       // 'bytes' reads any bytes: nothing to check, and a copy to save.
       if (codec.decodesAnything === true) return
       try {
-        codec.decode(bytes)
+        const value = codec.decode(bytes)
+        if (!codec.viewsBytes) {
+          this.#value = value
+          this.#decoded = true
+        }
       } catch (err) {
         throw new CodecError(`cannot decode a value of group ${group} from ${owner}: ${errorMessage(err)}`, { cause: err })
       }
@@ -1442,6 +1471,12 @@ class ValueCheck {
         throw new PeerError(owner, `peer ${owner} sent ${errorMessage(err)}`, { cause: err, status: 200 })
       }
     }
+  }
+
+  /** keepIn gives `entry` the value decoded from its bytes, if the codec can share it. */
+  keepIn(entry: Entry): void {
+    if (!this.#decoded || entry.decoded || !this.#codec.share(this.#value)) return
+    entry.keep(this.#value)
   }
 }
 
@@ -1467,9 +1502,65 @@ function valueOfSourced<V>(sourced: Sourced<V>): V {
   return sourced.value
 }
 
-/** peerEntry is the entry for an owner's answer. */
+/** HotPolicy is how a fetched value may become a hot copy (see `hotPolicy`). */
+type HotPolicy = 'rate' | 'keep'
+
+/** peerEntry is the entry for an owner's answer, with bytes of its own, to keep in a cache. */
 function peerEntry(res: PeerValue): Entry {
   return new Entry(res.value, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
+}
+
+const NO_BYTES = new Uint8Array(0)
+
+/**
+ * AnswerEntry is the entry for an owner's answer that no cache keeps: it
+ * views the answer's bytes instead of copying them into bytes of its own,
+ * since it lives only while its callers decode it. Each caller's value is
+ * decoded from them into memory of its own, as from any entry; except that
+ * the one caller of a flight no other caller joined takes a fresh answer's
+ * bytes themselves as its copy (the 'bytes' codec then copies nothing):
+ * nobody else can read them, since a flight takes no callers once it has
+ * ended. Every read of the bytes goes through `value`, whatever an Entry
+ * holds its own bytes as.
+ */
+class AnswerEntry extends Entry {
+  readonly #value: Uint8Array
+  // The flight, if the answer's bytes may be taken by its one caller.
+  readonly #call: FlightCall | undefined
+  #taken = false
+
+  constructor(res: PeerValue, call: FlightCall) {
+    super(NO_BYTES, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
+    this.#value = res.value
+    this.#call = res.fresh === true ? call : undefined
+  }
+
+  override get byteLength(): number {
+    return this.#value.length
+  }
+
+  override get bytes(): Uint8Array {
+    return this.#value.subarray(0)
+  }
+
+  override scratchBytes(): Uint8Array {
+    if (this.#taken || this.#call?.joins !== 1) return this.#value.subarray(0)
+    this.#taken = true
+    return this.#value
+  }
+
+  /** fresh is true once the one caller took the bytes themselves. */
+  override get fresh(): boolean {
+    return this.#taken
+  }
+
+  /** copy is an entry with bytes of its own, which a cache may keep. */
+  override copy(): Entry {
+    const copy = new Entry(this.#value, this.expire, this.generation, this.origin, this.staleUntil)
+    copy.value = this.value
+    copy.shared = this.shared
+    return copy
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { BreakerState } from './breaker.js'
 import { PeerError } from './errors.js'
+import { type AbortSource, FlightCall } from './flight.js'
 import type { GroupPeers, PeerValue } from './group.js'
 import { Ring } from './ring.js'
 
@@ -58,6 +59,13 @@ export interface PeerTransport {
   close?(graceMs?: number): Promise<void>
 }
 
+/**
+ * takesAbortSource marks a transport whose `fetch` reads of its signal only
+ * what an AbortSource has (the default transport): it is handed a flight's
+ * call as it is, and no AbortSignal is made for the fetch.
+ */
+export const takesAbortSource: unique symbol = Symbol('groupcache.takesAbortSource')
+
 /** PeerHealth is what a node knows of one peer's health. */
 export interface PeerHealth {
   peer: string
@@ -77,12 +85,14 @@ export class Peers implements GroupPeers {
   readonly self: string
   readonly #replicas: number
   readonly #transport: PeerTransport
+  readonly #takesAbortSource: boolean
   #ring: Ring
 
   constructor(self: string, list: readonly string[], replicas: number, transport: PeerTransport) {
     this.self = self
     this.#replicas = replicas
     this.#transport = transport
+    this.#takesAbortSource = (transport as { [takesAbortSource]?: unknown })[takesAbortSource] === true
     this.#ring = new Ring(list, replicas)
     transport.setPeers?.(list.filter((p) => p !== self))
   }
@@ -107,13 +117,15 @@ export class Peers implements GroupPeers {
     peer: string,
     group: string,
     key: string,
-    signal: AbortSignal,
+    signal: AbortSource,
     generation: number,
     headers?: Record<string, string>,
     refresh?: boolean,
     accept?: (value: Uint8Array) => void,
   ): Promise<PeerValue> {
-    return this.#transport.fetch(peer, group, key, signal, generation, headers, refresh, accept)
+    // Any other transport gets a real AbortSignal, as its interface says.
+    const given = this.#takesAbortSource || !(signal instanceof FlightCall) ? (signal as AbortSignal) : signal.signal
+    return this.#transport.fetch(peer, group, key, given, generation, headers, refresh, accept)
   }
 
   fetchMany(
