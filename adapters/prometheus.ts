@@ -23,6 +23,10 @@ const GROUP_COUNTERS: Array<[keyof GroupStats, string, string]> = [
   ['localLoads', 'local_loads_total', 'Successful loader runs on this node.'],
   ['localLoadErrs', 'local_load_errs_total', 'Failed loader runs on this node.'],
   ['serverRequests', 'server_requests_total', 'Requests from peers.'],
+  ['peekHits', 'peek_hits_total', 'Moved keys taken from their previous owner instead of loaded.'],
+  ['peekMisses', 'peek_misses_total', 'Peeks at a previous owner that found nothing usable.'],
+  ['handoffsSent', 'handoffs_sent_total', 'Entries handed to their next owner on close.'],
+  ['handoffsReceived', 'handoffs_received_total', 'Entries a leaving peer handed over and this node kept.'],
 ]
 
 const LRU_COUNTERS = [

@@ -65,6 +65,11 @@ export class Cache {
     return this.#fresh(this.main, key, now) ?? this.#fresh(this.hot, key, now)
   }
 
+  /** peekMain looks in main only, as a peek or a hand-off does. */
+  peekMain(key: string, now: number): Entry | undefined {
+    return this.#fresh(this.main, key, now)
+  }
+
   #fresh(lru: LRU<Entry>, key: string, now: number): Entry | undefined {
     const entry = lru.get(key)
     if (entry === undefined || entry.expire === 0 || entry.expire > now) return entry

@@ -16,6 +16,7 @@ import {
 } from './errors.js'
 import { loadChannel, peerChannel, type LoadEvent, type PeerEvent } from './diagnostics.js'
 import { Flight } from './flight.js'
+import { MAX_HANDOFF_BODY_BYTES, encodeHandoff, recordBytes, type HandoffEntry } from './handoff.js'
 import { newGroupStats, type GroupStats } from './stats.js'
 
 /**
@@ -150,6 +151,13 @@ export interface GroupPeers {
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
+  /** previousOwnerOf names the key's owner before the last ring change, within `handoffMs`, if another node. */
+  previousOwnerOf(key: string): string | undefined
+  /** nextOwnerOf names the key's owner on the ring without this node. */
+  nextOwnerOf(key: string): string | undefined
+  /** peek asks a peer for its cached copy; undefined on a miss or any failure. */
+  peek(peer: string, group: string, key: string, generation: number): Promise<PeerValue | undefined>
+  handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void>
 }
 
 /**
@@ -183,6 +191,14 @@ export interface ServedGroup {
   removeLocally(key: string): void
   setLocally(key: string, value: Uint8Array, expire: number): void
   clearLocally(generation: number): void
+  /** peekLocally answers a peek: the main cache's entry, never a load. */
+  peekLocally(key: string, generation: number): ServedValue | undefined
+  /**
+   * receive stores entries a leaving peer handed over, as if loaded here,
+   * and returns how many it kept; false when the sender's generation is
+   * older than this node's (its entries predate a clear).
+   */
+  receive(entries: readonly HandoffEntry[], generation: number): number | false
 }
 
 /** served gives the node the group's peer-facing side, kept off the public API. */
@@ -190,6 +206,9 @@ export const served: unique symbol = Symbol('groupcache.served')
 
 /** drain lets the node wind a group down on close, kept off the public API. */
 export const drain: unique symbol = Symbol('groupcache.drain')
+
+/** handOff lets the node hand a group's entries over on close, kept off the public API. */
+export const handOff: unique symbol = Symbol('groupcache.handOff')
 
 /**
  * isTtl accepts a TTL in milliseconds: a positive number, or Infinity for
@@ -408,7 +427,91 @@ export class Group<T = unknown> {
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire) => this.#setLocally(key, value, expire),
       clearLocally: (generation) => this.#clearLocally(generation),
+      peekLocally: (key, generation) => this.#peekLocally(key, generation),
+      receive: (entries, generation) => this.#receive(entries, generation),
     }
+  }
+
+  /**
+   * peekLocally answers a new owner's peek from the main cache only: no
+   * load, no hot copy (a hot copy may be older than the owner's), no
+   * forwarding. A requester that has seen a later `clear()` brings this
+   * node up to date first, which also drops what it would have answered.
+   */
+  #peekLocally(key: string, generation: number): ServedValue | undefined {
+    if (generation > this.#generation) this.#clearLocally(generation)
+    const entry = this.#cache.peekMain(key, this.#node.now())
+    if (entry === undefined) return undefined
+    return { bytes: entry.bytes, expire: entry.expire, generation: entry.generation }
+  }
+
+  /**
+   * receive stores what a leaving peer handed over, as if loaded here. A
+   * sender behind this node's generation is refused whole; a sender ahead
+   * moves this node to its generation first. An entry this node holds
+   * already, or is loading, is kept as it is: it is at least as fresh.
+   */
+  #receive(entries: readonly HandoffEntry[], generation: number): number | false {
+    if (generation < this.#generation) return false
+    if (generation > this.#generation) this.#clearLocally(generation)
+    const now = this.#node.now()
+    let kept = 0
+    for (const { key, value, expire } of entries) {
+      if (expire !== 0 && expire <= now) continue
+      if (value.length + Buffer.byteLength(key) > this.#maxEntryBytes) continue
+      if (this.#local.has(key) || this.#cache.peekMain(key, now) !== undefined) continue
+      this.#cache.hot.remove(key)
+      this.#store('main', key, { bytes: value, expire, generation: this.#generation, origin: 'load', value: undefined, decoded: false })
+      kept++
+    }
+    this.#stats.handoffsReceived += kept
+    return kept
+  }
+
+  /**
+   * [handOff] sends this node's main-cache entries, most recently used first
+   * and at most `maxBytes` of them, to the node that owns each key once
+   * this one is gone, before `signal` aborts. Expired entries stay behind.
+   * Failures are not reported: whatever did not arrive is loaded again.
+   */
+  async [handOff](maxBytes: number, signal: AbortSignal): Promise<void> {
+    const peers = this.#peers
+    const now = this.#node.now()
+    const generation = this.#generation
+    const batches = new Map<string, HandoffEntry[][]>()
+    const sizes = new Map<string, number>()
+    let spent = 0
+    for (const [key, entry] of this.#cache.main.entries()) {
+      if (entry.expire !== 0 && entry.expire <= now) continue
+      const record: HandoffEntry = { key, value: entry.bytes, expire: entry.expire }
+      const size = recordBytes(record)
+      if (spent + size > maxBytes) break
+      const heir = peers.nextOwnerOf(key)
+      if (heir === undefined || heir === peers.self) continue
+      spent += size
+      let chunks = batches.get(heir)
+      if (chunks === undefined) batches.set(heir, (chunks = [[]]))
+      let filled = sizes.get(heir) ?? 0
+      if (filled + size > MAX_HANDOFF_BODY_BYTES && (chunks.at(-1) as HandoffEntry[]).length > 0) {
+        chunks.push([])
+        filled = 0
+      }
+      ;(chunks.at(-1) as HandoffEntry[]).push(record)
+      sizes.set(heir, filled + size)
+    }
+    await Promise.all(
+      [...batches].map(async ([heir, chunks]) => {
+        for (const chunk of chunks) {
+          if (signal.aborted) return
+          try {
+            await peers.handoff(heir, this.name, encodeHandoff(chunk), generation, signal)
+            this.#stats.handoffsSent += chunk.length
+          } catch {
+            return
+          }
+        }
+      }),
+    )
   }
 
   /**
@@ -516,9 +619,42 @@ export class Group<T = unknown> {
     return entry
   }
 
+  /**
+   * peek asks the previous owner of a key that moved here (within
+   * `handoffMs` of a ring change) for its cached copy, before the loader
+   * runs. A copy of an older generation, or expired, is a miss.
+   */
+  async #peek(key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
+    const peers = this.#peers
+    const previous = peers.previousOwnerOf(key)
+    if (previous === undefined || peers.ownerOf(key) !== peers.self) return undefined
+    const asked = this.#generation
+    const res = await peers.peek(previous, this.name, key, asked)
+    if (res === undefined || res.generation < this.#generation || (res.expire !== 0 && res.expire <= this.#node.now())) {
+      this.#stats.peekMisses++
+      return undefined
+    }
+    const entry: Entry = { bytes: res.value, expire: res.expire, generation: res.generation, origin: 'load', value: undefined, decoded: false }
+    try {
+      // Bytes this node cannot read are a miss, never cached.
+      this.#valueOf(entry)
+    } catch {
+      this.#stats.peekMisses++
+      return undefined
+    }
+    this.#stats.peekHits++
+    // The previous owner saw a clear this node missed: catch up (this
+    // forgets the current flight, so the value is returned but not kept).
+    if (res.generation > this.#generation) this.#clearLocally(res.generation)
+    if (isCurrent()) this.#store('main', key, entry)
+    return entry
+  }
+
   async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
+    const peeked = await this.#peek(key, isCurrent)
+    if (peeked !== undefined) return peeked
     const stats = this.#stats
     const generation = this.#generation
     const ctx: LoadContext = { group: this.name, signal }

@@ -5,7 +5,8 @@ import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
 import type { GroupStats } from './stats.js'
-import { Group, drain, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
+import { Group, drain, handOff, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
+import { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
 import { createPeerHandler, type PeerHandler } from './handler.js'
 import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
 import { toPeerRequest, writePeerResponse } from './node-http.js'
@@ -43,6 +44,23 @@ export interface GroupcacheOptions {
   breaker?: Pick<BreakerOptions, 'failures' | 'backoffMs' | 'maxBackoffMs'> | undefined
   /** logger hears state changes (a peer skipped, a peer back); pino-compatible. Default: none. */
   logger?: Logger | undefined
+  /**
+   * handoffMs is how long after a peer-list change (or its start) this node
+   * peeks at a moved key's previous owner before loading it (default 60 000; 0: never).
+   */
+  handoffMs?: number | undefined
+  /** peekTimeoutMs bounds one peek at a previous owner (default 50). */
+  peekTimeoutMs?: number | undefined
+  /** handoffBytes caps what `close()` hands over per group, most recently used first (default: all of main). */
+  handoffBytes?: number | undefined
+}
+
+/** CloseOptions are the options of `gc.close()`. */
+export interface CloseOptions {
+  /** graceMs bounds loads in flight and the hand-off together (default 5 000). */
+  graceMs?: number | undefined
+  /** handoff: false closes without handing entries over to their next owners. */
+  handoff?: boolean | undefined
 }
 
 // A secret travels in an Authorization header: printable ASCII only (undici
@@ -119,6 +137,14 @@ function positiveInteger(option: string, value: unknown, fallback: number): numb
   return value
 }
 
+function nonNegativeInteger(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw InvalidOptionError.expected(option, 'a non-negative integer', value)
+  }
+  return value
+}
+
 function optionalFunction<F>(option: string, value: unknown, fallback: F): F {
   if (value === undefined) return fallback
   if (typeof value !== 'function') throw InvalidOptionError.expected(option, 'a function', value)
@@ -149,6 +175,7 @@ export class Groupcache {
   readonly #now: () => number
   readonly #random: () => number
   readonly #node: GroupNode
+  readonly #handoffBytes: number
   #closed = false
   #closing: Promise<void> | undefined
   #server: Server | undefined
@@ -180,6 +207,9 @@ export class Groupcache {
     this.requiresSecret = secret !== undefined
     this.#now = optionalFunction('options.now', options.now, Date.now)
     this.#random = optionalFunction('options.random', options.random, Math.random)
+    const handoffMs = nonNegativeInteger('options.handoffMs', options.handoffMs, DEFAULT_HANDOFF_MS)
+    const peekTimeoutMs = positiveInteger('options.peekTimeoutMs', options.peekTimeoutMs, DEFAULT_PEEK_TIMEOUT_MS)
+    this.#handoffBytes = nonNegativeInteger('options.handoffBytes', options.handoffBytes, Number.MAX_SAFE_INTEGER)
     const transport = options.transport
     if (transport !== undefined && (typeof transport !== 'object' || transport === null || typeof transport.fetch !== 'function')) {
       throw InvalidOptionError.expected('options.transport', 'an object with a fetch method', transport)
@@ -196,6 +226,7 @@ export class Groupcache {
           breaker: { ...options.breaker, now: this.#now },
           logger: options.logger,
         }),
+      { handoffMs, peekTimeoutMs, now: this.#now },
     )
     const node = this
     this.#node = {
@@ -338,21 +369,32 @@ export class Groupcache {
   /**
    * close winds the node down: peer requests get 503 at once and later gets
    * reject with ClosedError; loads in flight may finish for up to `graceMs`
-   * (default 5 s), then are aborted; then every server and client socket is
-   * closed. Calling it again returns the same promise.
+   * (default 5 s), then are aborted; then, within what is left of `graceMs`,
+   * each group's main-cache entries are handed to the nodes that own their
+   * keys without this one (unless `handoff: false`); then every server and
+   * client socket is closed. Calling it again returns the same promise.
    */
-  close(options: { graceMs?: number | undefined } = {}): Promise<void> {
-    this.#closing ??= this.#close(options.graceMs ?? DEFAULT_CLOSE_GRACE_MS)
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#close(options.graceMs ?? DEFAULT_CLOSE_GRACE_MS, options.handoff !== false)
     return this.#closing
   }
 
-  async #close(graceMs: number): Promise<void> {
+  async #close(graceMs: number, handoff: boolean): Promise<void> {
+    const started = performance.now()
     this.#closed = true
     const server = this.#server
     const serverClosed =
       server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     server?.closeIdleConnections()
     await Promise.all([...this.#groups.values()].map(({ group }) => group[drain](graceMs)))
+    const left = graceMs - (performance.now() - started)
+    if (handoff && left > 0 && this.#handoffBytes > 0) {
+      // Not unref()ed: a process waiting on close() must not exit under it.
+      const stop = new AbortController()
+      const timer = setTimeout(() => stop.abort(), left)
+      await Promise.all([...this.#groups.values()].map(({ group }) => group[handOff](this.#handoffBytes, stop.signal)))
+      clearTimeout(timer)
+    }
     // Whatever answers were in flight have been written by now, or never will.
     server?.closeAllConnections()
     await Promise.all([serverClosed, this.#peers.close(graceMs)])

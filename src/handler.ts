@@ -13,6 +13,7 @@ import {
   unescapePathPart,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
+import { HANDOFF_TYPE, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER, decodeHandoff, type HandoffEntry } from './handoff.js'
 
 // The peer server: how this node answers the others, whatever framework
 // carries the request. The client side is http.ts; what both must agree on
@@ -139,9 +140,11 @@ export function createPeerHandler(options: {
     } catch {
       return text(400, 'bad request: malformed escape')
     }
-    if (key === undefined && method !== 'DELETE') return text(400, 'bad request: expected {group}/{key}')
+    const handingOff = key === undefined && method === 'PUT' && req.headers['content-type'] === HANDOFF_TYPE
+    if (key === undefined && method !== 'DELETE' && !handingOff) return text(400, 'bad request: expected {group}/{key}')
     const group = lookup(groupName)
     if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
+    if (handingOff) return receive(group, req, maxKeyBytes)
     if (key === undefined) return clear(group, req)
     if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
     if (method === 'DELETE') {
@@ -149,6 +152,7 @@ export function createPeerHandler(options: {
       return noContent()
     }
     if (method === 'PUT') return set(group, key, req)
+    if (req.headers[PEEK_HEADER] !== undefined) return peek(group, key, req)
     try {
       const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
       const headers: Record<string, string> = { 'content-type': PROTOBUF }
@@ -191,6 +195,43 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
   } catch {
     return text(400, 'bad request: malformed GetResponse')
   }
+  return noContent()
+}
+
+/**
+ * peek answers a new owner from the main cache only: 200 with the entry, or
+ * 404 (without ERROR_HEADER: no verdict, just not cached). Never a load.
+ */
+function peek(group: ServedGroup, key: string, req: PeerRequest): PeerResponse {
+  const value = group.peekLocally(key, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+  if (value === undefined) return text(404, 'not cached')
+  const headers: Record<string, string> = { 'content-type': PROTOBUF }
+  if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
+  return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+}
+
+/**
+ * receive takes a leaving peer's hand-off (`PUT {group}`, HANDOFF_TYPE): a
+ * body of at most MAX_HANDOFF_BODY_BYTES, well formed as a whole or refused
+ * as a whole, from a sender not behind this node's generation (else 409).
+ */
+async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number): Promise<PeerResponse> {
+  if (req.readBody === undefined) return text(400, 'bad request: no body')
+  let body: Uint8Array
+  try {
+    body = await req.readBody(MAX_HANDOFF_BODY_BYTES)
+  } catch (err) {
+    if (err instanceof BodyTooLarge) return text(413, 'hand-off too large')
+    return text(400, 'bad request: unreadable body')
+  }
+  let entries: HandoffEntry[]
+  try {
+    entries = decodeHandoff(body, maxKeyBytes)
+  } catch {
+    return text(400, 'bad request: malformed hand-off')
+  }
+  const kept = group.receive(entries, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+  if (kept === false) return text(409, 'hand-off from an older generation')
   return noContent()
 }
 

@@ -17,6 +17,7 @@ import {
   parseGeneration,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse, type GetResponse } from './wire.js'
+import { HANDOFF_TYPE, PEEK_HEADER } from './handoff.js'
 
 // The peer client: how this node asks the others. The server side is
 // handler.ts; what both must agree on is protocol.ts.
@@ -153,6 +154,13 @@ export class HttpTransport implements PeerTransport {
    * is one both kinds answer with a 400 without loading anything.
    */
   async #ours(peer: string, what: string): Promise<void> {
+    if (!(await this.#isOurs(peer))) {
+      throw new PeerError(peer, `peer ${peer} does not speak this library's protocol (a Go groupcache node?): it cannot ${what}`)
+    }
+  }
+
+  /** isOurs probes `peer` once a minute at most: does it show our marker? */
+  #isOurs(peer: string): Promise<boolean> {
     let known = this.#kinds.get(peer)
     if (known === undefined || known.until < Date.now()) {
       const probe = this.#request(peer, 'GET', '', this.#headers).then((res) => res.protocol !== undefined)
@@ -160,9 +168,48 @@ export class HttpTransport implements PeerTransport {
       this.#kinds.set(peer, known)
       probe.catch(() => this.#kinds.delete(peer))
     }
-    if (!(await known.ours)) {
-      throw new PeerError(peer, `peer ${peer} does not speak this library's protocol (a Go groupcache node?): it cannot ${what}`)
+    return known.ours
+  }
+
+  /**
+   * peek asks `peer` for its cached copy of a key, within `timeoutMs` (the
+   * marker probe included). Any failure is a miss: a peek is an optimisation,
+   * so it neither throws nor counts against the peer's circuit.
+   */
+  async peek(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined> {
+    const target = this.#pools.get(peer)
+    if (target === undefined || target.breaker.state !== 'closed') return undefined
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs)
+    })
+    try {
+      return await Promise.race([late, this.#peek(peer, group, key, generation, timeoutMs)])
+    } catch {
+      return undefined
+    } finally {
+      clearTimeout(timer)
     }
+  }
+
+  async #peek(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined> {
+    // A Go peer would answer a peek as a get, loading the key: never ask one.
+    if (!(await this.#isOurs(peer))) return undefined
+    const headers: Record<string, string> = { ...this.#headers, [PEEK_HEADER]: '1' }
+    if (generation > 0) headers[GENERATION_HEADER] = String(generation)
+    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, undefined, { timeoutMs, quiet: true })
+    if (res.status !== 200 || res.protocol === undefined) return undefined
+    const msg = decodeGetResponse(res.body)
+    return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+  }
+
+  /** handoff sends `peer` a hand-off body: entries for it to store, as if loaded. */
+  async handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void> {
+    await this.#ours(peer, 'take entries over')
+    const headers: Record<string, string> = { ...this.#headers, 'content-type': HANDOFF_TYPE }
+    if (generation > 0) headers[GENERATION_HEADER] = String(generation)
+    const res = await this.#request(peer, 'PUT', escapePathPart(group), headers, body, signal)
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   async remove(peer: string, group: string, key: string): Promise<void> {
@@ -193,11 +240,16 @@ export class HttpTransport implements PeerTransport {
     headers: Record<string, string>,
     body?: Uint8Array,
     signal?: AbortSignal,
+    options?: { timeoutMs: number; quiet: boolean },
   ): Promise<RawAnswer> {
     const target = this.#pools.get(peer)
     if (target === undefined) throw new PeerError(peer, `${peer} is not a current peer`)
+    // A quiet request (a peek) has its own short deadline and leaves the
+    // circuit as it found it: its failure says nothing of the peer's health.
+    const quiet = options?.quiet === true
+    const timeoutMs = options?.timeoutMs ?? this.#timeoutMs
     const breaker = target.breaker
-    if (!breaker.allow()) {
+    if (!quiet && !breaker.allow()) {
       throw new PeerError(peer, `peer ${peer} is skipped for now after ${breaker.failures} failures in a row (last: ${breaker.lastError})`)
     }
     // One deadline for the whole exchange, the owner's load included. undici's
@@ -209,7 +261,7 @@ export class HttpTransport implements PeerTransport {
     const timer = setTimeout(() => {
       timedOut = true
       abort.emit('abort')
-    }, this.#timeoutMs)
+    }, timeoutMs)
     const onAbort = (): void => {
       abort.emit('abort')
     }
@@ -222,8 +274,8 @@ export class HttpTransport implements PeerTransport {
         headers,
         body: body ?? null,
         signal: abort,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       })
       answer = {
         status: res.statusCode,
@@ -234,12 +286,12 @@ export class HttpTransport implements PeerTransport {
       }
     } catch (err) {
       if (signal?.aborted) {
-        breaker.release()
+        if (!quiet) breaker.release()
         throw new AbortedError(signal.reason)
       }
       const late = timedOut || err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError
-      const why = late ? `timed out after ${this.#timeoutMs} ms` : errorMessage(err)
-      breaker.failure(why)
+      const why = late ? `timed out after ${timeoutMs} ms` : errorMessage(err)
+      if (!quiet) breaker.failure(why)
       throw new PeerError(peer, `peer ${peer} failed: ${why}`, { cause: err })
     } finally {
       clearTimeout(timer)
@@ -247,6 +299,7 @@ export class HttpTransport implements PeerTransport {
     }
     // A 5xx without our marker is the peer (or a proxy before it) failing;
     // anything else, a loader's verdict included, shows a working peer.
+    if (quiet) return answer
     if (answer.status >= 500 && answer.errorCode === undefined) breaker.failure(`answered ${answer.status}`)
     else breaker.success()
     return answer

@@ -1,4 +1,4 @@
-export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type GroupcacheOptions, type ListenOptions, type NodeStats } from './groupcache.js'
+export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type CloseOptions, type GroupcacheOptions, type ListenOptions, type NodeStats } from './groupcache.js'
 export { loadChannel, peerChannel, type LoadEvent, type Logger, type PeerEvent } from './diagnostics.js'
 export {
   Group,
@@ -57,3 +57,4 @@ export {
   type DnsPeersTarget,
   type DnsResolver,
 } from './discovery.js'
+export { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'

@@ -53,6 +53,11 @@ export class LRU<V extends {}> {
     if (this.#entries.delete(key)) this.hits--
   }
 
+  /** entries yields every entry, most recently used first, without touching their order. */
+  entries(): IterableIterator<[string, V]> {
+    return this.#entries.entries()
+  }
+
   /** add stores or replaces an entry as the most recently used. */
   add(key: string, value: V): void {
     this.#entries.set(key, value)

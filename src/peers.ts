@@ -22,6 +22,14 @@ export interface PeerTransport {
   set?(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
   /** clear moves a peer's group to `generation`, dropping older entries. */
   clear?(peer: string, group: string, generation: number): Promise<void>
+  /**
+   * peek asks a peer for its cached copy of a key, within `timeoutMs`; it
+   * resolves to undefined on a miss or any failure, and never asks a peer
+   * that has not shown our protocol marker.
+   */
+  peek?(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined>
+  /** handoff sends a peer entries to store (a hand-off body, see handoff.ts). */
+  handoff?(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void>
   /** setPeers opens what is needed for a new peer list and drops the rest. */
   setPeers?(peers: readonly string[]): void
   /** health reports what the transport knows of each peer. */
@@ -49,13 +57,31 @@ export class Peers implements GroupPeers {
   readonly self: string
   readonly #replicas: number
   readonly #transport: PeerTransport
+  readonly #handoffMs: number
+  readonly #peekTimeoutMs: number
+  readonly #now: () => number
   #ring: Ring
+  #others: Ring | undefined
+  // The ring before the last change, kept for `handoffMs` so that a new
+  // owner can peek at a moved key's previous owner before loading it. At
+  // start, the ring without this node: its keys were the others' until now.
+  #previous: { ring: Ring; until: number } | undefined
 
-  constructor(self: string, list: readonly string[], replicas: number, transport: PeerTransport) {
+  constructor(
+    self: string,
+    list: readonly string[],
+    replicas: number,
+    transport: PeerTransport,
+    handoff: { handoffMs: number; peekTimeoutMs: number; now: () => number } = { handoffMs: 0, peekTimeoutMs: 0, now: Date.now },
+  ) {
     this.self = self
     this.#replicas = replicas
     this.#transport = transport
+    this.#handoffMs = handoff.handoffMs
+    this.#peekTimeoutMs = handoff.peekTimeoutMs
+    this.#now = handoff.now
     this.#ring = new Ring(list, replicas)
+    this.#keepPrevious(this.#withoutSelf())
     transport.setPeers?.(list.filter((p) => p !== self))
   }
 
@@ -71,8 +97,53 @@ export class Peers implements GroupPeers {
 
   /** replace moves to a new peer list (already checked), as Go's `Set` does. */
   replace(list: readonly string[]): void {
+    this.#keepPrevious(this.#ring)
     this.#ring = new Ring(list, this.#replicas)
+    this.#others = undefined
     this.#transport.setPeers?.(list.filter((p) => p !== this.self))
+  }
+
+  /**
+   * previousOwnerOf names the node that owned `key` before the last change
+   * of the ring (or before this node started), while that is at most
+   * `handoffMs` ago and it was another node; else undefined.
+   */
+  previousOwnerOf(key: string): string | undefined {
+    const previous = this.#previous
+    if (previous === undefined) return undefined
+    if (this.#now() >= previous.until) {
+      this.#previous = undefined
+      return undefined
+    }
+    const owner = previous.ring.owner(key)
+    return owner === this.self ? undefined : owner
+  }
+
+  /** nextOwnerOf names the owner of `key` on the ring without this node: its heir. */
+  nextOwnerOf(key: string): string | undefined {
+    return this.#withoutSelf().owner(key)
+  }
+
+  peek(peer: string, group: string, key: string, generation: number): Promise<PeerValue | undefined> {
+    const transport = this.#transport
+    if (transport.peek === undefined) return Promise.resolve(undefined)
+    return transport.peek(peer, group, key, generation, this.#peekTimeoutMs)
+  }
+
+  handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void> {
+    return this.#call('hand entries over', peer, (t) => t.handoff?.(peer, group, body, generation, signal))
+  }
+
+  #withoutSelf(): Ring {
+    this.#others ??= new Ring(
+      this.#ring.peers.filter((p) => p !== this.self),
+      this.#replicas,
+    )
+    return this.#others
+  }
+
+  #keepPrevious(ring: Ring): void {
+    this.#previous = this.#handoffMs > 0 ? { ring, until: this.#now() + this.#handoffMs } : undefined
   }
 
   fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue> {

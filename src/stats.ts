@@ -21,6 +21,14 @@ export interface GroupStats {
   localLoadErrs: number
   /** serverRequests counts requests from peers for this group. */
   serverRequests: number
+  /** peekHits counts moved keys a new owner got from their previous owner's cache instead of loading. */
+  peekHits: number
+  /** peekMisses counts peeks that found nothing usable (then the key loads). */
+  peekMisses: number
+  /** handoffsSent counts entries this node handed to their next owner on close. */
+  handoffsSent: number
+  /** handoffsReceived counts entries a leaving peer handed over that this node kept. */
+  handoffsReceived: number
 }
 
 /** newGroupStats returns a zeroed set of counters. */
@@ -35,5 +43,9 @@ export function newGroupStats(): GroupStats {
     localLoads: 0,
     localLoadErrs: 0,
     serverRequests: 0,
+    peekHits: 0,
+    peekMisses: 0,
+    handoffsSent: 0,
+    handoffsReceived: 0,
   }
 }

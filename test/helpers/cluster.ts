@@ -98,6 +98,18 @@ export class TestNode {
     return this.#call({ op: 'release', key })
   }
 
+  /** getAll gets every key on this node, 32 at a time; resolves to how many failed. */
+  getAll(keys: string[]): Promise<number> {
+    return this.#call({ op: 'getAll', keys }) as Promise<number>
+  }
+
+  /** close closes the node's instance (handing its entries over unless `handoff` is false) and ends the process. */
+  async close(handoff = true): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    await this.#call({ op: 'close', handoff })
+    await exited
+  }
+
   setPeers(peers: string[]): Promise<unknown> {
     return this.#call({ op: 'setPeers', peers })
   }
@@ -121,6 +133,39 @@ export class TestNode {
   }
 }
 
+/**
+ * startNode forks one node with `config` on `port` (see reservePorts), for
+ * a node that joins a running cluster; it is killed if it fails to start.
+ */
+export async function startNode(config: NodeConfig): Promise<TestNode> {
+  const children: ChildProcess[] = []
+  try {
+    return await forkNode(config, children)
+  } catch (err) {
+    for (const child of children) child.kill('SIGKILL')
+    throw err
+  }
+}
+
+async function forkNode(config: NodeConfig, children: ChildProcess[]): Promise<TestNode> {
+  const child = fork(MAIN, [JSON.stringify(config)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  children.push(child)
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node ${config.self} did not start`)), REQUEST_TIMEOUT_MS)
+    child.once('exit', (code) => reject(new Error(`node ${config.self} exited with ${code}`)))
+    child.on('message', (msg: { ready?: boolean }) => {
+      if (msg.ready) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  })
+  return new TestNode(config.self, child)
+}
+
 /** Cluster is a set of child-process nodes that are peers of one another. */
 export interface Cluster {
   nodes: TestNode[]
@@ -140,25 +185,7 @@ export async function startCluster(
   const urls = urlsFor(ports)
   const children: ChildProcess[] = []
   const started = Promise.all(
-    ports.map(async (port, i) => {
-      const config: NodeConfig = { self: urls[i] as string, peers: urls, port, ...configure(i, urls) }
-      const child = fork(MAIN, [JSON.stringify(config)], {
-        execArgv: ['--import', 'tsx'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      })
-      children.push(child)
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`node ${i} did not start`)), REQUEST_TIMEOUT_MS)
-        child.once('exit', (code) => reject(new Error(`node ${i} exited with ${code}`)))
-        child.on('message', (msg: { ready?: boolean }) => {
-          if (msg.ready) {
-            clearTimeout(timer)
-            resolve()
-          }
-        })
-      })
-      return new TestNode(urls[i] as string, child)
-    }),
+    ports.map((port, i) => forkNode({ self: urls[i] as string, peers: urls, port, ...configure(i, urls) }, children)),
   )
   let nodes: TestNode[]
   try {

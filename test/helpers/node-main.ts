@@ -15,6 +15,9 @@ export interface NodeConfig {
   /** numbered makes values `value-of:<key>#<n>`, n counting this node's loads of the key. */
   numbered?: boolean
   ttlMs?: number
+  handoffMs?: number
+  peekTimeoutMs?: number
+  handoffBytes?: number
 }
 
 export type Command =
@@ -22,7 +25,8 @@ export type Command =
   | { id: number; op: 'stats' }
   | { id: number; op: 'owner'; key: string }
   | { id: number; op: 'setPeers'; peers: string[] }
-  | { id: number; op: 'close' }
+  | { id: number; op: 'close'; handoff?: boolean }
+  | { id: number; op: 'getAll'; keys: string[] }
   | { id: number; op: 'remove'; key: string }
   | { id: number; op: 'set'; key: string; value: string }
   | { id: number; op: 'clear' }
@@ -44,6 +48,9 @@ const gc = new Groupcache({
   replicas: config.replicas,
   secret: config.secret,
   peerTimeoutMs: config.peerTimeoutMs,
+  handoffMs: config.handoffMs,
+  peekTimeoutMs: config.peekTimeoutMs,
+  handoffBytes: config.handoffBytes,
 })
 const group = gc.newGroup<string>({
   name: 'test',
@@ -89,8 +96,25 @@ async function run(cmd: Command): Promise<unknown> {
       gates.get(cmd.key)?.open()
       gates.delete(cmd.key)
       return null
+    case 'getAll': {
+      // Gets every key, 32 at a time; answers how many failed or came back wrong.
+      let failed = 0
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < cmd.keys.length) {
+          const key = cmd.keys[next++] as string
+          try {
+            if ((await group.get(key)) !== `value-of:${key}`) failed++
+          } catch {
+            failed++
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: 32 }, worker))
+      return failed
+    }
     case 'close':
-      await gc.close()
+      await gc.close(cmd.handoff === false ? { handoff: false } : {})
       setImmediate(() => process.exit(0))
       return null
   }
