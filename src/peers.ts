@@ -47,6 +47,9 @@ export interface PeerHealth {
   lastError: string | undefined
 }
 
+/** MAX_PREVIOUS_RINGS bounds the rings kept for peeks, whatever the churn. */
+const MAX_PREVIOUS_RINGS = 8
+
 /**
  * Peers is a node's view of the other nodes, as its groups use it: the ring
  * that names each key's owner, and the transport that reaches the owner.
@@ -62,10 +65,12 @@ export class Peers implements GroupPeers {
   readonly #now: () => number
   #ring: Ring
   #others: Ring | undefined
-  // The ring before the last change, kept for `handoffMs` so that a new
-  // owner can peek at a moved key's previous owner before loading it. At
-  // start, the ring without this node: its keys were the others' until now.
-  #previous: { ring: Ring; until: number } | undefined
+  // The rings before each change, newest first, each kept for `handoffMs`
+  // so that a new owner can peek at a moved key's previous owner before
+  // loading it. At start, the ring without this node: its keys were the
+  // others' until now. Several, because changes come in a row during a
+  // rolling deploy, and the node that held a key may be two changes back.
+  #previous: Array<{ ring: Ring; until: number }> = []
 
   constructor(
     self: string,
@@ -104,19 +109,22 @@ export class Peers implements GroupPeers {
   }
 
   /**
-   * previousOwnerOf names the node that owned `key` before the last change
-   * of the ring (or before this node started), while that is at most
-   * `handoffMs` ago and it was another node; else undefined.
+   * previousOwnerOf names the node that owned `key` before a change of the
+   * ring (or before this node started) at most `handoffMs` ago, if that is
+   * another node still in the list; else undefined.
    */
   previousOwnerOf(key: string): string | undefined {
     const previous = this.#previous
-    if (previous === undefined) return undefined
-    if (this.#now() >= previous.until) {
-      this.#previous = undefined
-      return undefined
+    if (previous.length === 0) return undefined
+    const now = this.#now()
+    while (previous.length > 0 && now >= (previous.at(-1) as { until: number }).until) previous.pop()
+    // The newest previous owner that is another node and still a peer: one
+    // that left has handed its entries over to a current one.
+    for (const { ring } of previous) {
+      const owner = ring.owner(key)
+      if (owner !== undefined && owner !== this.self && this.#ring.peers.includes(owner)) return owner
     }
-    const owner = previous.ring.owner(key)
-    return owner === this.self ? undefined : owner
+    return undefined
   }
 
   /** nextOwnerOf names the owner of `key` on the ring without this node: its heir. */
@@ -143,7 +151,9 @@ export class Peers implements GroupPeers {
   }
 
   #keepPrevious(ring: Ring): void {
-    this.#previous = this.#handoffMs > 0 ? { ring, until: this.#now() + this.#handoffMs } : undefined
+    if (this.#handoffMs <= 0) return
+    this.#previous.unshift({ ring, until: this.#now() + this.#handoffMs })
+    if (this.#previous.length > MAX_PREVIOUS_RINGS) this.#previous.pop()
   }
 
   fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue> {
