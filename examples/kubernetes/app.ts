@@ -41,4 +41,9 @@ app.get('/healthz', async () => ({ ok: true, peers: discovery.peers.length }))
 
 await discovery.refresh() // the first lookup, so the pod starts with the peers DNS knows
 await app.listen({ port, host: process.env.HOST ?? '0.0.0.0' })
-process.once('SIGTERM', () => void app.close()) // closes groupcache and stops discovery
+// On SIGTERM, keep serving while the other pods drop this one from their
+// peer lists (DNS, within about 10 s), so that they can still take its keys
+// from it; then close: groupcache hands its entries to their next owners
+// before it stops. terminationGracePeriodSeconds (30) covers both.
+const DRAIN_MS = 10_000
+process.once('SIGTERM', () => void sleep(DRAIN_MS).then(() => app.close())) // closes groupcache and stops discovery
