@@ -2,6 +2,8 @@
 // moved key's previous owner, a leaving node hands its entries over, and a
 // rolling restart of every node reloads almost nothing.
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { after, describe, test } from 'node:test'
 import { startCluster, startNode, type Cluster, type TestNode } from './helpers/cluster.js'
 import { KEYS, PEEK_TIMEOUT_MS, getAll, loadsOf, rollingRestart } from './helpers/rolling.js'
@@ -153,6 +155,38 @@ describe('the hand-off and peek requests, as an attacker sends them', () => {
     assert.equal((await gc.handler({ ...peek('present'), headers: { [PEEK_HEADER]: '1' } })).status, 401)
     assert.deepEqual(loads, ['present'])
     await gc.close()
+  })
+})
+
+describe('Go peers', () => {
+  test('a peer without our protocol marker (a Go node) is never peeked at nor handed entries: only probed', async () => {
+    const seen: string[] = []
+    const goLike = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`)
+      res.writeHead(400).end('bad request')
+    })
+    await new Promise<void>((resolve) => goLike.listen(0, '127.0.0.1', resolve))
+    const [port] = await reservePorts(1)
+    const self = urlsFor([port!])[0]!
+    const go = `http://127.0.0.1:${(goLike.address() as AddressInfo).port}`
+    const gc = new Groupcache({ self, peers: [self, go], secret: SECRET })
+    const loads: string[] = []
+    const group = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (key) => (loads.push(key), `v:${key}`) })
+    try {
+      await gc.listen({ port: port!, host: '127.0.0.1' })
+      const mine = Array.from({ length: 5 }, (_, i) => keyOwnedBy(gc, self, `k${i}-`))
+      for (const key of mine) assert.equal(await group.get(key), `v:${key}`)
+      assert.deepEqual(loads, mine)
+      assert.equal(group.stats.peekHits, 0)
+      await gc.close()
+      assert.ok(seen.length >= 1)
+      for (const request of seen) assert.equal(request, 'GET /_groupcache/', 'only the marker probe')
+      assert.equal(group.stats.handoffsSent, 0)
+    } finally {
+      await gc.close()
+      goLike.closeAllConnections()
+      await new Promise((resolve) => goLike.close(resolve))
+    }
   })
 })
 
