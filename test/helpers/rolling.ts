@@ -35,7 +35,10 @@ export async function getAll(node: TestNode, keys: readonly string[]): Promise<n
  * Resolves to the loader runs of the whole roll, a last full pass over the
  * keys included, and the gets that failed.
  */
-export async function rollingRestart(handoff: boolean, peekTimeoutMs = PEEK_TIMEOUT_MS): Promise<{ loads: number; failed: number }> {
+export async function rollingRestart(
+  handoff: boolean,
+  peekTimeoutMs = PEEK_TIMEOUT_MS,
+): Promise<{ loads: number; failed: number; errors: string[] }> {
   const options = { peekTimeoutMs, promote: false, ...(handoff ? {} : { handoffMs: 0 }) }
   const cluster = await startCluster(3, () => options)
   const nodes: TestNode[] = [...cluster.nodes]
@@ -45,6 +48,7 @@ export async function rollingRestart(handoff: boolean, peekTimeoutMs = PEEK_TIME
     assert.equal(await getAll(nodes[0]!, KEYS), 0)
     let loads = -(await loadsOf(nodes, KEYS))
     let failed = 0
+    const errors: string[] = []
     const inService = new Set(nodes)
     const busy = new Map<TestNode, Set<Promise<void>>>()
     let rolling = true
@@ -54,9 +58,16 @@ export async function rollingRestart(handoff: boolean, peekTimeoutMs = PEEK_TIME
         const serving = [...inService]
         const node = serving[i++ % serving.length]!
         const keys = Array.from({ length: 50 }, (_, k) => KEYS[(i * 977 + k * 61) % KEYS.length]!)
-        const call = node.getAll(keys).then((n) => {
-          failed += n
-        })
+        const call = node.getAll(keys).then(
+          (n) => {
+            failed += n
+          },
+          (err: unknown) => {
+            // The harness lost a node under a call: every get of it counts as failed.
+            failed += keys.length
+            errors.push(`${node.url}: ${(err as { message?: string }).message ?? String(err)}`)
+          },
+        )
         let calls = busy.get(node)
         if (calls === undefined) busy.set(node, (calls = new Set()))
         calls.add(call)
@@ -88,7 +99,7 @@ export async function rollingRestart(handoff: boolean, peekTimeoutMs = PEEK_TIME
     const passes = await Promise.all(nodes.map((node, i) => getAll(node, KEYS.filter((_, k) => k % 3 === i))))
     failed += passes.reduce((a, b) => a + b, 0)
     loads += await loadsOf(nodes, KEYS)
-    return { loads, failed }
+    return { loads, failed, errors }
   } finally {
     await Promise.all([...nodes, ...started].map((n) => n.stop()))
   }

@@ -15,7 +15,8 @@ const rows: Array<[boolean, number, string]> = [
 ]
 for (const [handoff, peekTimeoutMs, label] of rows) {
   const started = performance.now()
-  const { loads, failed } = await rollingRestart(handoff, peekTimeoutMs)
+  const { loads, failed, errors } = await rollingRestart(handoff, peekTimeoutMs)
+  for (const error of errors) console.error(error)
   const took = ((performance.now() - started) / 1000).toFixed(1)
   console.log(`| ${label} | ${loads} | ${((100 * loads) / KEYS.length).toFixed(1)} % | ${failed} | ${took} s |`)
 }
