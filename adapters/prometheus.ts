@@ -1,6 +1,15 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client'
-import type { Groupcache, GroupStats, PeerEvent } from '../src/index.js'
+import { PEER_CHANNEL, type Groupcache, type PeerEvent } from '../src/index.js'
+import {
+  CACHE_COUNTERS,
+  CACHE_GAUGES,
+  CIRCUIT_GAUGE,
+  DEFAULT_FETCH_BUCKETS,
+  DEFAULT_METRIC_PREFIX,
+  FETCH_HISTOGRAM,
+  GROUP_COUNTERS,
+} from './metrics.js'
 
 /** PrometheusOptions say where and how the metrics are registered. */
 export interface PrometheusOptions {
@@ -12,29 +21,6 @@ export interface PrometheusOptions {
   buckets?: number[] | undefined
 }
 
-// Go's counter names, as Prometheus names them.
-const GROUP_COUNTERS: Array<[keyof GroupStats, string, string]> = [
-  ['gets', 'gets_total', 'Gets, local or on behalf of a peer.'],
-  ['cacheHits', 'cache_hits_total', 'Gets answered from the main or hot cache.'],
-  ['peerLoads', 'peer_loads_total', 'Values fetched from their owner.'],
-  ['peerErrors', 'peer_errors_total', 'Failed peer fetches (each then loaded locally).'],
-  ['loads', 'loads_total', 'Gets that missed the cache.'],
-  ['loadsDeduped', 'loads_deduped_total', 'Loads that ran after merging concurrent ones.'],
-  ['localLoads', 'local_loads_total', 'Successful loader runs on this node.'],
-  ['localLoadErrs', 'local_load_errs_total', 'Failed loader runs on this node.'],
-  ['serverRequests', 'server_requests_total', 'Requests from peers.'],
-  ['peekHits', 'peek_hits_total', 'Moved keys taken from their previous owner instead of loaded.'],
-  ['peekMisses', 'peek_misses_total', 'Peeks at a previous owner that found nothing usable.'],
-  ['handoffsSent', 'handoffs_sent_total', 'Entries handed to their next owner on close.'],
-  ['handoffsReceived', 'handoffs_received_total', 'Entries a leaving peer handed over and this node kept.'],
-]
-
-const LRU_COUNTERS = [
-  ['gets', 'lru_gets_total', 'Lookups in one cache (main or hot).'],
-  ['hits', 'lru_hits_total', 'Lookups that found an entry.'],
-  ['evictions', 'lru_evictions_total', 'Entries evicted to stay within maxBytes.'],
-] as const
-
 /**
  * registerMetrics exposes a node's counters to Prometheus through
  * prom-client: every group's counters (Go's names), each cache's bytes,
@@ -44,7 +30,7 @@ const LRU_COUNTERS = [
  */
 export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {}): { unregister(): void } {
   const registry = options.registry ?? globalRegistry
-  const prefix = options.prefix ?? 'groupcache_'
+  const prefix = options.prefix ?? DEFAULT_METRIC_PREFIX
   const registers = [registry]
   const names: string[] = []
   const track = <M>(name: string, make: (name: string) => M): M => {
@@ -66,10 +52,7 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
       }),
     )
   }
-  for (const [field, name, help] of [
-    ['bytes', 'lru_bytes', 'Bytes held (key + value) by one cache.'],
-    ['items', 'lru_items', 'Entries held by one cache.'],
-  ] as const) {
+  for (const [field, name, help] of CACHE_GAUGES) {
     track(name, (full) =>
       new Gauge({
         name: full,
@@ -85,7 +68,7 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
       }),
     )
   }
-  for (const [field, name, help] of LRU_COUNTERS) {
+  for (const [field, name, help] of CACHE_COUNTERS) {
     track(name, (full) =>
       new Counter({
         name: full,
@@ -102,10 +85,10 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
       }),
     )
   }
-  track('peer_circuit_open', (full) =>
+  track(CIRCUIT_GAUGE[0], (full) =>
     new Gauge({
       name: full,
-      help: '1 while a peer is skipped by the circuit breaker (open or half-open), else 0.',
+      help: CIRCUIT_GAUGE[1],
       labelNames: ['peer'],
       registers,
       collect() {
@@ -114,25 +97,25 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
       },
     }),
   )
-  const latency = track('peer_fetch_duration_seconds', (full) =>
+  const latency = track(FETCH_HISTOGRAM[0], (full) =>
     new Histogram({
       name: full,
-      help: 'Time to fetch a value from its owner, by peer and outcome (ok, verdict, error).',
+      help: FETCH_HISTOGRAM[1],
       labelNames: ['peer', 'outcome'],
-      buckets: options.buckets ?? [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: options.buckets ?? [...DEFAULT_FETCH_BUCKETS],
       registers,
     }),
   )
   const onPeer = (message: unknown): void => {
     const event = message as PeerEvent
     // The channel carries every instance's events: keep this node's.
-    if (gc.getGroup(event.group) === undefined || !gc.peers.includes(event.peer)) return
+    if (event.self !== gc.self || gc.getGroup(event.group) === undefined) return
     latency.observe({ peer: event.peer, outcome: event.outcome }, event.durationMs / 1000)
   }
-  subscribe('groupcache:peer', onPeer)
+  subscribe(PEER_CHANNEL, onPeer)
   return {
     unregister() {
-      unsubscribe('groupcache:peer', onPeer)
+      unsubscribe(PEER_CHANNEL, onPeer)
       for (const name of names) registry.removeSingleMetric(name)
     },
   }

@@ -153,13 +153,22 @@ function strongEtag(body: Buffer): string {
   return `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`
 }
 
+// As the msgpack codec does (MSGPACK_SCRATCH_BYTES in src/codec.ts): a body
+// of up to 1 MiB grows msgpackr's shared buffer to several times its size;
+// after one, start msgpackr on a small buffer again. Cached entries copy
+// their bytes out, so they keep no slice of the large one.
+const SCRATCH_BYTES = 64 * 1024
+
 function routeCodec(): Codec<RouteEntry> {
   const packr = new Packr({ useRecords: false, moreTypes: false })
   return {
     // Never handed to users, only written to sockets: safe to share frozen.
     immutable: true,
-    encode: (entry) =>
-      packr.pack(entry.bypass ? [0] : [1, entry.status, entry.headers, entry.body, entry.etag, entry.expires]),
+    encode: (entry) => {
+      const bytes = packr.pack(entry.bypass ? [0] : [1, entry.status, entry.headers, entry.body, entry.etag, entry.expires])
+      if (bytes.buffer.byteLength > SCRATCH_BYTES) packr.useBuffer(Buffer.allocUnsafeSlow(8192))
+      return bytes
+    },
     decode: (bytes) => {
       const parts = packr.unpack(bytes) as [number, number, Record<string, string>, Uint8Array, string, number]
       if (parts[0] === 0) return Object.freeze({ bypass: true as const })

@@ -1,11 +1,39 @@
-import { LRU } from './lru.js'
+import { BUFFER_BYTES, VIEW_BYTES, heapBytes, isOneByte, numberBytes, ownString } from './heap.js'
+import { LRU, Linked } from './lru.js'
+
+/**
+ * ENTRY_OVERHEAD_BYTES is what a cached entry costs beyond its key's and its
+ * value's bytes, and is counted against `maxBytes` with them, so that many
+ * small entries evict sooner instead of growing the heap past the budget:
+ * the entry object with its list links (104 bytes), its slot in the key map
+ * (V8's Map tables run between a quarter and a half full while entries come
+ * and go: 56–112 bytes a slot), and the headers of the key and value
+ * strings with their rounding (about 40). It takes the map slot at its
+ * largest: bench B10 measures 218 bytes beyond key and value per entry of
+ * 100-byte values in a full cache of 100,000 (heap and ArrayBuffer memory
+ * after forced collections), where 256 are counted.
+ */
+export const ENTRY_OVERHEAD_BYTES = 256
+
+/**
+ * STRING_VALUE_MAX_BYTES: values up to 1 KiB are held as one-byte strings
+ * (one character per byte), larger ones as a Uint8Array of their own. A
+ * string is one object of 16 bytes plus its characters; a Uint8Array is a
+ * view, a buffer object and the buffer (184 bytes besides the bytes, and
+ * more outside the heap), which would more than double the memory of a
+ * 100-byte entry. Past 1 KiB that overhead is small, and a Uint8Array lets
+ * a decoded value that views its bytes (a route's body) share them.
+ */
+export const STRING_VALUE_MAX_BYTES = 1024
 
 /** CacheKind names one of a group's two caches. */
 export type CacheKind = 'main' | 'hot'
 
 /**
  * CacheStats are Go's per-cache counters: what a cache holds (`bytes`,
- * `items`) and how it was used (`gets`, `hits`, `evictions`).
+ * `items`) and how it was used (`gets`, `hits`, `evictions`). `bytes` is
+ * what entries are counted as against `maxBytes`: key and value bytes, the
+ * per-entry overhead, and the decoded values kept beside them.
  */
 export interface CacheStats {
   bytes: number
@@ -16,45 +44,119 @@ export interface CacheStats {
 }
 
 /**
- * Entry is one cached value: the encoded bytes (what peers are sent and what
- * is accounted) and, once a local caller asked for it, the decoded value that
- * can be shared between callers because it is immutable. `expire` is an
- * absolute time in unix milliseconds, 0 for never. `generation` is the
- * group's generation when its load began (see `group.clear()`).
+ * Entry is one cached value: its encoded bytes (what peers are sent) and,
+ * once a local caller asked for it, the decoded value that can be shared
+ * between callers because it is immutable. `expire` is an absolute time in
+ * unix milliseconds, 0 for never. `generation` is the group's generation
+ * when its load began (see `group.clear()`).
+ *
+ * The bytes are copied into memory the entry owns: a codec's output is often
+ * a view on a larger, reused buffer (msgpackr's, Node's Buffer pool, a
+ * response body), and one small entry keeping such a view keeps all of it.
  */
-export interface Entry {
-  readonly bytes: Uint8Array
+export class Entry extends Linked {
+  /** data holds the bytes: a one-byte string, or a Uint8Array of its own (see STRING_VALUE_MAX_BYTES). */
+  data: string | Uint8Array
   readonly expire: number
   readonly generation: number
   /** origin says how this node got the value: loaded here, or from the owner. */
   readonly origin: 'load' | 'peer'
-  value?: unknown
-  decoded?: boolean
+  value: unknown = undefined
+  decoded = false
+
+  constructor(bytes: Uint8Array, expire: number, generation: number, origin: 'load' | 'peer') {
+    super()
+    this.data = own(bytes)
+    this.expire = expire
+    this.generation = generation
+    this.origin = origin
+  }
+
+  /** byteLength is the length of the encoded value. */
+  get byteLength(): number {
+    return this.data.length
+  }
+
+  /**
+   * bytes is the encoded value: a fresh copy, or a fresh view on the bytes
+   * the entry holds. Read it; never write to it.
+   */
+  get bytes(): Uint8Array {
+    const data = this.data
+    if (typeof data !== 'string') return data.subarray(0)
+    // Not from Buffer's shared pool: a decoded value that views these bytes
+    // must keep only them alive.
+    const copy = Buffer.allocUnsafeSlow(data.length)
+    copy.write(data, 0, 'latin1')
+    return copy
+  }
+
+  /** fresh says whether `bytes` is a copy, which a decoder may hand out as it is. */
+  get fresh(): boolean {
+    return typeof this.data === 'string'
+  }
+
+  /** copy is a new entry with the same bytes, expiry and decoded value, held by no cache. */
+  copy(): Entry {
+    const copy = new Entry(EMPTY, this.expire, this.generation, this.origin)
+    copy.data = this.data
+    copy.value = this.value
+    copy.decoded = this.decoded
+    return copy
+  }
+}
+
+const EMPTY = new Uint8Array(0)
+
+/** own copies bytes into memory of their own, unless they already are exactly that. */
+function own(bytes: Uint8Array): string | Uint8Array {
+  if (bytes.length <= STRING_VALUE_MAX_BYTES) {
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
+  }
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
+  return whole ? bytes : new Uint8Array(bytes)
 }
 
 /**
  * Cache is a group's byte budget split over two LRUs, as in Go: `main` holds
  * keys this node owns (or loaded itself), `hot` holds copies of popular keys
- * owned by others. An entry costs its key's UTF-8 length plus its value's
- * length. After each insert, while both together exceed `maxBytes`, the oldest
- * hot entry gives way if hot holds more than an eighth of main, else the
- * oldest main entry: hot copies may never crowd out what this node owns.
+ * owned by others. An entry costs what it holds in memory (see `costOf`).
+ * After each insert, while both together exceed `maxBytes`, the oldest hot
+ * entry gives way if hot holds more than an eighth of main, else the oldest
+ * main entry: hot copies may never crowd out what this node owns.
  */
 export class Cache {
   readonly maxBytes: number
-  readonly main: LRU<Entry>
-  readonly hot: LRU<Entry>
+  readonly main = new LRU<Entry>()
+  readonly hot = new LRU<Entry>()
+  readonly #overhead: number
 
-  constructor(maxBytes: number) {
+  /** `overheadBytes` is counted per entry (ENTRY_OVERHEAD_BYTES unless a test sets it). */
+  constructor(maxBytes: number, overheadBytes = ENTRY_OVERHEAD_BYTES) {
     this.maxBytes = maxBytes
-    const sizeOf = (entry: Entry, key: string): number => Buffer.byteLength(key) + entry.bytes.length
-    this.main = new LRU<Entry>(sizeOf)
-    this.hot = new LRU<Entry>(sizeOf)
+    this.#overhead = overheadBytes
   }
 
   /** bytes is what both caches hold together, the figure `maxBytes` bounds. */
   get bytes(): number {
     return this.main.bytes + this.hot.bytes
+  }
+
+  /**
+   * costOf is what an entry is counted as: Go's key bytes (UTF-8, or two
+   * per character if V8 holds the key that way and that is more) and value
+   * bytes, plus the per-entry overhead, plus the boxed number an expiry
+   * takes, plus the Uint8Array around a large value, plus the decoded value
+   * when one is kept beside the bytes.
+   */
+  costOf(key: string, entry: Entry): number {
+    const utf8 = Buffer.byteLength(key)
+    let cost = this.#overhead + (utf8 === key.length || isOneByte(key) ? utf8 : Math.max(utf8, 2 * key.length)) + entry.byteLength
+    cost += numberBytes(entry.expire)
+    const data = entry.data
+    if (typeof data !== 'string') cost += VIEW_BYTES + BUFFER_BYTES
+    if (entry.decoded) cost += heapBytes(entry.value, typeof data === 'string' ? undefined : data.buffer)
+    return cost
   }
 
   /**
@@ -79,12 +181,32 @@ export class Cache {
 
   /**
    * add stores an entry in one cache and then restores the budget. A group
-   * with `maxBytes <= 0` caches nothing, like Go's.
+   * with `maxBytes <= 0` caches nothing, like Go's. An entry another cache
+   * holds already is stored as a copy.
    */
   add(kind: CacheKind, key: string, entry: Entry): void {
     if (this.maxBytes <= 0) return
     const lru = kind === 'main' ? this.main : this.hot
-    lru.add(key, entry)
+    const held = lru.peek(key)
+    if (entry.key !== undefined && held !== entry) entry = entry.copy()
+    lru.add(held === undefined ? ownString(key) : key, entry, this.costOf(key, entry))
+    this.#shrink()
+  }
+
+  /**
+   * update recounts an entry after its decoded value was kept beside its
+   * bytes, and restores the budget. An entry no cache holds is left alone.
+   */
+  update(entry: Entry): void {
+    const key = entry.key
+    if (key === undefined) return
+    const lru = this.main.peek(key) === entry ? this.main : this.hot.peek(key) === entry ? this.hot : undefined
+    if (lru === undefined) return
+    lru.resize(entry, this.costOf(key, entry))
+    this.#shrink()
+  }
+
+  #shrink(): void {
     while (this.main.bytes + this.hot.bytes > this.maxBytes) {
       const victim = this.hot.bytes > this.main.bytes / 8 ? this.hot : this.main
       victim.removeOldest()

@@ -20,8 +20,12 @@ export interface Codec<T> {
  * ResolvedCodec is a codec plus its sharing rule: `share(value)` makes a
  * decoded value safe to hand to every caller (by deep-freezing it) and says
  * whether it could. A value it cannot share is decoded again for each caller.
+ * `decode` is told when `bytes` is a fresh copy nobody else holds, which a
+ * codec that hands out bytes may then return as it is.
  */
-export interface ResolvedCodec extends Codec<unknown> {
+export interface ResolvedCodec {
+  encode(value: unknown): Uint8Array
+  decode(bytes: Uint8Array, fresh?: boolean): unknown
   share(value: unknown): boolean
 }
 
@@ -92,11 +96,28 @@ function freeze(value: unknown): void {
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder('utf-8', { fatal: true })
 
+/**
+ * MSGPACK_SCRATCH_BYTES: msgpackr writes every value into one buffer that
+ * all its packers share, hands out slices of it, and starts each new buffer
+ * as large as the last; a 256 KiB string grows it to 3 MiB for good. After a
+ * value that left it larger than 64 KiB, the codec gives it a fresh 8 KiB
+ * buffer, so one large value does not keep a buffer many times its size
+ * alive. (Cached entries copy their bytes out, so they keep no slice.)
+ */
+export const MSGPACK_SCRATCH_BYTES = 64 * 1024
+
+/** packSmall packs a value and, if that left msgpackr's buffer large, gives it a small new one. */
+function packSmall(packr: Packr, value: unknown): Uint8Array {
+  const bytes = packr.pack(value)
+  if (bytes.buffer.byteLength > MSGPACK_SCRATCH_BYTES) packr.useBuffer(Buffer.allocUnsafeSlow(8192))
+  return bytes
+}
+
 function msgpack(): ResolvedCodec {
   // One Packr per group; no structure records, so any msgpack reader can read it.
   const packr = new Packr({ useRecords: false, moreTypes: false })
   return {
-    encode: (value) => packr.pack(value),
+    encode: (value) => packSmall(packr, value),
     decode: (bytes) => packr.unpack(bytes),
     share: deepFreeze,
   }
@@ -129,7 +150,8 @@ const bytesCodec: ResolvedCodec = {
     if (!(value instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array, got ${typeof value}`)
     return Uint8Array.prototype.slice.call(value)
   },
-  decode(bytes) {
+  decode(bytes, fresh) {
+    if (fresh === true && Buffer.isBuffer(bytes)) return bytes
     // allocUnsafe + set copies in one go; Buffer.from(Uint8Array) copies byte by byte.
     const copy = Buffer.allocUnsafe(bytes.length)
     copy.set(bytes)

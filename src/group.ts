@@ -1,4 +1,4 @@
-import { Cache, type CacheKind, type CacheStats, type Entry } from './cache.js'
+import { Cache, Entry, type CacheKind, type CacheStats } from './cache.js'
 import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
 import {
   AbortedError,
@@ -14,7 +14,20 @@ import {
   UnreachablePeersError,
   errorMessage,
 } from './errors.js'
-import { loadChannel, peerChannel, type LoadEvent, type PeerEvent } from './diagnostics.js'
+import {
+  fetchTracing,
+  getTracing,
+  loadChannel,
+  loadTracing,
+  peerChannel,
+  serveTracing,
+  runTraced,
+  type FetchMessage,
+  type GetMessage,
+  type LoadEvent,
+  type PeerEvent,
+  type ServeMessage,
+} from './diagnostics.js'
 import { Flight } from './flight.js'
 import { MAX_HANDOFF_BODY_BYTES, encodeHandoff, recordBytes, type HandoffEntry } from './handoff.js'
 import { newGroupStats, type GroupStats } from './stats.js'
@@ -92,7 +105,7 @@ export type Promote = boolean | ((key: string, bytes: number) => boolean)
 export interface GroupOptions<T> {
   /** name identifies the group on every node; it travels in peer URLs. */
   name: string
-  /** maxBytes bounds main + hot cache together (key + value bytes); 0 caches nothing. */
+  /** maxBytes bounds main + hot cache together (key + value bytes + ENTRY_OVERHEAD_BYTES per entry + kept decoded values); 0 caches nothing. */
   maxBytes: number
   /** load produces a value on the key's owner. */
   load: Loader<T>
@@ -147,7 +160,7 @@ export interface GroupPeers {
   readonly list: readonly string[]
   /** ownerOf returns the peer that owns `key`, or undefined with no peers. */
   ownerOf(key: string): string | undefined
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue>
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, headers?: Record<string, string>): Promise<PeerValue>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
@@ -180,6 +193,16 @@ export interface ServedValue {
 }
 
 /**
+ * ServedRequest is what a group reads of a peer's request: its signal, and
+ * its headers (lower-case names), from which a tracer continues the peer's
+ * trace.
+ */
+export interface ServedRequest {
+  readonly signal?: AbortSignal | undefined
+  readonly headers: ServeMessage['headers']
+}
+
+/**
  * ServedGroup is what the peer endpoint (handler.ts) needs of a group.
  * `serve` reads `request.signal` only when it has to load, so adapters can
  * make the signal lazily: most peer requests are cache hits, and a signal is
@@ -187,7 +210,7 @@ export interface ServedValue {
  */
 export interface ServedGroup {
   readonly maxEntryBytes: number
-  serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<ServedValue>
+  serve(key: string, request: ServedRequest, generation: number): Promise<ServedValue>
   removeLocally(key: string): void
   setLocally(key: string, value: Uint8Array, expire: number): void
   clearLocally(generation: number): void
@@ -296,6 +319,7 @@ export class Group<T = unknown> {
    * Hence the `Frozen<T>` type: what every caller shares cannot be changed.
    */
   async get(key: string, options?: GetOptions): Promise<Frozen<T>> {
+    if (getTracing.hasSubscribers) return (await this.#tracedGet(key, options)).value
     const hit = this.#lookup(key)
     return this.#valueOf(hit ?? (await this.#miss(key, options)))
   }
@@ -305,10 +329,27 @@ export class Group<T = unknown> {
    * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`).
    */
   async getWithSource(key: string, options?: GetOptions): Promise<Sourced<Frozen<T>>> {
+    if (getTracing.hasSubscribers) return this.#tracedGet(key, options)
     const hit = this.#lookup(key)
     if (hit !== undefined) return { value: this.#valueOf(hit), source: 'hit' }
     const entry = await this.#miss(key, options)
     return { value: this.#valueOf(entry), source: entry.origin }
+  }
+
+  /**
+   * tracedGet is `getWithSource` under the `groupcache:get` tracing channel,
+   * which also hears whether a hit was a hot copy and who owns a missed key.
+   */
+  #tracedGet(key: string, options: GetOptions | undefined): Promise<Sourced<Frozen<T>>> {
+    const message: GetMessage = { self: this.#peers.self, group: this.name, key }
+    return runTraced(getTracing, message, async (): Promise<Sourced<Frozen<T>>> => {
+      const hit = this.#lookup(key)
+      if (hit === undefined) message.owner = this.#peers.ownerOf(key) ?? this.#peers.self
+      const entry = hit ?? (await this.#miss(key, options))
+      // Only hot copies come from peers among the entries of this node's caches.
+      message.source = hit === undefined ? entry.origin : hit.origin === 'peer' ? 'hot' : 'hit'
+      return { value: this.#valueOf(entry), source: hit === undefined ? entry.origin : 'hit' }
+    })
   }
 
   /** lookup checks a get and answers it from the caches, if it can. */
@@ -423,7 +464,10 @@ export class Group<T = unknown> {
   [served](): ServedGroup {
     return {
       maxEntryBytes: this.#maxEntryBytes,
-      serve: (key, request, generation) => this.#serve(key, request, generation),
+      serve: (key, request, generation) =>
+        serveTracing.hasSubscribers
+          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, () => this.#serve(key, request, generation))
+          : this.#serve(key, request, generation),
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire) => this.#setLocally(key, value, expire),
       clearLocally: (generation) => this.#clearLocally(generation),
@@ -461,7 +505,7 @@ export class Group<T = unknown> {
       if (value.length + Buffer.byteLength(key) > this.#maxEntryBytes) continue
       if (this.#local.has(key) || this.#cache.peekMain(key, now) !== undefined) continue
       this.#cache.hot.remove(key)
-      this.#store('main', key, { bytes: value, expire, generation: this.#generation, origin: 'load', value: undefined, decoded: false })
+      this.#store('main', key, new Entry(value, expire, this.#generation, 'load'))
       kept++
     }
     this.#stats.handoffsReceived += kept
@@ -520,7 +564,7 @@ export class Group<T = unknown> {
    * disagreeing peer lists bounce a key between them forever. A requester
    * that has seen a later `clear()` brings this node up to date first.
    */
-  async #serve(key: string, request: { readonly signal?: AbortSignal | undefined }, generation: number): Promise<Entry> {
+  async #serve(key: string, request: ServedRequest, generation: number): Promise<Entry> {
     if (generation > this.#generation) this.#clearLocally(generation)
     const stats = this.#stats
     stats.serverRequests++
@@ -540,7 +584,7 @@ export class Group<T = unknown> {
   async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
     this.#peerLoads++
     try {
-      return await this.#loadLocally(key, signal, isCurrent)
+      return await this.#loadLocally(key, signal, isCurrent, true)
     } finally {
       this.#peerLoads--
     }
@@ -574,7 +618,7 @@ export class Group<T = unknown> {
   #setLocally(key: string, bytes: Uint8Array, expire: number): void {
     this.#removeLocally(key)
     if (expire !== 0 && expire <= this.#node.now()) return
-    this.#store('main', key, { bytes, expire, generation: this.#generation, origin: 'load', value: undefined, decoded: false })
+    this.#store('main', key, new Entry(bytes, expire, this.#generation, 'load'))
   }
 
   #clearLocally(generation: number): void {
@@ -634,7 +678,7 @@ export class Group<T = unknown> {
       this.#stats.peekMisses++
       return undefined
     }
-    const entry: Entry = { bytes: res.value, expire: res.expire, generation: res.generation, origin: 'load', value: undefined, decoded: false }
+    const entry = new Entry(res.value, res.expire, res.generation, 'load')
     try {
       // Bytes this node cannot read are a miss, never cached.
       this.#valueOf(entry)
@@ -650,7 +694,7 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     const peeked = await this.#peek(key, isCurrent)
@@ -664,7 +708,9 @@ export class Group<T = unknown> {
     let expire: number
     try {
       try {
-        value = await this.#load(key, ctx)
+        value = await (loadTracing.hasSubscribers
+          ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#load(key, ctx))
+          : this.#load(key, ctx))
       } catch (err) {
         if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
         throw new LoadError(`loading ${JSON.stringify(key)} in group ${this.name} failed: ${errorMessage(err)}`, {
@@ -688,7 +734,7 @@ export class Group<T = unknown> {
     if (traced !== undefined) this.#traceLoad(key, traced, undefined)
     // Every caller left: nobody wants this value; the next get starts afresh.
     if (signal.aborted) throw new AbortedError(signal.reason)
-    const entry: Entry = { bytes, expire, generation, origin: 'load', value: undefined, decoded: false }
+    const entry = new Entry(bytes, expire, generation, 'load')
     // A forgotten flight (a remove, set or clear came while it ran) still
     // answers its callers, but what it read may be stale: keep none of it.
     if (isCurrent() && ctx.cache !== false) this.#store('main', key, entry)
@@ -701,7 +747,7 @@ export class Group<T = unknown> {
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
-      res = await this.#peers.fetch(owner, this.name, key, signal, this.#generation)
+      res = await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -715,16 +761,9 @@ export class Group<T = unknown> {
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
     if (res.generation > this.#generation) this.#clearLocally(res.generation)
-    const entry: Entry = {
-      bytes: res.value,
-      expire: res.expire,
-      generation: res.generation,
-      origin: 'peer',
-      value: undefined,
-      decoded: false,
-    }
+    const entry = new Entry(res.value, res.expire, res.generation, 'peer')
     const fresh = entry.expire === 0 || entry.expire > this.#node.now()
-    if (fresh && isCurrent() && this.#promote(key, entry.bytes.length)) {
+    if (fresh && isCurrent() && this.#promote(key, entry.byteLength)) {
       // Decode before keeping a copy, so bytes this node cannot read are
       // reported now and never cached.
       this.#valueOf(entry)
@@ -733,20 +772,29 @@ export class Group<T = unknown> {
     return entry
   }
 
+  /**
+   * tracedFetch is the fetch from `owner` under the `groupcache:fetch`
+   * tracing channel, sending the headers its subscribers add (`traceparent`).
+   */
+  #tracedFetch(owner: string, key: string, signal: AbortSignal): Promise<PeerValue> {
+    const message: FetchMessage = { self: this.#peers.self, group: this.name, key, peer: owner, headers: {} }
+    return runTraced(fetchTracing, message, async () => this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers))
+  }
+
   #traceLoad(key: string, started: number, error: unknown): void {
-    const event: LoadEvent = { group: this.name, key, durationMs: performance.now() - started }
+    const event: LoadEvent = { self: this.#peers.self, group: this.name, key, durationMs: performance.now() - started }
     if (error !== undefined) event.error = error
     loadChannel.publish(event)
   }
 
   #tracePeer(key: string, peer: string, started: number, outcome: PeerEvent['outcome'], error: unknown): void {
-    const event: PeerEvent = { group: this.name, key, peer, durationMs: performance.now() - started, outcome }
+    const event: PeerEvent = { self: this.#peers.self, group: this.name, key, peer, durationMs: performance.now() - started, outcome }
     if (error !== undefined) event.error = error
     peerChannel.publish(event)
   }
 
   #store(kind: CacheKind, key: string, entry: Entry): void {
-    if (entry.bytes.length + Buffer.byteLength(key) > this.#maxEntryBytes) return
+    if (entry.byteLength + Buffer.byteLength(key) > this.#maxEntryBytes) return
     this.#cache.add(kind, key, entry)
   }
 
@@ -759,13 +807,15 @@ export class Group<T = unknown> {
     if (entry.decoded) return entry.value as Frozen<T>
     let value: unknown
     try {
-      value = this.#codec.decode(entry.bytes)
+      value = this.#codec.decode(entry.bytes, entry.fresh)
     } catch (err) {
       throw new CodecError(`cannot decode a value of group ${this.name}: ${errorMessage(err)}`, { cause: err })
     }
     if (this.#codec.share(value)) {
       entry.value = value
       entry.decoded = true
+      // What is kept is counted, and may push older entries out.
+      this.#cache.update(entry)
     }
     return value as Frozen<T>
   }

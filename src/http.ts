@@ -132,8 +132,9 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0): Promise<PeerValue> {
-    const headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0, extra?: Record<string, string>): Promise<PeerValue> {
+    let headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+    if (extra !== undefined) headers = { ...lowerCased(extra), ...headers }
     const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
     if (res.status === 200) {
       let msg: GetResponse
@@ -343,6 +344,17 @@ interface RawAnswer {
   generation: string | undefined
   protocol: string | undefined
   body: Uint8Array
+}
+
+/**
+ * lowerCased names a tracer's headers in lower case, as ours are, so that
+ * ours replace any of the same name (`Authorization` included): a tracer
+ * can add headers but never change the secret or the generation.
+ */
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value
+  return out
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {

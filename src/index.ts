@@ -1,5 +1,26 @@
 export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type CloseOptions, type GroupcacheOptions, type ListenOptions, type NodeStats } from './groupcache.js'
-export { loadChannel, peerChannel, type LoadEvent, type Logger, type PeerEvent } from './diagnostics.js'
+export {
+  FETCH_CHANNEL,
+  GET_CHANNEL,
+  LOAD_CHANNEL,
+  PEER_CHANNEL,
+  SERVE_CHANNEL,
+  fetchTracing,
+  getTracing,
+  loadChannel,
+  loadTracing,
+  peerChannel,
+  serveTracing,
+  type FetchMessage,
+  type GetMessage,
+  type GetSource,
+  type LoadEvent,
+  type LoadMessage,
+  type Logger,
+  type PeerEvent,
+  type ServeMessage,
+  type TraceMessage,
+} from './diagnostics.js'
 export {
   Group,
   DEFAULT_HOT_PROMOTION,
@@ -15,7 +36,7 @@ export {
   type Source,
   type Sourced,
 } from './group.js'
-export type { CacheKind, CacheStats } from './cache.js'
+export { ENTRY_OVERHEAD_BYTES, type CacheKind, type CacheStats } from './cache.js'
 export type { GroupStats } from './stats.js'
 export { DEFAULT_CODEC, type Codec, type CodecName, type Frozen } from './codec.js'
 export { DEFAULT_REPLICAS } from './ring.js'

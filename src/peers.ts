@@ -14,8 +14,9 @@ export interface PeerTransport {
   /**
    * fetch asks the owner for a key. `generation` is this node's generation of
    * the group (0 until a `clear()`); the answer carries the owner's.
+   * `headers`, when given, go along with the request (trace propagation).
    */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number): Promise<PeerValue>
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number, headers?: Record<string, string>): Promise<PeerValue>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
   /** set stores a value in a peer's main cache (`PUT`). */
@@ -156,8 +157,8 @@ export class Peers implements GroupPeers {
     if (this.#previous.length > MAX_PREVIOUS_RINGS) this.#previous.pop()
   }
 
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number): Promise<PeerValue> {
-    return this.#transport.fetch(peer, group, key, signal, generation)
+  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, headers?: Record<string, string>): Promise<PeerValue> {
+    return this.#transport.fetch(peer, group, key, signal, generation, headers)
   }
 
   remove(peer: string, group: string, key: string): Promise<void> {

@@ -1,11 +1,20 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Cache, type CacheKind, type Entry } from '../src/cache.js'
+import { Cache, ENTRY_OVERHEAD_BYTES, Entry, STRING_VALUE_MAX_BYTES, type CacheKind } from '../src/cache.js'
+import { BUFFER_BYTES, VIEW_BYTES, heapBytes } from '../src/heap.js'
 import { mulberry32 } from './helpers/prng.js'
 
 /** entry makes an Entry whose value is `size` bytes. */
 function entry(size: number, expire = 0): Entry {
-  return { bytes: new Uint8Array(size), expire, generation: 0, origin: 'load' }
+  return new Entry(new Uint8Array(size), expire, 0, 'load')
+}
+
+/**
+ * goCache is a cache that counts no per-entry overhead, so that Go's
+ * eviction rule can be checked with Go's arithmetic: key + value bytes.
+ */
+function goCache(maxBytes: number): Cache {
+  return new Cache(maxBytes, 0)
 }
 
 /** keys lists what one LRU holds, by probing each candidate without counting. */
@@ -20,7 +29,7 @@ function holds(cache: Cache, kind: CacheKind, candidates: string[]): string[] {
 
 
 describe('Cache', () => {
-  test('an entry costs the UTF-8 bytes of its key plus the bytes of its value', () => {
+  test('without overhead, an entry costs the UTF-8 bytes of its key plus the bytes of its value, as in Go', () => {
     const cases: Array<{ key: string; valueBytes: number; cost: number }> = [
       { key: 'k', valueBytes: 10, cost: 11 },
       { key: 'ключ', valueBytes: 10, cost: 8 + 10 }, // 4 chars, 8 UTF-8 bytes
@@ -29,7 +38,7 @@ describe('Cache', () => {
     ]
     for (const kind of ['main', 'hot'] as const) {
       for (const { key, valueBytes, cost } of cases) {
-        const cache = new Cache(1000)
+        const cache = goCache(1000)
         cache.add(kind, key, entry(valueBytes))
         assert.equal(cache.stats(kind).bytes, cost, `${kind} ${key}`)
         assert.equal(cache.bytes, cost, `${kind} ${key}: total`)
@@ -40,7 +49,7 @@ describe('Cache', () => {
   test('main and hot together never exceed maxBytes after any add of random sizes into either', () => {
     const maxBytes = 1000
     const random = mulberry32(42)
-    const cache = new Cache(maxBytes)
+    const cache = goCache(maxBytes)
     const keys = ['a', 'bb', 'ключ', '🔑', 'k5', 'k6', 'k7', 'k8', 'k9', 'k10', 'k11', 'k12']
     let mainEvictions = 0
     let hotEvictions = 0
@@ -131,7 +140,7 @@ describe('Cache', () => {
     ]
     for (const c of cases) {
       test(c.name, () => {
-        const cache = new Cache(100)
+        const cache = goCache(100)
         for (const [kind, key, size] of c.before) cache.add(kind, key, entry(size))
         assert.equal(cache.bytes, c.before.reduce((sum, [, , size]) => sum + size + 1, 0), 'setup must fit')
         assert.equal(cache.main.evictions + cache.hot.evictions, 0, 'setup must not evict')
@@ -147,7 +156,7 @@ describe('Cache', () => {
     test('evicts hot before main even when the new main entry alone overflows main', () => {
         // main 60, hot 40 (> 60/8). Adding 50 to main: Go evicts h (hot 40 > 110/8),
         // then i (hot 20 > 110/8), then a (hot 0): main [b, c], hot [].
-        const cache = new Cache(100)
+        const cache = goCache(100)
         cache.add('main', 'a', entry(29))
         cache.add('main', 'b', entry(29))
         cache.add('hot', 'h', entry(19))
@@ -161,7 +170,7 @@ describe('Cache', () => {
 
   test('a cache with maxBytes 0 or less caches nothing', () => {
     for (const maxBytes of [0, -1]) {
-      const cache = new Cache(maxBytes)
+      const cache = goCache(maxBytes)
       cache.add('main', 'a', entry(1))
       cache.add('hot', 'b', entry(1))
       assert.equal(cache.get('a', 0), undefined, `maxBytes ${maxBytes}: main`)
@@ -183,7 +192,7 @@ describe('Cache', () => {
     ]
     for (const kind of ['main', 'hot'] as const) {
       for (const { expire, now, hit } of cases) {
-        const cache = new Cache(1000)
+        const cache = goCache(1000)
         const e = entry(5, expire)
         cache.add(kind, 'k', e)
         const got = cache.get('k', now)
@@ -197,7 +206,7 @@ describe('Cache', () => {
   })
 
   test('an expired entry is dropped, not hidden: an earlier now still misses', () => {
-    const cache = new Cache(1000)
+    const cache = goCache(1000)
     cache.add('main', 'k', entry(5, 1000))
     assert.equal(cache.get('k', 1000), undefined)
     assert.equal(cache.get('k', 1), undefined)
@@ -205,7 +214,7 @@ describe('Cache', () => {
   })
 
   test('get checks main before hot and does not touch hot on a main hit', () => {
-    const cache = new Cache(1000)
+    const cache = goCache(1000)
     const inMain = entry(1)
     const inHot = entry(2)
     cache.add('main', 'k', inMain)
@@ -218,7 +227,7 @@ describe('Cache', () => {
   })
 
   test('get falls back to hot after a main miss, counting a get in each', () => {
-    const cache = new Cache(1000)
+    const cache = goCache(1000)
     const inHot = entry(2)
     cache.add('hot', 'k', inHot)
     assert.equal(cache.get('k', 0), inHot)
@@ -229,7 +238,7 @@ describe('Cache', () => {
   })
 
   test('get falls back to a fresh hot copy when the main copy has expired', () => {
-    const cache = new Cache(1000)
+    const cache = goCache(1000)
     const inHot = entry(2, 5000)
     cache.add('main', 'k', entry(1, 100))
     cache.add('hot', 'k', inHot)
@@ -238,7 +247,7 @@ describe('Cache', () => {
   })
 
   test('remove drops the key from both caches without counting evictions', () => {
-    const cache = new Cache(1000)
+    const cache = goCache(1000)
     cache.add('main', 'k', entry(1))
     cache.add('hot', 'k', entry(1))
     cache.add('main', 'other', entry(1))
@@ -249,12 +258,143 @@ describe('Cache', () => {
   })
 
   test('stats returns a snapshot that later activity does not change', () => {
-    const cache = new Cache(1000)
+    const cache = goCache(1000)
     cache.add('main', 'k', entry(3))
     const before = cache.stats('main')
     cache.get('k', 0)
     cache.add('main', 'j', entry(3))
     assert.deepEqual(before, { bytes: 4, items: 1, gets: 0, hits: 0, evictions: 0 })
     assert.deepEqual(cache.stats('main'), { bytes: 8, items: 2, gets: 1, hits: 1, evictions: 0 })
+  })
+})
+
+describe('Entry', () => {
+  /** pattern is `size` bytes running through every byte value. */
+  const pattern = (size: number): Uint8Array => Uint8Array.from({ length: size }, (_, i) => (i * 7 + 3) % 256)
+
+  test('gives back exactly the bytes it was made from, every byte value, at every size around the string limit', () => {
+    for (const size of [0, 1, 255, 256, STRING_VALUE_MAX_BYTES - 1, STRING_VALUE_MAX_BYTES, STRING_VALUE_MAX_BYTES + 1, 70_000]) {
+      const bytes = pattern(size)
+      const e = new Entry(bytes, 0, 0, 'load')
+      assert.equal(e.byteLength, size)
+      assert.deepEqual([...e.bytes], [...bytes], `size ${size}`)
+      assert.deepEqual([...e.bytes], [...bytes], `size ${size}, read twice`)
+    }
+  })
+
+  test('owns its bytes: a view on a larger buffer is copied, and later writes to that buffer do not reach it', () => {
+    for (const size of [10, STRING_VALUE_MAX_BYTES, STRING_VALUE_MAX_BYTES + 1, 20_000]) {
+      const scratch = Buffer.alloc(64 * 1024, 0xab)
+      const view = scratch.subarray(100, 100 + size)
+      const e = new Entry(view, 0, 0, 'load')
+      scratch.fill(0)
+      assert.ok(e.bytes.every((b) => b === 0xab), `size ${size}: the entry kept its own copy`)
+      if (typeof e.data !== 'string') assert.equal(e.data.buffer.byteLength, size, `size ${size}: the entry keeps only its own bytes`)
+    }
+  })
+
+  test('a large value that is exactly its own buffer is kept without a copy; a small one becomes a one-byte string', () => {
+    const large = pattern(STRING_VALUE_MAX_BYTES + 1)
+    assert.equal(new Entry(large, 0, 0, 'load').data, large)
+    const small = new Entry(pattern(100), 0, 0, 'load')
+    assert.equal(typeof small.data, 'string')
+    assert.equal(small.fresh, true)
+  })
+
+  test('bytes of a small value is a fresh copy each time, so a caller writing to it changes nothing', () => {
+    const e = new Entry(pattern(50), 0, 0, 'load')
+    const first = e.bytes
+    first.fill(0)
+    assert.deepEqual([...e.bytes], [...pattern(50)])
+  })
+})
+
+describe('Cache counting', () => {
+  test('an entry is counted as its key and value bytes plus ENTRY_OVERHEAD_BYTES', () => {
+    const cases: Array<{ key: string; keyBytes: number }> = [
+      { key: 'k', keyBytes: 1 },
+      { key: 'é', keyBytes: 2 }, // one byte in V8, two in UTF-8: Go's figure, the larger
+      { key: '日本', keyBytes: 6 }, // two bytes a character in V8, three in UTF-8
+      { key: 'a🔑', keyBytes: 6 }, // five UTF-8 bytes, but V8 holds three two-byte units
+    ]
+    for (const kind of ['main', 'hot'] as const) {
+      for (const { key, keyBytes } of cases) {
+        const cache = new Cache(10_000)
+        cache.add(kind, key, entry(10))
+        assert.equal(cache.stats(kind).bytes, ENTRY_OVERHEAD_BYTES + keyBytes + 10, `${kind} ${key}`)
+      }
+    }
+  })
+
+  test('a value over STRING_VALUE_MAX_BYTES also counts the Uint8Array around it', () => {
+    const cache = new Cache(1 << 20)
+    cache.add('main', 'k', entry(STRING_VALUE_MAX_BYTES + 1))
+    assert.equal(cache.bytes, ENTRY_OVERHEAD_BYTES + 1 + STRING_VALUE_MAX_BYTES + 1 + VIEW_BYTES + BUFFER_BYTES)
+  })
+
+  test('many small entries evict sooner: maxBytes holds as many as their counted cost allows, not maxBytes / value bytes', () => {
+    const maxBytes = 64 * 1024
+    const cache = new Cache(maxBytes)
+    for (let i = 0; i < 10_000; i++) cache.add('main', `key${String(i).padStart(5, '0')}`, entry(10))
+    const cost = ENTRY_OVERHEAD_BYTES + 8 + 10
+    assert.equal(cache.main.items, Math.floor(maxBytes / cost))
+    assert.ok(cache.bytes <= maxBytes)
+    assert.equal(cache.main.evictions, 10_000 - Math.floor(maxBytes / cost))
+  })
+
+  test('a decoded value kept beside the bytes is counted once update is called, and pushes older entries out', () => {
+    const cache = new Cache(3 * (ENTRY_OVERHEAD_BYTES + 1 + 10))
+    const [a, b, c] = [entry(10), entry(10), entry(10)]
+    cache.add('main', 'a', a)
+    cache.add('main', 'b', b)
+    cache.add('main', 'c', c)
+    assert.equal(cache.main.items, 3)
+    const value = Object.freeze({ name: 'x'.repeat(150), tags: Object.freeze(['one', 'two']) })
+    c.value = value
+    c.decoded = true
+    cache.update(c)
+    const grown = ENTRY_OVERHEAD_BYTES + 1 + 10 + heapBytes(value)
+    assert.ok(heapBytes(value) > ENTRY_OVERHEAD_BYTES + 11 && grown <= cache.maxBytes, `the value is counted at ${heapBytes(value)} bytes`)
+    assert.equal(cache.main.peek('c')?.size, grown)
+    // a went, then b, to make room.
+    assert.deepEqual(['a', 'b', 'c'].map((k) => cache.main.peek(k) !== undefined), [false, false, true])
+    assert.equal(cache.bytes, grown)
+  })
+
+  test('an entry added with its decoded value already kept is counted with it', () => {
+    const cache = new Cache(1 << 20)
+    const e = entry(10)
+    e.value = 'v'.repeat(100)
+    e.decoded = true
+    cache.add('hot', 'k', e)
+    assert.equal(cache.bytes, ENTRY_OVERHEAD_BYTES + 1 + 10 + heapBytes(e.value))
+  })
+
+  test('update leaves an entry that no cache holds alone', () => {
+    const cache = new Cache(1 << 20)
+    const e = entry(10)
+    e.value = 'v'.repeat(100)
+    e.decoded = true
+    cache.update(e)
+    cache.add('main', 'k', entry(5))
+    cache.remove('k')
+    cache.update(e)
+    assert.equal(cache.bytes, 0)
+  })
+
+  test('an entry one cache holds is stored in the other as a copy, counted in each', () => {
+    const cache = new Cache(1 << 20)
+    const e = entry(10)
+    cache.add('main', 'k', e)
+    cache.add('hot', 'k', e)
+    const hot = cache.hot.peek('k')
+    assert.ok(hot !== undefined && hot !== e)
+    assert.equal(hot.data, e.data)
+    assert.equal(cache.main.peek('k'), e)
+    assert.equal(cache.bytes, 2 * (ENTRY_OVERHEAD_BYTES + 1 + 10))
+    // Adding the same entry again under its own key is a refresh, not a copy.
+    cache.add('main', 'k', e)
+    assert.equal(cache.main.peek('k'), e)
+    assert.equal(cache.main.items, 1)
   })
 })

@@ -1,16 +1,17 @@
 // examples/cluster.ts runs as-is: node:cluster workers share one public port,
 // each is a groupcache peer on a port of its own, and a key loads once per host.
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { request } from 'node:http'
 import { after, before, describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
+import { startChild, type Child } from './helpers/child.js'
 import { reservePorts } from './helpers/ports.js'
+import { ANSWER_TIMEOUT_MS, waitFor } from './helpers/wait.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const START_TIMEOUT_MS = 15_000
+/**
+ * PRIMARY_STOP_MS is how long the test lets the primary stop by itself: far
+ * longer than the 5 s it gives its workers before it kills them.
+ */
+const PRIMARY_STOP_MS = 30_000
 
 interface WorkerStats {
   worker: number
@@ -27,7 +28,7 @@ interface WorkerStats {
  */
 function get<T>(port: number, path: string): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: 10_000 }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: ANSWER_TIMEOUT_MS }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => (text += chunk))
@@ -55,49 +56,31 @@ function alive(pid: number): boolean {
 }
 
 describe('examples/cluster.ts with 2 workers', () => {
-  let primary: ChildProcess
+  let primary: Child | undefined
   let port: number
-  let output = ''
   const workers = new Map<number, WorkerStats>()
 
   before(async () => {
     ;[port] = (await reservePorts(1)) as [number]
-    primary = spawn(process.execPath, ['--import', 'tsx', 'examples/cluster.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, WORKERS: '2', PORT: String(port), HOST: '127.0.0.1', DB_DELAY_MS: '100' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    primary.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-    primary.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the cluster did not start:\n${output}`)), START_TIMEOUT_MS)
-      const onExit = (code: number | null): void => {
-        clearTimeout(timer)
-        reject(new Error(`the primary exited with ${code}:\n${output}`))
-      }
-      primary.once('exit', onExit)
-      primary.stdout?.on('data', () => {
-        if (!output.includes('cluster ready: 2 workers on')) return
-        clearTimeout(timer)
-        primary.off('exit', onExit)
-        resolve()
-      })
+    primary = await startChild({
+      what: 'examples/cluster.ts',
+      script: 'examples/cluster.ts',
+      env: { WORKERS: '2', PORT: String(port), HOST: '127.0.0.1', DB_DELAY_MS: '100' },
+      stderr: 'capture',
+      ready: { stdout: 'cluster ready: 2 workers on' },
     })
   })
 
   after(async () => {
     // Whatever the tests did, leave nothing running: the primary, then any worker it left.
-    if (primary !== undefined && primary.exitCode === null && primary.signalCode === null) {
-      const exited = once(primary, 'exit')
-      primary.kill('SIGKILL')
-      await exited
-    }
+    await primary?.kill()
     for (const { pid } of workers.values()) {
       if (alive(pid)) process.kill(pid, 'SIGKILL')
     }
   })
 
   test('the primary says which port the workers share', () => {
+    const output = primary!.output
     assert.match(output, new RegExp(`cluster ready: 2 workers on http://127\\.0\\.0\\.1:${port}`))
     assert.equal((output.match(/worker \d \(id \d+, pid \d+\) ready/g) ?? []).length, 2)
   })
@@ -136,15 +119,11 @@ describe('examples/cluster.ts with 2 workers', () => {
 
   test('SIGTERM to the primary stops every worker, then the primary', async () => {
     assert.equal(workers.size, 2)
-    const exited = once(primary, 'exit')
-    primary.kill('SIGTERM')
-    const killer = setTimeout(() => primary.kill('SIGKILL'), 5_000)
-    const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null]
-    clearTimeout(killer)
+    const { code, signal } = await primary!.stop(PRIMARY_STOP_MS)
     assert.equal(signal, null, 'the primary exited by itself, not by SIGKILL')
     assert.equal(code, 0)
-    // The primary waits for its workers, so they are gone (and reaped) by now; allow a moment regardless.
-    for (let i = 0; i < 20 && [...workers.values()].some((w) => alive(w.pid)); i++) await sleep(50)
+    // The primary waits for its workers, so they are gone by now; the kernel may take a moment to reap them.
+    await waitFor('the workers to be gone', () => [...workers.values()].every((w) => !alive(w.pid))).catch(() => {})
     for (const { pid } of workers.values()) assert.equal(alive(pid), false, `worker pid ${pid} survived`)
   })
 })

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_CODEC, encodeValue, resolveCodec, type Codec, type CodecName } from '../src/codec.js'
+import { DEFAULT_CODEC, MSGPACK_SCRATCH_BYTES, encodeValue, resolveCodec, type Codec, type CodecName } from '../src/codec.js'
 import { CodecError } from '../src/errors.js'
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
@@ -147,6 +147,26 @@ describe('resolveCodec', () => {
     assert.deepEqual([...second], [1, 2, 3])
     assert.deepEqual([...stored], [1, 2, 3])
     assert.equal(codec.share(second), false)
+  })
+
+  test("'bytes' hands out bytes it is told are a fresh copy as they are, and copies any others", () => {
+    const codec = resolveCodec('bytes', 'options.codec')
+    const fresh = Buffer.from([1, 2, 3])
+    assert.equal(codec.decode(fresh, true), fresh)
+    const held = Buffer.from([1, 2, 3])
+    const copy = codec.decode(held, false) as Buffer
+    assert.notEqual(copy, held)
+    assert.deepEqual([...copy], [1, 2, 3])
+  })
+
+  test("'msgpack' does not keep a large scratch buffer after a large value: later values come from a small one", () => {
+    const codec = resolveCodec('msgpack', 'options.codec')
+    const large = codec.encode('x'.repeat(256 * 1024))
+    assert.equal(large.length, 256 * 1024 + 5)
+    const small = codec.encode({ id: 1 })
+    assert.ok(small.buffer.byteLength <= MSGPACK_SCRATCH_BYTES, `a small value was written into a buffer of ${small.buffer.byteLength} bytes`)
+    assert.deepEqual(codec.decode(small), { id: 1 })
+    assert.equal((codec.decode(large) as string).length, 256 * 1024, 'the large value was not overwritten')
   })
 
   test("'bytes' encode copies its input, including only a view's own range", () => {

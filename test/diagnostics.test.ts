@@ -1,8 +1,25 @@
 import assert from 'node:assert/strict'
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { channel, subscribe, tracingChannel, unsubscribe, type TracingChannel } from 'node:diagnostics_channel'
 import { createServer } from 'node:net'
 import { describe, test } from 'node:test'
-import { Groupcache, NotFoundError, type LoadEvent, type PeerEvent } from '../src/index.js'
+import {
+  FETCH_CHANNEL,
+  GET_CHANNEL,
+  Groupcache,
+  LOAD_CHANNEL,
+  NotFoundError,
+  PEER_CHANNEL,
+  SERVE_CHANNEL,
+  fetchTracing,
+  getTracing,
+  loadChannel,
+  loadTracing,
+  peerChannel,
+  serveTracing,
+  type LoadEvent,
+  type PeerEvent,
+} from '../src/index.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
 import { rawRequest } from './helpers/raw.js'
 
@@ -109,6 +126,137 @@ describe('the logger', () => {
     } finally {
       await owner.close()
       await gc.close()
+    }
+  })
+})
+
+/** Seen is one event heard on a tracing channel: which event, and a copy of its message then. */
+type Seen = [event: string, message: Record<string, unknown>]
+
+/**
+ * traceOn subscribes to every event of a tracing channel while `fn` runs,
+ * keeping a snapshot of the message at each one, and lets `onStart` act on
+ * the start message (as a tracer would).
+ */
+async function traceOn<M extends object>(channel: TracingChannel<unknown, M>, fn: () => Promise<unknown>, onStart?: (message: M) => void): Promise<Seen[]> {
+  const seen: Seen[] = []
+  const at = (event: string) => (message: M) => {
+    if (event === 'start') onStart?.(message)
+    seen.push([event, { ...message } as Record<string, unknown>])
+  }
+  const handlers = { start: at('start'), end: at('end'), asyncStart: at('asyncStart'), asyncEnd: at('asyncEnd'), error: at('error') }
+  channel.subscribe(handlers)
+  try {
+    await fn()
+  } finally {
+    channel.unsubscribe(handlers)
+  }
+  return seen
+}
+
+describe('tracing channels', () => {
+  test('the channel names are the named constants, and the plain channels keep theirs', () => {
+    assert.deepEqual([GET_CHANNEL, FETCH_CHANNEL, LOAD_CHANNEL, SERVE_CHANNEL, PEER_CHANNEL], ['groupcache:get', 'groupcache:fetch', 'groupcache:load', 'groupcache:serve', 'groupcache:peer'])
+    assert.equal(getTracing.start, tracingChannel(GET_CHANNEL).start)
+    assert.equal(loadChannel, channel('groupcache:load'))
+    assert.equal(peerChannel, channel('groupcache:peer'))
+  })
+
+  test('groupcache:get traces each get with where its value came from: a load, then a hit', async () => {
+    const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => `v:${k}` })
+    const values: unknown[] = []
+    const seen = await traceOn(getTracing, async () => {
+      values.push(await g.get('a'), await g.getWithSource('a'))
+    })
+    assert.deepEqual(values, ['v:a', { value: 'v:a', source: 'hit' }])
+    assert.deepEqual(seen.map(([event]) => event), ['start', 'end', 'asyncStart', 'asyncEnd', 'start', 'end', 'asyncStart', 'asyncEnd'])
+    assert.deepEqual(seen.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.group, m.key, m.source, m.owner]), [
+      ['http://127.0.0.1:1', 'g', 'a', 'load', 'http://127.0.0.1:1'],
+      ['http://127.0.0.1:1', 'g', 'a', 'hit', undefined],
+    ])
+    await gc.close()
+  })
+
+  test('groupcache:get reports a failed get on its error event, and a bad key too', async () => {
+    const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => { throw new NotFoundError('nope') } })
+    const seen = await traceOn(getTracing, async () => {
+      await assert.rejects(g.get('a'), { code: 'ERR_GROUPCACHE_NOT_FOUND' })
+      await assert.rejects(g.get(42 as unknown as string), { code: 'ERR_GROUPCACHE_INVALID_KEY' })
+    })
+    assert.deepEqual(seen.filter(([event]) => event === 'error').map(([, m]) => (m.error as { code: string }).code), ['ERR_GROUPCACHE_NOT_FOUND', 'ERR_GROUPCACHE_INVALID_KEY'])
+    await gc.close()
+  })
+
+  test("groupcache:load runs the loader inside the start subscriber's wrap, so a tracer's context reaches it", async () => {
+    const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+    const store = new AsyncLocalStorage<string>()
+    let inside: string | undefined
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => { inside = store.getStore(); return k } })
+    const seen = await traceOn(loadTracing, () => g.get('a'), (m) => {
+      m.wrap = (operation) => store.run(`span of ${m.key}`, operation)
+    })
+    assert.equal(inside, 'span of a')
+    assert.deepEqual(seen.filter(([event]) => event === 'start').map(([, m]) => [m.group, m.key, m.forPeer]), [['g', 'a', false]])
+    await gc.close()
+  })
+
+  test('a store bound to groupcache:get.start (bindStore) is current inside the get, down to the loader', async () => {
+    const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+    const store = new AsyncLocalStorage<string>()
+    let inside: string | undefined
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => { inside = store.getStore(); return k } })
+    getTracing.start.bindStore(store, (m) => `get of ${m.key}`)
+    try {
+      await g.get('a')
+    } finally {
+      getTracing.start.unbindStore(store)
+    }
+    assert.equal(inside, 'get of a')
+    await gc.close()
+  })
+
+  test("groupcache:fetch sends a subscriber's headers to the owner, whose groupcache:serve hears them and its load says it was for a peer", async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: 's3cret' }))
+    try {
+      const groups = nodes.map((gc) => gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => `v:${k}` }))
+      const key = keyOwnedBy(nodes[0]!, urls[1]!)
+      let served: Seen[] = []
+      let loads: Seen[] = []
+      const fetched = await traceOn(fetchTracing, async () => {
+        served = await traceOn(serveTracing, async () => {
+          loads = await traceOn(loadTracing, () => groups[0]!.get(key))
+        })
+      }, (m) => {
+        m.headers.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+        // A subscriber cannot replace the secret, however it spells the name: the fetch still succeeds.
+        m.headers.Authorization = 'Bearer wrong'
+      })
+      assert.deepEqual(fetched.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.peer, m.key, m.error]), [[urls[0], urls[1], key, undefined]])
+      const serve = served.find(([event]) => event === 'start')?.[1]
+      assert.equal(serve?.self, urls[1])
+      assert.equal(serve?.key, key)
+      assert.equal((serve?.headers as Record<string, string>).traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')
+      assert.deepEqual(loads.filter(([event]) => event === 'start').map(([, m]) => [m.self, m.forPeer]), [[urls[1], true]])
+      assert.equal(groups[0]!.stats.peerLoads, 1)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('groupcache:serve stays silent for a request the endpoint refuses before any group is looked at', async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(1, () => ({ secret: 's3cret' }))
+    try {
+      nodes[0]!.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => k })
+      const port = Number(new URL(urls[0]!).port)
+      const seen = await traceOn(serveTracing, async () => {
+        const res = await rawRequest(port, '/_groupcache/g/k', { headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } })
+        assert.equal(res.status, 401)
+      })
+      assert.deepEqual(seen, [])
+    } finally {
+      await closeAll()
     }
   })
 })

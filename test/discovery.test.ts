@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { promises as dns } from 'node:dns'
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import {
   DEFAULT_DNS_INTERVAL_MS,
   dnsPeers,
@@ -10,9 +9,25 @@ import {
 } from '../src/discovery.js'
 import { DiscoveryError, Groupcache, GroupcacheError, PeerError, type PeerTransport } from '../src/index.js'
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js'
+import { waitFor } from './helpers/wait.js'
 
 const HOST = 'peers.groupcache.test'
 const SELF = 'http://10.0.0.1:3000'
+/**
+ * ANSWER_TIMEOUT_MS is the resolver's timeout for the test's own server,
+ * which answers at once: only a lost answer could reach it, never a slow
+ * machine. The one test of a timeout uses DROP_TIMEOUT_MS.
+ */
+const ANSWER_TIMEOUT_MS = 10_000
+const DROP_TIMEOUT_MS = 200
+/**
+ * QUIET_INTERVAL_MS is the interval of the tests that refresh by hand: no
+ * timer refresh may land in the middle of one and change what it counts.
+ */
+const QUIET_INTERVAL_MS = 3_600_000
+
+/** Resolver is what dnsPeers asks, as a test builds it. */
+type Resolver = { resolve4(hostname: string): Promise<string[]>; resolve6(hostname: string): Promise<string[]> }
 
 // No peer is ever fetched from: these nodes only have their peer lists set.
 const offline: PeerTransport = {
@@ -33,19 +48,22 @@ function node(self = SELF): { gc: Groupcache; calls: string[][] } {
   return { gc, calls }
 }
 
-/** resolverFor asks only the test's own server, on 127.0.0.1, quickly. */
-function resolverFor(server: DnsServer): dns.Resolver {
-  const resolver = new dns.Resolver({ timeout: 200, tries: 1 })
+/** resolverFor asks only the test's own server, on 127.0.0.1. */
+function resolverFor(server: DnsServer, timeout = ANSWER_TIMEOUT_MS): dns.Resolver {
+  const resolver = new dns.Resolver({ timeout, tries: 1 })
   resolver.setServers([`127.0.0.1:${server.port}`])
   return resolver
 }
 
-/** until polls `check` every 10 ms for at most `ms`. */
-async function until(check: () => boolean, ms = 2_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
-    await sleep(10)
+/** counting wraps a resolver to count lookups: a refresh starts with one resolve4 call (family 'both' or 4). */
+function counting(resolver: Resolver): { resolver: Resolver; lookups: () => number } {
+  let lookups = 0
+  return {
+    resolver: {
+      resolve4: (hostname) => (lookups++, resolver.resolve4(hostname)),
+      resolve6: (hostname) => resolver.resolve6(hostname),
+    },
+    lookups: () => lookups,
   }
 }
 
@@ -56,10 +74,23 @@ describe('dnsPeers', () => {
 
   /** start runs dnsPeers against the test server and keeps what to shut down. */
   function start(gc: Groupcache, options: Partial<DnsPeersOptions> = {}): DnsPeers {
-    const handle = dnsPeers(gc, { hostname: HOST, port: 3000, resolver: resolverFor(server), onError: () => {}, ...options })
+    const handle = dnsPeers(gc, { hostname: HOST, port: 3000, resolver: resolverFor(server), intervalMs: QUIET_INTERVAL_MS, onError: () => {}, ...options })
     handles.push(handle)
     nodes.push(gc)
     return handle
+  }
+
+  /**
+   * intervalsPass resolves once a witness, a discovery with an interval of
+   * `ms` started now, has refreshed `n` times by its timer. By then a timer
+   * of the same interval set earlier would have fired too: a positive sign
+   * that it did not, where a sleep would only guess.
+   */
+  async function intervalsPass(ms: number, n = 3): Promise<void> {
+    const witness = counting(resolverFor(server))
+    const handle = start(node().gc, { intervalMs: ms, resolver: witness.resolver })
+    await waitFor(`${n} refreshes by a ${ms} ms interval`, () => witness.lookups() > n)
+    handle.stop()
   }
 
   before(async () => {
@@ -159,7 +190,7 @@ describe('dnsPeers', () => {
     assert.deepEqual(discovery.peers, [])
     assert.equal(errors[0]?.reason, 'self-missing')
     server.records.set(HOST, { a: ['10.0.0.2', '10.0.0.1'] })
-    await until(() => gc.peers.length === 2)
+    await waitFor('the node to join', () => gc.peers.length === 2)
     assert.deepEqual(gc.peers, ['http://10.0.0.1:3000', 'http://10.0.0.2:3000'])
   })
 
@@ -182,15 +213,21 @@ describe('dnsPeers', () => {
   test('a failure of one family (SERVFAIL, timeout) keeps the old peers rather than apply half an answer', async () => {
     const errors: DiscoveryError[] = []
     const { gc, calls } = node()
-    const discovery = start(gc, { onError: (err) => errors.push(err) })
+    // A short timeout only while the server drops queries, when the timeout is the point.
+    const answering = resolverFor(server)
+    let current = answering
+    const resolver: Resolver = { resolve4: (h) => current.resolve4(h), resolve6: (h) => current.resolve6(h) }
+    const discovery = start(gc, { resolver, onError: (err) => errors.push(err) })
     await discovery.refresh()
     const before = gc.peers
     server.mode = 'servfail'
     assert.equal(await discovery.refresh(), before)
     assert.equal((errors[0]?.cause as { code?: string }).code, 'ESERVFAIL')
     server.mode = 'drop'
+    current = resolverFor(server, DROP_TIMEOUT_MS)
     assert.equal(await discovery.refresh(), before)
     assert.equal((errors[1]?.cause as { code?: string }).code, 'ETIMEOUT')
+    current = answering
     server.mode = 'servfail'
     server.modeFor = 'AAAA'
     server.records.set(HOST, { a: ['10.0.0.1'], aaaa: ['fd00::1'] })
@@ -220,35 +257,35 @@ describe('dnsPeers', () => {
     const discovery = start(gc, { intervalMs: 50 })
     await discovery.refresh()
     server.records.set(HOST, { a: ['10.0.0.1', '10.0.0.9'] })
-    await until(() => gc.peers.includes('http://10.0.0.9:3000'))
+    await waitFor('the interval to find the new peer', () => gc.peers.includes('http://10.0.0.9:3000'))
     assert.deepEqual(discovery.peers, ['http://10.0.0.1:3000', 'http://10.0.0.9:3000'])
   })
 
   test('stop() stops the interval', async () => {
     const { gc, calls } = node()
-    const discovery = start(gc, { intervalMs: 20 })
+    const counted = counting(resolverFor(server))
+    const discovery = start(gc, { intervalMs: 20, resolver: counted.resolver })
     await discovery.refresh()
     discovery.stop()
-    await sleep(30) // a refresh already in flight may still ask
-    const queries = server.queries
+    const lookups = counted.lookups()
     server.records.set(HOST, { a: ['10.0.0.1', '10.0.0.9'] })
-    await sleep(200)
+    await intervalsPass(20)
     assert.deepEqual(await discovery.refresh(), discovery.peers, 'a refresh after stop() resolves to the peers in effect')
-    assert.equal(server.queries, queries, 'and asks nothing')
+    assert.equal(counted.lookups(), lookups, 'nothing asked DNS after stop(), by the timer or by refresh()')
     assert.equal(calls.length, 1)
     assert.equal(gc.peers.includes('http://10.0.0.9:3000'), false)
   })
 
   test('closing the node stops its discovery', async () => {
     const { gc, calls } = node()
-    const discovery = start(gc, { intervalMs: 20 })
+    const counted = counting(resolverFor(server))
+    const discovery = start(gc, { intervalMs: 20, resolver: counted.resolver })
     await discovery.refresh()
     await gc.close()
+    const lookups = counted.lookups()
     server.records.set(HOST, { a: ['10.0.0.1', '10.0.0.9'] })
-    await sleep(100)
-    const queries = server.queries
-    await sleep(100)
-    assert.equal(server.queries, queries)
+    await intervalsPass(20)
+    assert.equal(counted.lookups(), lookups)
     assert.equal(calls.length, 1)
   })
 
@@ -262,7 +299,7 @@ describe('dnsPeers', () => {
         throw new Error('a careless handler')
       },
     })
-    await until(() => reported >= 3)
+    await waitFor('three reports', () => reported >= 3)
     discovery.stop()
   })
 
@@ -272,12 +309,12 @@ describe('dnsPeers', () => {
     const listener = (w: Error): void => void warnings.push(w)
     process.on('warning', listener)
     try {
-      const discovery = dnsPeers(node().gc, { hostname: HOST, port: 3000, resolver: resolverFor(server) })
+      const discovery = dnsPeers(node().gc, { hostname: HOST, port: 3000, resolver: resolverFor(server), intervalMs: QUIET_INTERVAL_MS })
       handles.push(discovery)
       await discovery.refresh()
       await discovery.refresh()
       await discovery.refresh()
-      await sleep(10) // warnings are emitted on the next tick
+      await new Promise((resolve) => setImmediate(resolve)) // warnings are emitted on a next tick, all run by now
       assert.equal(warnings.length, 1)
       assert.equal((warnings[0] as Error & { code?: string }).code, 'GROUPCACHE_DNS_DISCOVERY')
       assert.match(warnings[0]!.message, /could not resolve/)

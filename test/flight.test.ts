@@ -2,22 +2,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Flight } from '../src/flight.js'
 import { AbortedError } from '../src/errors.js'
-
-interface Deferred<T> {
-  readonly promise: Promise<T>
-  resolve(value: T): void
-  reject(err: unknown): void
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void
-  let reject!: (err: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
+import { deferred, type Deferred } from './helpers/wait.js'
 
 /**
  * held is a flight function that counts its calls, records the signal each

@@ -5,17 +5,9 @@ import { after, before, describe, test } from 'node:test'
 import { Ring } from '../src/ring.js'
 import { startCluster, type Cluster, type RemoteError, type TestNode } from './helpers/cluster.js'
 import { rawRequest } from './helpers/raw.js'
+import { waitFor } from './helpers/wait.js'
 
 const SECRET = 'invalidation-secret'
-
-/** waitFor polls `check` until it holds, for at most 5 s. */
-async function waitFor(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5_000
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 async function loadsOf(nodes: TestNode[], key: string): Promise<number[]> {
   return Promise.all(nodes.map(async (n) => (await n.stats()).loads[key] ?? 0))

@@ -13,10 +13,10 @@ const EXPORTS = [
   'DEFAULT_BREAKER_FAILURES', 'DEFAULT_BREAKER_MAX_BACKOFF_MS', 'DEFAULT_CLOSE_GRACE_MS', 'DEFAULT_CODEC',
   'DEFAULT_DNS_INTERVAL_MS', 'DEFAULT_HOT_PROMOTION', 'DEFAULT_MAX_ENTRY_FRACTION', 'DEFAULT_MAX_KEY_BYTES',
   'DEFAULT_MAX_PEER_LOADS', 'DEFAULT_MAX_RESPONSE_BYTES', 'DEFAULT_PEER_CONNECTIONS',
-  'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REPLICAS', 'DiscoveryError', 'ERROR_HEADER', 'GENERATION_HEADER',
-  'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError', 'InvalidOptionError', 'LoadError',
-  'NotFoundError', 'OverloadedError', 'PeerError', 'STATS_PATH', 'TooLargeError', 'UnreachablePeersError',
-  'dnsPeers', 'loadChannel', 'peerChannel', 'toPeerRequest', 'writePeerResponse',
+  'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REPLICAS', 'DiscoveryError', 'ENTRY_OVERHEAD_BYTES', 'ERROR_HEADER', 'FETCH_CHANNEL', 'GENERATION_HEADER',
+  'GET_CHANNEL', 'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError', 'InvalidOptionError', 'LOAD_CHANNEL', 'LoadError',
+  'NotFoundError', 'OverloadedError', 'PEER_CHANNEL', 'PeerError', 'SERVE_CHANNEL', 'STATS_PATH', 'TooLargeError', 'UnreachablePeersError',
+  'dnsPeers', 'fetchTracing', 'getTracing', 'loadChannel', 'loadTracing', 'peerChannel', 'serveTracing', 'toPeerRequest', 'writePeerResponse',
 ]
 
 test('the ESM entry exports exactly the public API', async () => {
@@ -44,6 +44,12 @@ test('groupcache/prometheus exports registerMetrics, also as its default export'
   assert.equal(mod.default, mod.registerMetrics)
 })
 
+test('groupcache/otel exports instrument, also as its default export, and DEFAULT_REQUIRE_PARENT_SPAN', async () => {
+  const mod = (await import('groupcache/otel')) as Record<string, unknown>
+  assert.deepEqual(Object.keys(mod).sort(), ['DEFAULT_REQUIRE_PARENT_SPAN', 'default', 'instrument'])
+  assert.equal(mod.default, mod.instrument)
+})
+
 test("require('groupcache') works from CommonJS (require(esm), Node >= 20.19)", () => {
   const script = `
     const { Groupcache, GroupcacheError } = require('groupcache')
@@ -51,7 +57,7 @@ test("require('groupcache') works from CommonJS (require(esm), Node >= 20.19)", 
     const g = gc.newGroup({ name: 'g', maxBytes: 1024, codec: 'string', load: (k) => 'v:' + k })
     g.get('x').then((v) => { console.log(JSON.stringify([v, typeof GroupcacheError])); return gc.close() })
   `
-  const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', timeout: 20_000 })
+  const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 })
   assert.deepEqual(JSON.parse(out.trim()), ['v:x', 'function'])
 })
 

@@ -28,7 +28,7 @@ test('the quick start runs as written and prints the loaded value', async () => 
     const [port] = await reservePorts(1)
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
       cwd: root,
-      timeout: 30_000,
+      timeout: 60_000,
       env: { ...process.env, SELF_URL: `http://127.0.0.1:${port}` },
     })
     assert.equal(stdout.trim(), "{ id: '42', name: 'user 42' }")

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
-import { Registry } from 'prom-client'
+import { Histogram, Registry } from 'prom-client'
 import { registerMetrics } from '../../adapters/prometheus.js'
 import { keyOwnedBy, startLocalNodes } from '../helpers/local.js'
 
@@ -33,6 +34,36 @@ test('registerMetrics exposes the counters, the caches, the circuits and peer-fe
   } finally {
     metrics.unregister()
     assert.equal(await registry.metrics(), '\n')
+    await closeAll()
+  }
+})
+
+test('the Grafana dashboard in examples/ is valid JSON, and every query names only metrics that registerMetrics registers', async () => {
+  const dashboard = JSON.parse(readFileSync(new URL('../../examples/grafana/groupcache.json', import.meta.url), 'utf8')) as {
+    panels: Array<{ title: string; targets?: Array<{ expr: string }> }>
+    templating: { list: Array<{ name: string; definition: string }> }
+  }
+  const registry = new Registry()
+  const { nodes, closeAll } = await startLocalNodes(1)
+  const metrics = registerMetrics(nodes[0]!, { registry })
+  try {
+    const registered = (await registry.getMetricsAsJSON()).map((m) => ({ name: m.name, histogram: registry.getSingleMetric(m.name) instanceof Histogram }))
+    // A histogram's series are its name plus _bucket, _sum or _count.
+    const exists = (series: string): boolean =>
+      registered.some((m) => series === m.name || (m.histogram && ['_bucket', '_sum', '_count'].some((s) => series === m.name + s)))
+    const queries = [
+      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => [p.title, t.expr] as const)),
+      ...dashboard.templating.list.map((v) => [`$${v.name}`, v.definition] as const),
+    ]
+    assert.ok(dashboard.panels.length >= 6)
+    for (const [where, query] of queries) {
+      const names = query.match(/\bgroupcache_[a-z_]+\b/g) ?? []
+      assert.ok(names.length > 0, `${where} queries no groupcache metric: ${query}`)
+      for (const name of names) assert.ok(exists(name), `${where} queries ${name}, which registerMetrics does not register`)
+    }
+    for (const panel of dashboard.panels) assert.ok((panel.targets ?? []).length > 0, `${panel.title} has a query`)
+  } finally {
+    metrics.unregister()
     await closeAll()
   }
 })

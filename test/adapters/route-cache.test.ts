@@ -1,12 +1,19 @@
 // One suite for cached routes, run on each framework: three replicas of the
 // same app (test/helpers/route-app.ts) in child processes on 127.0.0.1.
+// Nothing here depends on how fast the machine is: the replicas share a
+// clock only the test moves (so entries expire when the test says, and not
+// in the middle of a test), and concurrent requests are made to overlap by
+// holding the handler until every one of them has reached the cache.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { normalizeUrl } from '../../adapters/route-cache.js'
+import { RouteCaches, SOURCE_HEADER, normalizeUrl, type Decision } from '../../adapters/route-cache.js'
+import { Groupcache } from '../../src/index.js'
 import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from '../helpers/replicas.js'
+import { fetchFresh } from '../helpers/fetch.js'
+import { waitFor } from '../helpers/wait.js'
 
 const ENTRY = 'test/helpers/route-app.ts'
-const TTL_MS = 1_500
+const TTL_MS = 60_000
 
 interface Answer {
   status: number
@@ -15,7 +22,7 @@ interface Answer {
 }
 
 async function ask(replica: Replica, path: string, init: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${replica.port}${path}`, { ...init, signal: AbortSignal.timeout(15_000) })
+  const res = await fetchFresh(`http://127.0.0.1:${replica.port}${path}`, init)
   return { status: res.status, headers: res.headers, body: await res.text() }
 }
 
@@ -29,10 +36,75 @@ async function counts(replicas: Replica[]): Promise<Record<string, number>> {
   return total
 }
 
+/** control sends one of route-app's /test/* requests to every replica. */
+async function control(replicas: Replica[], op: string, query = ''): Promise<unknown[]> {
+  return Promise.all(replicas.map(async (r) => JSON.parse((await ask(r, `/test/${op}${query}`, { method: 'POST' })).body) as unknown))
+}
+
+/** requestsSeen sums the route group's gets and peer requests over the replicas. */
+async function requestsSeen(replicas: Replica[]): Promise<{ gets: number; serverRequests: number }> {
+  const stats = (await control(replicas, 'stats')) as Array<{ gets: number; serverRequests: number }>
+  return {
+    gets: stats.reduce((n, s) => n + s.gets, 0),
+    serverRequests: stats.reduce((n, s) => n + s.serverRequests, 0),
+  }
+}
+
+/**
+ * overlapping sends `requests` at once with the handler of `route` held on
+ * every replica, and lets it go only when each request has reached the
+ * cache: a get per request on the replica asked, plus a get per peer
+ * request, of which each non-owner makes one per key (`peerRequests`). So
+ * however slowly the requests arrive, they all wait on the same render.
+ */
+async function overlapping<T>(replicas: Replica[], route: string, peerRequests: number, requests: () => Array<Promise<T>>): Promise<T[]> {
+  const before = await requestsSeen(replicas)
+  await control(replicas, 'hold', `?path=${route}`)
+  const sent = requests()
+  try {
+    await waitFor(`${sent.length} requests and ${peerRequests} peer requests to reach the cache`, async () => {
+      const seen = await requestsSeen(replicas)
+      const serverRequests = seen.serverRequests - before.serverRequests
+      return serverRequests >= peerRequests && seen.gets - before.gets >= sent.length + serverRequests
+    })
+  } finally {
+    await control(replicas, 'release', `?path=${route}`)
+  }
+  return Promise.all(sent)
+}
+
 test('normalizeUrl sorts query parameters by name and keeps repeated names in order', () => {
   assert.equal(normalizeUrl('/r?b=2&a=1&b=1'), '/r?a=1&b=2&b=1')
   assert.equal(normalizeUrl('/r'), '/r')
   assert.equal(normalizeUrl('/r?'), '/r')
+})
+
+test("a route given a group of its own keeps a flood of random URLs from evicting other routes' responses", async () => {
+  const self = 'http://127.0.0.1:1'
+  /** flood asks for 20 pages, then 3,000 random search URLs, then the 20 pages again, and says where those came from. */
+  async function flood(searchGroup: string): Promise<string[]> {
+    const gc = new Groupcache({ self, peers: [self] })
+    const caches = new RouteCaches(gc)
+    const pages = caches.route({ ttlMs: 3_600_000, group: 'shared', maxBytes: 256 * 1024 })
+    const search = caches.route({ ttlMs: 3_600_000, group: searchGroup, maxBytes: 256 * 1024 })
+    caches.setRenderer(async (url, headers) => {
+      await (url.startsWith('/search') ? search : pages)({ method: 'GET', url, headers })
+      return { status: 200, headers: { 'content-type': 'text/plain' }, body: Buffer.from(`page ${url}`) }
+    })
+    const source = (d: Decision): string => (d.action === 'reply' ? (d.headers[SOURCE_HEADER] as string) : 'next')
+    for (let i = 0; i < 20; i++) await pages({ method: 'GET', url: `/page/${i}`, headers: {} })
+    for (let i = 0; i < 3_000; i++) await search({ method: 'GET', url: `/search?q=${(i * 7919).toString(36)}`, headers: {} })
+    const again: string[] = []
+    for (let i = 0; i < 20; i++) again.push(source(await pages({ method: 'GET', url: `/page/${i}`, headers: {} })))
+    const searchStats = gc.getGroup(searchGroup)?.cacheStats('main')
+    assert.ok(searchStats !== undefined && searchStats.bytes <= 256 * 1024 && searchStats.evictions > 0, 'the search responses were bounded by their budget')
+    await gc.close()
+    return again
+  }
+  // In a group of its own, the flood evicts only its own responses.
+  assert.deepEqual(await flood('search'), Array(20).fill('hit'))
+  // Sharing the group, the same flood pushes the pages out.
+  assert.deepEqual(await flood('shared'), Array(20).fill('miss'))
 })
 
 for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
@@ -46,7 +118,8 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
 
     before(async () => {
       // NODE_ENV=test keeps Express's and Koa's default error logging quiet.
-      replicas = await startReplicas([framework, framework, framework], { ROUTE_TTL_MS: String(TTL_MS), NODE_ENV: 'test' }, ENTRY)
+      const env = { ROUTE_TTL_MS: String(TTL_MS), CLOCK_MS: String(Date.now()), NODE_ENV: 'test' }
+      replicas = await startReplicas([framework, framework, framework], env, ENTRY)
     })
     after(async () => {
       await stopReplicas(replicas)
@@ -54,7 +127,8 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
 
     test('200 concurrent requests over 10 URLs across 3 replicas run the handler exactly 10 times; every client gets the same answer', async () => {
       const urls = Array.from({ length: 10 }, (_, i) => `/report/${i}?b=2&a=${i}`)
-      const answers = await Promise.all(
+      // Each URL is asked of all three replicas: its two non-owners ask its owner once each.
+      const answers = await overlapping(replicas, '/report/:id', 2 * urls.length, () =>
         Array.from({ length: 200 }, (_, i) => ask(replicas[i % 3]!, urls[i % 10]!).then((a) => ({ url: urls[i % 10]!, a }))),
       )
       const bodies = new Map<string, string>()
@@ -149,7 +223,7 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
 
     test('a handler that throws gives every waiting client the same 5xx, caches nothing, and renders again next time', async () => {
       const runs = await delta('/boom', async () => {
-        const answers = await Promise.all(replicas.flatMap((r) => [ask(r, '/boom'), ask(r, '/boom')]))
+        const answers = await overlapping(replicas, '/boom', 2, () => replicas.flatMap((r) => [ask(r, '/boom'), ask(r, '/boom')]))
         for (const a of answers) assert.equal(a.status, 500)
         assert.equal(new Set(answers.map((a) => a.body)).size, 1)
       })
@@ -166,10 +240,14 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
     })
 
     test('an entry expires after ttlMs everywhere, and then renders again once', async () => {
+      const askAll = (): Promise<unknown> => Promise.all(replicas.flatMap((r) => [ask(r, '/report/ttl-1'), ask(r, '/report/ttl-1')]))
       await Promise.all(replicas.map((r) => ask(r, '/report/ttl-1')))
       const before = (await counts(replicas))['/report/:id'] ?? 0
-      await new Promise((resolve) => setTimeout(resolve, TTL_MS + 100))
-      await Promise.all(replicas.flatMap((r) => [ask(r, '/report/ttl-1'), ask(r, '/report/ttl-1')]))
+      await control(replicas, 'advance', `?ms=${TTL_MS - 1}`)
+      await askAll()
+      assert.equal((await counts(replicas))['/report/:id'], before, 'fresh everywhere 1 ms before ttlMs')
+      await control(replicas, 'advance', '?ms=1')
+      await askAll()
       assert.equal((await counts(replicas))['/report/:id'], before + 1)
     })
   })

@@ -1,12 +1,12 @@
 // B7: the two leaves on every get's path. Ring lookups over 8, 64 and 512
 // peers (is it O(log n), and does it allocate?), and LRU get/add at three
-// sizes beside the lru-cache calls it wraps.
+// sizes beside lru-cache's.
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { crc32 } from 'node:zlib'
 import { LRUCache } from 'lru-cache'
 // Internal modules of the built package.
-import { LRU } from '../../dist/src/lru.js'
+import { LRU, Linked } from '../../dist/src/lru.js'
 import { Ring } from '../../dist/src/ring.js'
 import { fmtNs, fmtRatio, median, printTable, quick, record } from './lib.js'
 
@@ -103,19 +103,23 @@ function ring(rows: string[][], repeats: number): void {
   rows.push(['`crc32(key)` alone (info: the hash every lookup pays)', fmtNs(hash), '—', '—', '—', fmtBytesPerOp(bytesPerOp((i) => crc32(keys[i % KEYS] as string))), '—'])
 }
 
-interface Sized {
-  bytes: Uint8Array
+/** Sized is a cached value; LRU's values carry their own list links. */
+class Sized extends Linked {
+  readonly bytes = new Uint8Array(1024)
 }
 
 function lru(rows: string[][], repeats: number): void {
-  const value: Sized = { bytes: new Uint8Array(1024) }
   const sizeOf = (v: Sized, key: string): number => key.length + v.bytes.length
   for (const size of [1_000, 10_000, 100_000]) {
     const keys = Array.from({ length: size * 2 }, (_, i) => `key-${i}`)
-    const ours = new LRU<Sized>(sizeOf)
+    // One value per key: a value is held under one key at a time. Keys cycle
+    // over twice the size, so a key's value was evicted before it comes back.
+    const values = keys.map(() => new Sized())
+    const ours = new LRU<Sized>()
     const raw = new LRUCache<string, Sized>({ maxSize: Number.MAX_SAFE_INTEGER, sizeCalculation: (v, k) => Math.max(1, sizeOf(v, k)) })
     for (let i = 0; i < size; i++) {
-      ours.add(keys[i] as string, value)
+      const value = values[i] as Sized
+      ours.add(keys[i] as string, value, sizeOf(value, keys[i] as string))
       raw.set(keys[i] as string, value)
     }
     // get: hits in rotation over the keys held.
@@ -125,12 +129,16 @@ function lru(rows: string[][], repeats: number): void {
     // goes, so the size stays the same: the steady state of a full cache.
     let nextOurs = size
     const addOurs = (): void => {
-      ours.add(keys[nextOurs++ % (size * 2)] as string, value)
+      const i = nextOurs++ % (size * 2)
+      const key = keys[i] as string
+      const value = values[i] as Sized
+      ours.add(key, value, sizeOf(value, key))
       ours.removeOldest()
     }
     let nextRaw = size
     const addRaw = (): void => {
-      raw.set(keys[nextRaw++ % (size * 2)] as string, value)
+      const i = nextRaw++ % (size * 2)
+      raw.set(keys[i] as string, values[i] as Sized)
       raw.pop()
     }
     const ns = {
@@ -170,9 +178,9 @@ export async function run(): Promise<void> {
   const lruRows: string[][] = []
   lru(lruRows, repeats)
   printTable(
-    'B7 — LRU (`lru.ts`) get and add beside the lru-cache calls it wraps',
+    'B7 — LRU (`lru.ts`) get and add beside lru-cache\'s',
     ['size', '`LRU.get` hit (time, heap/op)', 'lru-cache `get`', 'time ratio', '`LRU.add` new key + `removeOldest`', 'lru-cache `set` + `pop`', 'time ratio'],
     lruRows,
-    ['no target: LRU adds Go\'s counters over lru-cache; the ratio shows what they cost. Peers do not change an LRU, so it is sized by entries.'],
+    ['no target: LRU is an intrusive list (the values carry their links) with Go\'s counters; the ratio shows what it costs beside lru-cache. Peers do not change an LRU, so it is sized by entries.'],
   )
 }

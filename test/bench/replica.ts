@@ -56,7 +56,7 @@ export type Command =
 export interface ReplicaStats {
   loads: number
   distinctLoaded: number
-  /** cachedBytes: key + value bytes held by this replica's caches (bento: its L1). */
+  /** cachedBytes: bytes held by this replica's caches as each counts them (groupcache: against maxBytes; bento: its L1). */
   cachedBytes: number
   cachedItems: number
   hotBytes: number

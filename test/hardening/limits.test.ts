@@ -5,7 +5,8 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { DEFAULT_MAX_PEER_LOADS } from '../../src/index.js'
 import { rawRequest } from '../helpers/raw.js'
-import { deferred, keyOwnedBy, startLocalNodes } from '../helpers/local.js'
+import { keyOwnedBy, startLocalNodes } from '../helpers/local.js'
+import { deferred, waitFor } from '../helpers/wait.js'
 
 describe('maxPeerLoads', () => {
   test('defaults to 64', () => {
@@ -20,7 +21,7 @@ describe('maxPeerLoads', () => {
       nodes[0]!.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', maxPeerLoads: 2, load: () => (loads++, held.promise) })
       const port = Number(new URL(urls[0]!).port)
       const first = [rawRequest(port, '/_groupcache/g/a'), rawRequest(port, '/_groupcache/g/b')]
-      while (loads < 2) await new Promise((resolve) => setTimeout(resolve, 5))
+      await waitFor('both loads to start', () => loads >= 2)
       const refused = await rawRequest(port, '/_groupcache/g/c')
       assert.equal(refused.status, 503)
       assert.equal(refused.headers['retry-after'], '1')
@@ -56,7 +57,7 @@ describe('maxPeerLoads', () => {
       const [asker, owner] = groups as [(typeof groups)[0], (typeof groups)[0]]
       const slow = keyOwnedBy(nodes[0]!, urls[1]!, 'slow')
       const busy = asker.get(slow)
-      while (loads[1] === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+      await waitFor('the held load to start on the owner', () => loads[1] !== 0)
       const other = keyOwnedBy(nodes[0]!, urls[1]!, 'other')
       assert.equal(await asker.get(other), `by-0:${other}`, 'refused by the busy owner, loaded here')
       assert.equal(asker.stats.peerErrors, 1)

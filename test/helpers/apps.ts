@@ -26,9 +26,16 @@ export interface RunningApp {
   close(): Promise<void>
 }
 
+/** CLOSE_GRACE_MS is how long an app's server lets requests in flight finish on close before it cuts them. */
+const CLOSE_GRACE_MS = 5_000
+
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
-    server.close(() => resolve())
+    const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS)
+    server.close(() => {
+      clearTimeout(cut)
+      resolve()
+    })
     server.closeIdleConnections()
   })
 }

@@ -1,10 +1,12 @@
-import { fork, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+// A cluster of groupcache nodes in child processes (node-main.ts), driven
+// over IPC: what the multi-node tests of the core run against.
+import { startChild, startChildren, stopChildren, type Child } from './child.js'
 import type { Command, NodeConfig } from './node-main.js'
+import type { SpanRecord } from './otel.js'
 import { reservePorts, urlsFor } from './ports.js'
+import { PEER_TIMEOUT_MS } from './wait.js'
 
-const MAIN = fileURLToPath(new URL('./node-main.ts', import.meta.url))
-const REQUEST_TIMEOUT_MS = 15_000
+const MAIN = 'test/helpers/node-main.ts'
 
 /** RemoteError is an error a child node's `get` rejected with. */
 export interface RemoteError {
@@ -22,59 +24,32 @@ export interface NodeStats {
   loads: Record<string, number>
 }
 
-type Pending = { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
 type Request = Command extends infer C ? (C extends { id: number } ? Omit<C, 'id'> : never) : never
 
 /** TestNode is one groupcache node in a child process. */
 export class TestNode {
   readonly url: string
-  readonly child: ChildProcess
-  readonly #pending = new Map<number, Pending>()
-  #next = 0
+  readonly child: Child
 
-  constructor(url: string, child: ChildProcess) {
+  constructor(url: string, child: Child) {
     this.url = url
     this.child = child
-    child.on('message', (msg: { id?: number; ok?: boolean; value?: unknown; error?: RemoteError }) => {
-      if (msg.id === undefined) return
-      const p = this.#pending.get(msg.id)
-      if (p === undefined) return
-      this.#pending.delete(msg.id)
-      clearTimeout(p.timer)
-      if (msg.ok) p.resolve(msg.value)
-      else p.reject(msg.error)
-    })
-    child.on('exit', () => {
-      for (const p of this.#pending.values()) {
-        clearTimeout(p.timer)
-        p.reject({ name: 'Exited', code: undefined, message: `node ${url} exited` })
-      }
-      this.#pending.clear()
-    })
   }
 
-  #call(cmd: Request): Promise<unknown> {
-    const id = this.#next++
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id)
-        reject(new Error(`node ${this.url}: ${cmd.op} timed out`))
-      }, REQUEST_TIMEOUT_MS)
-      this.#pending.set(id, { resolve, reject, timer })
-      this.child.send({ ...cmd, id })
-    })
+  #call<T>(cmd: Request): Promise<T> {
+    return this.child.call<T>(cmd)
   }
 
   get(key: string): Promise<string> {
-    return this.#call({ op: 'get', key }) as Promise<string>
+    return this.#call({ op: 'get', key })
   }
 
   stats(): Promise<NodeStats> {
-    return this.#call({ op: 'stats' }) as Promise<NodeStats>
+    return this.#call({ op: 'stats' })
   }
 
   owner(key: string): Promise<string> {
-    return this.#call({ op: 'owner', key }) as Promise<string>
+    return this.#call({ op: 'owner', key })
   }
 
   remove(key: string): Promise<unknown> {
@@ -98,16 +73,25 @@ export class TestNode {
     return this.#call({ op: 'release', key })
   }
 
+  /** tracedGet gets `key` inside an active span named `request` (the node needs `otel`). */
+  tracedGet(key: string): Promise<string> {
+    return this.#call({ op: 'tracedGet', key }) as Promise<string>
+  }
+
+  /** spans are the spans the node has finished (the node needs `otel`). */
+  spans(): Promise<SpanRecord[]> {
+    return this.#call({ op: 'spans' }) as Promise<SpanRecord[]>
+  }
+
   /** getAll gets every key on this node, 32 at a time; resolves to how many failed. */
   getAll(keys: string[]): Promise<number> {
-    return this.#call({ op: 'getAll', keys }) as Promise<number>
+    return this.#call({ op: 'getAll', keys })
   }
 
   /** close closes the node's instance (handing its entries over unless `handoff` is false) and ends the process. */
   async close(handoff = true): Promise<void> {
-    const exited = new Promise((resolve) => this.child.once('exit', resolve))
     await this.#call({ op: 'close', handoff })
-    await exited
+    await this.child.exited
   }
 
   setPeers(peers: string[]): Promise<unknown> {
@@ -116,54 +100,13 @@ export class TestNode {
 
   /** kill ends the process abruptly, as a crash would. */
   async kill(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return
-    const exited = new Promise((resolve) => this.child.once('exit', resolve))
-    this.child.kill('SIGKILL')
-    await exited
+    await this.child.kill()
   }
 
-  /** stop closes the node gracefully, killing it if that takes over 3 s. */
+  /** stop closes the node gracefully, killing it if that takes too long. */
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return
-    const exited = new Promise((resolve) => this.child.once('exit', resolve))
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 3_000)
-    this.#call({ op: 'close' }).catch(() => {})
-    await exited
-    clearTimeout(timer)
+    await this.child.stop()
   }
-}
-
-/**
- * startNode forks one node with `config` on `port` (see reservePorts), for
- * a node that joins a running cluster; it is killed if it fails to start.
- */
-export async function startNode(config: NodeConfig): Promise<TestNode> {
-  const children: ChildProcess[] = []
-  try {
-    return await forkNode(config, children)
-  } catch (err) {
-    for (const child of children) child.kill('SIGKILL')
-    throw err
-  }
-}
-
-async function forkNode(config: NodeConfig, children: ChildProcess[]): Promise<TestNode> {
-  const child = fork(MAIN, [JSON.stringify(config)], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  children.push(child)
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node ${config.self} did not start`)), REQUEST_TIMEOUT_MS)
-    child.once('exit', (code) => reject(new Error(`node ${config.self} exited with ${code}`)))
-    child.on('message', (msg: { ready?: boolean }) => {
-      if (msg.ready) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-  })
-  return new TestNode(config.self, child)
 }
 
 /** Cluster is a set of child-process nodes that are peers of one another. */
@@ -174,8 +117,9 @@ export interface Cluster {
 }
 
 /**
- * startCluster forks `n` nodes on 127.0.0.1. `configure(i, urls)` may adjust
- * each node's config (say, to give it a different peer list).
+ * startCluster forks `n` nodes on 127.0.0.1, with PEER_TIMEOUT_MS.
+ * `configure(i, urls)` may adjust each node's config (say, to give it a
+ * different peer list). If one fails to start, none is left running.
  */
 export async function startCluster(
   n: number,
@@ -183,23 +127,28 @@ export async function startCluster(
 ): Promise<Cluster> {
   const ports = await reservePorts(n)
   const urls = urlsFor(ports)
-  const children: ChildProcess[] = []
-  const started = Promise.all(
-    ports.map((port, i) => forkNode({ self: urls[i] as string, peers: urls, port, ...configure(i, urls) }, children)),
+  const children = await startChildren(
+    ports.map((port, i) => {
+      const config: NodeConfig = { self: urls[i] as string, peers: urls, port, peerTimeoutMs: PEER_TIMEOUT_MS, ...configure(i, urls) }
+      return { what: `node ${i} (${config.self})`, script: MAIN, args: [JSON.stringify(config)], ready: 'ipc', stopWith: { op: 'close' } }
+    }),
   )
-  let nodes: TestNode[]
-  try {
-    nodes = await started
-  } catch (err) {
-    // A node that failed to start must not leave the others running.
-    for (const child of children) child.kill('SIGKILL')
-    throw err
-  }
-  return {
-    nodes,
-    urls,
-    stop: async () => {
-      await Promise.all(nodes.map((node) => node.stop()))
-    },
-  }
+  const nodes = children.map((child, i) => new TestNode(urls[i] as string, child))
+  return { nodes, urls, stop: () => stopChildren(children) }
+}
+
+/**
+ * startNode forks one node with `config` on its port (see reservePorts), with
+ * PEER_TIMEOUT_MS unless `config` says otherwise: a node that joins a running
+ * cluster.
+ */
+export async function startNode(config: NodeConfig): Promise<TestNode> {
+  const child = await startChild({
+    what: `node ${config.self}`,
+    script: MAIN,
+    args: [JSON.stringify({ peerTimeoutMs: PEER_TIMEOUT_MS, ...config })],
+    ready: 'ipc',
+    stopWith: { op: 'close' },
+  })
+  return new TestNode(config.self, child)
 }

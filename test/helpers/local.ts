@@ -1,10 +1,12 @@
 import { Groupcache, type GroupcacheOptions } from '../../src/index.js'
 import { reservePorts, urlsFor } from './ports.js'
+import { PEER_TIMEOUT_MS } from './wait.js'
 
 /**
  * startLocalNodes runs `n` Groupcache instances in this process, each
  * serving peers with `listen()` on its own 127.0.0.1 port, all peers of one
- * another over real HTTP. Callers must `closeAll` them.
+ * another over real HTTP, with PEER_TIMEOUT_MS unless `options` say
+ * otherwise. Callers must `closeAll` them.
  */
 export async function startLocalNodes(
   n: number,
@@ -12,7 +14,7 @@ export async function startLocalNodes(
 ): Promise<{ nodes: Groupcache[]; urls: string[]; closeAll: () => Promise<void> }> {
   const ports = await reservePorts(n)
   const urls = urlsFor(ports)
-  const nodes = urls.map((self, i) => new Groupcache({ self, peers: urls, ...options(i) }))
+  const nodes = urls.map((self, i) => new Groupcache({ self, peers: urls, peerTimeoutMs: PEER_TIMEOUT_MS, ...options(i) }))
   const closeAll = async (): Promise<void> => {
     await Promise.all(nodes.map((gc) => gc.close()))
   }
@@ -34,13 +36,5 @@ export function keyOwnedBy(gc: Groupcache, owner: string, prefix = 'key-'): stri
   throw new Error(`no key owned by ${owner}`)
 }
 
-/** deferred is a promise with its resolve and reject exposed, to hold a loader. */
-export function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
-  let resolve!: (v: T) => void
-  let reject!: (e: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
+// deferred lives in wait.ts; re-exported for the tests that import it from here.
+export { deferred } from './wait.js'

@@ -18,6 +18,8 @@ export interface NodeConfig {
   handoffMs?: number
   peekTimeoutMs?: number
   handoffBytes?: number
+  /** otel registers an OpenTelemetry SDK (spans in memory) and instruments the node with these options. */
+  otel?: { includeKeys?: boolean; requireParentSpan?: boolean }
 }
 
 export type Command =
@@ -32,6 +34,8 @@ export type Command =
   | { id: number; op: 'clear' }
   | { id: number; op: 'hold'; key: string }
   | { id: number; op: 'release'; key: string }
+  | { id: number; op: 'tracedGet'; key: string }
+  | { id: number; op: 'spans' }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig
 const send = (message: unknown): void => {
@@ -52,6 +56,9 @@ const gc = new Groupcache({
   peekTimeoutMs: config.peekTimeoutMs,
   handoffBytes: config.handoffBytes,
 })
+// The SDK first, then instrument(), as an app's start-up does.
+const exporter = config.otel === undefined ? undefined : (await import('./otel.js')).registerTracing()
+if (config.otel !== undefined) (await import('../../adapters/otel.js')).instrument(gc, config.otel)
 const group = gc.newGroup<string>({
   name: 'test',
   maxBytes: 1 << 20,
@@ -113,6 +120,18 @@ async function run(cmd: Command): Promise<unknown> {
       await Promise.all(Array.from({ length: 32 }, worker))
       return failed
     }
+    case 'tracedGet': {
+      const { trace } = await import('@opentelemetry/api')
+      return trace.getTracer('test').startActiveSpan('request', async (span) => {
+        try {
+          return await group.get(cmd.key)
+        } finally {
+          span.end()
+        }
+      })
+    }
+    case 'spans':
+      return exporter === undefined ? [] : (await import('./otel.js')).records(exporter)
     case 'close':
       await gc.close(cmd.handoff === false ? { handoff: false } : {})
       setImmediate(() => process.exit(0))

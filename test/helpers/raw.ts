@@ -1,4 +1,5 @@
 import { request } from 'node:http'
+import { ANSWER_TIMEOUT_MS } from './wait.js'
 
 /** RawAnswer is what a raw HTTP request got back. */
 export interface RawAnswer {
@@ -23,7 +24,7 @@ export function rawRequest(
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
       res.on('error', reject)
     })
-    req.setTimeout(10_000, () => req.destroy(new Error('raw request timed out')))
+    req.setTimeout(ANSWER_TIMEOUT_MS, () => req.destroy(new Error('raw request timed out')))
     req.on('error', reject)
     req.end()
   })

@@ -1,10 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
+import { startChildren, stopChildren, type Child } from './child.js'
+import { fetchFresh } from './fetch.js'
 import { reservePorts, urlsFor } from './ports.js'
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const START_TIMEOUT_MS = 20_000
 
 /** Framework names an example replica (`examples/<framework>.ts`). */
 export type ExampleFramework = 'express' | 'fastify' | 'koa'
@@ -28,7 +24,7 @@ export interface Replica {
   framework: ExampleFramework
   url: string
   port: number
-  child: ChildProcess
+  child: Child
 }
 
 /**
@@ -43,62 +39,25 @@ export async function startReplicas(
 ): Promise<Replica[]> {
   const ports = await reservePorts(frameworks.length)
   const urls = urlsFor(ports)
-  const replicas: Replica[] = []
-  try {
-    await Promise.all(
-      frameworks.map(async (framework, i) => {
-        const port = ports[i] as number
-        // `entry`, when given, is one script for every framework, told which by FRAMEWORK.
-        const child = spawn(process.execPath, ['--import', 'tsx', entry ?? `examples/${framework}.ts`], {
-          cwd: ROOT,
-          env: { ...process.env, ...env, FRAMEWORK: framework, PORT: String(port), HOST: '127.0.0.1', SELF: urls[i], PEERS: urls.join(',') },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        })
-        replicas.push({ framework, url: urls[i] as string, port, child })
-        await waitForLine(child, 'listening', `${framework} replica`)
-      }),
-    )
-  } catch (err) {
-    await stopReplicas(replicas)
-    throw err
-  }
-  return replicas
-}
-
-function waitForLine(child: ChildProcess, text: string, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = ''
-    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${seen}`)), START_TIMEOUT_MS)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`${what} exited with ${code}: ${seen}`))
-    })
-    child.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString()
-      if (seen.includes(text)) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-  })
-}
-
-/** stopReplicas sends SIGTERM, and SIGKILL to any replica still up after 5 s. */
-export async function stopReplicas(replicas: Replica[]): Promise<void> {
-  await Promise.all(
-    replicas.map(async ({ child }) => {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(timer)
-    }),
+  const children = await startChildren(
+    frameworks.map((framework, i) => ({
+      what: `${framework} replica ${urls[i]}`,
+      // `entry`, when given, is one script for every framework, told which by FRAMEWORK.
+      script: entry ?? `examples/${framework}.ts`,
+      env: { ...env, FRAMEWORK: framework, PORT: String(ports[i]), HOST: '127.0.0.1', SELF: urls[i] as string, PEERS: urls.join(',') },
+      ready: { stdout: 'listening' },
+    })),
   )
+  return children.map((child, i) => ({ framework: frameworks[i] as ExampleFramework, url: urls[i] as string, port: ports[i] as number, child }))
+}
+
+/** stopReplicas sends SIGTERM, and SIGKILL to any replica still up after a grace period. */
+export async function stopReplicas(replicas: Replica[]): Promise<void> {
+  await stopChildren(replicas.map((r) => r.child))
 }
 
 /** getJson fetches a JSON route of a replica (127.0.0.1 only). */
 export async function getJson<T>(replica: Replica, path: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(`http://127.0.0.1:${replica.port}${path}`, { signal: AbortSignal.timeout(15_000) })
+  const res = await fetchFresh(`http://127.0.0.1:${replica.port}${path}`)
   return { status: res.status, body: (await res.json()) as T }
 }

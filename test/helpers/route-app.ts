@@ -1,6 +1,10 @@
 // One app with cached routes, in the framework named by FRAMEWORK, run as a
 // replica in a child process (PORT, SELF, PEERS from the environment). Each
-// handler counts its runs; GET /counts reports them.
+// handler counts its runs; GET /counts reports them. The test steers the
+// replica through /test/* routes: its clock (`now`, so that expiry needs no
+// waiting), gates that hold a route's handler until released (so that
+// concurrent requests overlap for sure, however slow the machine), and the
+// route group's stats (to see that every request has reached the group).
 import { createServer } from 'node:http'
 import Router from '@koa/router'
 import express from 'express'
@@ -9,7 +13,9 @@ import Koa from 'koa'
 import { groupcache as expressGroupcache } from '../../adapters/express.js'
 import fastifyGroupcache from '../../adapters/fastify.js'
 import { groupcache as koaGroupcache } from '../../adapters/koa.js'
-import type { CacheRouteOptions } from '../../adapters/route-cache.js'
+import { DEFAULT_ROUTE_GROUP, type CacheRouteOptions } from '../../adapters/route-cache.js'
+import type { Groupcache } from '../../src/index.js'
+import { deferred, PEER_TIMEOUT_MS, type Deferred } from './wait.js'
 
 const framework = process.env.FRAMEWORK as 'express' | 'fastify' | 'koa'
 const port = Number(process.env.PORT)
@@ -17,6 +23,17 @@ const self = process.env.SELF as string
 const peers = (process.env.PEERS as string).split(',')
 const ttlMs = Number(process.env.ROUTE_TTL_MS ?? 60_000)
 const counts: Record<string, number> = {}
+// The clock of every node of the test: CLOCK_MS (the same for all of them),
+// moved on only by the test, so that an entry's age is exactly what the test
+// says, however long the machine takes. Without CLOCK_MS, real time.
+const clockStart = process.env.CLOCK_MS === undefined ? undefined : Number(process.env.CLOCK_MS)
+let advancedMs = 0
+const now = (): number => (clockStart ?? Date.now()) + advancedMs
+// A peer request may wait on a held handler for as long as the test holds
+// it: far longer than the default, so that only a real failure times out.
+const peerTimeoutMs = PEER_TIMEOUT_MS
+// Routes whose handler waits, once counted, until the test releases it.
+const gates = new Map<string, Deferred<void>>()
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Reply is what a route answers, whatever the framework. */
@@ -49,17 +66,45 @@ function count(path: string): void {
 
 async function run(path: string, params: Params, query: string, headers: Record<string, unknown>): Promise<Reply> {
   count(path)
+  await gates.get(path)?.promise
   const route = ROUTES.find(([p]) => p === path)!
   return route[2](params, query, headers)
 }
 
 const queryOf = (url: string): string => (url.includes('?') ? url.slice(url.indexOf('?') + 1) : '')
 
+/**
+ * control answers the test's requests (any method): /test/advance?ms=N moves
+ * the clock on; /test/hold?path=P and /test/release?path=P hold and let go
+ * of a route's handler; /test/stats answers the route group's stats.
+ */
+function control(op: string, query: string, gc: Groupcache): unknown {
+  const params = new URLSearchParams(query)
+  const path = params.get('path') ?? ''
+  switch (op) {
+    case 'advance':
+      advancedMs += Number(params.get('ms'))
+      return { advancedMs }
+    case 'hold':
+      if (!gates.has(path)) gates.set(path, deferred<void>())
+      return { held: path }
+    case 'release':
+      gates.get(path)?.resolve()
+      gates.delete(path)
+      return { released: path }
+    case 'stats':
+      return gc.getGroup(DEFAULT_ROUTE_GROUP)?.stats
+    default:
+      return { unknown: op }
+  }
+}
+
 if (framework === 'express') {
   const app = express()
-  const gc = expressGroupcache({ self, peers })
+  const gc = expressGroupcache({ self, peers, now, peerTimeoutMs })
   app.use(gc)
   app.get('/counts', (_req, res) => void res.json(counts))
+  app.all('/test/:op', (req, res) => void res.json(control(req.params.op as string, queryOf(req.originalUrl), gc.groupcache)))
   for (const [path, options] of ROUTES) {
     app.get(path, gc.cacheRoute(options), async (req, res, next) => {
       try {
@@ -78,10 +123,13 @@ if (framework === 'express') {
 } else if (framework === 'koa') {
   const app = new Koa()
   app.silent = true
-  const gc = koaGroupcache({ self, peers })
+  const gc = koaGroupcache({ self, peers, now, peerTimeoutMs })
   const router = new Router()
   router.get('/counts', (ctx) => {
     ctx.body = counts
+  })
+  router.all('/test/:op', (ctx) => {
+    ctx.body = control(ctx.params.op as string, ctx.querystring, gc.groupcache)
   })
   for (const [path, options] of ROUTES) {
     router.get(path, gc.cacheRoute(options), async (ctx) => {
@@ -100,8 +148,9 @@ if (framework === 'express') {
   createServer(app.callback()).listen(port, '127.0.0.1', () => console.log('listening'))
 } else {
   const app = Fastify()
-  await app.register(fastifyGroupcache, { self, peers })
+  await app.register(fastifyGroupcache, { self, peers, now, peerTimeoutMs })
   app.get('/counts', async () => counts)
+  app.all<{ Params: { op: string } }>('/test/:op', async (request) => control(request.params.op, queryOf(request.url), app.groupcache))
   const send = (reply: FastifyReply, r: Reply): FastifyReply => reply.code(r.status ?? 200).headers(r.headers ?? {}).send(r.body)
   for (const [path, options] of ROUTES) {
     app.get(path, { config: { groupcache: options } }, async (request, reply) =>

@@ -5,11 +5,12 @@
 // SIGTERM (after closing) and when the parent goes away.
 import Fastify from 'fastify'
 import groupcache from '../../adapters/fastify.js'
+import { PEER_TIMEOUT_MS } from '../helpers/wait.js'
 import { interopGroup, outcome, readConfig } from './node-group.js'
 
 const config = readConfig()
 const app = Fastify()
-await app.register(groupcache, { self: config.self, peers: config.peers })
+await app.register(groupcache, { self: config.self, peers: config.peers, peerTimeoutMs: PEER_TIMEOUT_MS })
 const { group, snapshot } = interopGroup(app.groupcache)
 
 app.post<{ Body: { key: string } }>('/get', async (request) => outcome(group.get(request.body.key)))

@@ -9,22 +9,21 @@
 // Without Go (build.sh exits 3) every test is skipped, except under CI=true,
 // where that is a failure: CI installs Go (.ci/run).
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { Ring } from '../../src/ring.js'
 import { decodeGetResponse } from '../../src/wire.js'
+import { ROOT, startChild, stopChildren, type Child, type ChildOptions } from '../helpers/child.js'
+import { fetchFresh } from '../helpers/fetch.js'
+import type { SpanRecord } from '../helpers/otel.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 import { rawRequest } from '../helpers/raw.js'
 import { GROUP, type GetOutcome, type NodeSnapshot } from './node-group.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const GONODE = `${HERE}bin/gonode`
-const START_TIMEOUT_MS = 20_000
-const CALL_TIMEOUT_MS = 15_000
-const STOP_GRACE_MS = 3_000
 
 type Kind = 'go' | 'listen' | 'fastify'
 
@@ -45,35 +44,12 @@ interface Member {
   kind: Kind
   url: string
   port: number
-  child: ChildProcess
+  child: Child
   get(key: string): Promise<GetOutcome>
   owners(keys: string[]): Promise<string[]>
   counters(): Promise<Counters>
   /** call sends the listen member any other IPC command. */
-  call?(cmd: Record<string, unknown>): Promise<unknown>
-}
-
-// Every child this file started; whatever is still alive when the process
-// exits (a crash, an unfinished hook) is killed then.
-const children = new Set<ChildProcess>()
-process.on('exit', () => {
-  for (const child of children) if (alive(child)) child.kill('SIGKILL')
-})
-
-function alive(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null
-}
-
-/** stopChild sends SIGTERM, then SIGKILL if the child is still up after 3 s. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (alive(child)) {
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
-    await exited
-    clearTimeout(timer)
-  }
-  children.delete(child)
+  call?(cmd: { op: string; [field: string]: unknown }): Promise<unknown>
 }
 
 /**
@@ -95,31 +71,11 @@ async function buildGo(): Promise<string | undefined> {
   return `${missing}: interop test skipped`
 }
 
-/** started resolves when `ready` calls back, rejecting on exit or timeout. */
-function started(child: ChildProcess, what: string, ready: (done: () => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not start in ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS)
-    child.once('error', (err) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      reject(new Error(`${what} exited (${code ?? signal}) before it was ready`))
-    })
-    ready(() => {
-      clearTimeout(timer)
-      resolve()
-    })
-  })
-}
-
 async function fetchJson<T>(url: string, body?: unknown): Promise<T> {
-  const res = await fetch(url, {
+  const res = await fetchFresh(url, {
     method: body === undefined ? 'GET' : 'POST',
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? null : JSON.stringify(body),
-    signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
   })
   assert.equal(res.status, 200, `${url} answered ${res.status}`)
   return (await res.json()) as T
@@ -138,18 +94,15 @@ function nodeCounters(s: NodeSnapshot): Counters {
   }
 }
 
-/** startGo runs gonode on `port`; it exits by itself if this process dies (stdin EOF). */
+/** startGo runs gonode on `port`; it exits by itself if this process dies (its stdin closes). */
 async function startGo(port: number, self: string, peers: string[]): Promise<Member> {
-  const args = ['-addr', `127.0.0.1:${port}`, '-self', self, '-peers', peers.join(','), '-group', GROUP, '-exit-on-eof']
-  const child = spawn(GONODE, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] })
-  children.add(child)
-  let seen = ''
-  await started(child, `gonode ${self}`, (done) =>
-    child.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString()
-      if (seen.includes('LISTENING ')) done()
-    }),
-  )
+  const child = await startChild({
+    what: `gonode ${self}`,
+    command: GONODE,
+    args: ['-addr', `127.0.0.1:${port}`, '-self', self, '-peers', peers.join(','), '-group', GROUP, '-exit-on-eof'],
+    stdin: 'pipe',
+    ready: { stdout: 'LISTENING ' },
+  })
   const base = `http://127.0.0.1:${port}`
   return {
     kind: 'go',
@@ -157,7 +110,7 @@ async function startGo(port: number, self: string, peers: string[]): Promise<Mem
     port,
     child,
     async get(key) {
-      const res = await fetch(`${base}/get?key=${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })
+      const res = await fetchFresh(`${base}/get?key=${encodeURIComponent(key)}`)
       const text = await res.text()
       return res.status === 200 ? { ok: true, value: text } : { ok: false, code: undefined, message: `${res.status}: ${text.trim()}` }
     },
@@ -182,51 +135,15 @@ async function startGo(port: number, self: string, peers: string[]): Promise<Mem
   }
 }
 
-/** spawnNode runs a Node member's entry point with its config as argv[2]. */
-async function spawnNode(file: string, port: number, self: string, peers: string[]): Promise<ChildProcess> {
-  const config = JSON.stringify({ self, peers, port })
-  const child = spawn(process.execPath, ['--import', 'tsx', `${HERE}${file}`, config], {
-    cwd: ROOT,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  children.add(child)
-  await started(child, `${file} ${self}`, (done) =>
-    child.on('message', (msg: { ready?: boolean }) => {
-      if (msg.ready === true) done()
-    }),
-  )
-  return child
+/** nodeMember is how a Node member's entry point runs: its config as argv[2], ready over IPC. */
+function nodeMember(file: string, port: number, self: string, peers: string[]): ChildOptions {
+  return { what: `${file} ${self}`, script: `${HERE}${file}`, args: [JSON.stringify({ self, peers, port })], ready: 'ipc' }
 }
 
 /** startListenNode runs node-peer.ts (gc.listen()), driven over IPC. */
 async function startListenNode(port: number, self: string, peers: string[]): Promise<Member> {
-  const child = await spawnNode('node-peer.ts', port, self, peers)
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
-  let next = 0
-  child.on('message', (msg: { id?: number; value?: unknown }) => {
-    const call = msg.id === undefined ? undefined : pending.get(msg.id)
-    if (call === undefined) return
-    pending.delete(msg.id as number)
-    clearTimeout(call.timer)
-    call.resolve(msg.value)
-  })
-  child.on('exit', () => {
-    for (const call of pending.values()) {
-      clearTimeout(call.timer)
-      call.reject(new Error(`listen member ${self} exited`))
-    }
-    pending.clear()
-  })
-  const call = (cmd: Record<string, unknown>): Promise<unknown> =>
-    new Promise((resolve, reject) => {
-      const id = next++
-      const timer = setTimeout(() => {
-        pending.delete(id)
-        reject(new Error(`listen member ${self}: ${String(cmd.op)} timed out`))
-      }, CALL_TIMEOUT_MS)
-      pending.set(id, { resolve, reject, timer })
-      child.send({ ...cmd, id })
-    })
+  const child = await startChild(nodeMember('node-peer.ts', port, self, peers))
+  const call = (cmd: { op: string; [field: string]: unknown }): Promise<unknown> => child.call(cmd)
   return {
     kind: 'listen',
     url: self,
@@ -241,7 +158,7 @@ async function startListenNode(port: number, self: string, peers: string[]): Pro
 
 /** startFastifyNode runs fastify-peer.ts, driven through its own routes. */
 async function startFastifyNode(port: number, self: string, peers: string[]): Promise<Member> {
-  const child = await spawnNode('fastify-peer.ts', port, self, peers)
+  const child = await startChild(nodeMember('fastify-peer.ts', port, self, peers))
   const base = `http://127.0.0.1:${port}`
   return {
     kind: 'fastify',
@@ -351,7 +268,7 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     const settled = await Promise.allSettled(starting)
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
     if (failed !== undefined) {
-      await Promise.all([...children].map(stopChild))
+      await stopChildren(settled.map((s) => (s.status === 'fulfilled' ? s.value.child : undefined)))
       throw failed.reason
     }
     ;[go, listen, fastify] = settled.map((s) => (s as PromiseFulfilledResult<Member>).value) as [Member, Member, Member]
@@ -359,7 +276,7 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
   })
 
   after(async () => {
-    await Promise.all([...children].map(stopChild))
+    await stopChildren(members.map((m) => m.child))
   })
 
   test('every node computes the same owner for 2,000+ keys, unicode and special keys included', async (t) => {
@@ -442,6 +359,19 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     )
   })
 
+  test('a traced Node node sends the Go owner a traceparent, which it ignores: the same answer, one load, no peer error', async (t) => {
+    if (skipped(t)) return
+    const key = keyOwnedBy(go, (i) => `traced-${i}`)
+    const before = await countersOfAll()
+    const answer = (await listen.call?.({ op: 'traced', key })) as { outcome: GetOutcome; spans: SpanRecord[] }
+    assert.deepEqual(answer.outcome, ok(key))
+    const fetch = answer.spans.find((s) => s.name === 'groupcache.fetch')
+    assert.deepEqual(fetch?.attributes, { 'groupcache.group': GROUP, 'groupcache.peer': go.url, 'groupcache.outcome': 'ok' })
+    const after = await countersOfAll()
+    assert.deepEqual(after.map((c) => c.loads[key]), [1, undefined, undefined])
+    assert.equal(after[1]!.peerErrors, before[1]!.peerErrors)
+  })
+
   test('the empty key round-trips from a Node node to the Go owner and from a Go node to a Node owner', async (t) => {
     if (skipped(t)) return
     assert.equal(ownerOf(''), go, 'the cluster was laid out for Go to own the empty key')
@@ -471,7 +401,7 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
       assert.equal(g2.loads[''], undefined, 'the second Go node did not load it')
       assert.deepEqual([g2.peerLoads, g2.peerErrors], [1, 0])
     } finally {
-      if (go2 !== undefined) await stopChild(go2.child)
+      await go2?.child.stop()
     }
   })
 
