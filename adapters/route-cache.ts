@@ -25,6 +25,8 @@ export const BYPASS_TTL_MS = 5_000
 export const RENDER_HEADER = 'x-groupcache-render'
 /** SOURCE_HEADER tells clients where a cached route's response came from. */
 export const SOURCE_HEADER = 'x-groupcache'
+/** STALE_FOREVER_S stands for `staleMs: Infinity` in Cache-Control: a year. */
+const STALE_FOREVER_S = 31_536_000
 
 // The response headers worth keeping; the rest (dates, connection, cookies)
 // belong to one response, not to the cached representation.
@@ -42,6 +44,12 @@ export interface RouteRequest {
 export interface CacheRouteOptions {
   /** ttlMs is how long a response lives on every node (default 60 000). */
   ttlMs?: number | undefined
+  /**
+   * staleMs is how long a response past `ttlMs` is still served, with
+   * `x-groupcache: stale`, while one render refreshes it for the cluster;
+   * and kept if that render fails (default 0: none).
+   */
+  staleMs?: number | undefined
   /** vary lists request headers whose values become part of the key. */
   vary?: string[] | undefined
   /**
@@ -59,7 +67,10 @@ export interface CacheRouteOptions {
   maxBytes?: number | undefined
   /** private caches requests with Authorization or Cookie; it needs `key` and `vary`. */
   private?: boolean | undefined
-  /** cacheControl adds `Cache-Control: public, max-age=<remaining ttl>`. */
+  /**
+   * cacheControl adds `Cache-Control: public, max-age=<ttl>` (beside `Age`),
+   * with `stale-while-revalidate` and `stale-if-error` when `staleMs` is set.
+   */
   cacheControl?: boolean | undefined
 }
 
@@ -82,6 +93,8 @@ interface CachedResponse {
   readonly etag: string
   /** expires is the absolute expiry (unix ms), 0 for a response not kept. */
   readonly expires: number
+  /** rendered is when the owner rendered it (unix ms), for `Age`; 0 if unknown. */
+  readonly rendered: number
 }
 
 type RouteEntry = CachedResponse | { readonly bypass: true }
@@ -93,6 +106,7 @@ export type Decision =
 
 interface Resolved {
   ttlMs: number
+  staleMs: number
   vary: string[]
   key: ((req: RouteRequest) => string) | undefined
   statuses: Set<number>
@@ -106,6 +120,8 @@ interface Resolved {
 function resolve(options: CacheRouteOptions = {}): Resolved {
   const ttlMs = options.ttlMs ?? DEFAULT_ROUTE_TTL_MS
   if (typeof ttlMs !== 'number' || !(ttlMs > 0)) throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds', ttlMs)
+  const staleMs = options.staleMs ?? 0
+  if (typeof staleMs !== 'number' || !(staleMs >= 0)) throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more', staleMs)
   const vary = options.vary ?? []
   if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) throw InvalidOptionError.expected('options.vary', 'an array of header names', vary)
   const statuses = options.statuses ?? [200]
@@ -120,6 +136,7 @@ function resolve(options: CacheRouteOptions = {}): Resolved {
   }
   return {
     ttlMs,
+    staleMs,
     vary: vary.map((h) => h.toLowerCase()),
     key: options.key,
     statuses: new Set(statuses),
@@ -165,12 +182,12 @@ function routeCodec(): Codec<RouteEntry> {
     // Never handed to users, only written to sockets: safe to share frozen.
     immutable: true,
     encode: (entry) => {
-      const bytes = packr.pack(entry.bypass ? [0] : [1, entry.status, entry.headers, entry.body, entry.etag, entry.expires])
+      const bytes = packr.pack(entry.bypass ? [0] : [1, entry.status, entry.headers, entry.body, entry.etag, entry.expires, entry.rendered])
       if (bytes.buffer.byteLength > SCRATCH_BYTES) packr.useBuffer(Buffer.allocUnsafeSlow(8192))
       return bytes
     },
     decode: (bytes) => {
-      const parts = packr.unpack(bytes) as [number, number, Record<string, string>, Uint8Array, string, number]
+      const parts = packr.unpack(bytes) as [number, number, Record<string, string>, Uint8Array, string, number, number | undefined]
       if (parts[0] === 0) return Object.freeze({ bypass: true as const })
       const body = Buffer.from(parts[3].buffer, parts[3].byteOffset, parts[3].byteLength)
       return Object.freeze({
@@ -180,6 +197,7 @@ function routeCodec(): Codec<RouteEntry> {
         body,
         etag: parts[4],
         expires: parts[5],
+        rendered: parts[6] ?? 0,
       })
     },
   }
@@ -267,7 +285,7 @@ export class RouteCaches {
     if (key.length * 3 > max && Buffer.byteLength(key) > max) return { action: 'next', source: 'bypass' }
     const { value, source } = await group.getWithSource(key)
     if (value.bypass) return { action: 'next', source: 'bypass' }
-    return reply(value, source === 'hit' ? 'hit' : source === 'peer' ? 'peer' : 'miss', route, req)
+    return reply(value, source === 'load' ? 'miss' : source, route, req)
   }
 
   /** render is the group's loader: it runs on the key's owner. */
@@ -309,19 +327,40 @@ export class RouteCaches {
     delete headers.etag
     const cacheable = route.statuses.has(captured.status)
     // A response with another status (a handler that threw, say) still
-    // answers everyone waiting for this render, but is not kept.
-    if (cacheable) ctx.ttlMs = route.ttlMs
-    else ctx.cache = false
-    const expires = cacheable ? Date.now() + route.ttlMs : 0
-    return { bypass: false, status: captured.status, headers, body: captured.body, etag, expires }
+    // answers everyone waiting for this render, but is not kept; if it was
+    // a refresh, the stale response stays (stale-if-error).
+    if (cacheable) {
+      ctx.ttlMs = route.ttlMs
+      ctx.staleMs = route.staleMs
+    } else {
+      ctx.cache = false
+    }
+    const rendered = Date.now()
+    const expires = cacheable ? rendered + route.ttlMs : 0
+    return { bypass: false, status: captured.status, headers, body: captured.body, etag, expires, rendered }
   }
 }
 
-/** reply builds the answer for a cached response, honouring If-None-Match. */
-function reply(entry: CachedResponse, source: 'hit' | 'miss' | 'peer', route: Resolved, req: RouteRequest): Decision {
+/**
+ * reply builds the answer for a cached response, honouring If-None-Match.
+ * `Age` says how long ago the owner rendered it, so that with
+ * `cacheControl` a downstream cache counts `max-age` (the whole TTL) from
+ * the render, not from this answer (RFC 9111 §4.2.3); a stale response has
+ * an Age past its max-age, and RFC 5861's `stale-while-revalidate` and
+ * `stale-if-error` let such caches serve it on, as this one does.
+ */
+function reply(entry: CachedResponse, source: 'hit' | 'miss' | 'peer' | 'stale', route: Resolved, req: RouteRequest): Decision {
   const headers: Record<string, string> = { ...entry.headers, etag: entry.etag, [SOURCE_HEADER]: source }
+  const now = Date.now()
+  if (entry.rendered > 0) headers.age = String(Math.max(0, Math.floor((now - entry.rendered) / 1000)))
   if (route.cacheControl && entry.expires > 0) {
-    headers['cache-control'] = `public, max-age=${Math.max(0, Math.floor((entry.expires - Date.now()) / 1000))}`
+    const lifetime = entry.rendered > 0 ? entry.expires - entry.rendered : Math.max(0, entry.expires - now)
+    let value = `public, max-age=${Math.floor(lifetime / 1000)}`
+    if (route.staleMs > 0) {
+      const stale = route.staleMs === Infinity ? STALE_FOREVER_S : Math.floor(route.staleMs / 1000)
+      value += `, stale-while-revalidate=${stale}, stale-if-error=${stale}`
+    }
+    headers['cache-control'] = value
   }
   const cacheable = route.statuses.has(entry.status)
   const match = headerValue(req.headers['if-none-match'])

@@ -58,16 +58,23 @@ export class Entry extends Linked {
   /** data holds the bytes: a one-byte string, or a Uint8Array of its own (see STRING_VALUE_MAX_BYTES). */
   data: string | Uint8Array
   readonly expire: number
+  /**
+   * staleUntil, when later than `expire`, is the absolute time (unix ms)
+   * until which the entry may still be served, stale, while it is refreshed
+   * (`staleMs`); 0 for none.
+   */
+  readonly staleUntil: number
   readonly generation: number
   /** origin says how this node got the value: loaded here, or from the owner. */
   readonly origin: 'load' | 'peer'
   value: unknown = undefined
   decoded = false
 
-  constructor(bytes: Uint8Array, expire: number, generation: number, origin: 'load' | 'peer') {
+  constructor(bytes: Uint8Array, expire: number, generation: number, origin: 'load' | 'peer', staleUntil = 0) {
     super()
     this.data = own(bytes)
     this.expire = expire
+    this.staleUntil = staleUntil
     this.generation = generation
     this.origin = origin
   }
@@ -98,11 +105,22 @@ export class Entry extends Linked {
 
   /** copy is a new entry with the same bytes, expiry and decoded value, held by no cache. */
   copy(): Entry {
-    const copy = new Entry(EMPTY, this.expire, this.generation, this.origin)
+    const copy = new Entry(EMPTY, this.expire, this.generation, this.origin, this.staleUntil)
     copy.data = this.data
     copy.value = this.value
     copy.decoded = this.decoded
     return copy
+  }
+}
+
+/**
+ * NotFoundEntry is a remembered not-found verdict (`notFoundTtlMs`): its
+ * bytes are the verdict's message, counted like any entry's. A class of its
+ * own, so that plain entries carry no flag for it.
+ */
+export class NotFoundEntry extends Entry {
+  override copy(): Entry {
+    return new NotFoundEntry(this.bytes, this.expire, this.generation, this.origin)
   }
 }
 
@@ -145,14 +163,14 @@ export class Cache {
   /**
    * costOf is what an entry is counted as: Go's key bytes (UTF-8, or two
    * per character if V8 holds the key that way and that is more) and value
-   * bytes, plus the per-entry overhead, plus the boxed number an expiry
-   * takes, plus the Uint8Array around a large value, plus the decoded value
+   * bytes, plus the per-entry overhead, plus the boxed numbers an expiry and
+   * the end of a stale window take, plus the Uint8Array around a large value, plus the decoded value
    * when one is kept beside the bytes.
    */
   costOf(key: string, entry: Entry): number {
     const utf8 = Buffer.byteLength(key)
     let cost = this.#overhead + (utf8 === key.length || isOneByte(key) ? utf8 : Math.max(utf8, 2 * key.length)) + entry.byteLength
-    cost += numberBytes(entry.expire)
+    cost += numberBytes(entry.expire) + numberBytes(entry.staleUntil)
     const data = entry.data
     if (typeof data !== 'string') cost += VIEW_BYTES + BUFFER_BYTES
     if (entry.decoded) cost += heapBytes(entry.value, typeof data === 'string' ? undefined : data.buffer)
@@ -160,21 +178,22 @@ export class Cache {
   }
 
   /**
-   * get looks in main, then hot. An entry past its expiry at `now` is dropped
-   * and reported as a miss.
+   * get looks in main, then hot. An entry past its expiry at `now` is still
+   * returned while it may be served stale (see `isStale`); past that too, it
+   * is dropped and reported as a miss.
    */
   get(key: string, now: number): Entry | undefined {
-    return this.#fresh(this.main, key, now) ?? this.#fresh(this.hot, key, now)
+    return this.#usable(this.main, key, now) ?? this.#usable(this.hot, key, now)
   }
 
   /** peekMain looks in main only, as a peek or a hand-off does. */
   peekMain(key: string, now: number): Entry | undefined {
-    return this.#fresh(this.main, key, now)
+    return this.#usable(this.main, key, now)
   }
 
-  #fresh(lru: LRU<Entry>, key: string, now: number): Entry | undefined {
+  #usable(lru: LRU<Entry>, key: string, now: number): Entry | undefined {
     const entry = lru.get(key)
-    if (entry === undefined || entry.expire === 0 || entry.expire > now) return entry
+    if (entry === undefined || entry.expire === 0 || entry.expire > now || entry.staleUntil > now) return entry
     lru.expire(key)
     return undefined
   }
@@ -230,4 +249,12 @@ export class Cache {
     const lru = kind === 'main' ? this.main : this.hot
     return { bytes: lru.bytes, items: lru.items, gets: lru.gets, hits: lru.hits, evictions: lru.evictions }
   }
+}
+
+/**
+ * isStale says whether an entry is past its expiry at `now` but within its
+ * stale window: servable, while it is refreshed.
+ */
+export function isStale(entry: Entry, now: number): boolean {
+  return entry.expire !== 0 && entry.expire <= now && entry.staleUntil > now
 }

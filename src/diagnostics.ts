@@ -105,9 +105,10 @@ export interface TraceMessage {
 /**
  * GetSource says where a traced get found its value: the main cache
  * (`hit`), a hot copy (`hot`), a load on this node (`load`) or the key's
- * owner (`peer`).
+ * owner (`peer`); or that the value was past its TTL, served from its
+ * `staleMs` window while it is refreshed (`stale`).
  */
-export type GetSource = 'hit' | 'hot' | 'load' | 'peer'
+export type GetSource = 'hit' | 'hot' | 'load' | 'peer' | 'stale'
 
 /** GetMessage is the context of `groupcache:get`. */
 export interface GetMessage extends TraceMessage {

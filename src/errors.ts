@@ -23,6 +23,11 @@ export type GroupcacheErrorCode =
  */
 export class GroupcacheError extends Error {
   readonly code: GroupcacheErrorCode
+  /**
+   * key, on an error a `getMany` rejects with, is the key it belongs to, so
+   * that a caller who asked for many keys learns which one failed.
+   */
+  declare key?: string | undefined
 
   constructor(code: GroupcacheErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)

@@ -1,4 +1,6 @@
-import { Cache, Entry, type CacheKind, type CacheStats } from './cache.js'
+import { MAX_BATCH_KEYS } from './batch.js'
+import { Batcher, allAborted, shareSignal, type BatchTiming } from './batcher.js'
+import { Cache, Entry, NotFoundEntry, isStale, type CacheKind, type CacheStats } from './cache.js'
 import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
 import {
   AbortedError,
@@ -8,6 +10,7 @@ import {
   InvalidKeyError,
   InvalidOptionError,
   LoadError,
+  NotFoundError,
   OverloadedError,
   PeerError,
   TooLargeError,
@@ -28,7 +31,7 @@ import {
   type PeerEvent,
   type ServeMessage,
 } from './diagnostics.js'
-import { Flight } from './flight.js'
+import { Flight, type FlightFn } from './flight.js'
 import { MAX_HANDOFF_BODY_BYTES, encodeHandoff, recordBytes, type HandoffEntry } from './handoff.js'
 import { newGroupStats, type GroupStats } from './stats.js'
 
@@ -56,6 +59,27 @@ export const DEFAULT_MAX_ENTRY_FRACTION = 8
 export const DEFAULT_MAX_PEER_LOADS = 64
 
 /**
+ * DEFAULT_BATCH_WINDOW_MS is 0: a single `get` asks its owner at once. A
+ * window makes concurrent gets for one owner wait that long to share one
+ * batch request; see `batchWindowMs` in README for when it pays.
+ */
+export const DEFAULT_BATCH_WINDOW_MS = 0
+
+/**
+ * DEFAULT_REFRESH_RETRY_MS spaces the attempts to refresh a stale value whose
+ * refresh failed: at most one loader call per key per second at first, so
+ * that a database that is down is not hammered by every get of a hot key.
+ */
+export const DEFAULT_REFRESH_RETRY_MS = 1_000
+
+/**
+ * MAX_REFRESH_RETRY_MS caps the doubling of `refreshRetryMs` after failed
+ * refreshes in a row (unless `refreshRetryMs` itself is larger): a value
+ * stale for long is still tried every 30 s.
+ */
+export const MAX_REFRESH_RETRY_MS = 30_000
+
+/**
  * LoadContext is what a loader gets besides the key. `signal` aborts only
  * when every caller waiting for this load has given up.
  */
@@ -69,6 +93,12 @@ export interface LoadContext {
    */
   ttlMs?: number | undefined
   /**
+   * staleMs, when the loader sets it, is how long this value may still be
+   * served past its TTL while it is refreshed (in ms, `Infinity` for ever),
+   * overriding the group's `staleMs`.
+   */
+  staleMs?: number
+  /**
    * cache, when the loader sets it to false, answers the callers waiting for
    * this load (here and on peers) without storing the value anywhere: for a
    * result worth sharing with them but not with later callers.
@@ -78,9 +108,11 @@ export interface LoadContext {
 
 /**
  * Source says where a value came from: this node's caches (`hit`), a load
- * run or joined on this node (`load`), or the key's owner (`peer`).
+ * run or joined on this node (`load`), or the key's owner (`peer`); or that
+ * it is past its TTL and served from its `staleMs` window while one refresh
+ * runs for the cluster (`stale`).
  */
-export type Source = 'hit' | 'load' | 'peer'
+export type Source = 'hit' | 'load' | 'peer' | 'stale'
 
 /** Sourced is a value with where it came from, as `getWithSource` returns. */
 export interface Sourced<T> {
@@ -96,6 +128,18 @@ export interface Sourced<T> {
 export type Loader<T> = (key: string, ctx: LoadContext) => T | Promise<T>
 
 /**
+ * BatchLoader produces the values of several keys at once on their owner, as
+ * one `WHERE id IN (...)` query would: a Map (or an iterable of `[key,
+ * value]` pairs) of the keys it found. A key missing from it is not found
+ * (NotFoundError); a throw fails every key of the call. `ctx.ttlMs` and
+ * `ctx.cache` apply to every key of the call.
+ */
+export type BatchLoader<T> = (
+  keys: readonly string[],
+  ctx: LoadContext,
+) => ReadonlyMap<string, T> | Iterable<readonly [string, T]> | Promise<ReadonlyMap<string, T> | Iterable<readonly [string, T]>>
+
+/**
  * Promote decides whether a value fetched from its owner is kept as a hot
  * copy on this node. `true` keeps every one, `false` none.
  */
@@ -107,8 +151,27 @@ export interface GroupOptions<T> {
   name: string
   /** maxBytes bounds main + hot cache together (key + value bytes + ENTRY_OVERHEAD_BYTES per entry + kept decoded values); 0 caches nothing. */
   maxBytes: number
-  /** load produces a value on the key's owner. */
-  load: Loader<T>
+  /** load produces a value on the key's owner. Required unless `loadMany` is given. */
+  load?: Loader<T> | undefined
+  /**
+   * loadMany produces several values at once on their owner: misses that
+   * arrive together (a `getMany`, a peer's batch, gets in the same tick) are
+   * loaded with one call of at most 1000 keys (`MAX_BATCH_KEYS`). A lone miss
+   * uses `load` when there is one.
+   */
+  loadMany?: BatchLoader<T> | undefined
+  /**
+   * notFoundTtlMs, when set, is how long the owner remembers that a key was
+   * not found (NotFoundError): it answers gets and peers with that verdict
+   * without loading again. Remembered verdicts count in `maxBytes`.
+   */
+  notFoundTtlMs?: number | undefined
+  /**
+   * batchWindowMs, when above 0, makes a `get` that must ask the key's owner
+   * wait that long for other gets to the same owner, to share one batch
+   * request with them (default 0: ask at once).
+   */
+  batchWindowMs?: number | undefined
   /** codec turns values into bytes: 'msgpack' (default), 'json', 'string', 'bytes' or your own. */
   codec?: CodecName | Codec<T> | undefined
   /** promote decides which peer-fetched values become hot copies (default: 1 in 10 at random). */
@@ -119,12 +182,26 @@ export interface GroupOptions<T> {
   maxPeerLoads?: number | undefined
   /** ttlMs is how long a loaded value lives, on its owner and in hot copies (default: until evicted). */
   ttlMs?: number | undefined
+  /**
+   * staleMs is how long a value past its `ttlMs` may still be served while
+   * one refresh runs for the whole cluster, on the key's owner; and, if that
+   * refresh fails, still served (stale-if-error). Default 0: none.
+   */
+  staleMs?: number | undefined
+  /**
+   * refreshRetryMs is the least time between two refreshes of a stale value
+   * after one failed, doubling with each failure in a row up to 30 s
+   * (default 1000).
+   */
+  refreshRetryMs?: number | undefined
 }
 
 /** SetOptions are per-call options of `group.set`. */
 export interface SetOptions {
   /** ttlMs is how long the value lives (default: the group's `ttlMs`). */
   ttlMs?: number | undefined
+  /** staleMs is how long it may be served stale after that (default: the group's `staleMs`). */
+  staleMs?: number | undefined
 }
 
 /** GetOptions are per-call options of `group.get`. */
@@ -139,12 +216,14 @@ export interface GetOptions {
 
 /**
  * PeerValue is an owner's answer: the value's bytes, its absolute expiry in
- * unix ms (0 for none) and the generation its load began in (0 from Go peers
- * and before any `clear()`).
+ * unix ms (0 for none), the end of its stale window (0 for none; absent from
+ * transports that predate it) and the generation its load began in (0 from
+ * Go peers and before any `clear()`).
  */
 export interface PeerValue {
   value: Uint8Array
   expire: number
+  staleUntil?: number | undefined
   generation: number
 }
 
@@ -160,9 +239,28 @@ export interface GroupPeers {
   readonly list: readonly string[]
   /** ownerOf returns the peer that owns `key`, or undefined with no peers. */
   ownerOf(key: string): string | undefined
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, headers?: Record<string, string>): Promise<PeerValue>
+  /**
+   * fetch asks the owner. `headers` go along with the request (trace
+   * propagation); `refresh` says this node holds a stale copy and asks on
+   * behalf of no waiting caller (see REFRESH_HEADER).
+   */
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation: number,
+    headers?: Record<string, string>,
+    refresh?: boolean,
+  ): Promise<PeerValue>
+  /**
+   * fetchMany asks one owner for several keys (one batch request per chunk
+   * for our peers, one GET per key for Go's) and answers each key with its
+   * value or its error.
+   */
+  fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>>
   remove(peer: string, group: string, key: string): Promise<void>
-  set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
+  set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
   /** previousOwnerOf names the key's owner before the last ring change, within `handoffMs`, if another node. */
   previousOwnerOf(key: string): string | undefined
@@ -189,8 +287,12 @@ export interface GroupNode {
 export interface ServedValue {
   bytes: Uint8Array
   expire: number
+  staleUntil: number
   generation: number
 }
+
+/** ServedOutcome is one key's part of a batch: its value, or why there is none. */
+export type ServedOutcome = { value: ServedValue } | { error: unknown }
 
 /**
  * ServedRequest is what a group reads of a peer's request: its signal, and
@@ -206,13 +308,16 @@ export interface ServedRequest {
  * ServedGroup is what the peer endpoint (handler.ts) needs of a group.
  * `serve` reads `request.signal` only when it has to load, so adapters can
  * make the signal lazily: most peer requests are cache hits, and a signal is
- * not free.
+ * not free. `refreshWaitMs` (from REFRESH_HEADER, else 0) is how long `serve`
+ * may wait for a refresh of a stale value before answering with the stale one.
  */
 export interface ServedGroup {
   readonly maxEntryBytes: number
-  serve(key: string, request: ServedRequest, generation: number): Promise<ServedValue>
+  serve(key: string, request: ServedRequest, generation: number, refreshWaitMs?: number): Promise<ServedValue>
+  /** serveMany answers a peer's batch, one outcome per key, in the keys' order. */
+  serveMany(keys: readonly string[], request: ServedRequest, generation: number): Promise<ServedOutcome[]>
   removeLocally(key: string): void
-  setLocally(key: string, value: Uint8Array, expire: number): void
+  setLocally(key: string, value: Uint8Array, expire: number, staleUntil?: number): void
   clearLocally(generation: number): void
   /** peekLocally answers a peek: the main cache's entry, never a load. */
   peekLocally(key: string, generation: number): ServedValue | undefined
@@ -242,6 +347,23 @@ export function isTtl(value: unknown): value is number {
 }
 
 /**
+ * isStaleMs accepts a stale window in milliseconds: 0 or more, or Infinity
+ * for a value served stale until a refresh replaces it.
+ */
+export function isStaleMs(value: unknown): value is number {
+  return typeof value === 'number' && value >= 0
+}
+
+/**
+ * RefreshRetry is what a stale entry remembers of its failed refreshes: how
+ * many in a row, and when the next may start.
+ */
+interface RefreshRetry {
+  failures: number
+  at: number
+}
+
+/**
  * Group is a named keyspace with a loader and a byte budget. Create one with
  * `gc.newGroup`. `get` loads each key at most once across the cluster: on
  * the key's owner, whichever node was asked.
@@ -250,12 +372,25 @@ export class Group<T = unknown> {
   readonly name: string
   readonly #node: GroupNode
   readonly #peers: GroupPeers
-  readonly #load: Loader<T>
+  readonly #load: Loader<T> | undefined
+  readonly #loadMany: BatchLoader<T> | undefined
+  readonly #notFoundTtlMs: number | undefined
+  // A get that asks its owner: at once (undefined) or in a batch window.
+  readonly #window: BatchTiming | undefined
+  // Misses to load together with loadMany, and keys to fetch from their owners
+  // together (see getMany and batchWindowMs).
+  readonly #loads = new Batcher<LoadItem<T>>((items) => this.#loadBatch(items), MAX_BATCH_KEYS)
+  readonly #fetches = new Batcher<FetchItem>((items) => this.#fetchBatch(items), Infinity)
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
   readonly #promote: (key: string, bytes: number) => boolean
   readonly #maxEntryBytes: number
   readonly #ttlMs: number | undefined
+  readonly #staleMs: number | undefined
+  readonly #refreshRetryMs: number
+  // Failed refreshes, per stale entry: kept beside the entry, not the key, so
+  // that the back-off goes when the entry does (evicted, removed, replaced).
+  readonly #retries = new WeakMap<Entry, RefreshRetry>()
   readonly #maxPeerLoads: number
   #peerLoads = 0
   readonly #stats: GroupStats = newGroupStats()
@@ -276,10 +411,16 @@ export class Group<T = unknown> {
     this.#node = node
     this.#peers = node.peers
     this.#load = options.load
+    this.#loadMany = options.loadMany
+    this.#notFoundTtlMs = options.notFoundTtlMs
+    const window = options.batchWindowMs ?? DEFAULT_BATCH_WINDOW_MS
+    this.#window = window > 0 ? window : undefined
     this.#codec = resolveCodec(options.codec as CodecName | Codec<unknown> | undefined, 'options.codec')
     this.#cache = new Cache(options.maxBytes)
     this.#maxEntryBytes = options.maxEntryBytes ?? Math.floor(options.maxBytes / DEFAULT_MAX_ENTRY_FRACTION)
     this.#ttlMs = options.ttlMs
+    this.#staleMs = options.staleMs
+    this.#refreshRetryMs = options.refreshRetryMs ?? DEFAULT_REFRESH_RETRY_MS
     this.#maxPeerLoads = options.maxPeerLoads ?? DEFAULT_MAX_PEER_LOADS
     const promote = options.promote
     this.#promote =
@@ -317,23 +458,77 @@ export class Group<T = unknown> {
    * decodes from the stored bytes; plain objects and arrays are deep-frozen
    * and shared between callers, binary data is a fresh copy per caller.
    * Hence the `Frozen<T>` type: what every caller shares cannot be changed.
+   * A value past its `ttlMs` but within its `staleMs` is returned at once,
+   * and one refresh runs for the whole cluster, on the key's owner.
    */
   async get(key: string, options?: GetOptions): Promise<Frozen<T>> {
     if (getTracing.hasSubscribers) return (await this.#tracedGet(key, options)).value
-    const hit = this.#lookup(key)
+    const hit = this.#lookup(key, this.#node.now())
     return this.#valueOf(hit ?? (await this.#miss(key, options)))
   }
 
   /**
    * getWithSource is `get` that also says where the value came from: this
-   * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`).
+   * node's caches (`hit`), a load here (`load`), or the key's owner (`peer`);
+   * or `stale`: past its TTL, served while it is refreshed.
    */
   async getWithSource(key: string, options?: GetOptions): Promise<Sourced<Frozen<T>>> {
     if (getTracing.hasSubscribers) return this.#tracedGet(key, options)
-    const hit = this.#lookup(key)
-    if (hit !== undefined) return { value: this.#valueOf(hit), source: 'hit' }
+    const now = this.#node.now()
+    const hit = this.#lookup(key, now)
+    if (hit !== undefined) return { value: this.#valueOf(hit), source: isStale(hit, now) ? 'stale' : 'hit' }
     const entry = await this.#miss(key, options)
-    return { value: this.#valueOf(entry), source: entry.origin }
+    return { value: this.#valueOf(entry), source: isStale(entry, this.#node.now()) ? 'stale' : entry.origin }
+  }
+
+  /**
+   * getMany returns the values of many keys at once: a Map of every key found,
+   * in the order given (duplicates are fine). A key whose loader said not
+   * found is left out; any other failure rejects with that key's error (its
+   * `key` says which). Hits are answered here; the misses are grouped by
+   * owner and fetched with one batch request per owner (at most 1000 keys
+   * each; one GET per key from Go peers), and the owner loads the misses that
+   * arrive together with one `loadMany` call. A key already loading is
+   * joined, never loaded twice.
+   */
+  async getMany(keys: Iterable<string>, options?: GetOptions): Promise<Map<string, Frozen<T>>> {
+    this.#checkOpen()
+    if (typeof keys !== 'object' || keys === null || typeof (keys as Partial<Iterable<string>>)[Symbol.iterator] !== 'function') {
+      throw new InvalidKeyError(`expected keys to be an array or another iterable of strings, got ${keys === null ? 'null' : typeof keys}`)
+    }
+    const unique = [...new Set(keys)]
+    for (const key of unique) this.#checkKey(key)
+    const entries = new Map<string, Entry>()
+    const misses: string[] = []
+    const now = this.#node.now()
+    for (const key of unique) {
+      const hit = this.#lookup(key, now)
+      if (hit !== undefined) entries.set(key, hit)
+      else misses.push(key)
+    }
+    if (misses.length > 0) {
+      const shared = shareSignal(options?.signal)
+      try {
+        const each = shared.signal === undefined ? undefined : { signal: shared.signal }
+        await settleMany(
+          misses.map((key) => [key, this.#miss(key, each, 'microtask')]),
+          entries,
+        )
+      } finally {
+        shared.release()
+      }
+    }
+    const found = new Map<string, Frozen<T>>()
+    for (const key of unique) {
+      const entry = entries.get(key)
+      if (entry === undefined || entry instanceof NotFoundEntry) continue
+      try {
+        found.set(key, this.#valueOf(entry))
+      } catch (err) {
+        throw withKey(err, key)
+      }
+    }
+    return found
   }
 
   /**
@@ -343,36 +538,47 @@ export class Group<T = unknown> {
   #tracedGet(key: string, options: GetOptions | undefined): Promise<Sourced<Frozen<T>>> {
     const message: GetMessage = { self: this.#peers.self, group: this.name, key }
     return runTraced(getTracing, message, async (): Promise<Sourced<Frozen<T>>> => {
-      const hit = this.#lookup(key)
+      const now = this.#node.now()
+      const hit = this.#lookup(key, now)
       if (hit === undefined) message.owner = this.#peers.ownerOf(key) ?? this.#peers.self
       const entry = hit ?? (await this.#miss(key, options))
+      const source: Source = isStale(entry, hit === undefined ? this.#node.now() : now) ? 'stale' : hit === undefined ? entry.origin : 'hit'
       // Only hot copies come from peers among the entries of this node's caches.
-      message.source = hit === undefined ? entry.origin : hit.origin === 'peer' ? 'hot' : 'hit'
-      return { value: this.#valueOf(entry), source: hit === undefined ? entry.origin : 'hit' }
+      message.source = source === 'hit' && hit?.origin === 'peer' ? 'hot' : source
+      return { value: this.#valueOf(entry), source }
     })
   }
 
-  /** lookup checks a get and answers it from the caches, if it can. */
-  #lookup(key: string): Entry | undefined {
+  /**
+   * lookup checks a get and answers it from the caches, if it can. A stale
+   * answer starts its refresh.
+   */
+  #lookup(key: string, now: number): Entry | undefined {
     const node = this.#node
     if (node.closed) throw new ClosedError()
     this.#checkKey(key)
     const stats = this.#stats
     stats.gets++
-    const cached = this.#cache.get(key, node.now())
-    if (cached !== undefined) stats.cacheHits++
+    const cached = this.#cache.get(key, now)
+    if (cached !== undefined) {
+      stats.cacheHits++
+      if (cached.expire !== 0 && cached.expire <= now) {
+        stats.staleHits++
+        this.#refresh(key, cached, now, false)
+      }
+    }
     return cached
   }
 
   /** miss loads a key that is not cached here: on this node if it owns it, else from its owner. */
-  #miss(key: string, options: GetOptions | undefined): Promise<Entry> {
+  #miss(key: string, options: GetOptions | undefined, batch: BatchTiming | undefined = this.#window): Promise<Entry> {
     this.#stats.loads++
     const peers = this.#peers
     const signal = options?.signal
     const owner = peers.ownerOf(key)
     return owner === undefined || owner === peers.self
       ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
-      : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current), signal, this.#counted)
+      : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current, batch), signal, this.#counted)
   }
 
   /**
@@ -406,16 +612,22 @@ export class Group<T = unknown> {
     if (ttlMs !== undefined && !isTtl(ttlMs)) {
       throw new InvalidOptionError(`expected options.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
     }
+    const staleMs = options?.staleMs ?? this.#staleMs
+    if (staleMs !== undefined && !isStaleMs(staleMs)) {
+      throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more', staleMs)
+    }
     const bytes = encodeValue(this.#codec, value, `the value of ${JSON.stringify(key)} in group ${this.name}`)
     const size = bytes.length + Buffer.byteLength(key)
     if (size > this.#maxEntryBytes) {
       throw new TooLargeError(`the entry for ${JSON.stringify(key)} takes ${size} bytes; this group stores at most ${this.#maxEntryBytes}`)
     }
     const expire = this.#expiry(ttlMs)
+    const staleUntil = staleEnd(expire, staleMs)
     await this.#everywhere(
       key,
-      (peer, owner) => (peer === owner ? this.#peers.set(peer, this.name, key, bytes, expire) : this.#peers.remove(peer, this.name, key)),
-      (owner) => (owner ? this.#setLocally(key, bytes, expire) : this.#removeLocally(key)),
+      (peer, owner) =>
+        peer === owner ? this.#peers.set(peer, this.name, key, bytes, expire, staleUntil) : this.#peers.remove(peer, this.name, key),
+      (owner) => (owner ? this.#setLocally(key, bytes, expire, staleUntil) : this.#removeLocally(key)),
     )
   }
 
@@ -464,12 +676,15 @@ export class Group<T = unknown> {
   [served](): ServedGroup {
     return {
       maxEntryBytes: this.#maxEntryBytes,
-      serve: (key, request, generation) =>
+      serve: (key, request, generation, refreshWaitMs = 0) =>
         serveTracing.hasSubscribers
-          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, () => this.#serve(key, request, generation))
-          : this.#serve(key, request, generation),
+          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, () =>
+              this.#serve(key, request, generation, refreshWaitMs),
+            )
+          : this.#serve(key, request, generation, refreshWaitMs),
+      serveMany: (keys, request, generation) => this.#serveMany(keys, request, generation),
       removeLocally: (key) => this.#removeLocally(key),
-      setLocally: (key, value, expire) => this.#setLocally(key, value, expire),
+      setLocally: (key, value, expire, staleUntil) => this.#setLocally(key, value, expire, staleUntil ?? 0),
       clearLocally: (generation) => this.#clearLocally(generation),
       peekLocally: (key, generation) => this.#peekLocally(key, generation),
       receive: (entries, generation) => this.#receive(entries, generation),
@@ -486,7 +701,7 @@ export class Group<T = unknown> {
     if (generation > this.#generation) this.#clearLocally(generation)
     const entry = this.#cache.peekMain(key, this.#node.now())
     if (entry === undefined) return undefined
-    return { bytes: entry.bytes, expire: entry.expire, generation: entry.generation }
+    return { bytes: entry.bytes, expire: entry.expire, generation: entry.generation, staleUntil: entry.staleUntil }
   }
 
   /**
@@ -563,15 +778,24 @@ export class Group<T = unknown> {
    * never by asking another peer. Forwarding is what lets Go nodes with
    * disagreeing peer lists bounce a key between them forever. A requester
    * that has seen a later `clear()` brings this node up to date first.
+   * A stale value is answered at once and refreshed here; a requester that
+   * holds a stale copy itself (`refreshWaitMs` > 0) is answered when that
+   * refresh ends instead, for up to `refreshWaitMs`.
    */
-  async #serve(key: string, request: ServedRequest, generation: number): Promise<Entry> {
+  async #serve(key: string, request: ServedRequest, generation: number, refreshWaitMs: number): Promise<Entry> {
     if (generation > this.#generation) this.#clearLocally(generation)
     const stats = this.#stats
     stats.serverRequests++
     stats.gets++
-    const cached = this.#cache.get(key, this.#node.now())
+    const now = this.#node.now()
+    const cached = this.#cache.get(key, now)
     if (cached !== undefined) {
       stats.cacheHits++
+      if (cached instanceof NotFoundEntry) throw notFound(cached)
+      if (cached.expire === 0 || cached.expire > now) return cached
+      stats.staleHits++
+      this.#refresh(key, cached, now, true)
+      if (refreshWaitMs > 0 && this.#local.has(key)) return this.#awaitRefresh(key, cached, request, refreshWaitMs)
       return cached
     }
     stats.loads++
@@ -581,12 +805,245 @@ export class Group<T = unknown> {
     return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted, true)
   }
 
+  /**
+   * serveMany answers a peer's batch: from the caches, by joining loads in
+   * flight, or by loading the rest here (never by asking another peer). The
+   * new loads keep to `maxPeerLoads`, so that a batch cannot run more loads
+   * than that many single requests could: with `loadMany` they are one
+   * loader call, which takes one slot; without, they run at most as many at
+   * once as there are free slots, and wait for them rather than being
+   * refused. Only a batch that finds no free slot has its new loads refused
+   * (OverloadedError, which the asker treats as a failed fetch).
+   */
+  async #serveMany(keys: readonly string[], request: ServedRequest, generation: number): Promise<ServedOutcome[]> {
+    if (generation > this.#generation) this.#clearLocally(generation)
+    const stats = this.#stats
+    const now = this.#node.now()
+    const out: ServedOutcome[] = new Array<ServedOutcome>(keys.length)
+    const joins: number[] = []
+    const fresh: number[] = []
+    keys.forEach((key, i) => {
+      stats.serverRequests++
+      stats.gets++
+      const cached = this.#cache.get(key, now)
+      if (cached !== undefined) {
+        stats.cacheHits++
+        if (cached instanceof NotFoundEntry) {
+          out[i] = { error: notFound(cached) }
+          return
+        }
+        if (isStale(cached, now)) {
+          // A stale value in a batch is answered at once and refreshed here,
+          // as `serve` does for a single key.
+          stats.staleHits++
+          this.#refresh(key, cached, now, true)
+        }
+        out[i] = { value: cached }
+        return
+      }
+      stats.loads++
+      if (this.#local.has(key)) joins.push(i)
+      else fresh.push(i)
+    })
+    if (joins.length === 0 && fresh.length === 0) return out
+    // One listener on the request's signal, however many keys wait.
+    const shared = shareSignal(request.signal)
+    const each = { signal: shared.signal }
+    try {
+      await Promise.all([
+        ...joins.map((i) => this.#loadInto(out, i, keys[i] as string, each)),
+        fresh.length > 0 ? this.#loadFreshForPeer(keys, fresh, out, each) : undefined,
+      ])
+    } finally {
+      shared.release()
+    }
+    return out
+  }
+
+  async #loadFreshForPeer(
+    keys: readonly string[],
+    fresh: readonly number[],
+    out: ServedOutcome[],
+    request: { readonly signal?: AbortSignal | undefined },
+  ): Promise<void> {
+    const free = this.#maxPeerLoads - this.#peerLoads
+    if (free <= 0) {
+      const error = new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
+      for (const i of fresh) out[i] = { error }
+      return
+    }
+    const width = this.#loadMany === undefined ? Math.min(free, fresh.length) : 1
+    let next = 0
+    const worker = async (): Promise<void> => {
+      this.#peerLoads++
+      try {
+        if (this.#loadMany !== undefined) {
+          // Started in one go, so that they reach loadMany in one call.
+          await Promise.all(fresh.map((i) => this.#loadInto(out, i, keys[i] as string, request)))
+          return
+        }
+        while (next < fresh.length) {
+          const i = fresh[next++] as number
+          await this.#loadInto(out, i, keys[i] as string, request)
+        }
+      } finally {
+        this.#peerLoads--
+      }
+    }
+    await Promise.all(Array.from({ length: width }, worker))
+  }
+
+  /** loadInto runs or joins a key's local load for a peer's batch, and keeps its outcome. */
+  #loadInto(out: ServedOutcome[], i: number, key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<void> {
+    return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true).then(
+      (value) => {
+        out[i] = { value }
+      },
+      (error: unknown) => {
+        out[i] = { error }
+      },
+    )
+  }
+
   async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
     this.#peerLoads++
     try {
       return await this.#loadLocally(key, signal, isCurrent, true)
     } finally {
       this.#peerLoads--
+    }
+  }
+
+  // Stale-while-revalidate. The owner decides: it alone runs the loader to
+  // refresh a key, once for the whole cluster; other nodes serve their stale
+  // copy and ask the owner, which answers from its own copy and refreshes in
+  // the background. A refresh is a flight like a load, so a remove, set or
+  // clear forgets it and its value is not kept.
+
+  /**
+   * refresh starts the one background refresh of a stale entry, unless one
+   * is in flight or the last one failed less than its back-off ago. Where
+   * this node answers for the key (it owns it, or `forPeer`: a peer asked,
+   * and peer requests are never forwarded) it runs the loader; elsewhere it
+   * asks the owner. It never loads locally in place of an unreachable owner,
+   * as a miss would: it has a value to serve, and a crowd of nodes loading a
+   * key of a dead owner is the stampede stale values are there to avoid.
+   */
+  #refresh(key: string, stale: Entry, now: number, forPeer: boolean): void {
+    const node = this.#node
+    const peers = this.#peers
+    const owner = forPeer ? peers.self : (peers.ownerOf(key) ?? peers.self)
+    const local = owner === peers.self
+    const flight = local ? this.#local : this.#remote
+    if (flight.has(key)) return
+    const retry = this.#retries.get(stale)
+    if (retry !== undefined && now < retry.at) return
+    // Refreshes for peers count against the cap of loads run for peers.
+    if (forPeer && this.#peerLoads >= this.#maxPeerLoads) return
+    this.#stats.refreshes++
+    const run: FlightFn<Entry> = local
+      ? (signal, isCurrent) => this.#reload(key, signal, isCurrent, forPeer)
+      : (signal, isCurrent) => this.#askOwner(owner, key, signal, isCurrent)
+    flight.do(key, run).then(
+      (entry) => {
+        // A value not to be kept (`ctx.cache = false`; a route that answered
+        // an uncacheable status) or an owner still serving stale is no
+        // refresh: keep the stale value, and back off.
+        if (entry.expire !== 0 && entry.expire <= node.now()) this.#refreshFailed(stale, local)
+      },
+      (err: unknown) => {
+        if (!(err instanceof NotFoundError) && !(err instanceof AbortedError)) this.#refreshFailed(stale, local)
+      },
+    )
+  }
+
+  /**
+   * refreshFailed counts a failed refresh and spaces the next: on the node
+   * that runs the loader, `refreshRetryMs` doubling with each failure in a
+   * row (to spare a failing database); elsewhere a plain `refreshRetryMs`,
+   * since asking the owner costs it a cache hit.
+   */
+  #refreshFailed(stale: Entry, local: boolean): void {
+    this.#stats.refreshErrors++
+    const failures = (this.#retries.get(stale)?.failures ?? 0) + 1
+    const base = this.#refreshRetryMs
+    const delay = local ? Math.min(base * 2 ** (failures - 1), Math.max(base, MAX_REFRESH_RETRY_MS)) : base
+    this.#retries.set(stale, { failures, at: this.#node.now() + delay })
+  }
+
+  /**
+   * reload runs the loader to refresh a key. A not-found verdict drops the
+   * stale value: the key no longer exists, which is an answer, not an error.
+   */
+  async #reload(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer: boolean): Promise<Entry> {
+    try {
+      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent) : this.#loadLocally(key, signal, isCurrent))
+    } catch (err) {
+      if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
+      throw err
+    }
+  }
+
+  /**
+   * askOwner fetches a key this node holds stale from its owner, saying so:
+   * the owner answers when its own refresh ends. A fresh answer replaces the
+   * stale copy whatever the promotion policy, since the stale copy was kept.
+   */
+  async #askOwner(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+    const traced = peerChannel.hasSubscribers ? performance.now() : undefined
+    let res: PeerValue
+    try {
+      res = await (fetchTracing.hasSubscribers
+        ? this.#tracedFetch(owner, key, signal, true)
+        : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, true))
+      if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
+    } catch (err) {
+      if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
+      if (err instanceof PeerError) this.#stats.peerErrors++
+      else if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
+      throw err
+    }
+    this.#stats.peerLoads++
+    if (res.generation > this.#generation) this.#clearLocally(res.generation)
+    const entry = peerEntry(res)
+    if (isCurrent() && (entry.expire === 0 || entry.expire > this.#node.now())) {
+      this.#valueOf(entry)
+      this.#cache.remove(key)
+      this.#store('hot', key, entry)
+    }
+    return entry
+  }
+
+  /**
+   * awaitRefresh answers a peer that holds a stale copy when this node's
+   * refresh of the key ends, or after `waitMs`, whichever comes first; with
+   * the stale value if the refresh failed or is still running.
+   */
+  async #awaitRefresh(
+    key: string,
+    stale: Entry,
+    request: { readonly signal?: AbortSignal | undefined },
+    waitMs: number,
+  ): Promise<Entry> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<Entry>((resolve) => {
+      timer = setTimeout(() => resolve(stale), waitMs)
+    })
+    // The refresh is in flight (the caller checked): this joins it, and, as
+    // a peer, hears its end before this node's own callers.
+    const refreshed = this.#local
+      .do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, undefined, true)
+      .then(
+        (entry) => (entry.expire === 0 || entry.expire > this.#node.now() ? entry : stale),
+        (err: unknown) => {
+          if (err instanceof NotFoundError || err instanceof AbortedError) throw err
+          return stale
+        },
+      )
+    try {
+      return await Promise.race([refreshed, late])
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -615,10 +1072,11 @@ export class Group<T = unknown> {
     this.#remote.forget(key)
   }
 
-  #setLocally(key: string, bytes: Uint8Array, expire: number): void {
+  #setLocally(key: string, bytes: Uint8Array, expire: number, staleUntil: number): void {
     this.#removeLocally(key)
-    if (expire !== 0 && expire <= this.#node.now()) return
-    this.#store('main', key, new Entry(bytes, expire, this.#generation, 'load'))
+    const now = this.#node.now()
+    if (expire !== 0 && expire <= now && staleUntil <= now) return
+    this.#store('main', key, new Entry(bytes, expire, this.#generation, 'load', staleUntil))
   }
 
   #clearLocally(generation: number): void {
@@ -655,11 +1113,15 @@ export class Group<T = unknown> {
    * lookAgain checks the caches from inside a flight. Between a caller's
    * miss and the start of its flight, another flight may have filled the
    * cache and finished; without this check the key would load twice (the
-   * race Go's `load()` describes).
+   * race Go's `load()` describes). Only a fresh entry counts: a stale one is
+   * what a refresh flight is there to replace.
    */
   #lookAgain(key: string): Entry | undefined {
-    const entry = this.#cache.get(key, this.#node.now())
-    if (entry !== undefined) this.#stats.cacheHits++
+    const now = this.#node.now()
+    const entry = this.#cache.get(key, now)
+    if (entry === undefined || (entry.expire !== 0 && entry.expire <= now)) return undefined
+    this.#stats.cacheHits++
+    if (entry instanceof NotFoundEntry) throw notFound(entry)
     return entry
   }
 
@@ -706,11 +1168,12 @@ export class Group<T = unknown> {
     let value: T
     let bytes: Uint8Array
     let expire: number
+    let staleUntil = 0
     try {
       try {
         value = await (loadTracing.hasSubscribers
-          ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#load(key, ctx))
-          : this.#load(key, ctx))
+          ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#runLoader(key, ctx))
+          : this.#runLoader(key, ctx))
       } catch (err) {
         if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
         throw new LoadError(`loading ${JSON.stringify(key)} in group ${this.name} failed: ${errorMessage(err)}`, {
@@ -721,33 +1184,46 @@ export class Group<T = unknown> {
       if (ttlMs !== undefined && !isTtl(ttlMs)) {
         throw new LoadError(`expected ctx.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
       }
+      const staleMs = ctx.staleMs ?? this.#staleMs
+      if (staleMs !== undefined && !isStaleMs(staleMs)) {
+        throw new LoadError(`expected ctx.staleMs to be a number of milliseconds, 0 or more, got ${String(staleMs)}`)
+      }
       bytes = encodeValue(this.#codec, value, `the value of ${JSON.stringify(key)} in group ${this.name}`)
       // A value not to be kept is sent to peers as already expired, so that
       // they do not keep it either.
-      expire = ctx.cache === false ? Math.max(1, this.#node.now()) : this.#expiry(ttlMs)
+      if (ctx.cache === false) {
+        expire = Math.max(1, this.#node.now())
+      } else {
+        expire = this.#expiry(ttlMs)
+        staleUntil = staleEnd(expire, staleMs)
+      }
     } catch (err) {
       stats.localLoadErrs++
       if (traced !== undefined) this.#traceLoad(key, traced, err)
+      if (err instanceof NotFoundError && isCurrent()) this.#rememberNotFound(key, err, generation)
       throw err
     }
     stats.localLoads++
     if (traced !== undefined) this.#traceLoad(key, traced, undefined)
     // Every caller left: nobody wants this value; the next get starts afresh.
     if (signal.aborted) throw new AbortedError(signal.reason)
-    const entry = new Entry(bytes, expire, generation, 'load')
+    const entry = new Entry(bytes, expire, generation, 'load', staleUntil)
     // A forgotten flight (a remove, set or clear came while it ran) still
     // answers its callers, but what it read may be stale: keep none of it.
     if (isCurrent() && ctx.cache !== false) this.#store('main', key, entry)
     return entry
   }
 
-  async #loadFromPeer(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #loadFromPeer(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean, batch: BatchTiming | undefined): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     try {
-      res = await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
+      res =
+        batch !== undefined
+          ? await new Promise<PeerValue>((resolve, reject) => this.#fetches.add({ owner, key, signal, resolve, reject }, batch))
+          : await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -761,9 +1237,11 @@ export class Group<T = unknown> {
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
     if (res.generation > this.#generation) this.#clearLocally(res.generation)
-    const entry = new Entry(res.value, res.expire, res.generation, 'peer')
-    const fresh = entry.expire === 0 || entry.expire > this.#node.now()
-    if (fresh && isCurrent() && this.#promote(key, entry.byteLength)) {
+    const entry = peerEntry(res)
+    // A value the owner serves stale may be kept, for as long as it may be served.
+    const now = this.#node.now()
+    const usable = entry.expire === 0 || entry.expire > now || entry.staleUntil > now
+    if (usable && isCurrent() && this.#promote(key, entry.byteLength)) {
       // Decode before keeping a copy, so bytes this node cannot read are
       // reported now and never cached.
       this.#valueOf(entry)
@@ -776,9 +1254,108 @@ export class Group<T = unknown> {
    * tracedFetch is the fetch from `owner` under the `groupcache:fetch`
    * tracing channel, sending the headers its subscribers add (`traceparent`).
    */
-  #tracedFetch(owner: string, key: string, signal: AbortSignal): Promise<PeerValue> {
+  #tracedFetch(owner: string, key: string, signal: AbortSignal, refresh = false): Promise<PeerValue> {
     const message: FetchMessage = { self: this.#peers.self, group: this.name, key, peer: owner, headers: {} }
-    return runTraced(fetchTracing, message, async () => this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers))
+    return runTraced(fetchTracing, message, async () =>
+      this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers, refresh),
+    )
+  }
+
+  /**
+   * runLoader produces one key's value: with `load`, or, when the group has
+   * `loadMany`, through the batch of misses of this turn of the event loop,
+   * so that keys missed together share one loader call.
+   */
+  #runLoader(key: string, ctx: LoadContext): T | Promise<T> {
+    if (this.#loadMany === undefined) return (this.#load as Loader<T>)(key, ctx)
+    return new Promise<T>((resolve, reject) => this.#loads.add({ key, ctx, resolve, reject }, 'tick'))
+  }
+
+  /** loadBatch runs one loader call per chunk of the misses collected by runLoader. */
+  #loadBatch(items: Array<LoadItem<T>>): void {
+    for (let i = 0; i < items.length; i += MAX_BATCH_KEYS) void this.#loadChunk(items.slice(i, i + MAX_BATCH_KEYS))
+  }
+
+  async #loadChunk(items: Array<LoadItem<T>>): Promise<void> {
+    const only = items.length === 1 ? items[0] : undefined
+    if (only !== undefined && this.#load !== undefined) {
+      try {
+        only.resolve(await this.#load(only.key, only.ctx))
+      } catch (err) {
+        only.reject(err)
+      }
+      return
+    }
+    // The call goes on while any of its keys' loads has a caller waiting.
+    const { signal, release } = allAborted(items.map((item) => item.ctx.signal))
+    const ctx: LoadContext = { group: this.name, signal }
+    let found: ReadonlyMap<string, T>
+    try {
+      const keys = [...new Set(items.map((item) => item.key))]
+      const result = await (this.#loadMany as BatchLoader<T>)(keys, ctx)
+      if (typeof result !== 'object' || result === null || typeof (result as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function') {
+        throw new LoadError(`expected loadMany to return a Map or an iterable of [key, value] pairs, got ${result === null ? 'null' : typeof result}`)
+      }
+      found = result instanceof Map ? (result as ReadonlyMap<string, T>) : new Map(result as Iterable<readonly [string, T]>)
+    } catch (err) {
+      for (const item of items) item.reject(err)
+      return
+    } finally {
+      release()
+    }
+    for (const item of items) {
+      if (ctx.ttlMs !== undefined) item.ctx.ttlMs = ctx.ttlMs
+      if (ctx.cache !== undefined) item.ctx.cache = ctx.cache
+      if (found.has(item.key)) item.resolve(found.get(item.key) as T)
+      else item.reject(new NotFoundError(`${JSON.stringify(item.key)} was not found by loadMany in group ${this.name}`))
+    }
+  }
+
+  /**
+   * fetchBatch sends the keys collected for batched fetches, one request
+   * per owner (the transport cuts larger batches into chunks and asks Go
+   * peers one key at a time), and hands each key its answer.
+   */
+  #fetchBatch(items: FetchItem[]): void {
+    const byOwner = new Map<string, FetchItem[]>()
+    for (const item of items) {
+      const list = byOwner.get(item.owner)
+      if (list === undefined) byOwner.set(item.owner, [item])
+      else list.push(item)
+    }
+    for (const [owner, list] of byOwner) {
+      const keys = [...new Set(list.map((item) => item.key))]
+      const { signal, release } = allAborted(list.map((item) => item.signal))
+      this.#peers.fetchMany(owner, this.name, keys, signal, this.#generation).then(
+        (answers) => {
+          release()
+          for (const item of list) {
+            const answer = answers.get(item.key)
+            if (answer === undefined) item.reject(new PeerError(owner, `peer ${owner} left ${JSON.stringify(item.key)} out of its answer`))
+            else if (answer instanceof Error) item.reject(answer)
+            else item.resolve(answer)
+          }
+        },
+        (err: unknown) => {
+          release()
+          for (const item of list) item.reject(err)
+        },
+      )
+    }
+  }
+
+  /**
+   * rememberNotFound keeps a loader's not-found verdict for `notFoundTtlMs`
+   * in the main cache, where it takes its key and message bytes of the
+   * budget, so that a key that does not exist does not cost a loader call on
+   * every get (cache penetration). It goes like any entry: on expiry,
+   * eviction, `remove`, `set` and `clear`.
+   */
+  #rememberNotFound(key: string, err: NotFoundError, generation: number): void {
+    const ttlMs = this.#notFoundTtlMs
+    if (ttlMs === undefined) return
+    const message = Buffer.from(err.message.slice(0, MAX_VERDICT_TEXT))
+    this.#store('main', key, new NotFoundEntry(message, this.#expiry(ttlMs), generation, 'load'))
   }
 
   #traceLoad(key: string, started: number, error: unknown): void {
@@ -805,6 +1382,7 @@ export class Group<T = unknown> {
    */
   #valueOf(entry: Entry): Frozen<T> {
     if (entry.decoded) return entry.value as Frozen<T>
+    if (entry instanceof NotFoundEntry) throw notFound(entry)
     let value: unknown
     try {
       value = this.#codec.decode(entry.bytes, entry.fresh)
@@ -822,6 +1400,20 @@ export class Group<T = unknown> {
 }
 
 /**
+ * staleEnd is the end of an entry's stale window: `staleMs` past its expiry,
+ * 0 for none (no window, or no expiry to be past).
+ */
+function staleEnd(expire: number, staleMs: number | undefined): number {
+  if (expire === 0 || staleMs === undefined || staleMs === 0) return 0
+  return staleMs === Infinity ? Number.MAX_SAFE_INTEGER : expire + staleMs
+}
+
+/** peerEntry is the entry for an owner's answer. */
+function peerEntry(res: PeerValue): Entry {
+  return new Entry(res.value, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
+}
+
+/**
  * settle runs `action` for every peer at once and collects the failures, so
  * that one unreachable peer does not stop the others from being updated.
  */
@@ -832,4 +1424,63 @@ async function settle(peers: readonly string[], action: (peer: string) => Promis
     if (result.status === 'rejected') failures.push({ peer: peers[i] as string, error: result.reason })
   })
   return failures
+}
+
+/** MAX_VERDICT_TEXT bounds the message kept with a remembered not-found verdict. */
+const MAX_VERDICT_TEXT = 1024
+
+/** LoadItem is a miss waiting for its batch's `loadMany` call. */
+interface LoadItem<T> {
+  key: string
+  ctx: LoadContext
+  resolve: (value: T) => void
+  reject: (err: unknown) => void
+}
+
+/** FetchItem is a key waiting to be asked of its owner in a batch. */
+interface FetchItem {
+  owner: string
+  key: string
+  signal: AbortSignal
+  resolve: (value: PeerValue) => void
+  reject: (err: unknown) => void
+}
+
+/** notFound turns a remembered verdict back into the error it remembers. */
+function notFound(entry: Entry): NotFoundError {
+  return new NotFoundError(Buffer.from(entry.bytes).toString('utf8'))
+}
+
+/**
+ * withKey says which key of a `getMany` an error belongs to. A caller's own
+ * abort and a closed instance belong to no key in particular.
+ */
+function withKey(err: unknown, key: string): unknown {
+  if (err instanceof GroupcacheError && err.key === undefined && !(err instanceof AbortedError) && !(err instanceof ClosedError)) {
+    err.key = key
+  }
+  return err
+}
+
+/**
+ * settleMany waits for the misses of a `getMany`, keeping each entry, and
+ * rejects as soon as one fails for another reason than not found: the
+ * caller need not wait for the rest to learn that the whole call failed.
+ */
+function settleMany(misses: ReadonlyArray<[string, Promise<Entry>]>, entries: Map<string, Entry>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let left = misses.length
+    for (const [key, pending] of misses) {
+      pending.then(
+        (entry) => {
+          entries.set(key, entry)
+          if (--left === 0) resolve()
+        },
+        (err: unknown) => {
+          if (!(err instanceof NotFoundError)) reject(withKey(err, key))
+          else if (--left === 0) resolve()
+        },
+      )
+    }
+  })
 }

@@ -5,7 +5,7 @@ import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
 import type { GroupStats } from './stats.js'
-import { Group, drain, handOff, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
+import { Group, drain, handOff, isStaleMs, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
 import { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
 import { createPeerHandler, type PeerHandler } from './handler.js'
 import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
@@ -274,7 +274,11 @@ export class Groupcache {
     if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
       throw InvalidOptionError.expected('options.maxBytes', 'a non-negative integer', maxBytes)
     }
-    if (typeof load !== 'function') throw InvalidOptionError.expected('options.load', 'a function', load)
+    if (load === undefined && options.loadMany === undefined) throw InvalidOptionError.expected('options.load', 'a function (or options.loadMany)', load)
+    if (load !== undefined && typeof load !== 'function') throw InvalidOptionError.expected('options.load', 'a function', load)
+    if (options.loadMany !== undefined && typeof options.loadMany !== 'function') {
+      throw InvalidOptionError.expected('options.loadMany', 'a function', options.loadMany)
+    }
     if (promote !== undefined && typeof promote !== 'boolean' && typeof promote !== 'function') {
       throw InvalidOptionError.expected('options.promote', 'a boolean or a function', promote)
     }
@@ -283,6 +287,17 @@ export class Groupcache {
     if (options.ttlMs !== undefined && !isTtl(options.ttlMs)) {
       throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
     }
+    if (options.notFoundTtlMs !== undefined && !isTtl(options.notFoundTtlMs)) {
+      throw InvalidOptionError.expected('options.notFoundTtlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.notFoundTtlMs)
+    }
+    const window = options.batchWindowMs
+    if (window !== undefined && (typeof window !== 'number' || !Number.isFinite(window) || window < 0)) {
+      throw InvalidOptionError.expected('options.batchWindowMs', 'a non-negative number of milliseconds', window)
+    }
+    if (options.staleMs !== undefined && !isStaleMs(options.staleMs)) {
+      throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more (Infinity: until refreshed)', options.staleMs)
+    }
+    positiveInteger('options.refreshRetryMs', options.refreshRetryMs, 1)
     let group: Group<T>
     try {
       group = new Group<T>(options, this.#node)

@@ -1,15 +1,26 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { BodyTooLarge } from './errors.js'
-import type { ServedGroup } from './group.js'
+import {
+  BATCH_CONTENT_TYPE,
+  MAX_BATCH_BODY_BYTES,
+  MAX_BATCH_KEYS,
+  decodeBatchKeys,
+  encodeBatchAnswer,
+  type BatchItem,
+} from './batch.js'
+import { BodyTooLarge, GroupcacheError, errorMessage } from './errors.js'
+import type { ServedGroup, ServedOutcome } from './group.js'
 import {
   GENERATION_HEADER,
+  MAX_ERROR_TEXT,
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  REFRESH_HEADER,
   STATS_PATH,
   bearer,
   errorAnswer,
   parseGeneration,
+  parseRefreshWait,
   unescapePathPart,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
@@ -27,7 +38,7 @@ const ALLOW = 'GET, PUT, DELETE'
  * PeerRequest is what the framework-neutral handler needs of an HTTP
  * request: the method, the raw request target (path and query, not decoded),
  * the headers with lower-case names, a signal that aborts when the client
- * goes away, and a way to read the body (only `PUT` has one).
+ * goes away, and a way to read the body (only `PUT` and `POST` have one).
  */
 export interface PeerRequest {
   method: string
@@ -97,10 +108,11 @@ class SecretCheck {
  * createPeerHandler builds the framework-neutral peer endpoint:
  * `GET {group}/{key}` answers a value, `DELETE {group}/{key}` drops a key,
  * `PUT {group}/{key}` stores one, `DELETE {group}` with a generation header
- * clears the group. Checks run in an order that gives nothing away: the path
- * must be under `basePath` (else 404), then the secret (401, before any group
- * is looked at), the method (405), the escapes (400), the group (404) and
- * the key's length (400).
+ * clears the group, `POST {group}` answers a batch of keys (see serveBatch).
+ * Checks run in an order that gives nothing away: the path must be under
+ * `basePath` (else 404), then the secret (401, before any group is looked
+ * at), the method (405), the escapes (400), the group (404) and the key's
+ * length (400).
  */
 export function createPeerHandler(options: {
   basePath: string
@@ -122,11 +134,15 @@ export function createPeerHandler(options: {
       return text(401, 'unauthorized', { 'www-authenticate': 'Bearer' })
     }
     const method = req.method
-    if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') {
+    const rest = path.slice(basePath.length)
+    // A batch names a group, not a key: POST {group}, in our content type.
+    // Any other POST is refused as before, so that it learns nothing.
+    const batch = method === 'POST' && rest.indexOf('/') === -1 && isBatch(req.headers['content-type'])
+    if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE' && !batch) {
       return text(405, 'method not allowed', { allow: ALLOW })
     }
     if (isClosed()) return text(503, 'closing', { connection: 'close' })
-    const rest = path.slice(basePath.length)
+    if (batch) return serveBatch(rest, req, maxKeyBytes, lookup)
     // `_stats` has no `/`, so it can name no key of any group.
     if (rest === STATS_PATH && method === 'GET') {
       return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
@@ -154,10 +170,15 @@ export function createPeerHandler(options: {
     if (method === 'PUT') return set(group, key, req)
     if (req.headers[PEEK_HEADER] !== undefined) return peek(group, key, req)
     try {
-      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+      const wait = parseRefreshWait(req.headers[REFRESH_HEADER])
+      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0, wait)
       const headers: Record<string, string> = { 'content-type': PROTOBUF }
       if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-      return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+      return {
+        status: 200,
+        headers,
+        body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
+      }
     } catch (err) {
       return errorResponse(err)
     }
@@ -191,7 +212,7 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
   }
   try {
     const msg = decodeGetResponse(body)
-    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0)
+    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0, msg.staleUntil ?? 0)
   } catch {
     return text(400, 'bad request: malformed GetResponse')
   }
@@ -233,6 +254,82 @@ async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number
   const kept = group.receive(entries, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
   if (kept === false) return text(409, 'hand-off from an older generation')
   return noContent()
+}
+
+/**
+ * serveBatch answers `POST {group}` of type `BATCH_CONTENT_TYPE`: the keys,
+ * each a varint length and its UTF-8 bytes. The answer is a sequence of
+ * length-delimited items, each a key and its GetResponse or the verdict an
+ * error header would carry for it (batch.ts). A batch is bounded like a
+ * single request, and more: at most `MAX_BATCH_KEYS` keys (400 beyond) in at
+ * most `MAX_BATCH_BODY_BYTES` (413 beyond, before reading it), each key
+ * valid UTF-8 of at most `maxKeyBytes` (400); its loads keep to the group's
+ * `maxPeerLoads`; its keys are never forwarded. Only our peers send
+ * batches; Go's server answers this request with 400, loading nothing.
+ */
+async function serveBatch(
+  rest: string,
+  req: PeerRequest,
+  maxKeyBytes: number,
+  lookup: (group: string) => ServedGroup | undefined,
+): Promise<PeerResponse> {
+  let groupName: string
+  try {
+    groupName = unescapePathPart(rest)
+  } catch {
+    return text(400, 'bad request: malformed escape')
+  }
+  const group = lookup(groupName)
+  if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
+  if (req.readBody === undefined) return text(400, 'bad request: no body')
+  let body: Uint8Array
+  try {
+    body = await req.readBody(MAX_BATCH_BODY_BYTES)
+  } catch (err) {
+    if (err instanceof BodyTooLarge) return text(413, `batch larger than ${MAX_BATCH_BODY_BYTES} bytes`)
+    return text(400, 'bad request: unreadable body')
+  }
+  let keys: string[]
+  try {
+    keys = decodeBatchKeys(body, MAX_BATCH_KEYS)
+  } catch (err) {
+    return text(400, `bad request: ${errorMessage(err)}`)
+  }
+  if (keys.some((key) => key.length > maxKeyBytes / 3 && Buffer.byteLength(key) > maxKeyBytes)) {
+    return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
+  }
+  let outcomes: ServedOutcome[]
+  try {
+    outcomes = await group.serveMany(keys, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+  } catch (err) {
+    return errorResponse(err)
+  }
+  const items = outcomes.map((outcome, i): BatchItem => {
+    const key = keys[i] as string
+    if ('value' in outcome) return {
+      key,
+      value: outcome.value.bytes,
+      expire: outcome.value.expire,
+      staleUntil: outcome.value.staleUntil,
+      generation: outcome.value.generation,
+    }
+    return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
+  })
+  return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+}
+
+/** isBatch says whether a content type is a batch's (parameters aside). */
+function isBatch(type: string | readonly string[] | undefined): boolean {
+  return typeof type === 'string' && type.split(';')[0]?.trim().toLowerCase() === BATCH_CONTENT_TYPE
+}
+
+/**
+ * verdictCode is the code a batch item carries for a key that has no value:
+ * the error's own code, or LOAD_FAILED for anything a loader threw that is
+ * not ours (as a single request's 500 says).
+ */
+function verdictCode(err: unknown): string {
+  return err instanceof GroupcacheError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
 }
 
 function errorResponse(err: unknown): PeerResponse {

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events'
 import { Pool, errors } from 'undici'
+import { BATCH_CONTENT_TYPE, chunkKeys, decodeBatchAnswer, encodeBatchKeys, type BatchItem } from './batch.js'
 import { Breaker, type BreakerOptions } from './breaker.js'
 import type { Logger } from './diagnostics.js'
-import { AbortedError, PeerError, errorMessage } from './errors.js'
+import { AbortedError, GroupcacheError, PeerError, errorMessage } from './errors.js'
 import type { PeerValue } from './group.js'
 import type { PeerHealth, PeerTransport } from './peers.js'
 import {
@@ -10,11 +11,13 @@ import {
   GENERATION_HEADER,
   PROTOBUF,
   PROTOCOL_HEADER,
+  REFRESH_HEADER,
   answerError,
   bearer,
   escapePathPart,
   keyPath,
   parseGeneration,
+  verdictError,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse, type GetResponse } from './wire.js'
 import { HANDOFF_TYPE, PEEK_HEADER } from './handoff.js'
@@ -82,6 +85,8 @@ export class HttpTransport implements PeerTransport {
   readonly #pools = new Map<string, { pool: Pool; prefix: string; breaker: Breaker }>()
   // What each peer has shown it is: ours (PUT, DELETE) or not (Go).
   readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
+  // Peers of ours too old for batches (they answered one with 405), until when.
+  readonly #noBatches = new Map<string, number>()
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
@@ -118,6 +123,7 @@ export class HttpTransport implements PeerTransport {
       if (!wanted.has(peer)) {
         this.#pools.delete(peer)
         this.#kinds.delete(peer)
+        this.#noBatches.delete(peer)
         void pool.close().catch(() => {})
       }
     }
@@ -132,9 +138,20 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  async fetch(peer: string, group: string, key: string, signal: AbortSignal, generation = 0, extra?: Record<string, string>): Promise<PeerValue> {
+  async fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation = 0,
+    extra?: Record<string, string>,
+    refresh = false,
+  ): Promise<PeerValue> {
     let headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
     if (extra !== undefined) headers = { ...lowerCased(extra), ...headers }
+    // Half the deadline: the owner answers with what it has before this
+    // node gives up on it (which would count against the peer's circuit).
+    if (refresh) headers = { ...headers, [REFRESH_HEADER]: String(Math.floor(this.#timeoutMs / 2)) }
     const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
     if (res.status === 200) {
       let msg: GetResponse
@@ -144,7 +161,12 @@ export class HttpTransport implements PeerTransport {
         this.#pools.get(peer)?.breaker.failure('a malformed answer')
         throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
       }
-      return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+      return {
+        value: msg.value,
+        expire: msg.expire ?? 0,
+        staleUntil: msg.staleUntil ?? 0,
+        generation: parseGeneration(res.generation) ?? 0,
+      }
     }
     throw answerError(peer, res.status, res.errorCode, res.body)
   }
@@ -160,7 +182,7 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
-  /** isOurs probes `peer` once a minute at most: does it show our marker? */
+  /** isOurs says whether `peer` has shown our marker; it rejects when the probe could not be made. */
   #isOurs(peer: string): Promise<boolean> {
     let known = this.#kinds.get(peer)
     if (known === undefined || known.until < Date.now()) {
@@ -193,6 +215,78 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
+  /**
+   * fetchMany asks `peer` for many keys: one `POST {group}` batch per chunk
+   * (`MAX_BATCH_KEYS` keys, `MAX_BATCH_BODY_BYTES` of them) to a peer that
+   * has shown our marker, and one GET per key to any other (Go's server
+   * would not understand a batch). Keys a batch answer leaves out (it keeps
+   * under `MAX_BATCH_ANSWER_BYTES`), and every key of a batch an older peer
+   * of ours refuses, are fetched one GET each. A chunk that fails as a whole
+   * (a transport failure, a 503) gives each of its keys that error.
+   */
+  async fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation = 0): Promise<Map<string, PeerValue | Error>> {
+    const answers = new Map<string, PeerValue | Error>()
+    let ours: boolean
+    try {
+      ours = await this.#isOurs(peer)
+    } catch (err) {
+      const error = err instanceof GroupcacheError ? err : new PeerError(peer, `peer ${peer} failed: ${errorMessage(err)}`, { cause: err })
+      for (const key of keys) answers.set(key, error)
+      return answers
+    }
+    const one = (key: string): Promise<void> =>
+      this.fetch(peer, group, key, signal, generation).then(
+        (value) => void answers.set(key, value),
+        (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, errorMessage(err))),
+      )
+    if (!ours || (this.#noBatches.get(peer) ?? 0) > Date.now()) {
+      await Promise.all(keys.map(one))
+      return answers
+    }
+    const headers: Record<string, string> = { ...this.#headers, 'content-type': BATCH_CONTENT_TYPE }
+    if (generation > 0) headers[GENERATION_HEADER] = String(generation)
+    await Promise.all(
+      chunkKeys(keys).map(async (chunk) => {
+        let items: BatchItem[] | undefined
+        try {
+          items = await this.#batch(peer, escapePathPart(group), chunk, headers, signal)
+        } catch (err) {
+          const error = err instanceof Error ? err : new PeerError(peer, errorMessage(err))
+          for (const key of chunk) answers.set(key, error)
+          return
+        }
+        const asked = new Set(chunk)
+        for (const item of items ?? []) {
+          if (!asked.has(item.key)) continue
+          asked.delete(item.key)
+          if ('value' in item) answers.set(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0, generation: item.generation })
+          else answers.set(item.key, verdictError(item.error, item.message) ?? new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`))
+        }
+        await Promise.all([...asked].map(one))
+      }),
+    )
+    return answers
+  }
+
+  /**
+   * batch sends one chunk and reads its items. It resolves to undefined when
+   * the peer refused the batch itself (an older version of ours: 400, 405
+   * or 413), so that the keys are fetched one by one; after a 405 the peer
+   * gets no batch for a while, as long as what we learnt of its kind holds.
+   */
+  async #batch(peer: string, path: string, keys: readonly string[], headers: Record<string, string>, signal: AbortSignal): Promise<BatchItem[] | undefined> {
+    const res = await this.#request(peer, 'POST', path, headers, encodeBatchKeys(keys), signal)
+    if (res.status === 405) this.#noBatches.set(peer, Date.now() + PEER_KIND_TTL_MS)
+    if (res.status === 400 || res.status === 405 || res.status === 413) return undefined
+    if (res.status !== 200) throw answerError(peer, res.status, res.errorCode, res.body)
+    try {
+      return decodeBatchAnswer(res.body)
+    } catch (err) {
+      this.#pools.get(peer)?.breaker.failure('a malformed batch answer')
+      throw new PeerError(peer, `peer ${peer} sent a malformed batch answer: ${errorMessage(err)}`, { cause: err, status: 200 })
+    }
+  }
+
   async #peek(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined> {
     // A Go peer would answer a peek as a get, loading the key: never ask one.
     if (!(await this.#isOurs(peer))) return undefined
@@ -219,9 +313,9 @@ export class HttpTransport implements PeerTransport {
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
-  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
+  async set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil = 0): Promise<void> {
     await this.#ours(peer, 'store values')
-    const body = encodeGetResponse({ value, expire })
+    const body = encodeGetResponse({ value, expire, staleUntil })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
     const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
@@ -236,7 +330,7 @@ export class HttpTransport implements PeerTransport {
 
   async #request(
     peer: string,
-    method: 'GET' | 'PUT' | 'DELETE',
+    method: 'GET' | 'PUT' | 'DELETE' | 'POST',
     path: string,
     headers: Record<string, string>,
     body?: Uint8Array,
@@ -324,6 +418,7 @@ export class HttpTransport implements PeerTransport {
     const pools = [...this.#pools.values()].map(({ pool }) => pool)
     this.#pools.clear()
     this.#kinds.clear()
+    this.#noBatches.clear()
     await Promise.all(
       pools.map(async (pool) => {
         let timer: NodeJS.Timeout | undefined

@@ -23,9 +23,13 @@ export {
 } from './diagnostics.js'
 export {
   Group,
+  DEFAULT_BATCH_WINDOW_MS,
   DEFAULT_HOT_PROMOTION,
   DEFAULT_MAX_ENTRY_FRACTION,
   DEFAULT_MAX_PEER_LOADS,
+  type BatchLoader,
+  DEFAULT_REFRESH_RETRY_MS,
+  MAX_REFRESH_RETRY_MS,
   type GetOptions,
   type GroupOptions,
   type LoadContext,
@@ -37,6 +41,7 @@ export {
   type Sourced,
 } from './group.js'
 export { ENTRY_OVERHEAD_BYTES, type CacheKind, type CacheStats } from './cache.js'
+export { BATCH_CONTENT_TYPE, MAX_BATCH_ANSWER_BYTES, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
 export type { GroupStats } from './stats.js'
 export { DEFAULT_CODEC, type Codec, type CodecName, type Frozen } from './codec.js'
 export { DEFAULT_REPLICAS } from './ring.js'
@@ -47,7 +52,7 @@ export {
   type BreakerOptions,
   type BreakerState,
 } from './breaker.js'
-export { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES, ERROR_HEADER, GENERATION_HEADER, STATS_PATH } from './protocol.js'
+export { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES, ERROR_HEADER, GENERATION_HEADER, REFRESH_HEADER, STATS_PATH } from './protocol.js'
 export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_TIMEOUT_MS } from './http.js'
 export type { PeerHealth, PeerTransport } from './peers.js'
 export type { PeerHandler, PeerRequest, PeerResponse } from './handler.js'

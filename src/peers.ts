@@ -15,12 +15,29 @@ export interface PeerTransport {
    * fetch asks the owner for a key. `generation` is this node's generation of
    * the group (0 until a `clear()`); the answer carries the owner's.
    * `headers`, when given, go along with the request (trace propagation).
+   * `refresh` says this node holds a stale copy: the owner may hold the
+   * answer until its own refresh of the key ends (see REFRESH_HEADER).
    */
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation?: number, headers?: Record<string, string>): Promise<PeerValue>
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation?: number,
+    headers?: Record<string, string>,
+    refresh?: boolean,
+  ): Promise<PeerValue>
+  /**
+   * fetchMany asks the owner for several keys at once and answers each key
+   * with its value or its error (a PeerError for a key the owner could not
+   * answer, the owner's verdict otherwise). Without it, keys are fetched one
+   * by one.
+   */
+  fetchMany?(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation?: number): Promise<Map<string, PeerValue | Error>>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
-  /** set stores a value in a peer's main cache (`PUT`). */
-  set?(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void>
+  /** set stores a value in a peer's main cache (`PUT`); `staleUntil` ends its stale window (0: none). */
+  set?(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil?: number): Promise<void>
   /** clear moves a peer's group to `generation`, dropping older entries. */
   clear?(peer: string, group: string, generation: number): Promise<void>
   /**
@@ -157,16 +174,28 @@ export class Peers implements GroupPeers {
     if (this.#previous.length > MAX_PREVIOUS_RINGS) this.#previous.pop()
   }
 
-  fetch(peer: string, group: string, key: string, signal: AbortSignal, generation: number, headers?: Record<string, string>): Promise<PeerValue> {
-    return this.#transport.fetch(peer, group, key, signal, generation, headers)
+  fetch(
+    peer: string,
+    group: string,
+    key: string,
+    signal: AbortSignal,
+    generation: number,
+    headers?: Record<string, string>,
+    refresh?: boolean,
+  ): Promise<PeerValue> {
+    return this.#transport.fetch(peer, group, key, signal, generation, headers, refresh)
+  }
+
+  fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>> {
+    return this.#transport.fetchMany?.(peer, group, keys, signal, generation) ?? fetchEach(this.#transport, peer, group, keys, signal, generation)
   }
 
   remove(peer: string, group: string, key: string): Promise<void> {
     return this.#call('remove', peer, (t) => t.remove?.(peer, group, key))
   }
 
-  set(peer: string, group: string, key: string, value: Uint8Array, expire: number): Promise<void> {
-    return this.#call('set', peer, (t) => t.set?.(peer, group, key, value, expire))
+  set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void> {
+    return this.#call('set', peer, (t) => t.set?.(peer, group, key, value, expire, staleUntil))
   }
 
   clear(peer: string, group: string, generation: number): Promise<void> {
@@ -189,4 +218,28 @@ export class Peers implements GroupPeers {
     if (pending === undefined) throw new PeerError(peer, `the transport cannot ${what} on peers`)
     await pending
   }
+}
+
+/**
+ * fetchEach is fetchMany for a transport without one: one fetch per key, at
+ * once, each key answered with its value or its error.
+ */
+async function fetchEach(
+  transport: PeerTransport,
+  peer: string,
+  group: string,
+  keys: readonly string[],
+  signal: AbortSignal,
+  generation: number,
+): Promise<Map<string, PeerValue | Error>> {
+  const answers = new Map<string, PeerValue | Error>()
+  await Promise.all(
+    keys.map((key) =>
+      transport.fetch(peer, group, key, signal, generation).then(
+        (value) => void answers.set(key, value),
+        (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, String(err))),
+      ),
+    ),
+  )
+  return answers
 }

@@ -52,6 +52,31 @@ export const PROTOCOL_HEADER = 'x-groupcache-protocol'
 /** PROTOCOL_VERSION is the value of PROTOCOL_HEADER this version speaks. */
 export const PROTOCOL_VERSION = '1'
 
+/**
+ * REFRESH_HEADER marks a fetch by a node that holds a stale copy of the key
+ * and asks on behalf of no waiting caller. Its value is how long, in ms, the
+ * owner may hold the answer while a refresh of the key runs there, so that
+ * the new value arrives as soon as it exists, in one request, without
+ * polling. Go peers ignore it and answer at once, as for any GET.
+ */
+export const REFRESH_HEADER = 'x-groupcache-refresh'
+
+/**
+ * MAX_REFRESH_WAIT_MS caps how long the server holds an answer for a refresh
+ * (REFRESH_HEADER), whatever a peer asks for.
+ */
+export const MAX_REFRESH_WAIT_MS = 60_000
+
+/**
+ * parseRefreshWait reads REFRESH_HEADER: a whole number of milliseconds, at
+ * most MAX_REFRESH_WAIT_MS; anything else (absent, as from Go peers, or
+ * malformed) is 0: answer at once.
+ */
+export function parseRefreshWait(value: string | readonly string[] | undefined): number {
+  if (typeof value !== 'string' || !/^[0-9]{1,9}$/.test(value)) return 0
+  return Math.min(Number(value), MAX_REFRESH_WAIT_MS)
+}
+
 /** PROTOBUF is the content type of a GetResponse. */
 export const PROTOBUF = 'application/x-protobuf'
 
@@ -139,11 +164,14 @@ export function errorAnswer(err: unknown): ErrorAnswer {
  */
 export function answerError(peer: string, status: number, errorCode: string | undefined, body: Uint8Array): GroupcacheError {
   const text = Buffer.from(body).toString('utf8').slice(0, MAX_ERROR_TEXT)
-  return verdictError(errorCode, text) ?? new PeerError(peer, `peer ${peer} answered ${status}: ${text.trim()}`, { status })
+  return verdictError(errorCode, text.trimEnd()) ?? new PeerError(peer, `peer ${peer} answered ${status}: ${text.trim()}`, { status })
 }
 
-/** verdictError rebuilds the error an owner reported with ERROR_HEADER. */
-function verdictError(code: string | undefined, message: string): GroupcacheError | undefined {
+/**
+ * verdictError rebuilds the error an owner reported with ERROR_HEADER (or
+ * in a batch item): undefined for any code that is no loader's verdict.
+ */
+export function verdictError(code: string | undefined, message: string): GroupcacheError | undefined {
   switch (code) {
     case 'ERR_GROUPCACHE_NOT_FOUND':
       return new NotFoundError(message)

@@ -21,6 +21,22 @@ export interface GroupStats {
   localLoadErrs: number
   /** serverRequests counts requests from peers for this group. */
   serverRequests: number
+  /**
+   * staleHits counts the cache hits (counted in `cacheHits` too) that found a
+   * value past its TTL and served it from its `staleMs` window.
+   */
+  staleHits: number
+  /**
+   * refreshes counts the background refreshes of stale values this node
+   * started: a loader run where it holds the key for the cluster, else a
+   * request to the key's owner.
+   */
+  refreshes: number
+  /**
+   * refreshErrors counts the refreshes that failed; the stale value was kept
+   * (stale-if-error) and the next attempt backs off.
+   */
+  refreshErrors: number
   /** peekHits counts moved keys a new owner got from their previous owner's cache instead of loading. */
   peekHits: number
   /** peekMisses counts peeks that found nothing usable (then the key loads). */
@@ -43,6 +59,9 @@ export function newGroupStats(): GroupStats {
     localLoads: 0,
     localLoadErrs: 0,
     serverRequests: 0,
+    staleHits: 0,
+    refreshes: 0,
+    refreshErrors: 0,
     peekHits: 0,
     peekMisses: 0,
     handoffsSent: 0,

@@ -1,13 +1,16 @@
 /**
  * GetResponse is the protobuf message a peer answers with, as defined by Go's
- * groupcache (`value = 1`, `minute_qps = 2`), plus our extension `expire = 3`:
- * the absolute expiry in unix milliseconds, so that hot copies on other nodes
- * expire when the owner's copy does. Go peers skip field 3 as unknown.
+ * groupcache (`value = 1`, `minute_qps = 2`), plus our extensions
+ * `expire = 3`, the absolute expiry in unix milliseconds, so that hot copies
+ * on other nodes expire when the owner's copy does, and `stale_until = 4`,
+ * the absolute time until which a value past its expiry may still be served
+ * while the owner refreshes it (`staleMs`). Go peers skip both as unknown.
  */
 export interface GetResponse {
   value: Uint8Array
   minuteQps?: number | undefined
   expire?: number | undefined
+  staleUntil?: number | undefined
 }
 
 /** WireError reports bytes that are not a well-formed GetResponse. */
@@ -21,8 +24,10 @@ export class WireError extends Error {
 const TAG_VALUE = (1 << 3) | 2 // field 1, length-delimited
 const TAG_MINUTE_QPS = (2 << 3) | 1 // field 2, 64-bit
 const TAG_EXPIRE = (3 << 3) | 0 // field 3, varint
+const TAG_STALE_UNTIL = (4 << 3) | 0 // field 4, varint
 
-function varintLength(n: number): number {
+/** varintLength is the size of `n` as a protobuf varint (batch.ts frames with it too). */
+export function varintLength(n: number): number {
   let len = 1
   while (n >= 0x80) {
     n = Math.floor(n / 128)
@@ -31,7 +36,8 @@ function varintLength(n: number): number {
   return len
 }
 
-function writeVarint(out: Uint8Array, pos: number, n: number): number {
+/** writeVarint writes `n` as a protobuf varint at `pos` and returns the position after it. */
+export function writeVarint(out: Uint8Array, pos: number, n: number): number {
   while (n >= 0x80) {
     out[pos++] = (n % 128) | 0x80
     n = Math.floor(n / 128)
@@ -40,17 +46,25 @@ function writeVarint(out: Uint8Array, pos: number, n: number): number {
   return pos
 }
 
+/** timeField is a time field's value as written: whole milliseconds, 0 for none. */
+function timeField(ms: number | undefined): number {
+  return ms !== undefined && ms > 0 ? Math.floor(Math.min(ms, Number.MAX_SAFE_INTEGER)) : 0
+}
+
 /**
  * encodeGetResponse writes a GetResponse. The value field is always written
- * (an empty value as `0a 00`); minute_qps and expire only when set.
+ * (an empty value as `0a 00`); minute_qps, expire and stale_until only when
+ * set.
  */
 export function encodeGetResponse(msg: GetResponse): Uint8Array {
   const { value } = msg
-  const expire = msg.expire !== undefined && msg.expire > 0 ? Math.floor(msg.expire) : 0
+  const expire = timeField(msg.expire)
+  const staleUntil = timeField(msg.staleUntil)
   const qps = msg.minuteQps
   let size = 1 + varintLength(value.length) + value.length
   if (qps !== undefined) size += 9
   if (expire > 0) size += 1 + varintLength(expire)
+  if (staleUntil > 0) size += 1 + varintLength(staleUntil)
   const out = Buffer.allocUnsafe(size)
   let pos = 0
   out[pos++] = TAG_VALUE
@@ -64,7 +78,11 @@ export function encodeGetResponse(msg: GetResponse): Uint8Array {
   }
   if (expire > 0) {
     out[pos++] = TAG_EXPIRE
-    writeVarint(out, pos, expire)
+    pos = writeVarint(out, pos, expire)
+  }
+  if (staleUntil > 0) {
+    out[pos++] = TAG_STALE_UNTIL
+    writeVarint(out, pos, staleUntil)
   }
   return out
 }
@@ -102,6 +120,7 @@ export function decodeGetResponse(bytes: Uint8Array): GetResponse {
     if (type === 0) {
       const n = varint()
       if (field === 3) msg.expire = n
+      else if (field === 4) msg.staleUntil = n
     } else if (type === 1) {
       if (field === 2 && pos + 8 <= bytes.length) msg.minuteQps = view.getFloat64(pos, true)
       skip(8)
@@ -117,4 +136,21 @@ export function decodeGetResponse(bytes: Uint8Array): GetResponse {
     }
   }
   return msg
+}
+
+/**
+ * readVarint reads a protobuf varint of at most 10 bytes at `pos`, for the
+ * framing of batches (batch.ts), and returns it with the position after it.
+ */
+export function readVarint(bytes: Uint8Array, pos: number): [value: number, next: number] {
+  let result = 0
+  let scale = 1
+  for (let i = 0; i < 10; i++) {
+    if (pos >= bytes.length) throw new WireError('truncated varint')
+    const b = bytes[pos++] as number
+    result += (b & 0x7f) * scale
+    if (b < 0x80) return [result, pos]
+    scale *= 128
+  }
+  throw new WireError('varint longer than 10 bytes')
 }

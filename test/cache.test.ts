@@ -1,12 +1,12 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Cache, ENTRY_OVERHEAD_BYTES, Entry, STRING_VALUE_MAX_BYTES, type CacheKind } from '../src/cache.js'
+import { Cache, ENTRY_OVERHEAD_BYTES, Entry, STRING_VALUE_MAX_BYTES, isStale, type CacheKind } from '../src/cache.js'
 import { BUFFER_BYTES, VIEW_BYTES, heapBytes } from '../src/heap.js'
 import { mulberry32 } from './helpers/prng.js'
 
 /** entry makes an Entry whose value is `size` bytes. */
-function entry(size: number, expire = 0): Entry {
-  return new Entry(new Uint8Array(size), expire, 0, 'load')
+function entry(size: number, expire = 0, staleUntil = 0): Entry {
+  return new Entry(new Uint8Array(size), expire, 0, 'load', staleUntil)
 }
 
 /**
@@ -211,6 +211,34 @@ describe('Cache', () => {
     assert.equal(cache.get('k', 1000), undefined)
     assert.equal(cache.get('k', 1), undefined)
     assert.deepEqual(cache.stats('main'), { bytes: 0, items: 0, gets: 2, hits: 0, evictions: 0 })
+  })
+
+  test('an entry past its expiry is still returned until staleUntil, then dropped', () => {
+    const cases: Array<{ now: number; got: boolean; stale: boolean }> = [
+      { now: 999, got: true, stale: false },
+      { now: 1000, got: true, stale: true },
+      { now: 2999, got: true, stale: true },
+      { now: 3000, got: false, stale: false },
+    ]
+    for (const kind of ['main', 'hot'] as const) {
+      for (const { now, got, stale } of cases) {
+        const cache = new Cache(1000)
+        const e = entry(5, 1000, 3000)
+        cache.add(kind, 'k', e)
+        const label = `${kind} now ${now}`
+        assert.equal(cache.get('k', now), got ? e : undefined, label)
+        assert.equal(isStale(e, now), stale, `${label}: isStale`)
+        assert.equal(cache.stats(kind).items, got ? 1 : 0, `${label}: items`)
+      }
+    }
+  })
+
+  test('isStale is false for an entry without expiry, without a window, or past its window', () => {
+    assert.equal(isStale(entry(1, 0, 0), 5), false)
+    assert.equal(isStale(entry(1, 0, 9), 5), false)
+    assert.equal(isStale(entry(1, 3, 0), 5), false)
+    assert.equal(isStale(entry(1, 3, 5), 5), false)
+    assert.equal(isStale(entry(1, 3, 6), 5), true)
   })
 
   test('get checks main before hot and does not touch hot on a main hit', () => {

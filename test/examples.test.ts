@@ -64,6 +64,24 @@ describe('a mixed cluster of the three examples', () => {
     assert.equal(stats.reduce((a, s) => a + s.body.peerErrors, 0), 0)
   })
 
+  test('the list route on each app reads each id once across the cluster, one query per owner', async () => {
+    const ids = Array.from({ length: 30 }, (_, i) => `list-${i}`)
+    const path = `/users?ids=${[...ids, 'nobody-1'].join(',')}`
+    const before = await Promise.all(replicas.map((r) => getJson<ReplicaStats>(r, '/stats')))
+    const first = await getJson<User[]>(replicas[0]!, path)
+    assert.equal(first.status, 200)
+    assert.deepEqual(first.body.map((u) => u.id), ids, 'every id that exists, in order')
+    const rest = await Promise.all(replicas.slice(1).map((r) => getJson<User[]>(r, path)))
+    for (const res of rest) assert.deepEqual(res.body.map((u) => u.id), ids)
+    const after = await Promise.all(replicas.map((r) => getJson<ReplicaStats>(r, '/stats')))
+    const ring = new Ring(replicas.map((r) => r.url))
+    replicas.forEach((r, i) => {
+      const owned = [...ids, 'nobody-1'].filter((id) => ring.owner(id) === r.url).length
+      assert.equal(after[i]!.body.dbCalls - before[i]!.body.dbCalls, owned, `${r.framework} read the ids it owns, once`)
+      assert.equal(after[i]!.body.dbQueries - before[i]!.body.dbQueries, owned > 0 ? 1 : 0, `${r.framework} sent one query`)
+    })
+  })
+
   test('the cached report route renders each id once across the three apps', async () => {
     const ids = Array.from({ length: 6 }, (_, i) => `r${i}`)
     const rendered = async (): Promise<number> =>

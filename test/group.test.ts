@@ -39,6 +39,7 @@ describe('Group.get on the owner', () => {
     assert.equal(loads, 1)
     assert.deepEqual(g.stats, {
       gets: 2, cacheHits: 1, peerLoads: 0, peerErrors: 0, loads: 1, loadsDeduped: 1, localLoads: 1, localLoadErrs: 0, serverRequests: 0,
+      staleHits: 0, refreshes: 0, refreshErrors: 0,
       peekHits: 0, peekMisses: 0, handoffsSent: 0, handoffsReceived: 0,
     })
     assert.equal(g.cacheStats('main').items, 1)

@@ -62,7 +62,7 @@ describe('gc.newGroup(options)', () => {
   const bad: Array<[string, unknown, RegExp]> = [
     ['a missing name', { maxBytes: 1, load }, /expected options\.name to be a non-empty string, got undefined/],
     ['a negative maxBytes', { name: 'n1', maxBytes: -1, load }, /expected options\.maxBytes to be a non-negative integer, got -1/],
-    ['a missing loader', { name: 'n2', maxBytes: 1 }, /expected options\.load to be a function, got undefined/],
+    ['a missing loader', { name: 'n2', maxBytes: 1 }, /expected options\.load to be a function \(or options\.loadMany\), got undefined/],
     ['an unknown codec', { name: 'n3', maxBytes: 1, load, codec: 'xml' }, /expected options\.codec to be 'msgpack', 'json', 'string', 'bytes' or \{ encode, decode \}, got "xml"/],
     ['a bad promote', { name: 'n4', maxBytes: 1, load, promote: 0.5 }, /expected options\.promote to be a boolean or a function, got 0\.5/],
     ['a bad maxEntryBytes', { name: 'n5', maxBytes: 1, load, maxEntryBytes: 0 }, /expected options\.maxEntryBytes to be a positive integer, got 0/],

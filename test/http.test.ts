@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
+import { createServer, type IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { Groupcache, NotFoundError } from '../src/index.js'
-import { decodeGetResponse } from '../src/wire.js'
+import { HttpTransport } from '../src/http.js'
+import { Groupcache, NotFoundError, REFRESH_HEADER } from '../src/index.js'
+import { decodeGetResponse, encodeGetResponse } from '../src/wire.js'
 import { rawRequest } from './helpers/raw.js'
 
 describe('the peer endpoint served by gc.listen()', () => {
@@ -109,5 +112,33 @@ describe('the peer endpoint served by gc.listen()', () => {
     await rawRequest(port, '/_groupcache/g/counted', { headers: auth })
     await rawRequest(port, '/_groupcache/g/counted', {})
     assert.equal(group.stats.serverRequests, before + 1)
+  })
+})
+
+describe('HttpTransport', () => {
+  test('a refresh fetch says so, with half its deadline as the longest wait; a plain fetch does not; stale_until is read', async () => {
+    const seen: IncomingHttpHeaders[] = []
+    const server = createServer((req, res) => {
+      seen.push(req.headers)
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' })
+      res.end(encodeGetResponse({ value: Buffer.from('v'), expire: 1_000, staleUntil: 21_000 }))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const peer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const transport = new HttpTransport({ basePath: '/_groupcache/', timeoutMs: 3_000 })
+    transport.setPeers([peer])
+    try {
+      const signal = new AbortController().signal
+      const refreshed = await transport.fetch(peer, 'g', 'k', signal, 0, undefined, true)
+      const plain = await transport.fetch(peer, 'g', 'k', signal, 0)
+      assert.deepEqual(seen.map((h) => h[REFRESH_HEADER]), ['1500', undefined])
+      for (const answer of [refreshed, plain]) {
+        assert.deepEqual([answer.expire, answer.staleUntil], [1_000, 21_000])
+        assert.equal(Buffer.from(answer.value).toString(), 'v')
+      }
+    } finally {
+      await transport.close()
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })

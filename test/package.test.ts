@@ -9,13 +9,13 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const EXPORTS = [
-  'AbortedError', 'ClosedError', 'CodecError', 'DEFAULT_BASE_PATH', 'DEFAULT_BREAKER_BACKOFF_MS',
+  'AbortedError', 'BATCH_CONTENT_TYPE', 'ClosedError', 'CodecError', 'DEFAULT_BASE_PATH', 'DEFAULT_BATCH_WINDOW_MS', 'DEFAULT_BREAKER_BACKOFF_MS',
   'DEFAULT_BREAKER_FAILURES', 'DEFAULT_BREAKER_MAX_BACKOFF_MS', 'DEFAULT_CLOSE_GRACE_MS', 'DEFAULT_CODEC',
   'DEFAULT_DNS_INTERVAL_MS', 'DEFAULT_HOT_PROMOTION', 'DEFAULT_MAX_ENTRY_FRACTION', 'DEFAULT_MAX_KEY_BYTES',
   'DEFAULT_MAX_PEER_LOADS', 'DEFAULT_MAX_RESPONSE_BYTES', 'DEFAULT_PEER_CONNECTIONS',
-  'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REPLICAS', 'DiscoveryError', 'ENTRY_OVERHEAD_BYTES', 'ERROR_HEADER', 'FETCH_CHANNEL', 'GENERATION_HEADER',
+  'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REFRESH_RETRY_MS', 'DEFAULT_REPLICAS', 'DiscoveryError', 'ENTRY_OVERHEAD_BYTES', 'ERROR_HEADER', 'FETCH_CHANNEL', 'GENERATION_HEADER',
   'GET_CHANNEL', 'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError', 'InvalidOptionError', 'LOAD_CHANNEL', 'LoadError',
-  'NotFoundError', 'OverloadedError', 'PEER_CHANNEL', 'PeerError', 'SERVE_CHANNEL', 'STATS_PATH', 'TooLargeError', 'UnreachablePeersError',
+  'MAX_BATCH_ANSWER_BYTES', 'MAX_BATCH_BODY_BYTES', 'MAX_BATCH_KEYS', 'MAX_REFRESH_RETRY_MS', 'NotFoundError', 'OverloadedError', 'PEER_CHANNEL', 'PeerError', 'REFRESH_HEADER', 'SERVE_CHANNEL', 'STATS_PATH', 'TooLargeError', 'UnreachablePeersError',
   'dnsPeers', 'fetchTracing', 'getTracing', 'loadChannel', 'loadTracing', 'peerChannel', 'serveTracing', 'toPeerRequest', 'writePeerResponse',
 ]
 

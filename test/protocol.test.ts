@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { AbortedError, CodecError, LoadError, NotFoundError, OverloadedError, PeerError } from '../src/errors.js'
-import { ERROR_HEADER, MAX_ERROR_TEXT, answerError, errorAnswer, escapePathPart, parseGeneration, unescapePathPart } from '../src/protocol.js'
+import {
+  ERROR_HEADER,
+  MAX_ERROR_TEXT,
+  MAX_REFRESH_WAIT_MS,
+  answerError,
+  errorAnswer,
+  escapePathPart,
+  parseGeneration,
+  parseRefreshWait,
+  unescapePathPart,
+} from '../src/protocol.js'
 
 describe('escapePathPart and unescapePathPart', () => {
   const cases: Array<[string, string]> = [
@@ -78,5 +88,24 @@ describe('the verdict mapping between server and client', () => {
     const long = 'x'.repeat(MAX_ERROR_TEXT * 2)
     assert.equal(errorAnswer(new LoadError(long)).message.length, MAX_ERROR_TEXT)
     assert.equal(answerError('http://peer', 500, 'ERR_GROUPCACHE_LOAD_FAILED', Buffer.from(long)).message.length, MAX_ERROR_TEXT)
+  })
+})
+
+describe('parseRefreshWait', () => {
+  test('reads whole milliseconds, capped at MAX_REFRESH_WAIT_MS, and anything else as 0 (answer at once)', () => {
+    const cases: Array<[string | string[] | undefined, number]> = [
+      ['5000', 5000],
+      ['0', 0],
+      ['999999999', MAX_REFRESH_WAIT_MS],
+      ['1e9', 0],
+      ['-5', 0],
+      ['5000 ', 0],
+      ['0x10', 0],
+      ['', 0],
+      ['1234567890', 0],
+      [['5000', '6000'], 0],
+      [undefined, 0],
+    ]
+    for (const [value, want] of cases) assert.equal(parseRefreshWait(value), want, JSON.stringify(value))
   })
 })

@@ -7,10 +7,11 @@ const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 
 /** plain turns a decoded message into comparable plain data. */
-function plain(msg: GetResponse): { value: string; minuteQps?: number; expire?: number } {
-  const out: { value: string; minuteQps?: number; expire?: number } = { value: hex(msg.value) }
+function plain(msg: GetResponse): { value: string; minuteQps?: number; expire?: number; staleUntil?: number } {
+  const out: { value: string; minuteQps?: number; expire?: number; staleUntil?: number } = { value: hex(msg.value) }
   if (msg.minuteQps !== undefined) out.minuteQps = msg.minuteQps
   if (msg.expire !== undefined) out.expire = msg.expire
+  if (msg.staleUntil !== undefined) out.staleUntil = msg.staleUntil
   return out
 }
 
@@ -26,6 +27,20 @@ describe('encodeGetResponse', () => {
   test('writes expire as field 3, wire type 0 (varint), after the value', () => {
     // 1764000000000 as a varint is 80 d0 df b4 ab 33.
     assert.equal(hex(encodeGetResponse({ value: utf8('v'), expire: 1764000000000 })), '0a0176' + '18' + '80d0dfb4ab33')
+  })
+
+  test('writes stale_until as field 4, wire type 0 (varint), after expire', () => {
+    // 1764000020000 as a varint is a0 ec e0 b4 ab 33.
+    assert.equal(
+      hex(encodeGetResponse({ value: utf8('v'), expire: 1764000000000, staleUntil: 1764000020000 })),
+      '0a0176' + '18' + '80d0dfb4ab33' + '20' + 'a0ece0b4ab33',
+    )
+  })
+
+  test('omits stale_until when it is 0 or negative, and caps it at the largest safe integer', () => {
+    for (const staleUntil of [0, -1]) assert.equal(hex(encodeGetResponse({ value: utf8('v'), staleUntil })), '0a0176')
+    const capped = decodeGetResponse(encodeGetResponse({ value: utf8('v'), staleUntil: Infinity }))
+    assert.equal(capped.staleUntil, Number.MAX_SAFE_INTEGER)
   })
 
   test('writes minute_qps as field 2, wire type 1 (little-endian double)', () => {
@@ -64,7 +79,7 @@ describe('decodeGetResponse', () => {
     }
   })
 
-  test('round-trips every combination of value, minuteQps and expire', () => {
+  test('round-trips every combination of value, minuteQps, expire and staleUntil', () => {
     const cases: GetResponse[] = [
       { value: utf8('value-of:hello') },
       { value: utf8('x'), expire: 1764000000000 },
@@ -76,6 +91,9 @@ describe('decodeGetResponse', () => {
       { value: utf8('qps'), minuteQps: 12.25 },
       { value: utf8('qps'), minuteQps: -3.5e100 },
       { value: utf8('всё'), minuteQps: 0.1, expire: 1764000000000 },
+      { value: utf8('x'), expire: 1764000000000, staleUntil: 1764000020000 },
+      { value: utf8('x'), staleUntil: 5 },
+      { value: utf8('x'), minuteQps: 1, expire: 1, staleUntil: Number.MAX_SAFE_INTEGER },
     ]
     for (const msg of cases) {
       assert.deepEqual(plain(decodeGetResponse(encodeGetResponse(msg))), plain(msg), JSON.stringify(plain(msg)))
@@ -100,14 +118,14 @@ describe('decodeGetResponse', () => {
 
   test('skips unknown fields of wire types 0, 1, 2 and 5 wherever they appear', () => {
     const cases: Array<{ name: string; input: string; want: ReturnType<typeof plain> }> = [
-      { name: 'varint field 4 before value', input: '20 96 01' + '0a 02 6869', want: { value: '6869' } },
+      { name: 'varint field 8 before value', input: '40 96 01' + '0a 02 6869', want: { value: '6869' } },
       { name: 'fixed64 field 5 before value', input: '29 0102030405060708' + '0a 02 6869', want: { value: '6869' } },
       { name: 'bytes field 6 before value', input: '32 03 ffffff' + '0a 02 6869', want: { value: '6869' } },
       { name: 'fixed32 field 7 before value', input: '3d 01020304' + '0a 02 6869', want: { value: '6869' } },
-      { name: 'unknown fields after value', input: '0a 02 6869' + '20 01' + '29 0000000000000000' + '32 00' + '3d 00000000', want: { value: '6869' } },
+      { name: 'unknown fields after value', input: '0a 02 6869' + '40 01' + '29 0000000000000000' + '32 00' + '3d 00000000', want: { value: '6869' } },
       { name: 'field 100 (two-byte tag) between known fields', input: '0a 01 61' + 'a2 06 02 6263' + '18 05', want: { value: '61', expire: 5 } },
-      { name: 'known field numbers with unexpected wire types', input: '08 07' + '0a 01 61' + '1a 01 62' + '10 09', want: { value: '61' } },
-      { name: 'only unknown fields', input: '20 01', want: { value: '' } },
+      { name: 'known field numbers with unexpected wire types', input: '08 07' + '0a 01 61' + '1a 01 62' + '10 09' + '22 01 63', want: { value: '61' } },
+      { name: 'only unknown fields', input: '40 01', want: { value: '' } },
     ]
     for (const c of cases) {
       assert.deepEqual(plain(decodeGetResponse(fromHex(c.input))), c.want, c.name)

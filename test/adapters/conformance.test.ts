@@ -2,7 +2,8 @@
 // `gc.listen()` must answer peers alike, byte for byte.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { NotFoundError, type Groupcache } from '../../src/index.js'
+import { BATCH_CONTENT_TYPE, NotFoundError, type Groupcache } from '../../src/index.js'
+import { encodeBatchKeys } from '../../src/batch.js'
 import { FRAMEWORKS, startApp, type Framework, type RunningApp } from '../helpers/apps.js'
 import { rawRequest, type RawAnswer } from '../helpers/raw.js'
 import { settledTcpHandles, tcpHandles } from '../helpers/handles.js'
@@ -30,7 +31,10 @@ interface Case {
   path: string
   method?: string
   headers?: Record<string, string>
+  body?: Uint8Array
 }
+
+const BATCH = { ...AUTH, 'content-type': BATCH_CONTENT_TYPE }
 
 const CASES: Case[] = [
   { name: 'a value', path: '/_groupcache/g/hello', headers: AUTH },
@@ -51,6 +55,10 @@ const CASES: Case[] = [
   { name: 'DELETE', path: '/_groupcache/g/hello', method: 'DELETE', headers: AUTH },
   { name: 'HEAD', path: '/_groupcache/g/hello', method: 'HEAD', headers: AUTH },
   { name: 'OPTIONS', path: '/_groupcache/g/hello', method: 'OPTIONS', headers: AUTH },
+  { name: 'a batch', path: '/_groupcache/g', method: 'POST', headers: BATCH, body: encodeBatchKeys(['hello', 'missing', 'fail', '', 'a/b c']) },
+  { name: 'a malformed batch', path: '/_groupcache/g', method: 'POST', headers: BATCH, body: Buffer.from([0x05, 0x61]) },
+  { name: 'a batch without a secret', path: '/_groupcache/g', method: 'POST', headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchKeys(['hello']) },
+  { name: 'a batch of an unknown group', path: '/_groupcache/nope', method: 'POST', headers: BATCH, body: encodeBatchKeys(['hello']) },
 ]
 
 // Fastify answers URLs whose escapes it cannot decode itself, before any
@@ -93,7 +101,7 @@ describe('the peer endpoint answers alike through every adapter and gc.listen()'
     test(`${c.name}: ${c.method ?? 'GET'} ${c.path.slice(0, 40)}`, async () => {
       const answers = new Map<Framework, Seen>()
       for (const [framework, app] of apps) {
-        answers.set(framework, seen(await rawRequest(app.port, c.path, { method: c.method, headers: c.headers })))
+        answers.set(framework, seen(await rawRequest(app.port, c.path, { method: c.method, headers: c.headers, body: c.body })))
       }
       const reference = answers.get('listen')!
       assert.ok(reference.status >= 200, 'gc.listen() answered')

@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import { Histogram, Registry } from 'prom-client'
 import { registerMetrics } from '../../adapters/prometheus.js'
 import { keyOwnedBy, startLocalNodes } from '../helpers/local.js'
+import { waitFor } from '../helpers/wait.js'
 
 function valueOf(text: string, metric: string): number {
   const line = text.split('\n').find((l) => l.startsWith(metric))
@@ -34,6 +35,45 @@ test('registerMetrics exposes the counters, the caches, the circuits and peer-fe
   } finally {
     metrics.unregister()
     assert.equal(await registry.metrics(), '\n')
+    await closeAll()
+  }
+})
+
+test('stale hits, refreshes and failed refreshes are counted, in the metrics and in _stats', async () => {
+  let now = 1_000_000
+  const { nodes, urls, closeAll } = await startLocalNodes(1, () => ({ now: () => now }))
+  const registry = new Registry()
+  const metrics = registerMetrics(nodes[0]!, { registry })
+  try {
+    let calls = 0
+    const group = nodes[0]!.newGroup<string>({
+      name: 'users',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      ttlMs: 1_000,
+      staleMs: 10_000,
+      load: (k) => {
+        if (++calls > 1) throw new Error('down')
+        return k
+      },
+    })
+    await group.get('k')
+    now += 1_000
+    await group.get('k')
+    await group.get('k')
+    await waitFor('the failed refresh', () => group.stats.refreshErrors === 1)
+    const text = await registry.metrics()
+    assert.equal(valueOf(text, 'groupcache_stale_hits_total{group="users"}'), 2)
+    assert.equal(valueOf(text, 'groupcache_refreshes_total{group="users"}'), 1)
+    assert.equal(valueOf(text, 'groupcache_refresh_errors_total{group="users"}'), 1)
+    const res = await fetch(`${urls[0]}/_groupcache/_stats`)
+    const body = (await res.json()) as { groups: { users: { stats: Record<string, number> } } }
+    assert.deepEqual(
+      [body.groups.users.stats.staleHits, body.groups.users.stats.refreshes, body.groups.users.stats.refreshErrors],
+      [2, 1, 1],
+    )
+  } finally {
+    metrics.unregister()
     await closeAll()
   }
 })

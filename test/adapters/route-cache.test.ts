@@ -7,13 +7,15 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { RouteCaches, SOURCE_HEADER, normalizeUrl, type Decision } from '../../adapters/route-cache.js'
-import { Groupcache } from '../../src/index.js'
+import { DEFAULT_REFRESH_RETRY_MS, Groupcache, InvalidOptionError } from '../../src/index.js'
 import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from '../helpers/replicas.js'
 import { fetchFresh } from '../helpers/fetch.js'
 import { waitFor } from '../helpers/wait.js'
 
 const ENTRY = 'test/helpers/route-app.ts'
 const TTL_MS = 60_000
+// The stale route of route-app.ts: rendered in 300 ms, fresh for 1 s, then stale for 20 s.
+const SLOW_TTL_MS = 1_000
 
 interface Answer {
   status: number
@@ -79,6 +81,16 @@ test('normalizeUrl sorts query parameters by name and keeps repeated names in or
   assert.equal(normalizeUrl('/r?'), '/r')
 })
 
+test('cacheRoute refuses a stale window that is negative or not a number, naming the option', async () => {
+  const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+  const routes = new RouteCaches(gc)
+  for (const staleMs of [-1, Number.NaN, '5' as unknown as number]) {
+    assert.throws(() => routes.route({ staleMs }), (err: unknown) => err instanceof InvalidOptionError && /options\.staleMs/.test(err.message))
+  }
+  routes.route({ staleMs: Infinity })
+  await gc.close()
+})
+
 test("a route given a group of its own keeps a flood of random URLs from evicting other routes' responses", async () => {
   const self = 'http://127.0.0.1:1'
   /** flood asks for 20 pages, then 3,000 random search URLs, then the 20 pages again, and says where those came from. */
@@ -114,6 +126,31 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
       const before = (await counts(replicas))[path] ?? 0
       await action()
       return ((await counts(replicas))[path] ?? 0) - before
+    }
+
+    /** renders counts the runs of the stale route's handler on every replica. */
+    const renders = async (): Promise<number> => (await counts(replicas))['/slow/:id'] ?? 0
+    /** loads counts the route group's finished loads (renders) on every replica. */
+    const loads = async (): Promise<number> =>
+      ((await control(replicas, 'stats')) as Array<{ localLoads: number }>).reduce((n, s) => n + s.localLoads, 0)
+    /**
+     * hammer sends `GET path` to every replica every 10 ms until stopped,
+     * each request on its own (a slow one does not hold up the next).
+     */
+    const hammer = (path: string): { stop(): void; done: Promise<{ answers: Answer[]; failures: string[] }> } => {
+      const answers: Answer[] = []
+      const failures: string[] = []
+      let running = true
+      const done = (async () => {
+        const pending: Array<Promise<unknown>> = []
+        while (running) {
+          for (const r of replicas) pending.push(ask(r, path).then((a) => answers.push(a), (err: unknown) => failures.push(String(err))))
+          await new Promise((resolve) => setTimeout(resolve, 10))
+        }
+        await Promise.all(pending)
+        return { answers, failures }
+      })()
+      return { stop: () => void (running = false), done }
     }
 
     before(async () => {
@@ -249,6 +286,85 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
       await control(replicas, 'advance', '?ms=1')
       await askAll()
       assert.equal((await counts(replicas))['/report/:id'], before + 1)
+    })
+
+    test('requests every 10 ms across three expiries: stale responses at once, exactly one render per expiry cluster-wide, no error', async (t) => {
+      const path = '/slow/steady'
+      assert.equal((await ask(replicas[0]!, path)).status, 200)
+      const rendersBefore = await renders()
+      const loadsBefore = await loads()
+      const requests = hammer(path)
+      try {
+        for (let i = 1; i <= 3; i++) {
+          await control(replicas, 'advance', `?ms=${SLOW_TTL_MS}`)
+          await waitFor(`the render after expiry ${i}`, async () => (await loads()) - loadsBefore === i)
+        }
+      } finally {
+        requests.stop()
+      }
+      const { answers, failures } = await requests.done
+      const sources = new Set(answers.map((a) => a.headers.get(SOURCE_HEADER)))
+      t.diagnostic(`${answers.length} answers; sources ${[...sources].join(', ')}`)
+      assert.deepEqual(failures, [])
+      assert.deepEqual([...new Set(answers.map((a) => a.status))], [200])
+      assert.equal((await renders()) - rendersBefore, 3, 'one render per expiry, for the whole cluster')
+      assert.ok(sources.has('stale'), 'stale responses were served')
+      assert.deepEqual([...sources].filter((s) => !['hit', 'peer', 'stale'].includes(s ?? '')), [])
+      for (const a of answers) assert.match(a.headers.get('age') ?? '', /^\d+$/)
+      assert.equal(answers[0]!.headers.get('cache-control'), 'public, max-age=1, stale-while-revalidate=20, stale-if-error=20')
+    })
+
+    test('with the render of a stale response held, every replica goes on answering the stale response at once', async () => {
+      const path = '/slow/held'
+      const first = await ask(replicas[1]!, path)
+      await control(replicas, 'hold', '?path=/slow/:id')
+      try {
+        await control(replicas, 'advance', `?ms=${SLOW_TTL_MS}`)
+        // Were any of these to wait for the held render, they would not settle before the release below.
+        const answers = await Promise.all(replicas.flatMap((r) => [ask(r, path), ask(r, path), ask(r, path)]))
+        for (const a of answers) {
+          assert.equal(a.status, 200)
+          assert.equal(a.body, first.body)
+          assert.equal(a.headers.get(SOURCE_HEADER), 'stale')
+        }
+      } finally {
+        await control(replicas, 'release', '?path=/slow/:id')
+      }
+      await waitFor('the refreshed response', async () => (await ask(replicas[1]!, path)).body !== first.body)
+    })
+
+    test('a handler that fails while the response is stale keeps the stale response; renders back off from refreshRetryMs, doubling', async () => {
+      const path = '/slow/failing'
+      const first = await ask(replicas[2]!, path)
+      const rendersBefore = await renders()
+      const loadsBefore = await loads()
+      /** burst asks every replica three times; each must answer the stale response. */
+      const burst = async (): Promise<void> => {
+        for (const a of await Promise.all(replicas.flatMap((r) => [ask(r, path), ask(r, path), ask(r, path)]))) {
+          assert.equal(a.status, 200)
+          assert.equal(a.body, first.body)
+        }
+      }
+      /** attempt moves the clock on by `ms`, asks, and waits for the render attempt that is then due. */
+      const attempt = async (ms: number, n: number): Promise<void> => {
+        await control(replicas, 'advance', `?ms=${ms}`)
+        await burst()
+        await waitFor(`render attempt ${n}`, async () => (await renders()) - rendersBefore === n && (await loads()) - loadsBefore === n)
+      }
+      await control(replicas, 'failing', '?on=1')
+      try {
+        await attempt(SLOW_TTL_MS, 1)
+        for (const [n, retryMs] of [[2, DEFAULT_REFRESH_RETRY_MS], [3, 2 * DEFAULT_REFRESH_RETRY_MS]] as const) {
+          await control(replicas, 'advance', `?ms=${retryMs - 1}`)
+          await burst()
+          assert.equal((await renders()) - rendersBefore, n - 1, `no render ${retryMs - 1} ms after a failed one`)
+          await attempt(1, n)
+        }
+      } finally {
+        await control(replicas, 'failing', '?on=0')
+      }
+      await control(replicas, 'advance', `?ms=${4 * DEFAULT_REFRESH_RETRY_MS}`)
+      await waitFor('a fresh response once the handler works again', async () => (await ask(replicas[0]!, path)).body !== first.body)
     })
   })
 }

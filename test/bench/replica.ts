@@ -1,12 +1,14 @@
 // One replica of an app in a child process, for the multi-process scenarios
-// (B5, B6), driven by the parent over IPC. It caches with one of:
+// (B5, B6, B9), driven by the parent over IPC. It caches with one of:
 //   groupcache — the built package, peers served by gc.listen() on a port of
 //                their own or by the Express / Fastify / Koa adapter on the
 //                app's port;
 //   lru        — a per-replica lru-cache fetch() (no sharing between replicas);
-//   bento      — bentocache, an L1 in memory and an L2 in Redis.
+//   bento      — bentocache, an L1 in memory and an L2 in Redis (or, without
+//                `redisPort`, the L1 alone).
 // Every system runs the same loader (it waits `loadDelayMs`, counts itself
 // and returns `valueFor(key)`), and serves `GET /item/:key` on `appPort`.
+import { subscribe } from 'node:diagnostics_channel'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { BentoCache, bentostore } from 'bentocache'
@@ -42,6 +44,12 @@ export interface ReplicaConfig {
   promote?: boolean
   redisPort?: number
   sizes: ValueSizes
+  /** batchWindowMs, when set, adds a second group, 'bench-window', with that window (B9). */
+  batchWindowMs?: number
+  /** ttlMs: how long a value lives (default: groupcache until evicted, bento 1 h). */
+  ttlMs?: number
+  /** staleMs: groupcache's stale window, bentocache's grace period (default: none). */
+  staleMs?: number
 }
 
 /** Command is one IPC request from the parent; the answer carries its id. */
@@ -50,7 +58,25 @@ export type Command =
   | { id: number; op: 'takeLatencies' }
   | { id: number; op: 'stats' }
   | { id: number; op: 'remoteSample'; keys: string[]; max: number }
+  | { id: number; op: 'pages'; pages: string[][]; concurrency: number; mode: PageMode }
+  | { id: number; op: 'failing'; on: boolean }
+  | { id: number; op: 'periodic'; key: string; durationMs: number; intervalMs: number }
   | { id: number; op: 'close' }
+
+/**
+ * PageMode is how a page of keys is read (B9): one `getMany`, one `get` per
+ * key all at once, or the same gets in a group with `batchWindowMs`.
+ */
+export type PageMode = 'getMany' | 'gets' | 'gets-window'
+
+/** PagesResult is what `pages` answers: time taken, failures, peer requests sent, and each page's time. */
+export interface PagesResult {
+  ms: number
+  errors: number
+  peerRequests: number
+  /** pageMs holds the time each page took, in ms, in the order they finished. */
+  pageMs: number[]
+}
 
 /** ReplicaStats is what `stats` answers. */
 export interface ReplicaStats {
@@ -68,11 +94,20 @@ const config = JSON.parse(process.argv[2] ?? '{}') as ReplicaConfig
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 let loads = 0
 const loaded = new Set<string>()
+// Every request this process makes with undici is a peer request: count them.
+let peerRequests = 0
+subscribe('undici:request:create', () => {
+  peerRequests++
+})
+let readPage: ((keys: string[], mode: PageMode) => Promise<unknown>) | undefined
+// While set (B8), the loader fails after its delay, as a database that is down.
+let failing = false
 
 async function load(key: string): Promise<string> {
   loads++
   loaded.add(key)
   if (config.loadDelayMs > 0) await sleep(config.loadDelayMs)
+  if (failing) throw new Error('the database is down')
   return valueFor(key, config.sizes)
 }
 
@@ -115,9 +150,28 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
     maxBytes: config.maxBytes,
     codec: 'string',
     ...(config.promote === undefined ? {} : { promote: config.promote }),
+    ...(config.ttlMs === undefined ? {} : { ttlMs: config.ttlMs }),
+    ...(config.staleMs === undefined ? {} : { staleMs: config.staleMs }),
     load: (key) => load(key),
   })
   const get = (key: string): Promise<string> => group.get(key)
+  const windowed =
+    config.batchWindowMs === undefined
+      ? undefined
+      : gc.newGroup<string>({
+          name: 'bench-window',
+          maxBytes: config.maxBytes,
+          codec: 'string',
+          batchWindowMs: config.batchWindowMs,
+          ...(config.promote === undefined ? {} : { promote: config.promote }),
+          load: (key) => load(key),
+        })
+  readPage = (keys, mode) => {
+    if (mode === 'getMany') return group.getMany(keys)
+    const target = mode === 'gets' ? group : windowed
+    if (target === undefined) throw new Error('gets-window needs batchWindowMs')
+    return Promise.all(keys.map((key) => target.get(key)))
+  }
   let closeApp: () => Promise<void>
   switch (config.server) {
     case 'listen': {
@@ -211,15 +265,22 @@ async function startBaseline(): Promise<{ system: System; closeApp: () => Promis
       close: async () => {},
     }
   } else {
-    if (config.redisPort === undefined) throw new Error('bento needs redisPort')
+    const l1 = memoryDriver({ maxItems: 1_000_000, maxSize: '512mb' })
     const bento = new BentoCache({
       default: 'tiered',
       stores: {
-        tiered: bentostore()
-          .useL1Layer(memoryDriver({ maxItems: 1_000_000, maxSize: '512mb' }))
-          .useL2Layer(redisDriver({ connection: { host: '127.0.0.1', port: config.redisPort } })),
+        tiered:
+          config.redisPort === undefined
+            ? bentostore().useL1Layer(l1)
+            : bentostore()
+                .useL1Layer(l1)
+                .useL2Layer(redisDriver({ connection: { host: '127.0.0.1', port: config.redisPort } })),
       },
     })
+    // With a grace period, bentocache answers an expired entry at once and
+    // refreshes it in the background (its soft timeout defaults to 0).
+    const ttl = config.ttlMs ?? 3_600_000
+    const grace = config.staleMs === undefined ? false : config.staleMs
     // L1 keeps every key this replica asked for (a million entries and 512 MB
     // are far more than a run touches, and no TTL runs out): its bytes are
     // those keys' bytes. (Its default would be 1,000 entries.)
@@ -231,7 +292,7 @@ async function startBaseline(): Promise<{ system: System; closeApp: () => Promis
           touched.add(key)
           touchedBytes += Buffer.byteLength(key) + valueSize(key, config.sizes)
         }
-        return bento.getOrSet({ key, ttl: '1h', factory: () => load(key) })
+        return bento.getOrSet({ key, ttl, grace, factory: () => load(key) })
       },
       stats: () => ({ cachedBytes: touchedBytes, cachedItems: touched.size, hotBytes: 0, peerLoads: 0, peerErrors: 0 }),
       close: () => bento.disconnectAll(),
@@ -300,6 +361,57 @@ async function remoteSample(keys: string[], max: number): Promise<{ remote: numb
   return { remote, redis: redisTimes }
 }
 
+/** readPages reads every page, `concurrency` at a time, in the given mode. */
+async function readPages(pages: string[][], concurrency: number, mode: PageMode): Promise<PagesResult> {
+  const read = readPage
+  if (read === undefined) throw new Error('pages needs groupcache')
+  const before = peerRequests
+  let next = 0
+  let errors = 0
+  const pageMs: number[] = []
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < pages.length) {
+        const page = pages[next++] as string[]
+        const t = performance.now()
+        try {
+          await read(page, mode)
+        } catch {
+          errors++
+        }
+        pageMs.push(performance.now() - t)
+      }
+    }),
+  )
+  return { ms: performance.now() - start, errors, peerRequests: peerRequests - before, pageMs }
+}
+
+/**
+ * periodic starts a get of `key` every `intervalMs` for `durationMs`, each
+ * on its own (a slow get does not hold up the next), and reports each get's
+ * time, the failures, and the loader runs meanwhile.
+ */
+async function periodic(key: string, durationMs: number, intervalMs: number): Promise<{ latencies: number[]; errors: number; loads: number }> {
+  const latencies: number[] = []
+  let errors = 0
+  const before = loads
+  const gets: Array<Promise<void>> = []
+  const end = performance.now() + durationMs
+  while (performance.now() < end) {
+    const start = performance.now()
+    gets.push(
+      system.get(key).then(
+        () => void latencies.push(performance.now() - start),
+        () => void errors++,
+      ),
+    )
+    await sleep(intervalMs)
+  }
+  await Promise.all(gets)
+  return { latencies, errors, loads: loads - before }
+}
+
 async function handle(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'run':
@@ -310,6 +422,13 @@ async function handle(cmd: Command): Promise<unknown> {
       return { loads, distinctLoaded: loaded.size, ...system.stats() } satisfies ReplicaStats
     case 'remoteSample':
       return remoteSample(cmd.keys, cmd.max)
+    case 'pages':
+      return readPages(cmd.pages, cmd.concurrency, cmd.mode)
+    case 'failing':
+      failing = cmd.on
+      return null
+    case 'periodic':
+      return periodic(cmd.key, cmd.durationMs, cmd.intervalMs)
     case 'close':
       await Promise.race([Promise.all([closeApp(), system.close(), redis?.quit().catch(() => {})]), sleep(2_000)])
       setImmediate(() => process.exit(0))

@@ -26,6 +26,8 @@ const scenarios: Scenario[] = [
   { id: 'B5', title: 'thundering herd', run: async () => (await import('./b5-herd.js')).run() },
   { id: 'B6', title: 'Zipf workload', run: async () => (await import('./b6-zipf.js')).run() },
   { id: 'B7', title: 'ring and LRU', run: async () => (await import('./b7-ring-lru.js')).run() },
+  { id: 'B8', title: 'gets across expiries (staleMs)', run: async () => (await import('./b8-stale.js')).run() },
+  { id: 'B9', title: 'getMany vs parallel gets', run: async () => (await import('./b9-getmany.js')).run() },
   { id: 'B10', title: 'memory per entry, maxBytes as a memory bound', run: async () => (await import('./b10-memory.js')).run() },
   { id: 'B11', title: 'instrumentation cost', run: async () => (await import('./b11-otel.js')).run() },
 ]

@@ -1,7 +1,7 @@
 // A cluster of groupcache nodes in child processes (node-main.ts), driven
 // over IPC: what the multi-node tests of the core run against.
 import { startChild, startChildren, stopChildren, type Child } from './child.js'
-import type { Command, NodeConfig } from './node-main.js'
+import type { Command, HammerReport, NodeConfig } from './node-main.js'
 import type { SpanRecord } from './otel.js'
 import { reservePorts, urlsFor } from './ports.js'
 import { PEER_TIMEOUT_MS } from './wait.js'
@@ -22,6 +22,8 @@ export interface NodeStats {
   main: Record<string, number>
   hot: Record<string, number>
   loads: Record<string, number>
+  /** calls counts loader invocations (one per batch with loadMany). */
+  calls: number
 }
 
 type Request = Command extends infer C ? (C extends { id: number } ? Omit<C, 'id'> : never) : never
@@ -42,6 +44,16 @@ export class TestNode {
 
   get(key: string): Promise<string> {
     return this.#call({ op: 'get', key })
+  }
+
+  /** getMany answers the found keys and values, in order. */
+  getMany(keys: string[]): Promise<Array<[string, string]>> {
+    return this.#call({ op: 'getMany', keys }) as Promise<Array<[string, string]>>
+  }
+
+  /** getEach runs one get per key at once and answers each value or error code. */
+  getEach(keys: string[]): Promise<Array<{ value: string } | { code: string | undefined }>> {
+    return this.#call({ op: 'getEach', keys }) as Promise<Array<{ value: string } | { code: string | undefined }>>
   }
 
   stats(): Promise<NodeStats> {
@@ -71,6 +83,16 @@ export class TestNode {
 
   release(key: string): Promise<unknown> {
     return this.#call({ op: 'release', key })
+  }
+
+  /** failing makes this node's loader throw for every key while on. */
+  failing(on: boolean): Promise<unknown> {
+    return this.#call({ op: 'failing', on })
+  }
+
+  /** hammer gets `key` every `intervalMs` for `durationMs` and reports how it went. */
+  hammer(key: string, durationMs: number, intervalMs: number): Promise<HammerReport> {
+    return this.#call({ op: 'hammer', key, durationMs, intervalMs }) as Promise<HammerReport>
   }
 
   /** tracedGet gets `key` inside an active span named `request` (the node needs `otel`). */

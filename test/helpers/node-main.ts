@@ -1,6 +1,9 @@
 // A groupcache node in a child process, driven by its parent over IPC. Its
 // loader answers `value-of:<key>` after `loadDelayMs`, and counts each run;
-// keys starting with `fail:` make it throw, `missing:` throw NotFoundError.
+// keys starting with `fail:` make it throw, `missing:` throw NotFoundError,
+// and so does every key while the parent has set `failing`.
+// With `loadMany`, the group loads through a batch loader with the same
+// answers (a `missing:` key is left out of its result).
 import { Groupcache, GroupcacheError, NotFoundError, UnreachablePeersError } from '../../src/index.js'
 
 export interface NodeConfig {
@@ -18,12 +21,30 @@ export interface NodeConfig {
   handoffMs?: number
   peekTimeoutMs?: number
   handoffBytes?: number
+  /** loadMany gives the group a batch loader (and no single-key loader). */
+  loadMany?: boolean
+  notFoundTtlMs?: number
+  batchWindowMs?: number
+  staleMs?: number
+  refreshRetryMs?: number
   /** otel registers an OpenTelemetry SDK (spans in memory) and instruments the node with these options. */
   otel?: { includeKeys?: boolean; requireParentSpan?: boolean }
 }
 
+/** HammerReport is what `hammer` found: how gets went, by value and by source. */
+export interface HammerReport {
+  gets: number
+  errors: string[]
+  /** maxMs is the slowest get, in ms (reported, never asserted: wall clock). */
+  maxMs: number
+  values: Record<string, number>
+  sources: Record<string, number>
+}
+
 export type Command =
   | { id: number; op: 'get'; key: string }
+  | { id: number; op: 'getMany'; keys: string[] }
+  | { id: number; op: 'getEach'; keys: string[] }
   | { id: number; op: 'stats' }
   | { id: number; op: 'owner'; key: string }
   | { id: number; op: 'setPeers'; peers: string[] }
@@ -34,6 +55,8 @@ export type Command =
   | { id: number; op: 'clear' }
   | { id: number; op: 'hold'; key: string }
   | { id: number; op: 'release'; key: string }
+  | { id: number; op: 'failing'; on: boolean }
+  | { id: number; op: 'hammer'; key: string; durationMs: number; intervalMs: number }
   | { id: number; op: 'tracedGet'; key: string }
   | { id: number; op: 'spans' }
 
@@ -42,9 +65,12 @@ const send = (message: unknown): void => {
   process.send?.(message)
 }
 const loads = new Map<string, number>()
+// calls counts loader invocations: one per key with `load`, one per batch with `loadMany`.
+let calls = 0
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 // A held key's loads wait until the parent releases it, to stage races exactly.
 const gates = new Map<string, { promise: Promise<void>; open: () => void }>()
+let failing = false
 
 const gc = new Groupcache({
   self: config.self,
@@ -65,23 +91,61 @@ const group = gc.newGroup<string>({
   codec: 'string',
   promote: config.promote,
   ttlMs: config.ttlMs,
-  load: async (key) => {
-    const n = (loads.get(key) ?? 0) + 1
-    loads.set(key, n)
-    await sleep(config.loadDelayMs ?? 0)
-    await gates.get(key)?.promise
-    if (key.startsWith('fail:')) throw new Error(`loader failed for ${key} on ${config.self}`)
-    if (key.startsWith('missing:')) throw new NotFoundError(`no such thing: ${key}`)
-    return config.numbered ? `value-of:${key}#${n}` : `value-of:${key}`
-  },
+  staleMs: config.staleMs,
+  refreshRetryMs: config.refreshRetryMs,
+  notFoundTtlMs: config.notFoundTtlMs,
+  batchWindowMs: config.batchWindowMs,
+  ...(config.loadMany === true
+    ? {
+        loadMany: async (keys: readonly string[]) => {
+          calls++
+          const values = await Promise.all(keys.map((key) => produce(key).catch((err: unknown) => err)))
+          const found = new Map<string, string>()
+          keys.forEach((key, i) => {
+            const v = values[i]
+            if (v instanceof NotFoundError) return
+            if (v instanceof Error) throw v
+            found.set(key, v as string)
+          })
+          return found
+        },
+      }
+    : {
+        load: (key: string) => {
+          calls++
+          return produce(key)
+        },
+      }),
 })
+
+async function produce(key: string): Promise<string> {
+  const n = (loads.get(key) ?? 0) + 1
+  loads.set(key, n)
+  await sleep(config.loadDelayMs ?? 0)
+  await gates.get(key)?.promise
+  if (failing || key.startsWith('fail:')) throw new Error(`loader failed for ${key} on ${config.self}`)
+  if (key.startsWith('missing:')) throw new NotFoundError(`no such thing: ${key}`)
+  return config.numbered ? `value-of:${key}#${n}` : `value-of:${key}`
+}
+
+/** outcome is a get's value, or its error's code, as it travels over IPC. */
+function outcome(get: Promise<string>): Promise<{ value: string } | { code: string | undefined }> {
+  return get.then(
+    (value) => ({ value }),
+    (err: unknown) => ({ code: err instanceof GroupcacheError ? err.code : undefined }),
+  )
+}
 
 async function run(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'get':
       return group.get(cmd.key)
+    case 'getMany':
+      return [...(await group.getMany(cmd.keys))]
+    case 'getEach':
+      return Promise.all(cmd.keys.map((key) => outcome(group.get(key))))
     case 'stats':
-      return { stats: group.stats, main: group.cacheStats('main'), hot: group.cacheStats('hot'), loads: Object.fromEntries(loads) }
+      return { stats: group.stats, main: group.cacheStats('main'), hot: group.cacheStats('hot'), loads: Object.fromEntries(loads), calls }
     case 'owner':
       return gc.ownerOf(cmd.key)
     case 'setPeers':
@@ -120,6 +184,11 @@ async function run(cmd: Command): Promise<unknown> {
       await Promise.all(Array.from({ length: 32 }, worker))
       return failed
     }
+    case 'failing':
+      failing = cmd.on
+      return null
+    case 'hammer':
+      return hammer(cmd.key, cmd.durationMs, cmd.intervalMs)
     case 'tracedGet': {
       const { trace } = await import('@opentelemetry/api')
       return trace.getTracer('test').startActiveSpan('request', async (span) => {
@@ -137,6 +206,35 @@ async function run(cmd: Command): Promise<unknown> {
       setImmediate(() => process.exit(0))
       return null
   }
+}
+
+/**
+ * hammer starts a get of `key` every `intervalMs` for `durationMs`, each on
+ * its own (a slow get does not hold up the next), and reports on them all.
+ */
+async function hammer(key: string, durationMs: number, intervalMs: number): Promise<HammerReport> {
+  const report: HammerReport = { gets: 0, errors: [], maxMs: 0, values: {}, sources: {} }
+  const gets: Array<Promise<void>> = []
+  const end = performance.now() + durationMs
+  while (performance.now() < end) {
+    const start = performance.now()
+    gets.push(
+      group.getWithSource(key).then(
+        ({ value, source }) => {
+          report.maxMs = Math.max(report.maxMs, performance.now() - start)
+          report.values[value] = (report.values[value] ?? 0) + 1
+          report.sources[source] = (report.sources[source] ?? 0) + 1
+        },
+        (err: unknown) => {
+          report.errors.push(err instanceof Error ? err.message : String(err))
+        },
+      ),
+    )
+    report.gets++
+    await sleep(intervalMs)
+  }
+  await Promise.all(gets)
+  return report
 }
 
 process.on('message', (cmd: Command) => {

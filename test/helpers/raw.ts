@@ -15,7 +15,7 @@ export interface RawAnswer {
 export function rawRequest(
   port: number,
   path: string,
-  options: { method?: string | undefined; headers?: Record<string, string> | undefined } = {},
+  options: { method?: string | undefined; headers?: Record<string, string> | undefined; body?: Uint8Array | undefined } = {},
 ): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
@@ -26,6 +26,6 @@ export function rawRequest(
     })
     req.setTimeout(ANSWER_TIMEOUT_MS, () => req.destroy(new Error('raw request timed out')))
     req.on('error', reject)
-    req.end()
+    req.end(options.body)
   })
 }

@@ -9,6 +9,7 @@ export type ExampleFramework = 'express' | 'fastify' | 'koa'
 export interface ReplicaStats {
   framework: string
   dbCalls: number
+  dbQueries: number
   renders: number
   gets: number
   cacheHits: number

@@ -4,7 +4,8 @@
 // replica through /test/* routes: its clock (`now`, so that expiry needs no
 // waiting), gates that hold a route's handler until released (so that
 // concurrent requests overlap for sure, however slow the machine), and the
-// route group's stats (to see that every request has reached the group).
+// route group's stats (to see that every request has reached the group),
+// and whether every cached handler fails (to see stale-if-error).
 import { createServer } from 'node:http'
 import Router from '@koa/router'
 import express from 'express'
@@ -23,6 +24,7 @@ const self = process.env.SELF as string
 const peers = (process.env.PEERS as string).split(',')
 const ttlMs = Number(process.env.ROUTE_TTL_MS ?? 60_000)
 const counts: Record<string, number> = {}
+let failing = false
 // The clock of every node of the test: CLOCK_MS (the same for all of them),
 // moved on only by the test, so that an entry's age is exactly what the test
 // says, however long the machine takes. Without CLOCK_MS, real time.
@@ -58,6 +60,8 @@ const ROUTES: Array<[string, CacheRouteOptions, (params: Params, query: string, 
   }],
   ['/etag', { ttlMs }, async () => ({ headers: { etag: '"mine"' }, body: 'tagged' })],
   ['/private', { ttlMs, private: true, key: (req) => `/private?user=${String(req.headers.authorization)}`, vary: ['authorization'] }, async (_p, _q, h) => ({ body: `for ${String(h.authorization)}` })],
+  // The acceptance route for stale responses: a 300 ms render, 1 s TTL, 20 s stale window.
+  ['/slow/:id', { ttlMs: 1_000, staleMs: 20_000, cacheControl: true }, async (p) => (await sleep(300), { body: `slow ${p.id} #${counts['/slow/:id']}` })],
 ]
 
 function count(path: string): void {
@@ -67,6 +71,7 @@ function count(path: string): void {
 async function run(path: string, params: Params, query: string, headers: Record<string, unknown>): Promise<Reply> {
   count(path)
   await gates.get(path)?.promise
+  if (failing) throw new Error('handler failing')
   const route = ROUTES.find(([p]) => p === path)!
   return route[2](params, query, headers)
 }
@@ -76,7 +81,8 @@ const queryOf = (url: string): string => (url.includes('?') ? url.slice(url.inde
 /**
  * control answers the test's requests (any method): /test/advance?ms=N moves
  * the clock on; /test/hold?path=P and /test/release?path=P hold and let go
- * of a route's handler; /test/stats answers the route group's stats.
+ * of a route's handler; /test/stats answers the route group's stats;
+ * /test/failing?on=1 (or 0) makes every cached handler throw (or not).
  */
 function control(op: string, query: string, gc: Groupcache): unknown {
   const params = new URLSearchParams(query)
@@ -94,6 +100,9 @@ function control(op: string, query: string, gc: Groupcache): unknown {
       return { released: path }
     case 'stats':
       return gc.getGroup(DEFAULT_ROUTE_GROUP)?.stats
+    case 'failing':
+      failing = params.get('on') === '1'
+      return { failing }
     default:
       return { unknown: op }
   }

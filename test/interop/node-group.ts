@@ -35,6 +35,8 @@ export function readConfig(): PeerConfig {
 /**
  * interopGroup creates the group with gonode's getter semantics: `slow:`
  * keys take 200 ms, `fail:` keys fail, any other key is "go:" + key.
+ * `stale:` keys get an hour's TTL and stale window, so that our answers
+ * carry fields 3 and 4 (the Go node has no TTLs).
  */
 export function interopGroup(gc: Groupcache): { group: Group<string>; snapshot: () => NodeSnapshot } {
   const loads = new Map<string, number>()
@@ -42,8 +44,12 @@ export function interopGroup(gc: Groupcache): { group: Group<string>; snapshot: 
     name: GROUP,
     maxBytes: 64 << 20,
     codec: 'string',
-    load: async (key) => {
+    load: async (key, ctx) => {
       loads.set(key, (loads.get(key) ?? 0) + 1)
+      if (key.startsWith('stale:')) {
+        ctx.ttlMs = 3_600_000
+        ctx.staleMs = 3_600_000
+      }
       if (key.startsWith('slow:')) await new Promise((resolve) => setTimeout(resolve, SLOW_MS))
       if (key.startsWith('fail:')) throw new Error(`node loader failed for ${key} on ${gc.self}`)
       return `go:${key}`

@@ -1,6 +1,7 @@
 // A Node member that serves peers with `gc.listen()`, driven by its parent
 // over IPC: { id, op: 'get' | 'remove', key } | { id, op: 'set', key, value }
 // | { id, op: 'clear' } | { id, op: 'owners', keys } | { id, op: 'stats' }
+// | { id, op: 'getMany', keys } (answered as [key, value] pairs, or an error outcome)
 // | { id, op: 'traced', key } (a get with groupcache/otel on; answers the
 // outcome and the spans), each answered { id, ok: true, value } (a failed
 // get is an outcome too).
@@ -16,6 +17,7 @@ type Command =
   | { id: number; op: 'remove'; key: string }
   | { id: number; op: 'set'; key: string; value: string }
   | { id: number; op: 'clear' }
+  | { id: number; op: 'getMany'; keys: string[] }
   | { id: number; op: 'traced'; key: string }
 
 const config = readConfig()
@@ -36,6 +38,11 @@ async function run(cmd: Command): Promise<unknown> {
       return outcome(group.set(cmd.key, cmd.value).then(() => 'set'))
     case 'clear':
       return outcome(group.clear().then(() => 'cleared'))
+    case 'getMany':
+      return group.getMany(cmd.keys).then(
+        (found) => [...found],
+        (err: unknown) => outcome(Promise.reject(err)),
+      )
     case 'traced':
       return traced(cmd.key)
   }

@@ -1,0 +1,239 @@
+import { decodeGetResponse, encodeGetResponse, readVarint, varintLength, writeVarint } from './wire.js'
+
+/**
+ * BATCH_CONTENT_TYPE is the content type of a batch request and of its
+ * answer. Only our peers send or understand it: a batch goes only to peers
+ * that have shown `x-groupcache-protocol`; Go peers get one GET per key.
+ */
+export const BATCH_CONTENT_TYPE = 'application/x-groupcache-batch'
+
+/**
+ * MAX_BATCH_KEYS is the most keys one batch request carries, and the most
+ * one `loadMany` call gets: larger batches are cut into chunks. A thousand
+ * keys is one modest SQL `IN (...)` list (Oracle's limit), and one answer
+ * of values a node can hold at once.
+ */
+export const MAX_BATCH_KEYS = 1000
+
+/**
+ * MAX_BATCH_BODY_BYTES bounds a batch request's body, the framed keys: the
+ * endpoint refuses more with 413 before decoding, and the client cuts its
+ * chunks to fit. A thousand keys of a kilobyte fit; long keys make smaller
+ * chunks.
+ */
+export const MAX_BATCH_BODY_BYTES = 1024 * 1024
+
+/**
+ * MAX_BATCH_ANSWER_BYTES bounds the values in one batch answer, so that one
+ * request cannot make the owner build (and the asker read) an answer of
+ * unbounded size. Items that do not fit are left out, after they have been
+ * loaded and cached; the asker fetches them one GET each. It stays well under
+ * the client's limit on any answer (`DEFAULT_MAX_RESPONSE_BYTES`, 64 MiB).
+ */
+export const MAX_BATCH_ANSWER_BYTES = 32 * 1024 * 1024
+
+/** BatchError reports bytes that are not a well-formed batch. */
+export class BatchError extends Error {
+  constructor(message: string) {
+    super(`malformed batch: ${message}`)
+    this.name = 'BatchError'
+  }
+}
+
+/**
+ * BatchItem is one key's part of a batch answer: its value (as a GetResponse
+ * would carry it, with the generation its load began in), or the owner's
+ * verdict, an `ERR_GROUPCACHE_*` code with a message.
+ */
+export type BatchItem =
+  | { key: string; value: Uint8Array; expire: number; staleUntil?: number | undefined; generation: number }
+  | { key: string; error: string; message: string }
+
+// A batch answer is a sequence of items, each a varint length and then this
+// protobuf message: key = 1 (string), response = 2 (a GetResponse),
+// error = 3 (string), message = 4 (string), generation = 5 (varint).
+const TAG_KEY = (1 << 3) | 2
+const TAG_RESPONSE = (2 << 3) | 2
+const TAG_ERROR = (3 << 3) | 2
+const TAG_MESSAGE = (4 << 3) | 2
+const TAG_GENERATION = (5 << 3) | 0
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * encodeBatchKeys frames keys as a batch request's body: for each key, its
+ * UTF-8 length as a varint, then its bytes.
+ */
+export function encodeBatchKeys(keys: readonly string[]): Uint8Array {
+  const parts = keys.map((key) => Buffer.from(key))
+  return frame(parts)
+}
+
+/**
+ * decodeBatchKeys reads a batch request's body. It throws a BatchError on a
+ * truncated frame, bytes that are not UTF-8 (two byte strings must never
+ * share a key), or more than `maxKeys` keys.
+ */
+export function decodeBatchKeys(bytes: Uint8Array, maxKeys: number): string[] {
+  const keys: string[] = []
+  try {
+    for (const part of frames(bytes)) {
+      if (keys.length === maxKeys) throw new BatchError(`more than ${maxKeys} keys`)
+      keys.push(utf8.decode(part))
+    }
+  } catch (err) {
+    throw err instanceof BatchError ? err : new BatchError(err instanceof Error ? err.message : String(err))
+  }
+  return keys
+}
+
+/**
+ * encodeBatchAnswer frames the items of a batch answer, leaving out those
+ * that would take it past `maxBytes` (the first item is always kept: one GET
+ * would carry it too). The asker fetches what was left out one by one.
+ */
+export function encodeBatchAnswer(items: readonly BatchItem[], maxBytes = MAX_BATCH_ANSWER_BYTES): Uint8Array {
+  const parts: Uint8Array[] = []
+  let size = 0
+  for (const item of items) {
+    const part = encodeItem(item)
+    const framed = varintLength(part.length) + part.length
+    if (parts.length > 0 && size + framed > maxBytes) continue
+    parts.push(part)
+    size += framed
+  }
+  return frame(parts)
+}
+
+function encodeItem(item: BatchItem): Uint8Array {
+  const fields: Array<[number, Uint8Array | number]> = [[TAG_KEY, Buffer.from(item.key)]]
+  if ('value' in item) {
+    fields.push([TAG_RESPONSE, encodeGetResponse({ value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0 })])
+    if (item.generation > 0) fields.push([TAG_GENERATION, item.generation])
+  } else {
+    fields.push([TAG_ERROR, Buffer.from(item.error)], [TAG_MESSAGE, Buffer.from(item.message)])
+  }
+  let size = 0
+  for (const [, v] of fields) size += 1 + (typeof v === 'number' ? varintLength(v) : varintLength(v.length) + v.length)
+  const out = Buffer.allocUnsafe(size)
+  let pos = 0
+  for (const [tag, v] of fields) {
+    out[pos++] = tag
+    if (typeof v === 'number') {
+      pos = writeVarint(out, pos, v)
+    } else {
+      pos = writeVarint(out, pos, v.length)
+      out.set(v, pos)
+      pos += v.length
+    }
+  }
+  return out
+}
+
+/**
+ * decodeBatchAnswer reads a batch answer. Unknown fields are skipped, as
+ * protobuf requires, so later versions may add some. An item must have a key
+ * and either a value or an error code. Values are copies, owned by the item.
+ */
+export function decodeBatchAnswer(bytes: Uint8Array): BatchItem[] {
+  const items: BatchItem[] = []
+  try {
+    for (const part of frames(bytes)) items.push(decodeItem(part))
+  } catch (err) {
+    throw err instanceof BatchError ? err : new BatchError(err instanceof Error ? err.message : String(err))
+  }
+  return items
+}
+
+function decodeItem(bytes: Uint8Array): BatchItem {
+  let key: string | undefined
+  let response: Uint8Array | undefined
+  let error: string | undefined
+  let message = ''
+  let generation = 0
+  let pos = 0
+  while (pos < bytes.length) {
+    let tag: number
+    ;[tag, pos] = readVarint(bytes, pos)
+    const field = Math.floor(tag / 8)
+    const type = tag % 8
+    if (field === 0) throw new BatchError('field number 0')
+    if (type === 0) {
+      let n: number
+      ;[n, pos] = readVarint(bytes, pos)
+      if (field === 5) generation = Number.isSafeInteger(n) ? n : 0
+    } else if (type === 2) {
+      let len: number
+      ;[len, pos] = readVarint(bytes, pos)
+      if (len > bytes.length - pos) throw new BatchError('truncated field')
+      const part = bytes.subarray(pos, pos + len)
+      pos += len
+      if (field === 1) key = utf8.decode(part)
+      else if (field === 2) response = part
+      else if (field === 3) error = utf8.decode(part)
+      else if (field === 4) message = utf8.decode(part)
+    } else if (type === 1 || type === 5) {
+      const n = type === 1 ? 8 : 4
+      if (n > bytes.length - pos) throw new BatchError('truncated field')
+      pos += n
+    } else {
+      throw new BatchError(`unsupported wire type ${type}`)
+    }
+  }
+  if (key === undefined) throw new BatchError('an item without a key')
+  if (error !== undefined) return { key, error, message }
+  if (response === undefined) throw new BatchError(`item ${JSON.stringify(key)} has neither a value nor an error`)
+  const msg = decodeGetResponse(response)
+  // A copy, so that a kept value does not hold the whole answer's buffer.
+  const staleUntil = msg.staleUntil ?? 0
+  const item = { key, value: new Uint8Array(msg.value), expire: msg.expire ?? 0, generation }
+  return staleUntil > 0 ? { ...item, staleUntil } : item
+}
+
+/**
+ * chunkKeys cuts keys into batches of at most `maxKeys` keys and
+ * `maxBytes` framed bytes each. A key too long for any batch is impossible
+ * with the default `maxKeyBytes`; it would still get a batch of its own.
+ */
+export function chunkKeys(keys: readonly string[], maxKeys = MAX_BATCH_KEYS, maxBytes = MAX_BATCH_BODY_BYTES): string[][] {
+  const chunks: string[][] = []
+  let chunk: string[] = []
+  let bytes = 0
+  for (const key of keys) {
+    const length = Buffer.byteLength(key)
+    const size = varintLength(length) + length
+    if (chunk.length > 0 && (chunk.length === maxKeys || bytes + size > maxBytes)) {
+      chunks.push(chunk)
+      chunk = []
+      bytes = 0
+    }
+    chunk.push(key)
+    bytes += size
+  }
+  if (chunk.length > 0) chunks.push(chunk)
+  return chunks
+}
+
+function frame(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0
+  for (const part of parts) size += varintLength(part.length) + part.length
+  const out = Buffer.allocUnsafe(size)
+  let pos = 0
+  for (const part of parts) {
+    pos = writeVarint(out, pos, part.length)
+    out.set(part, pos)
+    pos += part.length
+  }
+  return out
+}
+
+function* frames(bytes: Uint8Array): Generator<Uint8Array> {
+  let pos = 0
+  while (pos < bytes.length) {
+    let len: number
+    ;[len, pos] = readVarint(bytes, pos)
+    if (len > bytes.length - pos) throw new BatchError('truncated item')
+    yield bytes.subarray(pos, pos + len)
+    pos += len
+  }
+}

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import {
+  BatchError,
+  MAX_BATCH_BODY_BYTES,
+  MAX_BATCH_KEYS,
+  chunkKeys,
+  decodeBatchAnswer,
+  decodeBatchKeys,
+  encodeBatchAnswer,
+  encodeBatchKeys,
+  type BatchItem,
+} from '../src/batch.js'
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
+
+describe('batch keys', () => {
+  test('frame each key as a varint length and its UTF-8 bytes', () => {
+    assert.equal(hex(encodeBatchKeys(['ab', '', 'é'])), '02 6162 00 02 c3a9'.replace(/ /g, ''))
+  })
+
+  test('round-trip every kind of key, the empty key and long keys included', () => {
+    const keys = ['', 'a b', 'a+b', 'a/b', '100%', 'Привет', '😀', 'x'.repeat(4096)]
+    assert.deepEqual(decodeBatchKeys(encodeBatchKeys(keys), MAX_BATCH_KEYS), keys)
+  })
+
+  test('refuse a truncated frame, bytes that are not UTF-8 and more keys than allowed', () => {
+    const cases: Array<[string, Uint8Array, number]> = [
+      ['a length past the end', fromHex('05 6162'), 10],
+      ['a varint cut short', fromHex('80'), 10],
+      ['a varint of 11 bytes', fromHex('ffffffffffffffffffff01'), 10],
+      ['bytes that are not UTF-8', fromHex('01 ff'), 10],
+      ['an overlong encoding', fromHex('02 c0af'), 10],
+      ['one key too many', encodeBatchKeys(['a', 'b', 'c']), 2],
+    ]
+    for (const [what, bytes, max] of cases) {
+      assert.throws(() => decodeBatchKeys(bytes, max), BatchError, what)
+    }
+  })
+})
+
+describe('batch answers', () => {
+  const items: BatchItem[] = [
+    { key: 'a', value: utf8('value of a'), expire: 1764000000000, generation: 3 },
+    { key: '', value: new Uint8Array(0), expire: 0, generation: 0 },
+    { key: 'gone', error: 'ERR_GROUPCACHE_NOT_FOUND', message: 'no such user' },
+    { key: 'ключ', error: 'ERR_GROUPCACHE_LOAD_FAILED', message: '' },
+  ]
+
+  test('round-trip values with expiry and generation, and verdicts with their messages', () => {
+    assert.deepEqual(decodeBatchAnswer(encodeBatchAnswer(items)), items)
+  })
+
+  test('carry the end of a stale window, so that a batch-fetched copy is served stale like a fetched one', () => {
+    const stale: BatchItem = { key: 's', value: utf8('old'), expire: 1764000000000, staleUntil: 1764000020000, generation: 1 }
+    assert.deepEqual(decodeBatchAnswer(encodeBatchAnswer([stale])), [stale])
+  })
+
+  test("carry each value as Go's GetResponse inside field 2", () => {
+    // Item: key = 1 ("k"), response = 2 (0a 01 76: value "v"); framed by its length, 8.
+    assert.equal(hex(encodeBatchAnswer([{ key: 'k', value: utf8('v'), expire: 0, generation: 0 }])), '08' + '0a016b' + '12030a0176')
+  })
+
+  test('skip unknown fields of every wire type, so later versions may add some', () => {
+    // key "k", an unknown varint (field 9), fixed64 (10), bytes (11), fixed32 (12), then the response.
+    const item = '0a016b' + '4801' + '510102030405060708' + '5a02ffff' + '6501020304' + '12030a0176'
+    const framed = (item.length / 2).toString(16).padStart(2, '0') + item
+    assert.deepEqual(decodeBatchAnswer(fromHex(framed)), [{ key: 'k', value: utf8('v'), expire: 0, generation: 0 }])
+  })
+
+  test('refuse items without a key, without a value or verdict, or cut short', () => {
+    const cases: Array<[string, string]> = [
+      ['no key', '05' + '12030a0176'],
+      ['neither value nor verdict', '03' + '0a016b'],
+      ['a frame past the end', '09' + '0a016b'],
+      ['a field past the end', '05' + '0a056b'],
+      ['field number 0', '03' + '00016b'],
+      ['wire type 3', '03' + '0b016b'],
+    ]
+    for (const [what, bytes] of cases) {
+      assert.throws(() => decodeBatchAnswer(fromHex(bytes)), BatchError, what)
+    }
+  })
+
+  test('values are copies that do not keep the whole answer alive', () => {
+    const bytes = encodeBatchAnswer(items)
+    const [first] = decodeBatchAnswer(bytes)
+    assert.ok(first !== undefined && 'value' in first)
+    assert.equal(first.value.byteLength, first.value.buffer.byteLength)
+  })
+
+  test('leave out the items past the byte bound, but always keep the first', () => {
+    const big = (key: string): BatchItem => ({ key, value: new Uint8Array(600), expire: 0, generation: 0 })
+    const small: BatchItem = { key: 's', value: utf8('x'), expire: 0, generation: 0 }
+    const kept = decodeBatchAnswer(encodeBatchAnswer([big('a'), big('b'), small], 1000)).map((item) => item.key)
+    assert.deepEqual(kept, ['a', 's'])
+    assert.deepEqual(decodeBatchAnswer(encodeBatchAnswer([big('a')], 10)).map((item) => item.key), ['a'])
+  })
+})
+
+describe('chunkKeys', () => {
+  test(`cuts at ${MAX_BATCH_KEYS} keys by default`, () => {
+    const keys = Array.from({ length: 2500 }, (_, i) => `k${i}`)
+    const chunks = chunkKeys(keys)
+    assert.deepEqual(chunks.map((c) => c.length), [1000, 1000, 500])
+    assert.deepEqual(chunks.flat(), keys)
+  })
+
+  test('cuts so that each chunk frames into at most the byte bound', () => {
+    const keys = Array.from({ length: 600 }, (_, i) => `${i}`.padEnd(4000, 'x'))
+    const chunks = chunkKeys(keys)
+    assert.ok(chunks.length > 1)
+    for (const chunk of chunks) assert.ok(encodeBatchKeys(chunk).length <= MAX_BATCH_BODY_BYTES)
+    assert.deepEqual(chunks.flat(), keys)
+  })
+
+  test('gives a key too long for any chunk a chunk of its own', () => {
+    assert.deepEqual(chunkKeys(['a', 'x'.repeat(50), 'b'], 10, 20), [['a'], ['x'.repeat(50)], ['b']])
+  })
+})
