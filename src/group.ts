@@ -1125,15 +1125,20 @@ export class Group<T = unknown> {
     return entry
   }
 
+  /** previousOwner names who to peek at for a key this node owns, if it moved here lately. */
+  #previousOwner(key: string): string | undefined {
+    const peers = this.#peers
+    const previous = peers.previousOwnerOf(key)
+    return previous === undefined || peers.ownerOf(key) !== peers.self ? undefined : previous
+  }
+
   /**
    * peek asks the previous owner of a key that moved here (within
    * `handoffMs` of a ring change) for its cached copy, before the loader
    * runs. A copy of an older generation, or expired, is a miss.
    */
-  async #peek(key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
+  async #peek(previous: string, key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
     const peers = this.#peers
-    const previous = peers.previousOwnerOf(key)
-    if (previous === undefined || peers.ownerOf(key) !== peers.self) return undefined
     const asked = this.#generation
     const res = await peers.peek(previous, this.name, key, asked)
     if (res === undefined || res.generation < this.#generation || (res.expire !== 0 && res.expire <= this.#node.now())) {
@@ -1159,7 +1164,9 @@ export class Group<T = unknown> {
   async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
-    const peeked = await this.#peek(key, isCurrent)
+    // Only a key that moved here peeks, so every other load keeps its timing.
+    const previous = this.#previousOwner(key)
+    const peeked = previous === undefined ? undefined : await this.#peek(previous, key, isCurrent)
     if (peeked !== undefined) return peeked
     const stats = this.#stats
     const generation = this.#generation
