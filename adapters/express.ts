@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Application, NextFunction, Request, Response } from 'express'
-import inject from 'light-my-request'
 import { toPeerRequest, writePeerResponse, type Groupcache } from '../src/index.js'
 import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { middlewareSetup, type AdapterInput } from './shared.js'
+import { injectRenderer, loadInject, middlewareSetup, type AdapterInput } from './shared.js'
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -74,10 +73,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
         pin(out)
         known(injected as Request, out as Response)
       }
-      routes.setRenderer(async (url, headers) => {
-        const res = await inject(dispatch, { method: 'GET', url, headers })
-        return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
-      })
+      routes.setRenderer(injectRenderer(dispatch))
     }
     if (!req.url.startsWith(basePath)) {
       next()
@@ -86,6 +82,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     instance.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer), next)
   }
   function cacheRoute(options?: CacheRouteOptions): RouteMiddleware {
+    loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return function groupcacheCacheRoute(req, res, next) {
       decide({ method: req.method, url: req.originalUrl, headers: req.headers }).then((decision) => {

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
-import fp from 'fastify-plugin'
 import { Groupcache, InvalidOptionError, toPeerRequest, type GroupcacheOptions } from '../src/index.js'
 import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
 import { openEndpointWarning, resolveInstance } from './shared.js'
@@ -93,16 +92,29 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
 }
 
 /**
+ * PLUGIN_META holds the three symbols that fastify-plugin would set, which
+ * Fastify reads: skip-override shares the decorations with the app that
+ * registers the plugin instead of an encapsulated child; the meta lets
+ * Fastify check its own version (`5.x`) and answer `app.hasPlugin('groupcache')`;
+ * the display name is the plugin's name in Fastify's logs. Set here, they
+ * spare every install a package (a dependency of the core, or one more for
+ * Fastify users to install) for three properties; the conformance suite
+ * checks that Fastify honours them.
+ */
+const PLUGIN_META = {
+  [Symbol.for('skip-override')]: true,
+  [Symbol.for('fastify.display-name')]: 'groupcache',
+  [Symbol.for('plugin-meta')]: { fastify: '5.x', name: 'groupcache' },
+}
+
+/**
  * groupcache is a Fastify plugin that makes the app a groupcache node:
  * `await app.register(groupcache, { self, peers, secret })` serves the peer
  * endpoint under `basePath` and decorates `app.groupcache` and
  * `request.groupcache`. Given options, it owns the instance and closes it
  * with the app; given `{ groupcache: instance }`, the caller keeps it.
  */
-export const groupcache: FastifyPluginAsync<FastifyGroupcacheOptions> = fp(groupcachePlugin, {
-  fastify: '5.x',
-  name: 'groupcache',
-})
+export const groupcache: FastifyPluginAsync<FastifyGroupcacheOptions> = Object.assign(groupcachePlugin, PLUGIN_META)
 
 export default groupcache
 // The route cache's options and defaults, for users of this subpath.

@@ -1,8 +1,7 @@
 import type { Context, Next } from 'koa'
-import inject from 'light-my-request'
 import { toPeerRequest, type Groupcache } from '../src/index.js'
 import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { middlewareSetup, type AdapterInput } from './shared.js'
+import { injectRenderer, loadInject, middlewareSetup, type AdapterInput } from './shared.js'
 
 declare module 'koa' {
   interface DefaultContext {
@@ -46,11 +45,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     if (!rendering) {
       // The route cache renders by replaying requests into this very app.
       rendering = true
-      const callback = ctx.app.callback()
-      routes.setRenderer(async (url, headers) => {
-        const res = await inject(callback, { method: 'GET', url, headers })
-        return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
-      })
+      routes.setRenderer(injectRenderer(ctx.app.callback()))
     }
     if (!ctx.url.startsWith(basePath)) {
       await next()
@@ -62,6 +57,7 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     ctx.body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
   }
   function cacheRoute(options?: CacheRouteOptions): Middleware {
+    loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return async function groupcacheCacheRoute(ctx, next) {
       const decision = await decide({ method: ctx.method, url: ctx.originalUrl, headers: ctx.headers })

@@ -1,6 +1,8 @@
+import type { RequestListener } from 'node:http'
+import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
-import { Groupcache, type GroupcacheOptions } from '../src/index.js'
-import { RouteCaches } from './route-cache.js'
+import { Groupcache, InvalidOptionError, type GroupcacheOptions } from '../src/index.js'
+import { RouteCaches, type Captured, type Renderer } from './route-cache.js'
 
 /** AdapterInput is what every adapter accepts: options, or an instance. */
 export type AdapterInput = GroupcacheOptions | Groupcache
@@ -61,4 +63,44 @@ export function middlewareSetup(input: AdapterInput): {
   const warning = openEndpointWarning(instance)
   if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
   return { instance, watch: closeWithServer(instance, owned), routes: new RouteCaches(instance) }
+}
+
+/** Inject is the one light-my-request call the route cache makes. */
+type Inject = (
+  dispatch: RequestListener,
+  options: { method: 'GET'; url: string; headers: Record<string, string> },
+) => Promise<{ statusCode: number; headers: Captured['headers']; rawPayload: Buffer }>
+
+/**
+ * loadInject returns light-my-request's `inject`, with which the Express and
+ * Koa route caches replay a request into the app. light-my-request is an
+ * optional peer dependency, needed only for cached routes, so it is loaded
+ * when a cached route is declared, not when an adapter is imported; without
+ * it that declaration throws an InvalidOptionError that says what to install.
+ */
+export function loadInject(): Inject {
+  let inject: typeof import('light-my-request')
+  try {
+    inject = createRequire(import.meta.url)('light-my-request') as typeof import('light-my-request')
+  } catch (err) {
+    const { code, message } = err as { code?: string; message?: string }
+    if (code !== 'MODULE_NOT_FOUND' || !String(message).includes("'light-my-request'")) throw err
+    throw new InvalidOptionError(
+      'cacheRoute needs light-my-request (an optional peer dependency of groupcache/express and groupcache/koa): npm install light-my-request',
+    )
+  }
+  // Typed by light-my-request's own declarations here, so that a change in
+  // them fails the build, but not in ours: users without it need no types.
+  return inject
+}
+
+/**
+ * injectRenderer is the Express and Koa route caches' renderer: it replays a
+ * GET into `dispatch`, the app's request listener, in-process.
+ */
+export function injectRenderer(dispatch: RequestListener): Renderer {
+  return async (url, headers) => {
+    const res = await loadInject()(dispatch, { method: 'GET', url, headers })
+    return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
+  }
 }

@@ -108,7 +108,7 @@ export function encodeBatchAnswer(items: readonly BatchItem[], maxBytes = MAX_BA
 function encodeItem(item: BatchItem): Uint8Array {
   const fields: Array<[number, Uint8Array | number]> = [[TAG_KEY, Buffer.from(item.key)]]
   if ('value' in item) {
-    fields.push([TAG_RESPONSE, encodeGetResponse({ value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0 })])
+    fields.push([TAG_RESPONSE, encodeGetResponse({ value: item.value, expire: item.expire, staleUntil: item.staleUntil })])
     if (item.generation > 0) fields.push([TAG_GENERATION, item.generation])
   } else {
     fields.push([TAG_ERROR, Buffer.from(item.error)], [TAG_MESSAGE, Buffer.from(item.message)])
@@ -187,6 +187,7 @@ function decodeItem(bytes: Uint8Array): BatchItem {
   // A copy, so that a kept value does not hold the whole answer's buffer.
   const staleUntil = msg.staleUntil ?? 0
   const item = { key, value: new Uint8Array(msg.value), expire: msg.expire ?? 0, generation }
+  // Only a value with a stale window says so, so that plain items compare equal to what was sent.
   return staleUntil > 0 ? { ...item, staleUntil } : item
 }
 

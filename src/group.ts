@@ -59,13 +59,6 @@ export const DEFAULT_MAX_ENTRY_FRACTION = 8
 export const DEFAULT_MAX_PEER_LOADS = 64
 
 /**
- * DEFAULT_BATCH_WINDOW_MS is 0: a single `get` asks its owner at once. A
- * window makes concurrent gets for one owner wait that long to share one
- * batch request; see `batchWindowMs` in README for when it pays.
- */
-export const DEFAULT_BATCH_WINDOW_MS = 0
-
-/**
  * DEFAULT_REFRESH_RETRY_MS spaces the attempts to refresh a stale value whose
  * refresh failed: at most one loader call per key per second at first, so
  * that a database that is down is not hammered by every get of a hot key.
@@ -78,6 +71,13 @@ export const DEFAULT_REFRESH_RETRY_MS = 1_000
  * stale for long is still tried every 30 s.
  */
 export const MAX_REFRESH_RETRY_MS = 30_000
+
+/**
+ * DEFAULT_BATCH_WINDOW_MS is 0: a single `get` asks its owner at once. A
+ * window makes concurrent gets for one owner wait that long to share one
+ * batch request; see `batchWindowMs` in README for when it pays.
+ */
+export const DEFAULT_BATCH_WINDOW_MS = 0
 
 /**
  * LoadContext is what a loader gets besides the key. `signal` aborts only
@@ -828,17 +828,12 @@ export class Group<T = unknown> {
       const cached = this.#cache.get(key, now)
       if (cached !== undefined) {
         stats.cacheHits++
-        if (cached instanceof NotFoundEntry) {
-          out[i] = { error: notFound(cached) }
-          return
-        }
-        if (isStale(cached, now)) {
-          // A stale value in a batch is answered at once and refreshed here,
-          // as `serve` does for a single key.
+        out[i] = cached instanceof NotFoundEntry ? { error: notFound(cached) } : { value: cached }
+        // A stale value is answered as is, and refreshed here, as for one key.
+        if (!(cached instanceof NotFoundEntry) && cached.expire !== 0 && cached.expire <= now) {
           stats.staleHits++
           this.#refresh(key, cached, now, true)
         }
-        out[i] = { value: cached }
         return
       }
       stats.loads++
@@ -1312,6 +1307,7 @@ export class Group<T = unknown> {
     }
     for (const item of items) {
       if (ctx.ttlMs !== undefined) item.ctx.ttlMs = ctx.ttlMs
+      if (ctx.staleMs !== undefined) item.ctx.staleMs = ctx.staleMs
       if (ctx.cache !== undefined) item.ctx.cache = ctx.cache
       if (found.has(item.key)) item.resolve(found.get(item.key) as T)
       else item.reject(new NotFoundError(`${JSON.stringify(item.key)} was not found by loadMany in group ${this.name}`))

@@ -287,6 +287,10 @@ export class Groupcache {
     if (options.ttlMs !== undefined && !isTtl(options.ttlMs)) {
       throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
     }
+    if (options.staleMs !== undefined && !isStaleMs(options.staleMs)) {
+      throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more (Infinity: until refreshed)', options.staleMs)
+    }
+    positiveInteger('options.refreshRetryMs', options.refreshRetryMs, 1)
     if (options.notFoundTtlMs !== undefined && !isTtl(options.notFoundTtlMs)) {
       throw InvalidOptionError.expected('options.notFoundTtlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.notFoundTtlMs)
     }
@@ -294,10 +298,6 @@ export class Groupcache {
     if (window !== undefined && (typeof window !== 'number' || !Number.isFinite(window) || window < 0)) {
       throw InvalidOptionError.expected('options.batchWindowMs', 'a non-negative number of milliseconds', window)
     }
-    if (options.staleMs !== undefined && !isStaleMs(options.staleMs)) {
-      throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more (Infinity: until refreshed)', options.staleMs)
-    }
-    positiveInteger('options.refreshRetryMs', options.refreshRetryMs, 1)
     let group: Group<T>
     try {
       group = new Group<T>(options, this.#node)

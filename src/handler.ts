@@ -306,12 +306,9 @@ async function serveBatch(
   }
   const items = outcomes.map((outcome, i): BatchItem => {
     const key = keys[i] as string
-    if ('value' in outcome) return {
-      key,
-      value: outcome.value.bytes,
-      expire: outcome.value.expire,
-      staleUntil: outcome.value.staleUntil,
-      generation: outcome.value.generation,
+    if ('value' in outcome) {
+      const { bytes, expire, staleUntil, generation } = outcome.value
+      return { key, value: bytes, expire, staleUntil, generation }
     }
     return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
   })

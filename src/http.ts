@@ -259,7 +259,7 @@ export class HttpTransport implements PeerTransport {
         for (const item of items ?? []) {
           if (!asked.has(item.key)) continue
           asked.delete(item.key)
-          if ('value' in item) answers.set(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0, generation: item.generation })
+          if ('value' in item) answers.set(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil, generation: item.generation })
           else answers.set(item.key, verdictError(item.error, item.message) ?? new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`))
         }
         await Promise.all([...asked].map(one))

@@ -268,10 +268,29 @@ describe('stale values on one node, with an injected clock', () => {
   })
 })
 
+describe('stale values in getMany', () => {
+  test('getMany answers stale values at once and starts one refresh per key', async () => {
+    const { gc, g, source, clock } = oneNode()
+    assert.deepEqual([...(await g.getMany(['a', 'b']))], [['a', 'v1'], ['b', 'v2']])
+    clock.now += 1_000
+    const releases = [source.hold(3), source.hold(4)]
+    const got = await settledSoon(g.getMany(['a', 'b', 'a']))
+    assert.notEqual(got, PENDING, 'getMany waited for the held refreshes')
+    assert.deepEqual([...(got as Map<string, string>)], [['a', 'v1'], ['b', 'v2']])
+    assert.equal(await settledSoon(g.getMany(['a', 'b'])).then((m) => (m === PENDING ? m : m.size)), 2)
+    assert.equal(source.calls, 4, 'one refresh per key')
+    for (const release of releases) release()
+    await waitFor('both refreshes', () => g.stats.localLoads === 4)
+    assert.deepEqual([...(await g.getMany(['a', 'b']))].map(([, v]) => v).sort(), ['v3', 'v4'])
+    await gc.close()
+  })
+})
+
 describe('stale values across nodes in this process, over real HTTP', () => {
   /** cluster starts 3 nodes sharing an injected clock, each with a group whose loads are counted per node. */
   async function cluster(promote: boolean): Promise<{
     nodes: Groupcache[]
+    urls: string[]
     groups: Array<Group<string>>
     sources: Source[]
     clock: { now: number }
@@ -284,7 +303,7 @@ describe('stale values across nodes in this process, over real HTTP', () => {
     const groups = nodes.map((gc, i) =>
       gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote, ttlMs: 1_000, staleMs: 10_000, load: sources[i]!.load }),
     )
-    return { nodes, groups, sources, clock, key: keyOwnedBy(nodes[0]!, urls[0]!), closeAll }
+    return { nodes, urls, groups, sources, clock, key: keyOwnedBy(nodes[0]!, urls[0]!), closeAll }
   }
 
   test('one refresh for the cluster: non-owners serve their stale copies and ask the owner, which alone runs the loader', async () => {
@@ -350,6 +369,34 @@ describe('stale values across nodes in this process, over real HTTP', () => {
       clock.now += 10_000
       assert.equal(await asker.get(key), 'v1', "the non-owner's own load")
       assert.equal(sources[1]!.calls, 1)
+    } finally {
+      for (const source of sources) source.releaseAll()
+      await closeAll()
+    }
+  })
+
+  test("a non-owner's getMany gets the owner's stale values in one batch, with their stale window, and the owner refreshes them", async () => {
+    const { groups, sources, clock, key, nodes, urls, closeAll } = await cluster(true)
+    try {
+      const [owner, asker] = groups as [Group<string>, Group<string>]
+      const other = keyOwnedBy(nodes[0]!, urls[0]!, 'batch-')
+      // The owner loads both keys; the asker has no copy of either.
+      assert.deepEqual([await owner.get(key), await owner.get(other)], ['v1', 'v2'])
+      clock.now += 1_000
+      sources[0]!.hold(3)
+      sources[0]!.hold(4)
+      const asked = owner.stats.serverRequests
+      const got = await settledSoon(asker.getMany([key, other]))
+      assert.notEqual(got, PENDING)
+      assert.deepEqual([...(got as Map<string, string>)], [[key, 'v1'], [other, 'v2']])
+      assert.equal(owner.stats.serverRequests - asked, 2, 'one batch of two keys')
+      assert.equal(sources[0]!.calls, 4, 'the owner refreshes each key once')
+      assert.deepEqual(sources.slice(1).map((s) => s.calls), [0, 0])
+      // The answers carried their stale window, so the asker kept its copies and serves them stale itself.
+      assert.equal(asker.cacheStats('hot').items, 2, 'both stale answers were kept as hot copies')
+      assert.deepEqual(await asker.getWithSource(key), { value: 'v1', source: 'stale' })
+      assert.equal(asker.stats.staleHits, 1)
+      await waitFor("the asker's ask to the owner", () => owner.stats.serverRequests - asked === 3)
     } finally {
       for (const source of sources) source.releaseAll()
       await closeAll()

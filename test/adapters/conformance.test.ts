@@ -171,7 +171,7 @@ describe('adapters given an instance', () => {
     await gc.close()
   })
 
-  test('Fastify takes { groupcache: instance } and refuses a second registration', async () => {
+  test('Fastify takes { groupcache: instance }, knows the plugin by name, and refuses a second registration', async () => {
     const { Groupcache, InvalidOptionError } = await import('../../src/index.js')
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
     const Fastify = (await import('fastify')).default
@@ -179,6 +179,7 @@ describe('adapters given an instance', () => {
     const app = Fastify()
     await app.register(plugin, { groupcache: gc })
     assert.equal(app.groupcache, gc)
+    assert.equal(app.hasPlugin('groupcache'), true)
     await assert.rejects(async () => {
       await app.register(plugin, { groupcache: gc })
     }, InvalidOptionError)

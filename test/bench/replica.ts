@@ -44,12 +44,12 @@ export interface ReplicaConfig {
   promote?: boolean
   redisPort?: number
   sizes: ValueSizes
-  /** batchWindowMs, when set, adds a second group, 'bench-window', with that window (B9). */
-  batchWindowMs?: number
   /** ttlMs: how long a value lives (default: groupcache until evicted, bento 1 h). */
   ttlMs?: number
   /** staleMs: groupcache's stale window, bentocache's grace period (default: none). */
   staleMs?: number
+  /** batchWindowMs, when set, adds a second group, 'bench-window', with that window (B9). */
+  batchWindowMs?: number
 }
 
 /** Command is one IPC request from the parent; the answer carries its id. */
@@ -58,9 +58,9 @@ export type Command =
   | { id: number; op: 'takeLatencies' }
   | { id: number; op: 'stats' }
   | { id: number; op: 'remoteSample'; keys: string[]; max: number }
-  | { id: number; op: 'pages'; pages: string[][]; concurrency: number; mode: PageMode }
   | { id: number; op: 'failing'; on: boolean }
   | { id: number; op: 'periodic'; key: string; durationMs: number; intervalMs: number }
+  | { id: number; op: 'pages'; pages: string[][]; concurrency: number; mode: PageMode }
   | { id: number; op: 'close' }
 
 /**
@@ -94,14 +94,14 @@ const config = JSON.parse(process.argv[2] ?? '{}') as ReplicaConfig
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 let loads = 0
 const loaded = new Set<string>()
+// While set (B8), the loader fails after its delay, as a database that is down.
+let failing = false
 // Every request this process makes with undici is a peer request: count them.
 let peerRequests = 0
 subscribe('undici:request:create', () => {
   peerRequests++
 })
 let readPage: ((keys: string[], mode: PageMode) => Promise<unknown>) | undefined
-// While set (B8), the loader fails after its delay, as a database that is down.
-let failing = false
 
 async function load(key: string): Promise<string> {
   loads++
@@ -361,6 +361,31 @@ async function remoteSample(keys: string[], max: number): Promise<{ remote: numb
   return { remote, redis: redisTimes }
 }
 
+/**
+ * periodic starts a get of `key` every `intervalMs` for `durationMs`, each
+ * on its own (a slow get does not hold up the next), and reports each get's
+ * time, the failures, and the loader runs meanwhile.
+ */
+async function periodic(key: string, durationMs: number, intervalMs: number): Promise<{ latencies: number[]; errors: number; loads: number }> {
+  const latencies: number[] = []
+  let errors = 0
+  const before = loads
+  const gets: Array<Promise<void>> = []
+  const end = performance.now() + durationMs
+  while (performance.now() < end) {
+    const start = performance.now()
+    gets.push(
+      system.get(key).then(
+        () => void latencies.push(performance.now() - start),
+        () => void errors++,
+      ),
+    )
+    await sleep(intervalMs)
+  }
+  await Promise.all(gets)
+  return { latencies, errors, loads: loads - before }
+}
+
 /** readPages reads every page, `concurrency` at a time, in the given mode. */
 async function readPages(pages: string[][], concurrency: number, mode: PageMode): Promise<PagesResult> {
   const read = readPage
@@ -387,31 +412,6 @@ async function readPages(pages: string[][], concurrency: number, mode: PageMode)
   return { ms: performance.now() - start, errors, peerRequests: peerRequests - before, pageMs }
 }
 
-/**
- * periodic starts a get of `key` every `intervalMs` for `durationMs`, each
- * on its own (a slow get does not hold up the next), and reports each get's
- * time, the failures, and the loader runs meanwhile.
- */
-async function periodic(key: string, durationMs: number, intervalMs: number): Promise<{ latencies: number[]; errors: number; loads: number }> {
-  const latencies: number[] = []
-  let errors = 0
-  const before = loads
-  const gets: Array<Promise<void>> = []
-  const end = performance.now() + durationMs
-  while (performance.now() < end) {
-    const start = performance.now()
-    gets.push(
-      system.get(key).then(
-        () => void latencies.push(performance.now() - start),
-        () => void errors++,
-      ),
-    )
-    await sleep(intervalMs)
-  }
-  await Promise.all(gets)
-  return { latencies, errors, loads: loads - before }
-}
-
 async function handle(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'run':
@@ -422,13 +422,13 @@ async function handle(cmd: Command): Promise<unknown> {
       return { loads, distinctLoaded: loaded.size, ...system.stats() } satisfies ReplicaStats
     case 'remoteSample':
       return remoteSample(cmd.keys, cmd.max)
-    case 'pages':
-      return readPages(cmd.pages, cmd.concurrency, cmd.mode)
     case 'failing':
       failing = cmd.on
       return null
     case 'periodic':
       return periodic(cmd.key, cmd.durationMs, cmd.intervalMs)
+    case 'pages':
+      return readPages(cmd.pages, cmd.concurrency, cmd.mode)
     case 'close':
       await Promise.race([Promise.all([closeApp(), system.close(), redis?.quit().catch(() => {})]), sleep(2_000)])
       setImmediate(() => process.exit(0))

@@ -21,12 +21,12 @@ export interface NodeConfig {
   handoffMs?: number
   peekTimeoutMs?: number
   handoffBytes?: number
+  staleMs?: number
+  refreshRetryMs?: number
   /** loadMany gives the group a batch loader (and no single-key loader). */
   loadMany?: boolean
   notFoundTtlMs?: number
   batchWindowMs?: number
-  staleMs?: number
-  refreshRetryMs?: number
   /** otel registers an OpenTelemetry SDK (spans in memory) and instruments the node with these options. */
   otel?: { includeKeys?: boolean; requireParentSpan?: boolean }
 }
