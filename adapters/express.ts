@@ -1,11 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Application, NextFunction, Request, Response } from 'express'
-import { toPeerRequest, writePeerResponse, type Groupcache } from '../src/index.js'
-import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { injectRenderer, loadInject, middlewareSetup, type AdapterInput } from './shared.js'
+import { type Groupcache, toPeerRequest, writePeerResponse } from '../src/index.js'
+import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
+import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** groupcache is the node this app serves, for route handlers. */
@@ -38,7 +37,11 @@ export type Middleware = (req: Request, res: Response, next: NextFunction) => vo
  * reads, so that between a path and its handler it leaves Express's
  * inference of `req.params` from the path alone.
  */
-export type RouteMiddleware = (req: IncomingMessage & { method: string; originalUrl: string }, res: ServerResponse, next: (err?: unknown) => void) => void
+export type RouteMiddleware = (
+  req: IncomingMessage & { method: string; originalUrl: string },
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void
 
 /** GroupcacheMiddleware is Express middleware that also carries its instance. */
 export interface GroupcacheMiddleware extends Middleware {
@@ -59,22 +62,24 @@ export interface GroupcacheMiddleware extends Middleware {
  * closes; given an instance, the caller keeps it.
  */
 export function groupcache(input: AdapterInput): GroupcacheMiddleware {
-  const { instance, watch, routes } = middlewareSetup(input)
+  const { instance, watch, routes, notMounted } = middlewareSetup(input)
   const basePath = instance.basePath
   let app: Application | undefined
+  // The route cache renders by replaying requests into this very app, which
+  // the first request through the middleware, or a cached route, shows.
+  const renderWith = (known: Application): void => {
+    app = known
+    const dispatch = (injected: IncomingMessage, out: ServerResponse): void => {
+      pin(injected)
+      pin(out)
+      known(injected as Request, out as Response)
+    }
+    routes.setRenderer(injectRenderer(dispatch))
+  }
   function groupcacheMiddleware(req: Request, res: Response, next: NextFunction): void {
     req.groupcache = instance
     watch(req.socket)
-    if (app === undefined) {
-      // The route cache renders by replaying requests into this very app.
-      const known = (app = req.app)
-      const dispatch = (injected: IncomingMessage, out: ServerResponse): void => {
-        pin(injected)
-        pin(out)
-        known(injected as Request, out as Response)
-      }
-      routes.setRenderer(injectRenderer(dispatch))
-    }
+    if (app === undefined) renderWith(req.app)
     if (!req.url.startsWith(basePath)) {
       next()
       return
@@ -85,6 +90,14 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return function groupcacheCacheRoute(req, res, next) {
+      // Without app.use(gc) in front, nothing set req.groupcache: render
+      // with the route's own app, and say once that peers cannot get here.
+      // (Express hands route middleware its full Request; the type asks for less.)
+      const full = req as unknown as Partial<Request> & { app: Application }
+      if (full.groupcache === undefined) {
+        notMounted()
+        if (app === undefined) renderWith(full.app)
+      }
       decide({ method: req.method, url: req.originalUrl, headers: req.headers }).then((decision) => {
         if (decision.action === 'next') {
           if (decision.source !== undefined) res.setHeader(SOURCE_HEADER, decision.source)
@@ -103,11 +116,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

@@ -1,6 +1,7 @@
+import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
-import { Groupcache, InvalidOptionError, toPeerRequest, type GroupcacheOptions } from '../src/index.js'
-import { RouteCaches, SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
+import { type Groupcache, type GroupcacheOptions, InvalidOptionError, toPeerRequest } from '../src/index.js'
+import { type CacheRouteOptions, RouteCaches, SOURCE_HEADER } from './route-cache.js'
 import { openEndpointWarning, resolveInstance } from './shared.js'
 
 declare module 'fastify' {
@@ -32,6 +33,14 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   if (app.hasDecorator('groupcache')) {
     throw new InvalidOptionError('groupcache is already registered on this Fastify instance')
   }
+  // Peers ask every node for basePath at its root; under a prefix they would
+  // get 404 and quietly load every key themselves.
+  if (app.prefix !== '') {
+    throw new InvalidOptionError(
+      `expected the groupcache plugin at the root of the app, got it under the prefix ${JSON.stringify(app.prefix)}: ` +
+        'peers ask for basePath at the root of every node. Register it on the root instance.',
+    )
+  }
   // An instance built here logs through the app's logger, unless told otherwise.
   const { instance, owned } = resolveInstance('groupcache' in options ? options.groupcache : { logger: app.log, ...options })
   app.decorate('groupcache', instance)
@@ -52,6 +61,18 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   routes.setRenderer(async (url, headers) => {
     const res = await app.inject({ method: 'GET', url, headers })
     return { status: res.statusCode, headers: res.headers, body: res.rawPayload }
+  })
+  // A replay that reached a route that is not cached (only a peer's request
+  // for a made-up key gets there) stops before that route's handler runs.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (routes.isRender(request.headers)) {
+      const cached = request.routeOptions.config?.groupcache
+      if (cached === undefined || cached === false) {
+        void reply.code(404).send()
+        return
+      }
+    }
+    done()
   })
   app.addHook('onRoute', (route) => {
     const options = route.config?.groupcache
@@ -77,7 +98,10 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   // handler, so that it answers as every other adapter does (405, 404…).
   const serve = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const answer = await instance.handler(toPeerRequest(request.raw, reply.raw))
-    const body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
+    const body =
+      answer.stream === undefined
+        ? Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
+        : Readable.from(answer.stream)
     return reply.code(answer.status).headers(answer.headers).send(body)
   }
   await app.register(
@@ -120,11 +144,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

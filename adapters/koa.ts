@@ -1,7 +1,8 @@
+import { Readable } from 'node:stream'
 import type { Context, Next } from 'koa'
-import { toPeerRequest, type Groupcache } from '../src/index.js'
-import { SOURCE_HEADER, type CacheRouteOptions } from './route-cache.js'
-import { injectRenderer, loadInject, middlewareSetup, type AdapterInput } from './shared.js'
+import { type Groupcache, toPeerRequest } from '../src/index.js'
+import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
+import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
 declare module 'koa' {
   interface DefaultContext {
@@ -35,18 +36,20 @@ export interface GroupcacheMiddleware extends Middleware {
  * closes; given an instance, the caller keeps it.
  */
 export function groupcache(input: AdapterInput): GroupcacheMiddleware {
-  const { instance, watch, routes } = middlewareSetup(input)
+  const { instance, watch, routes, notMounted } = middlewareSetup(input)
   const basePath = instance.basePath
   let rendering = false
+  // The route cache renders by replaying requests into this very app, which
+  // the first request through the middleware, or a cached route, shows.
+  const renderWith = (ctx: Context): void => {
+    rendering = true
+    routes.setRenderer(injectRenderer(ctx.app.callback()))
+  }
   async function groupcacheMiddleware(ctx: Context, next: Next): Promise<void> {
     ctx.groupcache = instance
     ctx.state.groupcache = instance
     watch(ctx.req.socket)
-    if (!rendering) {
-      // The route cache renders by replaying requests into this very app.
-      rendering = true
-      routes.setRenderer(injectRenderer(ctx.app.callback()))
-    }
+    if (!rendering) renderWith(ctx)
     if (!ctx.url.startsWith(basePath)) {
       await next()
       return
@@ -54,12 +57,21 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     const answer = await instance.handler(toPeerRequest(ctx.req, ctx.res))
     ctx.status = answer.status
     ctx.set(answer.headers)
-    ctx.body = Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
+    ctx.body =
+      answer.stream === undefined
+        ? Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
+        : Readable.from(answer.stream)
   }
   function cacheRoute(options?: CacheRouteOptions): Middleware {
     loadInject() // without light-my-request, fail here, where the route is declared
     const decide = routes.route(options)
     return async function groupcacheCacheRoute(ctx, next) {
+      // Without app.use(gc) in front, nothing set ctx.groupcache: render
+      // with the route's own app, and say once that peers cannot get here.
+      if ((ctx as Partial<Context>).groupcache === undefined) {
+        notMounted()
+        if (!rendering) renderWith(ctx)
+      }
       const decision = await decide({ method: ctx.method, url: ctx.originalUrl, headers: ctx.headers })
       if (decision.action === 'next') {
         if (decision.source !== undefined) ctx.set(SOURCE_HEADER, decision.source)
@@ -78,11 +90,11 @@ export default groupcache
 // The route cache's options and defaults, for users of this subpath.
 export {
   BYPASS_TTL_MS,
+  type CacheRouteOptions,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_ROUTE_CACHE_BYTES,
   DEFAULT_ROUTE_GROUP,
   DEFAULT_ROUTE_TTL_MS,
-  SOURCE_HEADER,
-  type CacheRouteOptions,
   type RouteRequest,
+  SOURCE_HEADER,
 } from './route-cache.js'

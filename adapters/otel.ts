@@ -1,33 +1,33 @@
-import { subscribe, unsubscribe, type TracingChannel, type TracingChannelSubscribers } from 'node:diagnostics_channel'
+import { subscribe, type TracingChannel, type TracingChannelSubscribers, unsubscribe } from 'node:diagnostics_channel'
 import {
-  ProxyTracerProvider,
-  SpanKind,
-  SpanStatusCode,
-  context,
-  createNoopMeter,
-  diag,
-  metrics,
-  propagation,
-  trace,
   type Attributes,
   type BatchObservableCallback,
   type Context,
+  context,
+  createNoopMeter,
+  diag,
   type Meter,
   type MeterProvider,
+  metrics,
   type Observable,
-  type TracerProvider,
+  ProxyTracerProvider,
+  propagation,
   type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TracerProvider,
+  trace,
 } from '@opentelemetry/api'
 import {
-  GroupcacheError,
-  PEER_CHANNEL,
-  PeerError,
   fetchTracing,
+  type Groupcache,
+  GroupcacheError,
   getTracing,
   loadTracing,
-  serveTracing,
-  type Groupcache,
+  PEER_CHANNEL,
+  PeerError,
   type PeerEvent,
+  serveTracing,
   type TraceMessage,
 } from '../src/index.js'
 import {
@@ -106,7 +106,8 @@ export function instrument(gc: Groupcache, options: OtelOptions = {}): Instrumen
   const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE)
   const measured = options.metrics !== false && meter !== createNoopMeter()
   if (measured) stops.push(recordMetrics(gc, meter, options))
-  if (!traces && !measured) diag.warn('groupcache/otel: no tracer or meter provider is registered: call instrument() after starting the SDK')
+  if (!traces && !measured)
+    diag.warn('groupcache/otel: no tracer or meter provider is registered: call instrument() after starting the SDK')
   let stopped = false
   return {
     traces,
@@ -181,7 +182,10 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
       },
       // As groupcache:peer has it: `error` when the owner could not answer
       // (the key then loads here), `verdict` for the owner's own error.
-      asyncEnd: (m) => finish(m, (span) => span.setAttribute('groupcache.outcome', m.error === undefined ? 'ok' : m.error instanceof PeerError ? 'error' : 'verdict')),
+      asyncEnd: (m) =>
+        finish(m, (span) =>
+          span.setAttribute('groupcache.outcome', m.error === undefined ? 'ok' : m.error instanceof PeerError ? 'error' : 'verdict'),
+        ),
     }),
     on(serveTracing, {
       start: (m) => {
@@ -204,7 +208,10 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
 }
 
 /** on subscribes to the two events a span needs; the others cost nothing unheard. */
-function on<M extends TraceMessage>(channel: TracingChannel<unknown, M>, handlers: Pick<TracingChannelSubscribers<M>, 'start' | 'asyncEnd'>): () => void {
+function on<M extends TraceMessage>(
+  channel: TracingChannel<unknown, M>,
+  handlers: Pick<TracingChannelSubscribers<M>, 'start' | 'asyncEnd'>,
+): () => void {
   const all = handlers as TracingChannelSubscribers<M>
   channel.subscribe(all)
   return () => channel.unsubscribe(all)
@@ -212,11 +219,16 @@ function on<M extends TraceMessage>(channel: TracingChannel<unknown, M>, handler
 
 function recordMetrics(gc: Groupcache, meter: Meter, options: OtelOptions): () => void {
   const prefix = options.prefix ?? DEFAULT_METRIC_PREFIX
-  const groupCounters = GROUP_COUNTERS.map(([field, name, description]) => [field, meter.createObservableCounter(prefix + name, { description })] as const)
-  const cacheGauges = CACHE_GAUGES.map(
-    ([field, name, description]) => [field, meter.createObservableGauge(prefix + name, field === 'bytes' ? { description, unit: 'By' } : { description })] as const,
+  const groupCounters = GROUP_COUNTERS.map(
+    ([field, name, description]) => [field, meter.createObservableCounter(prefix + name, { description })] as const,
   )
-  const cacheCounters = CACHE_COUNTERS.map(([field, name, description]) => [field, meter.createObservableCounter(prefix + name, { description })] as const)
+  const cacheGauges = CACHE_GAUGES.map(
+    ([field, name, description]) =>
+      [field, meter.createObservableGauge(prefix + name, field === 'bytes' ? { description, unit: 'By' } : { description })] as const,
+  )
+  const cacheCounters = CACHE_COUNTERS.map(
+    ([field, name, description]) => [field, meter.createObservableCounter(prefix + name, { description })] as const,
+  )
   const circuit = meter.createObservableGauge(prefix + CIRCUIT_GAUGE[0], { description: CIRCUIT_GAUGE[1] })
   const observables: Observable[] = [...[...groupCounters, ...cacheGauges, ...cacheCounters].map(([, o]) => o), circuit]
   // One stats() snapshot per collection, as prom-client's scrape does.

@@ -1,6 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client'
-import { PEER_CHANNEL, type Groupcache, type PeerEvent } from '../src/index.js'
+import { Counter, Gauge, register as globalRegistry, Histogram, type Registry } from 'prom-client'
+import { Groupcache, InvalidOptionError, PEER_CHANNEL, type PeerEvent } from '../src/index.js'
 import {
   CACHE_COUNTERS,
   CACHE_GAUGES,
@@ -28,7 +28,11 @@ export interface PrometheusOptions {
  * latency by peer and outcome. Counters are read at scrape time, so
  * nothing is counted twice; `unregister` removes them all.
  */
-export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {}): { unregister(): void } {
+export function registerMetrics(
+  target: Groupcache | { readonly groupcache: Groupcache },
+  options: PrometheusOptions = {},
+): { unregister(): void } {
+  const gc = nodeOf(target)
   const registry = options.registry ?? globalRegistry
   const prefix = options.prefix ?? DEFAULT_METRIC_PREFIX
   const registers = [registry]
@@ -39,72 +43,82 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
   }
 
   for (const [field, name, help] of GROUP_COUNTERS) {
-    track(name, (full) =>
-      new Counter({
-        name: full,
-        help,
-        labelNames: ['group'],
-        registers,
-        collect() {
-          this.reset()
-          for (const [group, g] of Object.entries(gc.stats().groups)) this.inc({ group }, g.stats[field])
-        },
-      }),
+    track(
+      name,
+      (full) =>
+        new Counter({
+          name: full,
+          help,
+          labelNames: ['group'],
+          registers,
+          collect() {
+            this.reset()
+            for (const [group, g] of Object.entries(gc.stats().groups)) this.inc({ group }, g.stats[field])
+          },
+        }),
     )
   }
   for (const [field, name, help] of CACHE_GAUGES) {
-    track(name, (full) =>
-      new Gauge({
-        name: full,
-        help,
-        labelNames: ['group', 'cache'],
-        registers,
-        collect() {
-          for (const [group, g] of Object.entries(gc.stats().groups)) {
-            this.set({ group, cache: 'main' }, g.main[field])
-            this.set({ group, cache: 'hot' }, g.hot[field])
-          }
-        },
-      }),
+    track(
+      name,
+      (full) =>
+        new Gauge({
+          name: full,
+          help,
+          labelNames: ['group', 'cache'],
+          registers,
+          collect() {
+            for (const [group, g] of Object.entries(gc.stats().groups)) {
+              this.set({ group, cache: 'main' }, g.main[field])
+              this.set({ group, cache: 'hot' }, g.hot[field])
+            }
+          },
+        }),
     )
   }
   for (const [field, name, help] of CACHE_COUNTERS) {
-    track(name, (full) =>
-      new Counter({
+    track(
+      name,
+      (full) =>
+        new Counter({
+          name: full,
+          help,
+          labelNames: ['group', 'cache'],
+          registers,
+          collect() {
+            this.reset()
+            for (const [group, g] of Object.entries(gc.stats().groups)) {
+              this.inc({ group, cache: 'main' }, g.main[field])
+              this.inc({ group, cache: 'hot' }, g.hot[field])
+            }
+          },
+        }),
+    )
+  }
+  track(
+    CIRCUIT_GAUGE[0],
+    (full) =>
+      new Gauge({
         name: full,
-        help,
-        labelNames: ['group', 'cache'],
+        help: CIRCUIT_GAUGE[1],
+        labelNames: ['peer'],
         registers,
         collect() {
           this.reset()
-          for (const [group, g] of Object.entries(gc.stats().groups)) {
-            this.inc({ group, cache: 'main' }, g.main[field])
-            this.inc({ group, cache: 'hot' }, g.hot[field])
-          }
+          for (const p of gc.stats().peers) if (!p.self) this.set({ peer: p.peer }, p.state === 'closed' ? 0 : 1)
         },
       }),
-    )
-  }
-  track(CIRCUIT_GAUGE[0], (full) =>
-    new Gauge({
-      name: full,
-      help: CIRCUIT_GAUGE[1],
-      labelNames: ['peer'],
-      registers,
-      collect() {
-        this.reset()
-        for (const p of gc.stats().peers) if (!p.self) this.set({ peer: p.peer }, p.state === 'closed' ? 0 : 1)
-      },
-    }),
   )
-  const latency = track(FETCH_HISTOGRAM[0], (full) =>
-    new Histogram({
-      name: full,
-      help: FETCH_HISTOGRAM[1],
-      labelNames: ['peer', 'outcome'],
-      buckets: options.buckets ?? [...DEFAULT_FETCH_BUCKETS],
-      registers,
-    }),
+  const latency = track(
+    FETCH_HISTOGRAM[0],
+    (full) =>
+      new Histogram({
+        name: full,
+        help: FETCH_HISTOGRAM[1],
+        labelNames: ['peer', 'outcome'],
+        buckets: options.buckets ?? [...DEFAULT_FETCH_BUCKETS],
+        registers,
+      }),
   )
   const onPeer = (message: unknown): void => {
     const event = message as PeerEvent
@@ -119,6 +133,21 @@ export function registerMetrics(gc: Groupcache, options: PrometheusOptions = {})
       for (const name of names) registry.removeSingleMetric(name)
     },
   }
+}
+
+/**
+ * nodeOf accepts what users have at hand: the instance, or the Express or
+ * Koa middleware (or a Fastify app) that carries it as `.groupcache`.
+ * Anything else fails now, not at the first scrape.
+ */
+function nodeOf(target: unknown): Groupcache {
+  if (target instanceof Groupcache) return target
+  const carried =
+    typeof target === 'object' || typeof target === 'function' ? (target as { groupcache?: unknown } | null)?.groupcache : undefined
+  if (carried instanceof Groupcache) return carried
+  throw new InvalidOptionError(
+    'expected registerMetrics to get a Groupcache instance, or the middleware or app that carries one as .groupcache',
+  )
 }
 
 export default registerMetrics

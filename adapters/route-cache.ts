@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Packr } from 'msgpackr'
-import { InvalidOptionError, type Codec, type Group, type Groupcache, type LoadContext } from '../src/index.js'
+import { type Codec, type Group, type Groupcache, InvalidOptionError, type LoadContext } from '../src/index.js'
 
 /** DEFAULT_ROUTE_GROUP names the internal group that holds cached responses. */
 export const DEFAULT_ROUTE_GROUP = '_routes'
@@ -99,6 +99,16 @@ interface CachedResponse {
 
 type RouteEntry = CachedResponse | { readonly bypass: true }
 
+/** Render is one replay in progress on the owner. */
+interface Render {
+  /** vary names the request headers the replay carries. */
+  readonly vary: readonly string[]
+  /** route is the cached route the replay reached, if it reached one. */
+  route?: Resolved
+  /** refused is set when that route would not vary on every header replayed. */
+  refused?: boolean
+}
+
 /** Reply is what an adapter writes for a cached route, or 'next' to run the handler. */
 export type Decision =
   | { action: 'next'; source?: 'bypass' }
@@ -119,18 +129,23 @@ interface Resolved {
 
 function resolve(options: CacheRouteOptions = {}): Resolved {
   const ttlMs = options.ttlMs ?? DEFAULT_ROUTE_TTL_MS
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0)) throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds', ttlMs)
+  if (typeof ttlMs !== 'number' || !(ttlMs > 0))
+    throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds', ttlMs)
   const staleMs = options.staleMs ?? 0
-  if (typeof staleMs !== 'number' || !(staleMs >= 0)) throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more', staleMs)
+  if (typeof staleMs !== 'number' || !(staleMs >= 0))
+    throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more', staleMs)
   const vary = options.vary ?? []
-  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string')) throw InvalidOptionError.expected('options.vary', 'an array of header names', vary)
+  if (!Array.isArray(vary) || vary.some((h) => typeof h !== 'string'))
+    throw InvalidOptionError.expected('options.vary', 'an array of header names', vary)
   const statuses = options.statuses ?? [200]
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
     throw InvalidOptionError.expected('options.statuses', 'an array of HTTP statuses', statuses)
   }
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw InvalidOptionError.expected('options.maxBodyBytes', 'a positive integer', maxBodyBytes)
-  if (options.key !== undefined && typeof options.key !== 'function') throw InvalidOptionError.expected('options.key', 'a function', options.key)
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0)
+    throw InvalidOptionError.expected('options.maxBodyBytes', 'a positive integer', maxBodyBytes)
+  if (options.key !== undefined && typeof options.key !== 'function')
+    throw InvalidOptionError.expected('options.key', 'a function', options.key)
   if (options.private === true && options.key === undefined) {
     throw new InvalidOptionError('expected options.key with options.private: a private response must be keyed by its user')
   }
@@ -159,6 +174,30 @@ export function normalizeUrl(url: string): string {
   params.sort()
   const query = params.toString()
   return query === '' ? url.slice(0, q) : `${url.slice(0, q)}?${query}`
+}
+
+// The base URL light-my-request (and so Fastify's inject) resolves a replay against.
+const REPLAY_BASE = 'http://localhost'
+
+/**
+ * replaysAsIs is true when the owner's in-process replay of `url` reaches
+ * the app with exactly this path and query. The replay parses URLs by WHATWG
+ * rules, which resolve `\`, `.` and `..` segments (`%2e` too) and re-encode
+ * characters that the routers take as they come: `/r/..\admin\run` matches
+ * `/r/:id` for the client's request but would render `/admin/run`. A URL
+ * this changes is never cached (the client's own request runs instead), and
+ * never rendered, so a cached route renders only the route that matched.
+ */
+export function replaysAsIs(url: string): boolean {
+  if (!url.startsWith('/')) return false
+  let parsed: URL
+  try {
+    // light-my-request's own rule for a URL that starts with '//'.
+    parsed = url.startsWith('//') ? new URL(REPLAY_BASE + url) : new URL(url, REPLAY_BASE)
+  } catch {
+    return false
+  }
+  return parsed.pathname + parsed.search === url
 }
 
 function headerValue(value: string | string[] | number | undefined): string | undefined {
@@ -214,9 +253,9 @@ function routeCodec(): Codec<RouteEntry> {
 export class RouteCaches {
   readonly #gc: Groupcache
   readonly #groups = new Map<string, Group<RouteEntry>>()
-  // Renders in progress on this node: marker id → the options of the route
-  // that the replay reached, which decide what is kept.
-  readonly #renders = new Map<string, { route?: Resolved }>()
+  // Renders in progress on this node: marker id → what the replay carries
+  // and the options of the route it reached, which decide what is kept.
+  readonly #renders = new Map<string, Render>()
   #renderer: Renderer | undefined
 
   constructor(gc: Groupcache) {
@@ -226,6 +265,15 @@ export class RouteCaches {
   /** setRenderer gives the cache a way to replay requests into the app. */
   setRenderer(renderer: Renderer): void {
     this.#renderer = renderer
+  }
+
+  /**
+   * isRender is true for this process's own replay while it runs, so that
+   * an adapter that can see which route a request matched before its
+   * handler runs (Fastify) stops a replay that reached an uncached route.
+   */
+  isRender(headers: IncomingHttpHeaders): boolean {
+    return this.#renders.size > 0 && this.#renderMarker({ method: 'GET', url: '', headers }) !== undefined
   }
 
   /** route prepares one cached route; its `decide` runs per request. */
@@ -255,7 +303,7 @@ export class RouteCaches {
    * random bits that exist only while one render runs, so guessing one is
    * hopeless and a forged header is simply ignored.
    */
-  #renderMarker(req: RouteRequest): { route?: Resolved } | undefined {
+  #renderMarker(req: RouteRequest): Render | undefined {
     const marker = req.headers[RENDER_HEADER]
     return typeof marker === 'string' ? this.#renders.get(marker) : undefined
   }
@@ -264,7 +312,11 @@ export class RouteCaches {
     const render = this.#renderMarker(req)
     if (render !== undefined) {
       render.route = route
-      return { action: 'next' }
+      // A key is just bytes from a peer: headers this route does not vary on
+      // were not sent by a client of it, so they must not reach its handler.
+      if (render.vary.every((name) => route.vary.includes(name))) return { action: 'next' }
+      render.refused = true
+      return { action: 'reply', status: 400, headers: {}, body: Buffer.from('refused') }
     }
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return { action: 'next', source: 'bypass' }
@@ -272,6 +324,7 @@ export class RouteCaches {
       return { action: 'next', source: 'bypass' }
     }
     const url = route.key === undefined ? normalizeUrl(req.url) : route.key(req)
+    if (!replaysAsIs(url)) return { action: 'next', source: 'bypass' }
     let key = url
     if (route.vary.length > 0 || !url.startsWith('/')) {
       const vary: Record<string, string> = {}
@@ -292,11 +345,15 @@ export class RouteCaches {
   async #render(key: string, ctx: LoadContext): Promise<RouteEntry> {
     const renderer = this.#renderer
     if (renderer === undefined) throw new Error('the route cache has no app to render with yet')
-    // A key is the URL itself when it starts with '/' and nothing varies,
-    // else the JSON of [url, headers], which starts with '['.
-    const [url, vary] = key.startsWith('[') ? (JSON.parse(key) as [string, Record<string, string>]) : [key, {}]
+    const [url, vary] = parseKey(key)
+    if (url === undefined || !replaysAsIs(url)) {
+      // No client of a cached route asks for this (see `decide`): answer
+      // "not cacheable" and keep nothing, so such keys cost no memory.
+      ctx.cache = false
+      return { bypass: true }
+    }
     const id = randomBytes(16).toString('hex')
-    const render: { route?: Resolved } = {}
+    const render: Render = { vary: Object.keys(vary) }
     this.#renders.set(id, render)
     let captured: Captured
     try {
@@ -305,6 +362,10 @@ export class RouteCaches {
       this.#renders.delete(id)
     }
     const route = render.route
+    if (render.refused === true) {
+      ctx.cache = false
+      return { bypass: true }
+    }
     const cacheControl = headerValue(captured.headers['cache-control']) ?? ''
     if (
       route === undefined ||
@@ -342,29 +403,115 @@ export class RouteCaches {
 }
 
 /**
- * reply builds the answer for a cached response, honouring If-None-Match.
- * `Age` says how long ago the owner rendered it, so that with
- * `cacheControl` a downstream cache counts `max-age` (the whole TTL) from
- * the render, not from this answer (RFC 9111 §4.2.3); a stale response has
- * an Age past its max-age, and RFC 5861's `stale-while-revalidate` and
- * `stale-if-error` let such caches serve it on, as this one does.
+ * parseKey splits a route key into its URL and the header values it varies
+ * on; a key is the URL itself when it starts with '/' and nothing varies,
+ * else the JSON of [url, headers]. Keys come from peers too: anything else
+ * gives no URL.
+ */
+function parseKey(key: string): [string | undefined, Record<string, string>] {
+  if (!key.startsWith('[')) return [key, {}]
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(key)
+  } catch {
+    return [undefined, {}]
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string') return [undefined, {}]
+  const vary = parsed[1] as unknown
+  if (typeof vary !== 'object' || vary === null || Array.isArray(vary)) return [undefined, {}]
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(vary)) {
+    if (typeof value !== 'string' || name !== name.toLowerCase()) return [undefined, {}]
+    headers[name] = value
+  }
+  return [parsed[0], headers]
+}
+
+/**
+ * notModified evaluates a conditional GET as an origin server does (RFC
+ * 9110 §13.2.2): If-None-Match by weak comparison (§8.8.3.2: `W/"x"`
+ * matches `"x"`; `*` matches any), else If-Modified-Since against the
+ * handler's Last-Modified. The request's Cache-Control plays no part: its
+ * `no-cache` is for caches, and fetch() adds it to every conditional
+ * request, which would then never get its 304. (jshttp's `fresh` does this
+ * too, apart from that rule; a core install carries no adapter's helpers.)
+ */
+function notModified(headers: IncomingHttpHeaders, entry: CachedResponse): boolean {
+  const noneMatch = headerValue(headers['if-none-match'])
+  if (noneMatch !== undefined) {
+    if (noneMatch.trim() === '*') return true
+    const mine = opaqueTag(entry.etag)
+    return noneMatch.split(',').some((tag) => opaqueTag(tag.trim()) === mine)
+  }
+  const since = headerValue(headers['if-modified-since'])
+  const lastModified = entry.headers['last-modified']
+  if (since === undefined || lastModified === undefined) return false
+  const modified = Date.parse(lastModified)
+  const seen = Date.parse(since)
+  return !Number.isNaN(modified) && !Number.isNaN(seen) && modified <= seen
+}
+
+/** opaqueTag is an entity tag without its weakness mark, for weak comparison. */
+function opaqueTag(tag: string): string {
+  return tag.startsWith('W/') ? tag.slice(2) : tag
+}
+
+/**
+ * appendVary adds `names` (lower case) to a Vary header value, each once:
+ * field names compare case-insensitively, and `*` stays `*` (RFC 9110
+ * §12.5.5), as jshttp's `vary` does.
+ */
+function appendVary(header: string | undefined, names: readonly string[]): string {
+  const fields = (header ?? '')
+    .split(',')
+    .map((field) => field.trim())
+    .filter((field) => field !== '')
+  if (fields.includes('*')) return '*'
+  const seen = new Set(fields.map((field) => field.toLowerCase()))
+  for (const name of names) {
+    if (seen.has(name)) continue
+    seen.add(name)
+    fields.push(name)
+  }
+  return fields.join(', ')
+}
+
+/**
+ * MAX_AGE_CAP_S caps the max-age sent with `cacheControl`: one year, the
+ * longest a response is conventionally kept (RFC 9111 leaves larger values
+ * to each cache). A route cached "for ever" (`ttlMs: Infinity`) is still
+ * only kept until evicted here.
+ */
+export const MAX_AGE_CAP_S = 365 * 24 * 60 * 60
+
+/**
+ * reply builds the answer for a cached response as a shared cache in front
+ * must see it: `Vary` names the headers the entry was chosen by (a CDN
+ * would otherwise serve one language to every reader), `private` for
+ * per-user entries, a max-age that is a number (at most MAX_AGE_CAP_S), and
+ * a 304 for a matching If-None-Match, weak or strong (RFC 9110), or
+ * If-Modified-Since. `Age` says how long ago the owner rendered
+ * it, so that with `cacheControl` a downstream cache counts `max-age` (the
+ * whole TTL) from the render, not from this answer (RFC 9111 §4.2.3); a
+ * stale response has an Age past its max-age, and RFC 5861's
+ * `stale-while-revalidate` and `stale-if-error` let such caches serve it
+ * on, as this one does.
  */
 function reply(entry: CachedResponse, source: 'hit' | 'miss' | 'peer' | 'stale', route: Resolved, req: RouteRequest): Decision {
   const headers: Record<string, string> = { ...entry.headers, etag: entry.etag, [SOURCE_HEADER]: source }
+  if (route.vary.length > 0) headers.vary = appendVary(entry.headers.vary, route.vary)
   const now = Date.now()
   if (entry.rendered > 0) headers.age = String(Math.max(0, Math.floor((now - entry.rendered) / 1000)))
   if (route.cacheControl && entry.expires > 0) {
     const lifetime = entry.rendered > 0 ? entry.expires - entry.rendered : Math.max(0, entry.expires - now)
-    let value = `public, max-age=${Math.floor(lifetime / 1000)}`
+    let value = `${route.private ? 'private' : 'public'}, max-age=${Math.min(MAX_AGE_CAP_S, Math.floor(lifetime / 1000))}`
     if (route.staleMs > 0) {
       const stale = route.staleMs === Infinity ? STALE_FOREVER_S : Math.floor(route.staleMs / 1000)
       value += `, stale-while-revalidate=${stale}, stale-if-error=${stale}`
     }
     headers['cache-control'] = value
   }
-  const cacheable = route.statuses.has(entry.status)
-  const match = headerValue(req.headers['if-none-match'])
-  if (cacheable && match !== undefined && (match.trim() === '*' || match.split(',').some((tag) => tag.trim() === entry.etag))) {
+  if (route.statuses.has(entry.status) && notModified(req.headers, entry)) {
     return { action: 'reply', status: 304, headers, body: undefined }
   }
   // HEAD gets the body too: Node's HTTP server never sends a body for HEAD,

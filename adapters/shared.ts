@@ -1,8 +1,8 @@
 import type { RequestListener } from 'node:http'
 import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
-import { Groupcache, InvalidOptionError, type GroupcacheOptions } from '../src/index.js'
-import { RouteCaches, type Captured, type Renderer } from './route-cache.js'
+import { Groupcache, type GroupcacheOptions, InvalidOptionError } from '../src/index.js'
+import { type Captured, type Renderer, RouteCaches } from './route-cache.js'
 
 /** AdapterInput is what every adapter accepts: options, or an instance. */
 export type AdapterInput = GroupcacheOptions | Groupcache
@@ -17,19 +17,19 @@ export function resolveInstance(input: AdapterInput): { instance: Groupcache; ow
   return { instance: new Groupcache(input), owned: true }
 }
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
-
 /**
- * openEndpointWarning is the one start-up warning an adapter gives when the
- * peer endpoint is open to anyone who can reach the app: no secret, and a
- * peer that is not on loopback (so the app listens beyond this machine).
+ * openEndpointWarning is the one start-up warning an adapter gives when it
+ * mounts the peer endpoint on the app's own port without a secret: whoever
+ * can reach the app can then reach the endpoint, on loopback as anywhere
+ * (a proxy in front, another process on the host).
  */
 export function openEndpointWarning(gc: Groupcache): string | undefined {
   if (gc.requiresSecret) return undefined
-  if (gc.peers.every((peer) => LOOPBACK.test(new URL(peer).hostname))) return undefined
+  const changes = gc.acceptsChanges ? ' and, with dangerouslyAllowUnauthenticatedChanges, store, drop and clear entries' : ''
   return (
-    `groupcache: the peer endpoint ${gc.basePath} is open: anyone who can reach this app can read ` +
-    'every cached value and make it run loaders. Set the `secret` option on every node.'
+    `groupcache: the peer endpoint ${gc.basePath} is mounted on this app's port with no secret: anyone who can reach ` +
+    `this app can read every cached value, make it run loaders and render cached routes${changes}. ` +
+    'Set the `secret` option on every node.'
   )
 }
 
@@ -58,11 +58,23 @@ export function middlewareSetup(input: AdapterInput): {
   instance: Groupcache
   watch: (socket: Socket) => void
   routes: RouteCaches
+  /** notMounted warns, once, that a cached route ran without the middleware in front. */
+  notMounted: () => void
 } {
   const { instance, owned } = resolveInstance(input)
   const warning = openEndpointWarning(instance)
   if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
-  return { instance, watch: closeWithServer(instance, owned), routes: new RouteCaches(instance) }
+  let warned = false
+  const notMounted = (): void => {
+    if (warned) return
+    warned = true
+    process.emitWarning(
+      `groupcache: a cached route ran without the groupcache middleware in front of it: peers cannot reach ${instance.basePath} ` +
+        'on this node, so they render its routes themselves. Mount it at the root of the app, before the routes: app.use(gc).',
+      { code: 'GROUPCACHE_NOT_MOUNTED' },
+    )
+  }
+  return { instance, watch: closeWithServer(instance, owned), routes: new RouteCaches(instance), notMounted }
 }
 
 /** Inject is the one light-my-request call the route cache makes. */

@@ -7,7 +7,7 @@
 // A key is loaded once on the whole host, however many workers are asked.
 import cluster, { type Worker } from 'node:cluster'
 import { createServer as createHttpServer, type ServerResponse } from 'node:http'
-import { createServer as createNetServer, type AddressInfo } from 'node:net'
+import { type AddressInfo, createServer as createNetServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Groupcache } from 'groupcache'
 

@@ -1,7 +1,7 @@
 // `npm run demo`: three replicas on 127.0.0.1 (Express, Fastify, Koa), one
 // burst of concurrent requests for a few hundred ids at all of them, and a
 // table of what each replica did. Exits by itself, leaving no process behind.
-import { getJson, startReplicas, stopReplicas, type Replica, type ReplicaStats } from '../test/helpers/replicas.js'
+import { getJson, type Replica, type ReplicaStats, startReplicas, stopReplicas } from '../test/helpers/replicas.js'
 
 const IDS = 400
 const REQUESTS_PER_ID = 3

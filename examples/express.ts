@@ -36,7 +36,14 @@ app.get('/reports/:id', gc.cacheRoute({ ttlMs: 30_000 }), async (req, res) => {
   res.json(await renderReport(String(req.params.id), `express ${options.self}`))
 })
 app.get('/stats', (_req, res) => {
-  res.json({ framework: 'express', dbCalls: dbCalls(), dbQueries: dbQueries(), renders: reportRenders(), ...users.stats, hotItems: users.cacheStats('hot').items })
+  res.json({
+    framework: 'express',
+    dbCalls: dbCalls(),
+    dbQueries: dbQueries(),
+    renders: reportRenders(),
+    ...users.stats,
+    hotItems: users.cacheStats('hot').items,
+  })
 })
 
 const server = app.listen(port, host, () => console.log(`express replica listening on ${options.self}`))

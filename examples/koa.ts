@@ -1,7 +1,7 @@
 // A Koa replica: `PORT=3003 SELF=http://127.0.0.1:3003 PEERS=… npx tsx examples/koa.ts`
 import Router from '@koa/router'
-import Koa from 'koa'
 import { groupcache } from 'groupcache/koa'
+import Koa from 'koa'
 import { dbCalls, dbQueries, findUser, findUsers, listIds, renderReport, replicaConfig, reportRenders } from './slow-db.js'
 
 const { port, host, ...options } = replicaConfig()
@@ -28,7 +28,14 @@ router.get('/reports/:id', gc.cacheRoute({ ttlMs: 30_000 }), async (ctx) => {
   ctx.body = await renderReport(ctx.params.id as string, `koa ${options.self}`)
 })
 router.get('/stats', (ctx) => {
-  ctx.body = { framework: 'koa', dbCalls: dbCalls(), dbQueries: dbQueries(), renders: reportRenders(), ...users.stats, hotItems: users.cacheStats('hot').items }
+  ctx.body = {
+    framework: 'koa',
+    dbCalls: dbCalls(),
+    dbQueries: dbQueries(),
+    renders: reportRenders(),
+    ...users.stats,
+    hotItems: users.cacheStats('hot').items,
+  }
 })
 
 const app = new Koa()

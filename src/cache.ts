@@ -1,5 +1,5 @@
-import { BUFFER_BYTES, VIEW_BYTES, heapBytes, isOneByte, numberBytes, ownString } from './heap.js'
-import { LRU, Linked } from './lru.js'
+import { BUFFER_BYTES, heapBytes, isOneByte, numberBytes, ownString, VIEW_BYTES } from './heap.js'
+import { Linked, LRU } from './lru.js'
 
 /**
  * ENTRY_OVERHEAD_BYTES is what a cached entry costs beyond its key's and its
@@ -96,6 +96,16 @@ export class Entry extends Linked {
     const copy = Buffer.allocUnsafeSlow(data.length)
     copy.write(data, 0, 'latin1')
     return copy
+  }
+
+  /**
+   * scratchBytes is `bytes` for a use that keeps no view on them (decoding a
+   * value that owns its memory, a caller's copy): a small value's copy comes
+   * from Buffer's shared pool, three times faster to make.
+   */
+  scratchBytes(): Uint8Array {
+    const data = this.data
+    return typeof data === 'string' ? Buffer.from(data, 'latin1') : data.subarray(0)
   }
 
   /** fresh says whether `bytes` is a copy, which a decoder may hand out as it is. */

@@ -27,6 +27,15 @@ export interface ResolvedCodec {
   encode(value: unknown): Uint8Array
   decode(bytes: Uint8Array, fresh?: boolean): unknown
   share(value: unknown): boolean
+  /** decodesAnything is true for a codec whose decode never throws ('bytes'). */
+  readonly decodesAnything?: boolean
+  /**
+   * viewsBytes says whether a value it shares may view the bytes it was
+   * decoded from, so that those must be memory of their own. The built-in
+   * codecs share only values that own their memory; a custom immutable one
+   * may share anything.
+   */
+  readonly viewsBytes: boolean
 }
 
 /**
@@ -114,12 +123,15 @@ function packSmall(packr: Packr, value: unknown): Uint8Array {
 }
 
 function msgpack(): ResolvedCodec {
-  // One Packr per group; no structure records, so any msgpack reader can read it.
-  const packr = new Packr({ useRecords: false, moreTypes: false })
+  // One Packr per group; no structure records, so any msgpack reader can read
+  // it. Binary data is decoded into copies: a view on the cached bytes would
+  // let a caller who writes to it change what the next caller gets.
+  const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true })
   return {
     encode: (value) => packSmall(packr, value),
     decode: (bytes) => packr.unpack(bytes),
     share: deepFreeze,
+    viewsBytes: false,
   }
 }
 
@@ -131,10 +143,12 @@ const jsonCodec: ResolvedCodec = {
   },
   decode: (bytes) => JSON.parse(textDecoder.decode(bytes)),
   share: deepFreeze,
+  viewsBytes: false,
 }
 
 const stringCodec: ResolvedCodec = {
   share: () => true,
+  viewsBytes: false,
   encode(value) {
     if (typeof value !== 'string') throw new TypeError(`expected a string, got ${typeof value}`)
     return textEncoder.encode(value)
@@ -146,6 +160,8 @@ const stringCodec: ResolvedCodec = {
 // writes into its value must not change what the next caller gets.
 const bytesCodec: ResolvedCodec = {
   share: () => false,
+  decodesAnything: true,
+  viewsBytes: false,
   encode(value) {
     if (!(value instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array, got ${typeof value}`)
     return Uint8Array.prototype.slice.call(value)
@@ -176,12 +192,10 @@ export function resolveCodec(option: CodecName | Codec<unknown> | undefined, opt
   }
   const custom = option as Codec<unknown>
   if (typeof custom !== 'object' || custom === null || typeof custom.encode !== 'function' || typeof custom.decode !== 'function') {
-    throw new TypeError(
-      `expected ${optionName} to be 'msgpack', 'json', 'string', 'bytes' or { encode, decode }, got ${describe(option)}`,
-    )
+    throw new TypeError(`expected ${optionName} to be 'msgpack', 'json', 'string', 'bytes' or { encode, decode }, got ${describe(option)}`)
   }
   const share = custom.immutable === true ? () => true : () => false
-  return { encode: (value) => custom.encode(value), decode: (bytes) => custom.decode(bytes), share }
+  return { encode: (value) => custom.encode(value), decode: (bytes) => custom.decode(bytes), share, viewsBytes: custom.immutable === true }
 }
 
 /** encodeValue runs a codec's encode, reporting failures as CodecError. */

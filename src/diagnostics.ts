@@ -1,4 +1,4 @@
-import { channel, tracingChannel, type TracingChannel } from 'node:diagnostics_channel'
+import { channel, type TracingChannel, tracingChannel } from 'node:diagnostics_channel'
 
 /**
  * GET_CHANNEL names the tracing channel of `group.get` (and
@@ -166,6 +166,10 @@ export const serveTracing = tracingChannel<unknown, ServeMessage>(SERVE_CHANNEL)
  * `channel.hasSubscribers` first, so an untraced operation pays for one
  * property read.
  */
-export function runTraced<M extends TraceMessage, R>(channel: TracingChannel<unknown, M>, message: M, operation: () => Promise<R>): Promise<R> {
+export function runTraced<M extends TraceMessage, R>(
+  channel: TracingChannel<unknown, M>,
+  message: M,
+  operation: () => Promise<R>,
+): Promise<R> {
   return channel.tracePromise(() => (message.wrap === undefined ? operation() : message.wrap(operation)), message)
 }

@@ -1,6 +1,6 @@
 import { promises as dns } from 'node:dns'
 import { isIP } from 'node:net'
-import { DiscoveryError, InvalidOptionError, errorMessage } from './errors.js'
+import { DiscoveryError, errorMessage, InvalidOptionError } from './errors.js'
 import type { Groupcache } from './groupcache.js'
 
 /**
@@ -75,7 +75,8 @@ export interface DnsPeers {
 
 // A DNS name: dot-separated labels of letters, digits, '-' and '_', at most
 // 63 bytes each and 253 in all, with an optional final dot.
-const DNS_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/
 
 /** peerUrl spells a peer URL the one way every node must agree on. */
 function peerUrl(protocol: string, ip: string, port: number): string {
@@ -99,7 +100,8 @@ function checkSelf(self: unknown, protocol: string, port: number, family: 4 | 6 
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
   const version = isIP(host)
   if (version === 0 || peerUrl(protocol, host, port) !== self) throw InvalidOptionError.expected('gc.self', expected, self)
-  if (family !== 'both' && version !== family) throw InvalidOptionError.expected('gc.self', `an IPv${family} URL, since options.family is ${family}`, self)
+  if (family !== 'both' && version !== family)
+    throw InvalidOptionError.expected('gc.self', `an IPv${family} URL, since options.family is ${family}`, self)
 }
 
 /** noRecords tells "this name has no records of this family" from a failed lookup. */
@@ -138,7 +140,8 @@ function warnOnChange(): { report: (err: DiscoveryError) => void; reset: () => v
  * before serving. It stops by itself once `gc` is closed.
  */
 export function dnsPeers(gc: DnsPeersTarget, options: DnsPeersOptions): DnsPeers {
-  if (typeof gc !== 'object' || gc === null || typeof gc.setPeers !== 'function') throw InvalidOptionError.expected('gc', 'a Groupcache instance', gc)
+  if (typeof gc !== 'object' || gc === null || typeof gc.setPeers !== 'function')
+    throw InvalidOptionError.expected('gc', 'a Groupcache instance', gc)
   if (typeof options !== 'object' || options === null) throw InvalidOptionError.expected('options', 'an object', options)
   const { hostname, port } = options
   if (typeof hostname !== 'string' || !DNS_NAME.test(hostname) || isIP(hostname) !== 0) {
@@ -210,9 +213,14 @@ export function dnsPeers(gc: DnsPeersTarget, options: DnsPeersOptions): DnsPeers
     } catch (err) {
       if (!stopped) {
         report(
-          new DiscoveryError('resolve', hostname, `could not resolve ${hostname}: ${errorMessage(err)}; keeping ${gc.peers.length} peer(s)`, {
-            cause: err,
-          }),
+          new DiscoveryError(
+            'resolve',
+            hostname,
+            `could not resolve ${hostname}: ${errorMessage(err)}; keeping ${gc.peers.length} peer(s)`,
+            {
+              cause: err,
+            },
+          ),
         )
       }
       return gc.peers
@@ -235,7 +243,12 @@ export function dnsPeers(gc: DnsPeersTarget, options: DnsPeersOptions): DnsPeers
       try {
         gc.setPeers(found)
       } catch (err) {
-        report(new DiscoveryError('resolve', hostname, `setPeers refused ${found.join(', ')}: ${errorMessage(err)}`, { cause: err, peers: found }))
+        report(
+          new DiscoveryError('resolve', hostname, `setPeers refused ${found.join(', ')}: ${errorMessage(err)}`, {
+            cause: err,
+            peers: found,
+          }),
+        )
         return gc.peers
       }
     }

@@ -17,12 +17,42 @@ export type GroupcacheErrorCode =
   | 'ERR_GROUPCACHE_DISCOVERY'
 
 /**
+ * HTTP_STATUS is the status each code stands for, and whether its message
+ * is safe to show a client (`expose`). Express, Fastify and Koa read
+ * `status`/`statusCode` and `expose` from an error that reaches their error
+ * handler, so a handler that passes on `group.get`'s error answers 404 for
+ * a missing key, not 500. Loader and peer errors may carry internals (a
+ * query, a host): not exposed.
+ */
+const HTTP_STATUS: Readonly<Record<GroupcacheErrorCode, readonly [status: number, expose: boolean]>> = {
+  ERR_GROUPCACHE_INVALID_OPTION: [500, false],
+  ERR_GROUPCACHE_INVALID_KEY: [400, true],
+  ERR_GROUPCACHE_LOAD_FAILED: [500, false],
+  ERR_GROUPCACHE_NOT_FOUND: [404, true],
+  ERR_GROUPCACHE_CODEC: [500, false],
+  ERR_GROUPCACHE_PEER: [502, false],
+  ERR_GROUPCACHE_ABORTED: [503, false],
+  ERR_GROUPCACHE_CLOSED: [503, false],
+  ERR_GROUPCACHE_TOO_LARGE: [413, true],
+  ERR_GROUPCACHE_PEERS_UNREACHABLE: [502, false],
+  ERR_GROUPCACHE_OVERLOADED: [503, false],
+  ERR_GROUPCACHE_DISCOVERY: [503, false],
+}
+
+/**
  * GroupcacheError is the base of every error this library creates, so one
  * `instanceof` check separates ours from the rest. `cause` carries the
- * underlying error when there is one.
+ * underlying error when there is one. `status` (and its alias
+ * `statusCode`) and `expose` are what web frameworks' error handlers read.
  */
 export class GroupcacheError extends Error {
   readonly code: GroupcacheErrorCode
+  /** status is the HTTP status this error stands for (404 not found, 400 bad key, …). */
+  readonly status: number
+  /** statusCode is `status`, under the name Fastify and node:http use. */
+  readonly statusCode: number
+  /** expose says whether the message is safe to show a client (Koa, http-errors). */
+  readonly expose: boolean
   /**
    * key, on an error a `getMany` rejects with, is the key it belongs to, so
    * that a caller who asked for many keys learns which one failed.
@@ -33,6 +63,10 @@ export class GroupcacheError extends Error {
     super(message, options)
     this.code = code
     this.name = 'GroupcacheError'
+    const [status, expose] = HTTP_STATUS[code]
+    this.status = status
+    this.statusCode = status
+    this.expose = expose
   }
 }
 
@@ -111,13 +145,14 @@ export class CodecError extends GroupcacheError {
  */
 export class PeerError extends GroupcacheError {
   readonly peer: string
-  readonly status: number | undefined
+  /** peerStatus is the status the peer answered, if it answered (`status` is 502). */
+  readonly peerStatus: number | undefined
 
   constructor(peer: string, message: string, options?: { cause?: unknown; status?: number | undefined }) {
     super('ERR_GROUPCACHE_PEER', message, options)
     this.name = 'PeerError'
     this.peer = peer
-    this.status = options?.status
+    this.peerStatus = options?.status
   }
 }
 
@@ -134,11 +169,12 @@ export class AbortedError extends GroupcacheError {
 }
 
 /**
- * ClosedError rejects work started after `close()`.
+ * ClosedError rejects work started after `close()`, and the callers of a
+ * load still running when close()'s grace period ends.
  */
 export class ClosedError extends GroupcacheError {
-  constructor() {
-    super('ERR_GROUPCACHE_CLOSED', 'the Groupcache instance is closed')
+  constructor(message = 'the Groupcache instance is closed') {
+    super('ERR_GROUPCACHE_CLOSED', message)
     this.name = 'ClosedError'
   }
 }
@@ -180,8 +216,8 @@ export class UnreachablePeersError extends GroupcacheError {
 /**
  * OverloadedError refuses a peer's request that would start one load too
  * many (the group's `maxPeerLoads`): a flood of distinct keys from outside
- * must not stampede the database. Peers get a 503 with `Retry-After` and
- * load the key themselves, as for any transport failure.
+ * must not stampede the database. Peers get a 503 with `Retry-After`; ours
+ * ask again after it (within their peerTimeoutMs), Go's load the key.
  */
 export class OverloadedError extends GroupcacheError {
   constructor(message: string) {

@@ -14,6 +14,8 @@ interface Call<T> {
   readonly early: Promise<T>
   readonly promise: Promise<T>
   readonly controller: AbortController
+  /** stop rejects every caller now, whatever `fn` does later. */
+  readonly stop: (err: unknown) => void
   waiters: number
 }
 
@@ -58,11 +60,17 @@ export class Flight<T> {
     const controller = new AbortController()
     // fn may throw synchronously; Promise.resolve().then keeps that a rejection.
     const isCurrent = (): boolean => this.#calls.get(key) === call
-    const early = Promise.resolve().then(() => fn(controller.signal, isCurrent))
+    let stop!: (err: unknown) => void
+    const early = new Promise<T>((resolve, reject) => {
+      stop = reject
+      Promise.resolve()
+        .then(() => fn(controller.signal, isCurrent))
+        .then(resolve, reject)
+    })
     const promise = early.finally(() => {
       if (this.#calls.get(key) === call) this.#calls.delete(key)
     })
-    const call: Call<T> = { early, promise, controller, waiters: 0 }
+    const call: Call<T> = { early, promise, controller, stop, waiters: 0 }
     this.#calls.set(key, call)
     // A call every waiter left still settles; nobody is listening then.
     early.catch(() => {})
@@ -97,9 +105,19 @@ export class Flight<T> {
     await Promise.allSettled([...this.#calls.values()].map((call) => call.promise))
   }
 
-  /** abortAll aborts the signal of every call in flight, for a shutdown that cannot wait. */
-  abortAll(reason: unknown): void {
-    for (const call of this.#calls.values()) call.controller.abort(reason)
+  /**
+   * abortAll aborts the signal of every call in flight and rejects their
+   * callers with `error` at once, for a shutdown that cannot wait: a `fn`
+   * that ignores its signal no longer keeps anyone waiting, and what it
+   * returns later reaches nobody.
+   */
+  abortAll(reason: unknown, error: unknown = reason): void {
+    const calls = [...this.#calls.values()]
+    this.#calls.clear()
+    for (const call of calls) {
+      call.controller.abort(reason)
+      call.stop(error)
+    }
   }
 
   #wait(key: string, call: Call<T>, result: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -1,11 +1,26 @@
 import { MAX_BATCH_KEYS } from './batch.js'
-import { Batcher, allAborted, shareSignal, type BatchTiming } from './batcher.js'
-import { Cache, Entry, NotFoundEntry, isStale, type CacheKind, type CacheStats } from './cache.js'
-import { encodeValue, resolveCodec, type Codec, type CodecName, type Frozen, type ResolvedCodec } from './codec.js'
+import { allAborted, Batcher, type BatchTiming, shareSignal } from './batcher.js'
+import { Cache, type CacheKind, type CacheStats, Entry, isStale, NotFoundEntry } from './cache.js'
+import { type Codec, type CodecName, encodeValue, type Frozen, type ResolvedCodec, resolveCodec } from './codec.js'
+import {
+  type FetchMessage,
+  fetchTracing,
+  type GetMessage,
+  getTracing,
+  type LoadEvent,
+  loadChannel,
+  loadTracing,
+  type PeerEvent,
+  peerChannel,
+  runTraced,
+  type ServeMessage,
+  serveTracing,
+} from './diagnostics.js'
 import {
   AbortedError,
   ClosedError,
   CodecError,
+  errorMessage,
   GroupcacheError,
   InvalidKeyError,
   InvalidOptionError,
@@ -15,25 +30,11 @@ import {
   PeerError,
   TooLargeError,
   UnreachablePeersError,
-  errorMessage,
 } from './errors.js'
-import {
-  fetchTracing,
-  getTracing,
-  loadChannel,
-  loadTracing,
-  peerChannel,
-  serveTracing,
-  runTraced,
-  type FetchMessage,
-  type GetMessage,
-  type LoadEvent,
-  type PeerEvent,
-  type ServeMessage,
-} from './diagnostics.js'
 import { Flight, type FlightFn } from './flight.js'
-import { MAX_HANDOFF_BODY_BYTES, encodeHandoff, recordBytes, type HandoffEntry } from './handoff.js'
-import { newGroupStats, type GroupStats } from './stats.js'
+import { encodeHandoff, type HandoffEntry, MAX_HANDOFF_BODY_BYTES, recordBytes } from './handoff.js'
+import { acceptGeneration } from './protocol.js'
+import { type GroupStats, newGroupStats } from './stats.js'
 
 /**
  * DEFAULT_HOT_PROMOTION is the chance that a value fetched from its owner is
@@ -242,7 +243,8 @@ export interface GroupPeers {
   /**
    * fetch asks the owner. `headers` go along with the request (trace
    * propagation); `refresh` says this node holds a stale copy and asks on
-   * behalf of no waiting caller (see REFRESH_HEADER).
+   * behalf of no waiting caller (see REFRESH_HEADER); `accept` checks the
+   * value before the answer counts as a success (see ValueCheck).
    */
   fetch(
     peer: string,
@@ -252,13 +254,20 @@ export interface GroupPeers {
     generation: number,
     headers?: Record<string, string>,
     refresh?: boolean,
+    accept?: (value: Uint8Array) => void,
   ): Promise<PeerValue>
   /**
    * fetchMany asks one owner for several keys (one batch request per chunk
    * for our peers, one GET per key for Go's) and answers each key with its
    * value or its error.
    */
-  fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>>
+  fetchMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    signal: AbortSignal,
+    generation: number,
+  ): Promise<Map<string, PeerValue | Error>>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
@@ -278,6 +287,8 @@ export interface GroupPeers {
 export interface GroupNode {
   readonly peers: GroupPeers
   readonly maxKeyBytes: number
+  /** acceptsChanges is false when peers refuse PUT, DELETE and generations (no secret). */
+  readonly acceptsChanges: boolean
   readonly closed: boolean
   now(): number
   random(): number
@@ -404,6 +415,8 @@ export class Group<T = unknown> {
   // The generation rises with every `clear()`. Clearing by scanning would race
   // with loads in flight, which would store what they read before the clear;
   // a new generation forgets those loads, so nothing older is stored again.
+  // It is taken from the clock (see `clear`), so that generations from peers
+  // can be bounded by it and no forged one can wedge the next `clear()`.
   #generation = 0
 
   constructor(options: GroupOptions<T>, node: GroupNode) {
@@ -438,7 +451,11 @@ export class Group<T = unknown> {
     return { ...this.#stats }
   }
 
-  /** generation counts the `clear()`s this node has seen of this group. */
+  /**
+   * generation is 0 until this node sees a `clear()` of this group, then the
+   * latest clear's generation: its time in unix ms, or one more than the
+   * generation before it if that is later.
+   */
   get generation(): number {
     return this.#generation
   }
@@ -592,6 +609,7 @@ export class Group<T = unknown> {
   async remove(key: string): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
+    this.#checkChanges('remove')
     await this.#everywhere(
       key,
       (peer) => this.#peers.remove(peer, this.name, key),
@@ -608,6 +626,7 @@ export class Group<T = unknown> {
   async set(key: string, value: T | Frozen<T>, options?: SetOptions): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
+    this.#checkChanges('set')
     const ttlMs = options?.ttlMs ?? this.#ttlMs
     if (ttlMs !== undefined && !isTtl(ttlMs)) {
       throw new InvalidOptionError(`expected options.ttlMs to be a positive number of milliseconds, got ${String(ttlMs)}`)
@@ -640,7 +659,9 @@ export class Group<T = unknown> {
    */
   async clear(): Promise<void> {
     this.#checkOpen()
-    const generation = this.#generation + 1
+    this.#checkChanges('clear')
+    // From the clock, so that peers can refuse generations far beyond it.
+    const generation = Math.max(this.#generation + 1, Math.floor(this.#node.now()))
     this.#clearLocally(generation)
     const peers = this.#peers
     const failures = await settle(
@@ -655,11 +676,7 @@ export class Group<T = unknown> {
    * node at once. The order matters: once the owner has forgotten the key, a
    * node that asks for it again gets a fresh load, never the old value.
    */
-  async #everywhere(
-    key: string,
-    remote: (peer: string, owner: string) => Promise<void>,
-    local: (isOwner: boolean) => void,
-  ): Promise<void> {
+  async #everywhere(key: string, remote: (peer: string, owner: string) => Promise<void>, local: (isOwner: boolean) => void): Promise<void> {
     const peers = this.#peers
     const owner = peers.ownerOf(key) ?? peers.self
     const run = (peer: string): Promise<void> => {
@@ -668,7 +685,12 @@ export class Group<T = unknown> {
       return Promise.resolve()
     }
     const failures = await settle([owner], run)
-    failures.push(...(await settle(peers.list.filter((peer) => peer !== owner), run)))
+    failures.push(
+      ...(await settle(
+        peers.list.filter((peer) => peer !== owner),
+        run,
+      )),
+    )
     if (failures.length > 0) throw new UnreachablePeersError(`updating ${JSON.stringify(key)} in group ${this.name}`, failures)
   }
 
@@ -749,7 +771,10 @@ export class Group<T = unknown> {
       if (heir === undefined || heir === peers.self) continue
       spent += size
       let chunks = batches.get(heir)
-      if (chunks === undefined) batches.set(heir, (chunks = [[]]))
+      if (chunks === undefined) {
+        chunks = [[]]
+        batches.set(heir, chunks)
+      }
       let filled = sizes.get(heir) ?? 0
       if (filled + size > MAX_HANDOFF_BODY_BYTES && (chunks.at(-1) as HandoffEntry[]).length > 0) {
         chunks.push([])
@@ -783,7 +808,7 @@ export class Group<T = unknown> {
    * refresh ends instead, for up to `refreshWaitMs`.
    */
   async #serve(key: string, request: ServedRequest, generation: number, refreshWaitMs: number): Promise<Entry> {
-    if (generation > this.#generation) this.#clearLocally(generation)
+    if (generation > this.#generation) this.#catchUp(generation)
     const stats = this.#stats
     stats.serverRequests++
     stats.gets++
@@ -816,7 +841,7 @@ export class Group<T = unknown> {
    * (OverloadedError, which the asker treats as a failed fetch).
    */
   async #serveMany(keys: readonly string[], request: ServedRequest, generation: number): Promise<ServedOutcome[]> {
-    if (generation > this.#generation) this.#clearLocally(generation)
+    if (generation > this.#generation) this.#catchUp(generation)
     const stats = this.#stats
     const now = this.#node.now()
     const out: ServedOutcome[] = new Array<ServedOutcome>(keys.length)
@@ -890,14 +915,16 @@ export class Group<T = unknown> {
 
   /** loadInto runs or joins a key's local load for a peer's batch, and keeps its outcome. */
   #loadInto(out: ServedOutcome[], i: number, key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<void> {
-    return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true).then(
-      (value) => {
-        out[i] = { value }
-      },
-      (error: unknown) => {
-        out[i] = { error }
-      },
-    )
+    return this.#local
+      .do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true)
+      .then(
+        (value) => {
+          out[i] = { value }
+        },
+        (error: unknown) => {
+          out[i] = { error }
+        },
+      )
   }
 
   async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
@@ -987,10 +1014,12 @@ export class Group<T = unknown> {
   async #askOwner(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     let res: PeerValue
+    const check = new ValueCheck(this.#codec, owner, this.name)
     try {
       res = await (fetchTracing.hasSubscribers
-        ? this.#tracedFetch(owner, key, signal, true)
-        : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, true))
+        ? this.#tracedFetch(owner, key, signal, true, check.accept)
+        : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, true, check.accept))
+      if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -999,7 +1028,7 @@ export class Group<T = unknown> {
       throw err
     }
     this.#stats.peerLoads++
-    if (res.generation > this.#generation) this.#clearLocally(res.generation)
+    if (res.generation > this.#generation) this.#catchUp(res.generation)
     const entry = peerEntry(res)
     if (isCurrent() && (entry.expire === 0 || entry.expire > this.#node.now())) {
       this.#valueOf(entry)
@@ -1014,12 +1043,7 @@ export class Group<T = unknown> {
    * refresh of the key ends, or after `waitMs`, whichever comes first; with
    * the stale value if the refresh failed or is still running.
    */
-  async #awaitRefresh(
-    key: string,
-    stale: Entry,
-    request: { readonly signal?: AbortSignal | undefined },
-    waitMs: number,
-  ): Promise<Entry> {
+  async #awaitRefresh(key: string, stale: Entry, request: { readonly signal?: AbortSignal | undefined }, waitMs: number): Promise<Entry> {
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<Entry>((resolve) => {
       timer = setTimeout(() => resolve(stale), waitMs)
@@ -1055,9 +1079,14 @@ export class Group<T = unknown> {
     const outcome = await Promise.race([Promise.all([this.#local.drain(), this.#remote.drain()]), late])
     clearTimeout(timer)
     if (outcome === 'late') {
+      // Loaders hear an abort; their callers (peers included) hear now that
+      // the node closed, whether or not the loader stops: close()'s grace
+      // period bounds their wait too, and a value that arrives later is
+      // dropped.
       const reason = new AbortedError('the Groupcache instance closed')
-      this.#local.abortAll(reason)
-      this.#remote.abortAll(reason)
+      const closed = new ClosedError(`the Groupcache instance closed before the load ended (grace period ${graceMs} ms)`)
+      this.#local.abortAll(reason, closed)
+      this.#remote.abortAll(reason, closed)
     }
   }
 
@@ -1080,6 +1109,28 @@ export class Group<T = unknown> {
     this.#cache.clear()
     this.#local.forgetAll()
     this.#remote.forgetAll()
+  }
+
+  /**
+   * catchUp moves to a generation a peer reported, if changes from peers
+   * are accepted at all (a secret) and the generation is not beyond the clock.
+   */
+  #catchUp(generation: number): void {
+    const node = this.#node
+    if (node.acceptsChanges && acceptGeneration(generation, node.now()) !== undefined) this.#clearLocally(generation)
+  }
+
+  /**
+   * checkChanges refuses a change that would need other nodes to accept
+   * unauthenticated PUTs and DELETEs, which they refuse: better said at once
+   * than as one failure per peer.
+   */
+  #checkChanges(what: string): void {
+    const node = this.#node
+    if (node.acceptsChanges || node.peers.list.length <= 1) return
+    throw new InvalidOptionError(
+      `group.${what}() across peers needs options.secret on every node (or options.dangerouslyAllowUnauthenticatedChanges)`,
+    )
   }
 
   readonly #counted = (): void => {
@@ -1216,16 +1267,27 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadFromPeer(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean, batch: BatchTiming | undefined): Promise<Entry> {
+  async #loadFromPeer(
+    owner: string,
+    key: string,
+    signal: AbortSignal,
+    isCurrent: () => boolean,
+    batch: BatchTiming | undefined,
+  ): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     let res: PeerValue
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
+    const check = new ValueCheck(this.#codec, owner, this.name)
     try {
       res =
         batch !== undefined
           ? await new Promise<PeerValue>((resolve, reject) => this.#fetches.add({ owner, key, signal, resolve, reject }, batch))
-          : await (fetchTracing.hasSubscribers ? this.#tracedFetch(owner, key, signal) : this.#peers.fetch(owner, this.name, key, signal, this.#generation))
+          : await (fetchTracing.hasSubscribers
+              ? this.#tracedFetch(owner, key, signal, false, check.accept)
+              : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, false, check.accept))
+      // A batch, or a custom transport, did not check the value: check it here.
+      if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
@@ -1238,7 +1300,7 @@ export class Group<T = unknown> {
     this.#stats.peerLoads++
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
-    if (res.generation > this.#generation) this.#clearLocally(res.generation)
+    if (res.generation > this.#generation) this.#catchUp(res.generation)
     const entry = peerEntry(res)
     // A value the owner serves stale may be kept, for as long as it may be served.
     const now = this.#node.now()
@@ -1256,10 +1318,10 @@ export class Group<T = unknown> {
    * tracedFetch is the fetch from `owner` under the `groupcache:fetch`
    * tracing channel, sending the headers its subscribers add (`traceparent`).
    */
-  #tracedFetch(owner: string, key: string, signal: AbortSignal, refresh = false): Promise<PeerValue> {
+  #tracedFetch(owner: string, key: string, signal: AbortSignal, refresh = false, accept?: (value: Uint8Array) => void): Promise<PeerValue> {
     const message: FetchMessage = { self: this.#peers.self, group: this.name, key, peer: owner, headers: {} }
     return runTraced(fetchTracing, message, async () =>
-      this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers, refresh),
+      this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers, refresh, accept),
     )
   }
 
@@ -1296,7 +1358,9 @@ export class Group<T = unknown> {
       const keys = [...new Set(items.map((item) => item.key))]
       const result = await (this.#loadMany as BatchLoader<T>)(keys, ctx)
       if (typeof result !== 'object' || result === null || typeof (result as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function') {
-        throw new LoadError(`expected loadMany to return a Map or an iterable of [key, value] pairs, got ${result === null ? 'null' : typeof result}`)
+        throw new LoadError(
+          `expected loadMany to return a Map or an iterable of [key, value] pairs, got ${result === null ? 'null' : typeof result}`,
+        )
       }
       found = result instanceof Map ? (result as ReadonlyMap<string, T>) : new Map(result as Iterable<readonly [string, T]>)
     } catch (err) {
@@ -1388,7 +1452,8 @@ export class Group<T = unknown> {
     if (entry instanceof NotFoundEntry) throw notFound(entry)
     let value: unknown
     try {
-      value = this.#codec.decode(entry.bytes, entry.fresh)
+      // A value that may view the bytes it came from must not keep a slice of Buffer's pool.
+      value = this.#codec.decode(this.#codec.viewsBytes ? entry.bytes : entry.scratchBytes(), entry.fresh)
     } catch (err) {
       throw new CodecError(`cannot decode a value of group ${this.name}: ${errorMessage(err)}`, { cause: err })
     }
@@ -1399,6 +1464,40 @@ export class Group<T = unknown> {
       this.#cache.update(entry)
     }
     return value as Frozen<T>
+  }
+}
+
+/**
+ * ValueCheck decodes a value fetched from a peer before the fetch counts as
+ * a success: bytes this node's codec cannot read are the peer's failure (a
+ * local load follows, the peer's breaker counts it), never the caller's
+ * error and never cached. What it decodes is dropped: the entry keeps bytes
+ * of its own, and a shared decoded value must view those, not the answer's.
+ */
+class ValueCheck {
+  done = false
+  readonly accept: (value: Uint8Array) => void
+  /** acceptAsPeer is `accept` that throws a PeerError, for a transport that did not call it. */
+  readonly acceptAsPeer: (value: Uint8Array) => void
+
+  constructor(codec: ResolvedCodec, owner: string, group: string) {
+    this.accept = (bytes) => {
+      this.done = true
+      // 'bytes' reads any bytes: nothing to check, and a copy to save.
+      if (codec.decodesAnything === true) return
+      try {
+        codec.decode(bytes)
+      } catch (err) {
+        throw new CodecError(`cannot decode a value of group ${group} from ${owner}: ${errorMessage(err)}`, { cause: err })
+      }
+    }
+    this.acceptAsPeer = (bytes) => {
+      try {
+        this.accept(bytes)
+      } catch (err) {
+        throw new PeerError(owner, `peer ${owner} sent ${errorMessage(err)}`, { cause: err, status: 200 })
+      }
+    }
   }
 }
 

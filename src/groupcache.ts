@@ -1,18 +1,18 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { ClosedError, InvalidKeyError, InvalidOptionError } from './errors.js'
 import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
-import type { GroupStats } from './stats.js'
-import { Group, drain, handOff, isStaleMs, isTtl, served, type GroupNode, type GroupOptions, type ServedGroup } from './group.js'
-import { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
+import { ClosedError, InvalidKeyError, InvalidOptionError } from './errors.js'
+import { drain, Group, type GroupNode, type GroupOptions, handOff, isStaleMs, isTtl, type ServedGroup, served } from './group.js'
 import { createPeerHandler, type PeerHandler } from './handler.js'
+import { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
 import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
 import { toPeerRequest, writePeerResponse } from './node-http.js'
-import { Peers, type PeerHealth, type PeerTransport } from './peers.js'
+import { type PeerHealth, Peers, type PeerTransport } from './peers.js'
 import { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES } from './protocol.js'
 import { DEFAULT_REPLICAS } from './ring.js'
+import type { GroupStats } from './stats.js'
 
 /** GroupcacheOptions configure a node; see README's options table. */
 export interface GroupcacheOptions {
@@ -44,6 +44,14 @@ export interface GroupcacheOptions {
   breaker?: Pick<BreakerOptions, 'failures' | 'backoffMs' | 'maxBackoffMs'> | undefined
   /** logger hears state changes (a peer skipped, a peer back); pino-compatible. Default: none. */
   logger?: Logger | undefined
+  /**
+   * dangerouslyAllowUnauthenticatedChanges lets peers store, drop and clear
+   * entries (`PUT`, `DELETE`, generations) without a `secret`, as anyone who
+   * can reach the endpoint then can. Default false: without a secret the
+   * endpoint serves GETs only, and `remove`, `set` and `clear` work on a
+   * single node only.
+   */
+  dangerouslyAllowUnauthenticatedChanges?: boolean | undefined
   /**
    * handoffMs is how long after a peer-list change (or its start) this node
    * peeks at a moved key's previous owner before loading it (default 60 000; 0: never).
@@ -166,6 +174,11 @@ export class Groupcache {
   /** requiresSecret is true when peers must present `secret` to be served. */
   readonly requiresSecret: boolean
   /**
+   * acceptsChanges is true when peers may store, drop and clear entries:
+   * with a secret, or with `dangerouslyAllowUnauthenticatedChanges`.
+   */
+  readonly acceptsChanges: boolean
+  /**
    * handler is the framework-neutral peer endpoint: give it a method, a raw
    * request target, headers and a signal; write back what it resolves to.
    */
@@ -205,6 +218,11 @@ export class Groupcache {
     }
     const secret = secrets[0] as string | undefined
     this.requiresSecret = secret !== undefined
+    const unauthenticated = options.dangerouslyAllowUnauthenticatedChanges ?? false
+    if (typeof unauthenticated !== 'boolean') {
+      throw InvalidOptionError.expected('options.dangerouslyAllowUnauthenticatedChanges', 'a boolean', unauthenticated)
+    }
+    this.acceptsChanges = this.requiresSecret || unauthenticated
     this.#now = optionalFunction('options.now', options.now, Date.now)
     this.#random = optionalFunction('options.random', options.random, Math.random)
     const handoffMs = nonNegativeInteger('options.handoffMs', options.handoffMs, DEFAULT_HANDOFF_MS)
@@ -225,6 +243,7 @@ export class Groupcache {
           secret,
           breaker: { ...options.breaker, now: this.#now },
           logger: options.logger,
+          random: this.#random,
         }),
       { handoffMs, peekTimeoutMs, now: this.#now },
     )
@@ -232,6 +251,7 @@ export class Groupcache {
     this.#node = {
       peers: this.#peers,
       maxKeyBytes: this.maxKeyBytes,
+      acceptsChanges: this.acceptsChanges,
       get closed() {
         return node.#closed
       },
@@ -245,6 +265,8 @@ export class Groupcache {
       lookup: (name) => this.#groups.get(name)?.served,
       isClosed: () => this.#closed,
       stats: () => this.stats(),
+      acceptsChanges: this.acceptsChanges,
+      now: this.#now,
     })
   }
 
@@ -274,7 +296,8 @@ export class Groupcache {
     if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
       throw InvalidOptionError.expected('options.maxBytes', 'a non-negative integer', maxBytes)
     }
-    if (load === undefined && options.loadMany === undefined) throw InvalidOptionError.expected('options.load', 'a function (or options.loadMany)', load)
+    if (load === undefined && options.loadMany === undefined)
+      throw InvalidOptionError.expected('options.load', 'a function (or options.loadMany)', load)
     if (load !== undefined && typeof load !== 'function') throw InvalidOptionError.expected('options.load', 'a function', load)
     if (options.loadMany !== undefined && typeof options.loadMany !== 'function') {
       throw InvalidOptionError.expected('options.loadMany', 'a function', options.loadMany)
@@ -288,11 +311,19 @@ export class Groupcache {
       throw InvalidOptionError.expected('options.ttlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.ttlMs)
     }
     if (options.staleMs !== undefined && !isStaleMs(options.staleMs)) {
-      throw InvalidOptionError.expected('options.staleMs', 'a number of milliseconds, 0 or more (Infinity: until refreshed)', options.staleMs)
+      throw InvalidOptionError.expected(
+        'options.staleMs',
+        'a number of milliseconds, 0 or more (Infinity: until refreshed)',
+        options.staleMs,
+      )
     }
     positiveInteger('options.refreshRetryMs', options.refreshRetryMs, 1)
     if (options.notFoundTtlMs !== undefined && !isTtl(options.notFoundTtlMs)) {
-      throw InvalidOptionError.expected('options.notFoundTtlMs', 'a positive number of milliseconds (Infinity for no expiry)', options.notFoundTtlMs)
+      throw InvalidOptionError.expected(
+        'options.notFoundTtlMs',
+        'a positive number of milliseconds (Infinity for no expiry)',
+        options.notFoundTtlMs,
+      )
     }
     const window = options.batchWindowMs
     if (window !== undefined && (typeof window !== 'number' || !Number.isFinite(window) || window < 0)) {
@@ -370,7 +401,13 @@ export class Groupcache {
         const h = health.get(peer)
         return peer === this.self
           ? { peer, self: true, state: 'closed', failures: 0 }
-          : { peer, self: false, state: h?.state ?? 'closed', failures: h?.failures ?? 0, ...(h?.lastError === undefined ? {} : { lastError: h.lastError }) }
+          : {
+              peer,
+              self: false,
+              state: h?.state ?? 'closed',
+              failures: h?.failures ?? 0,
+              ...(h?.lastError === undefined ? {} : { lastError: h.lastError }),
+            }
       }),
       groups,
     }
@@ -398,8 +435,7 @@ export class Groupcache {
     const started = performance.now()
     this.#closed = true
     const server = this.#server
-    const serverClosed =
-      server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
+    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     server?.closeIdleConnections()
     await Promise.all([...this.#groups.values()].map(({ group }) => group[drain](graceMs)))
     const left = graceMs - (performance.now() - started)

@@ -1,30 +1,24 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import {
-  BATCH_CONTENT_TYPE,
-  MAX_BATCH_BODY_BYTES,
-  MAX_BATCH_KEYS,
-  decodeBatchKeys,
-  encodeBatchAnswer,
-  type BatchItem,
-} from './batch.js'
-import { BodyTooLarge, GroupcacheError, errorMessage } from './errors.js'
+import { BATCH_CONTENT_TYPE, type BatchItem, decodeBatchKeys, encodeBatchAnswer, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
+import { DEFERRED_TYPE, deferredBody, heartbeatEvery, parseWait, WAIT_HEADER } from './deferred.js'
+import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
 import type { ServedGroup, ServedOutcome } from './group.js'
+import { decodeHandoff, HANDOFF_TYPE, type HandoffEntry, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER } from './handoff.js'
 import {
+  acceptGeneration,
+  bearer,
+  errorAnswer,
   GENERATION_HEADER,
   MAX_ERROR_TEXT,
   PROTOBUF,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  parseRefreshWait,
   REFRESH_HEADER,
   STATS_PATH,
-  bearer,
-  errorAnswer,
-  parseGeneration,
-  parseRefreshWait,
   unescapePathPart,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse } from './wire.js'
-import { HANDOFF_TYPE, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER, decodeHandoff, type HandoffEntry } from './handoff.js'
 
 // The peer server: how this node answers the others, whatever framework
 // carries the request. The client side is http.ts; what both must agree on
@@ -49,11 +43,16 @@ export interface PeerRequest {
   readBody?(maxBytes: number): Promise<Uint8Array>
 }
 
-/** PeerResponse is the handler's answer, for the adapter to write as is. */
+/**
+ * PeerResponse is the handler's answer, for the adapter to write as is.
+ * When `stream` is set, the body is what it yields, written as it comes
+ * (a deferred answer to our own peers, see deferred.ts), and `body` is empty.
+ */
 export interface PeerResponse {
   status: number
   headers: Record<string, string>
   body: Uint8Array
+  stream?: AsyncIterable<Uint8Array> | undefined
 }
 
 /** PeerHandler serves the peer endpoint; it never rejects. */
@@ -67,14 +66,20 @@ function text(status: number, message: string, extra?: Record<string, string>): 
   }
 }
 
-
 /**
  * echo makes a name from the request safe to say back: at most 100 bytes,
  * control characters replaced, so an answer stays short and one line.
  */
 function echo(name: string): string {
   const bytes = Buffer.from(name)
-  const short = bytes.length <= 100 ? name : `${bytes.subarray(0, 100).toString().replace(/\uFFFD$/, '')}…`
+  const short =
+    bytes.length <= 100
+      ? name
+      : `${bytes
+          .subarray(0, 100)
+          .toString()
+          .replace(/\uFFFD$/, '')}…`
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
   return short.replace(/[\u0000-\u001f\u007f]/g, '?')
 }
 
@@ -111,8 +116,10 @@ class SecretCheck {
  * clears the group, `POST {group}` answers a batch of keys (see serveBatch).
  * Checks run in an order that gives nothing away: the path must be under
  * `basePath` (else 404), then the secret (401, before any group is looked
- * at), the method (405), the escapes (400), the group (404) and the key's
- * length (400).
+ * at), the method (405), a change on a node without a secret (403), the
+ * escapes (400), the group (404) and the key's length (400). A GET from our
+ * own client that outlasts a third of its wait budget is answered early
+ * (see deferred.ts).
  */
 export function createPeerHandler(options: {
   basePath: string
@@ -123,8 +130,19 @@ export function createPeerHandler(options: {
   isClosed: () => boolean
   /** stats answers `GET {basePath}_stats`, as JSON. */
   stats: () => unknown
+  /**
+   * acceptsChanges allows PUT, DELETE and generations on requests; without
+   * it they are refused (403) or ignored. Default: true.
+   */
+  acceptsChanges?: boolean | undefined
+  /** now is the clock generations are checked against (default Date.now). */
+  now?: (() => number) | undefined
 }): PeerHandler {
   const { basePath, maxKeyBytes, lookup, isClosed, stats } = options
+  const acceptsChanges = options.acceptsChanges ?? true
+  const now = options.now ?? Date.now
+  // A generation on a read is a change too: ignored without a secret.
+  const generationOf = (req: PeerRequest): number => (acceptsChanges ? (acceptGeneration(req.headers[GENERATION_HEADER], now()) ?? 0) : 0)
   const check = options.secrets.length === 0 ? undefined : new SecretCheck(options.secrets)
   const serve = async (req: PeerRequest): Promise<PeerResponse> => {
     const query = req.url.indexOf('?')
@@ -141,8 +159,9 @@ export function createPeerHandler(options: {
     if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE' && !batch) {
       return text(405, 'method not allowed', { allow: ALLOW })
     }
+    if ((method === 'PUT' || method === 'DELETE') && !acceptsChanges) return refuseChange()
     if (isClosed()) return text(503, 'closing', { connection: 'close' })
-    if (batch) return serveBatch(rest, req, maxKeyBytes, lookup)
+    if (batch) return serveBatch(rest, req, maxKeyBytes, lookup, generationOf(req))
     // `_stats` has no `/`, so it can name no key of any group.
     if (rest === STATS_PATH && method === 'GET') {
       return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
@@ -160,28 +179,19 @@ export function createPeerHandler(options: {
     if (key === undefined && method !== 'DELETE' && !handingOff) return text(400, 'bad request: expected {group}/{key}')
     const group = lookup(groupName)
     if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
-    if (handingOff) return receive(group, req, maxKeyBytes)
-    if (key === undefined) return clear(group, req)
+    if (handingOff) return receive(group, req, maxKeyBytes, generationOf(req))
+    if (key === undefined) return clear(group, req, now())
     if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
     if (method === 'DELETE') {
       group.removeLocally(key)
       return noContent()
     }
     if (method === 'PUT') return set(group, key, req)
-    if (req.headers[PEEK_HEADER] !== undefined) return peek(group, key, req)
-    try {
-      const wait = parseRefreshWait(req.headers[REFRESH_HEADER])
-      const value = await group.serve(key, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0, wait)
-      const headers: Record<string, string> = { 'content-type': PROTOBUF }
-      if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-      return {
-        status: 200,
-        headers,
-        body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
-      }
-    } catch (err) {
-      return errorResponse(err)
-    }
+    // A peek answers from memory at once: never a load, never deferred.
+    if (req.headers[PEEK_HEADER] !== undefined) return peek(group, key, generationOf(req))
+    const answer = get(group, key, req, generationOf(req))
+    const wait = parseWait(req.headers[WAIT_HEADER])
+    return wait === undefined ? answer : deferIfSlow(answer, heartbeatEvery(wait))
   }
   return async function groupcachePeerHandler(req: PeerRequest): Promise<PeerResponse> {
     const answer = await serve(req)
@@ -193,9 +203,63 @@ export function createPeerHandler(options: {
   }
 }
 
-function clear(group: ServedGroup, req: PeerRequest): PeerResponse {
-  const generation = parseGeneration(req.headers[GENERATION_HEADER])
-  if (generation === undefined) return text(400, `bad request: clearing a group needs the ${GENERATION_HEADER} header`)
+async function get(group: ServedGroup, key: string, req: PeerRequest, generation: number): Promise<PeerResponse> {
+  try {
+    const wait = parseRefreshWait(req.headers[REFRESH_HEADER])
+    const value = await group.serve(key, req, generation, wait)
+    const headers: Record<string, string> = { 'content-type': PROTOBUF }
+    if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
+    return {
+      status: 200,
+      headers,
+      body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
+    }
+  } catch (err) {
+    return errorResponse(err)
+  }
+}
+
+/**
+ * deferIfSlow gives an answer that is ready within one heartbeat period as
+ * it is; a slower one becomes a deferred answer: headers now, heartbeats
+ * while the load runs, the answer at its end. So an asker waiting on a long
+ * load hears that its owner is alive, and neither gives up (loading the key
+ * a second time) nor counts the owner as failing. Only our client asks for
+ * this; Go clients always get the plain answer.
+ */
+async function deferIfSlow(answer: Promise<PeerResponse>, everyMs: number): Promise<PeerResponse> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), everyMs)
+  })
+  const first = await Promise.race([answer, late])
+  clearTimeout(timer)
+  if (first !== undefined) return first
+  const inner = answer.then((a) => ({ status: a.status, headers: a.headers, body: a.body }))
+  return {
+    status: 200,
+    headers: { 'content-type': DEFERRED_TYPE },
+    body: new Uint8Array(0),
+    stream: deferredBody(inner, everyMs),
+  }
+}
+
+/**
+ * refuseChange answers a PUT or DELETE on a node without a secret: anyone
+ * could send it. Go peers never do, and ours only with a secret.
+ */
+function refuseChange(): PeerResponse {
+  return text(403, 'forbidden: storing, dropping and clearing entries needs options.secret on every node')
+}
+
+function clear(group: ServedGroup, req: PeerRequest, now: number): PeerResponse {
+  const generation = acceptGeneration(req.headers[GENERATION_HEADER], now)
+  if (generation === undefined) {
+    return text(
+      400,
+      `bad request: clearing a group needs the ${GENERATION_HEADER} header, a generation at most an hour ahead of this node's clock`,
+    )
+  }
   group.clearLocally(generation)
   return noContent()
 }
@@ -223,12 +287,12 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
  * peek answers a new owner from the main cache only: 200 with the entry, or
  * 404 (without ERROR_HEADER: no verdict, just not cached). Never a load.
  */
-function peek(group: ServedGroup, key: string, req: PeerRequest): PeerResponse {
-  const value = group.peekLocally(key, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+function peek(group: ServedGroup, key: string, generation: number): PeerResponse {
+  const value = group.peekLocally(key, generation)
   if (value === undefined) return text(404, 'not cached')
   const headers: Record<string, string> = { 'content-type': PROTOBUF }
   if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-  return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire }) }
+  return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }) }
 }
 
 /**
@@ -236,7 +300,7 @@ function peek(group: ServedGroup, key: string, req: PeerRequest): PeerResponse {
  * body of at most MAX_HANDOFF_BODY_BYTES, well formed as a whole or refused
  * as a whole, from a sender not behind this node's generation (else 409).
  */
-async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number): Promise<PeerResponse> {
+async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number, generation: number): Promise<PeerResponse> {
   if (req.readBody === undefined) return text(400, 'bad request: no body')
   let body: Uint8Array
   try {
@@ -251,7 +315,7 @@ async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number
   } catch {
     return text(400, 'bad request: malformed hand-off')
   }
-  const kept = group.receive(entries, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+  const kept = group.receive(entries, generation)
   if (kept === false) return text(409, 'hand-off from an older generation')
   return noContent()
 }
@@ -272,6 +336,7 @@ async function serveBatch(
   req: PeerRequest,
   maxKeyBytes: number,
   lookup: (group: string) => ServedGroup | undefined,
+  generation: number,
 ): Promise<PeerResponse> {
   let groupName: string
   try {
@@ -300,7 +365,7 @@ async function serveBatch(
   }
   let outcomes: ServedOutcome[]
   try {
-    outcomes = await group.serveMany(keys, req, parseGeneration(req.headers[GENERATION_HEADER]) ?? 0)
+    outcomes = await group.serveMany(keys, req, generation)
   } catch (err) {
     return errorResponse(err)
   }

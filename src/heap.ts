@@ -45,6 +45,7 @@ const MAP_SLOT_BYTES = 48
 // Below this length V8 copies a substring or a concatenation instead of
 // keeping a slice of, or a pair of pointers to, its parts.
 const MIN_SHARED_STRING_LENGTH = 13
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range starts at U+0000 on purpose (Latin-1)
 const TWO_BYTE = /[^\u0000-\u00ff]/
 
 const align8 = (n: number): number => (n + 7) & ~7

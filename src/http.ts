@@ -1,34 +1,36 @@
 import { EventEmitter } from 'node:events'
-import { Pool, errors } from 'undici'
-import { BATCH_CONTENT_TYPE, chunkKeys, decodeBatchAnswer, encodeBatchKeys, type BatchItem } from './batch.js'
+import { errors, Pool } from 'undici'
+import { BATCH_CONTENT_TYPE, type BatchItem, chunkKeys, decodeBatchAnswer, encodeBatchKeys } from './batch.js'
 import { Breaker, type BreakerOptions } from './breaker.js'
+import { DEFERRED_TYPE, decodeDeferred, WAIT_HEADER } from './deferred.js'
 import type { Logger } from './diagnostics.js'
-import { AbortedError, GroupcacheError, PeerError, errorMessage } from './errors.js'
+import { AbortedError, errorMessage, GroupcacheError, PeerError } from './errors.js'
 import type { PeerValue } from './group.js'
+import { HANDOFF_TYPE, PEEK_HEADER } from './handoff.js'
 import type { PeerHealth, PeerTransport } from './peers.js'
 import {
-  ERROR_HEADER,
-  GENERATION_HEADER,
-  PROTOBUF,
-  PROTOCOL_HEADER,
-  REFRESH_HEADER,
   answerError,
   bearer,
+  ERROR_HEADER,
   escapePathPart,
+  GENERATION_HEADER,
   keyPath,
+  PROTOBUF,
+  PROTOCOL_HEADER,
   parseGeneration,
+  REFRESH_HEADER,
   verdictError,
 } from './protocol.js'
 import { decodeGetResponse, encodeGetResponse, type GetResponse } from './wire.js'
-import { HANDOFF_TYPE, PEEK_HEADER } from './handoff.js'
 
 // The peer client: how this node asks the others. The server side is
 // handler.ts; what both must agree on is protocol.ts.
 
 /**
- * DEFAULT_PEER_TIMEOUT_MS bounds one peer fetch, including the owner's load.
- * It must exceed the slowest load: a non-owner that times out loads the key
- * itself, which is a second load of that key.
+ * DEFAULT_PEER_TIMEOUT_MS bounds the silence of one peer fetch. An owner of
+ * ours that is still loading sends heartbeats (deferred.ts), so only a
+ * silent owner times out; a Go owner sends none, so for it this bounds the
+ * whole fetch, its load included, and a slower load is loaded twice.
  */
 export const DEFAULT_PEER_TIMEOUT_MS = 10_000
 
@@ -44,7 +46,6 @@ export const DEFAULT_PEER_CONNECTIONS = 32
  */
 const PEER_KIND_TTL_MS = 60_000
 
-
 /**
  * DEFAULT_MAX_RESPONSE_BYTES caps what this node reads from a peer in one
  * answer, so a broken or hostile peer cannot exhaust its memory.
@@ -56,8 +57,13 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
  * before reading it when its length is declared, and as soon as it passes
  * `max` when it is not.
  */
-async function readLimited(body: AsyncIterable<Buffer> & { arrayBuffer(): Promise<ArrayBuffer>; destroy(): unknown }, length: string | undefined, max: number): Promise<Uint8Array> {
-  if (length !== undefined) {
+async function readLimited(
+  body: AsyncIterable<Buffer> & { arrayBuffer(): Promise<ArrayBuffer>; destroy(): unknown },
+  length: string | undefined,
+  max: number,
+  onChunk?: () => void,
+): Promise<Uint8Array> {
+  if (length !== undefined && onChunk === undefined) {
     if (Number(length) > max) {
       body.destroy()
       throw new Error(`answer of ${length} bytes is over the limit of ${max}`)
@@ -67,6 +73,7 @@ async function readLimited(body: AsyncIterable<Buffer> & { arrayBuffer(): Promis
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
+    onChunk?.()
     size += chunk.length
     if (size > max) {
       body.destroy()
@@ -90,7 +97,14 @@ export class HttpTransport implements PeerTransport {
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
+  // What a fetch sends: the secret, and the silence this node tolerates, so
+  // that an owner still loading the key answers early and keeps in touch.
+  readonly #fetchHeaders: Record<string, string>
+  readonly #random: () => number
   readonly #breaker: BreakerOptions
+  readonly #logger: Logger | undefined
+  // Peer and status of each refusal reported already: one line each, ever.
+  readonly #refusals = new Set<string>()
 
   constructor(options: {
     basePath: string
@@ -98,18 +112,26 @@ export class HttpTransport implements PeerTransport {
     secret?: string | undefined
     breaker?: BreakerOptions | undefined
     logger?: Logger | undefined
+    /** random draws the jitter of retries (default Math.random). */
+    random?: (() => number) | undefined
   }) {
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
+    this.#fetchHeaders = { ...this.#headers, [WAIT_HEADER]: String(options.timeoutMs) }
+    this.#random = options.random ?? Math.random
     const logger = options.logger
+    this.#logger = logger
     this.#breaker = {
       ...options.breaker,
       // One line per transition, never one per failed request.
       onChange: (state, breaker) => {
         if (logger === undefined) return
         if (state === 'open') {
-          logger.warn({ peer: breaker.peer, failures: breaker.failures, lastError: breaker.lastError }, 'groupcache: peer skipped after repeated failures')
+          logger.warn(
+            { peer: breaker.peer, failures: breaker.failures, lastError: breaker.lastError },
+            'groupcache: peer skipped after repeated failures',
+          )
         } else {
           ;(logger.info ?? logger.warn).call(logger, { peer: breaker.peer }, 'groupcache: peer answers again')
         }
@@ -146,29 +168,31 @@ export class HttpTransport implements PeerTransport {
     generation = 0,
     extra?: Record<string, string>,
     refresh = false,
+    accept?: (value: Uint8Array) => void,
   ): Promise<PeerValue> {
-    let headers = generation > 0 ? { ...this.#headers, [GENERATION_HEADER]: String(generation) } : this.#headers
+    let headers = generation > 0 ? { ...this.#fetchHeaders, [GENERATION_HEADER]: String(generation) } : this.#fetchHeaders
     if (extra !== undefined) headers = { ...lowerCased(extra), ...headers }
     // Half the deadline: the owner answers with what it has before this
     // node gives up on it (which would count against the peer's circuit).
     if (refresh) headers = { ...headers, [REFRESH_HEADER]: String(Math.floor(this.#timeoutMs / 2)) }
-    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, signal)
-    if (res.status === 200) {
-      let msg: GetResponse
-      try {
-        msg = decodeGetResponse(res.body)
-      } catch (err) {
-        this.#pools.get(peer)?.breaker.failure('a malformed answer')
-        throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
+    const path = keyPath(group, key)
+    // One deadline for the whole exchange, retries included.
+    const deadline = performance.now() + this.#timeoutMs
+    for (;;) {
+      const res = await this.#request(peer, 'GET', path, headers, { signal, judged: false, timeoutMs: deadline - performance.now() })
+      if (res.status === 200) return readValue(peer, res, accept)
+      this.#judge(res)
+      if (res.status !== 503 || res.errorCode !== 'ERR_GROUPCACHE_OVERLOADED') throw answerError(peer, res.status, res.errorCode, res.body)
+      // The owner is alive but at its cap: loading the key here would be the
+      // very duplicate load the cap prevents. Ask again after Retry-After
+      // (jittered, so refused askers do not come back at once), as long as
+      // the deadline allows; past it, this node loads the key after all.
+      const delay = retryDelay(res.retryAfter, this.#random())
+      if (performance.now() + delay >= deadline) {
+        throw new PeerError(peer, `peer ${peer} stayed at its cap of loads for peers for ${this.#timeoutMs} ms`, { status: 503 })
       }
-      return {
-        value: msg.value,
-        expire: msg.expire ?? 0,
-        staleUntil: msg.staleUntil ?? 0,
-        generation: parseGeneration(res.generation) ?? 0,
-      }
+      await pause(delay, signal)
     }
-    throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
   /**
@@ -224,7 +248,13 @@ export class HttpTransport implements PeerTransport {
    * of ours refuses, are fetched one GET each. A chunk that fails as a whole
    * (a transport failure, a 503) gives each of its keys that error.
    */
-  async fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation = 0): Promise<Map<string, PeerValue | Error>> {
+  async fetchMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    signal: AbortSignal,
+    generation = 0,
+  ): Promise<Map<string, PeerValue | Error>> {
     const answers = new Map<string, PeerValue | Error>()
     let ours: boolean
     try {
@@ -259,8 +289,14 @@ export class HttpTransport implements PeerTransport {
         for (const item of items ?? []) {
           if (!asked.has(item.key)) continue
           asked.delete(item.key)
-          if ('value' in item) answers.set(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil, generation: item.generation })
-          else answers.set(item.key, verdictError(item.error, item.message) ?? new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`))
+          if ('value' in item)
+            answers.set(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil, generation: item.generation })
+          else
+            answers.set(
+              item.key,
+              verdictError(item.error, item.message) ??
+                new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`),
+            )
         }
         await Promise.all([...asked].map(one))
       }),
@@ -274,17 +310,28 @@ export class HttpTransport implements PeerTransport {
    * or 413), so that the keys are fetched one by one; after a 405 the peer
    * gets no batch for a while, as long as what we learnt of its kind holds.
    */
-  async #batch(peer: string, path: string, keys: readonly string[], headers: Record<string, string>, signal: AbortSignal): Promise<BatchItem[] | undefined> {
-    const res = await this.#request(peer, 'POST', path, headers, encodeBatchKeys(keys), signal)
+  async #batch(
+    peer: string,
+    path: string,
+    keys: readonly string[],
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<BatchItem[] | undefined> {
+    const res = await this.#request(peer, 'POST', path, headers, { body: encodeBatchKeys(keys), signal, judged: false })
     if (res.status === 405) this.#noBatches.set(peer, Date.now() + PEER_KIND_TTL_MS)
+    if (res.status !== 200) this.#judge(res)
     if (res.status === 400 || res.status === 405 || res.status === 413) return undefined
     if (res.status !== 200) throw answerError(peer, res.status, res.errorCode, res.body)
+    // A success for the peer's breaker only once the answer was decoded.
+    let items: BatchItem[]
     try {
-      return decodeBatchAnswer(res.body)
+      items = decodeBatchAnswer(res.body)
     } catch (err) {
-      this.#pools.get(peer)?.breaker.failure('a malformed batch answer')
+      res.breaker.failure('a malformed batch answer')
       throw new PeerError(peer, `peer ${peer} sent a malformed batch answer: ${errorMessage(err)}`, { cause: err, status: 200 })
     }
+    res.breaker.success()
+    return items
   }
 
   async #peek(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined> {
@@ -292,10 +339,10 @@ export class HttpTransport implements PeerTransport {
     if (!(await this.#isOurs(peer))) return undefined
     const headers: Record<string, string> = { ...this.#headers, [PEEK_HEADER]: '1' }
     if (generation > 0) headers[GENERATION_HEADER] = String(generation)
-    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, undefined, undefined, { timeoutMs, quiet: true })
+    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, { timeoutMs, quiet: true })
     if (res.status !== 200 || res.protocol === undefined) return undefined
     const msg = decodeGetResponse(res.body)
-    return { value: msg.value, expire: msg.expire ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+    return { value: msg.value, expire: msg.expire ?? 0, staleUntil: msg.staleUntil ?? 0, generation: parseGeneration(res.generation) ?? 0 }
   }
 
   /** handoff sends `peer` a hand-off body: entries for it to store, as if loaded. */
@@ -303,7 +350,7 @@ export class HttpTransport implements PeerTransport {
     await this.#ours(peer, 'take entries over')
     const headers: Record<string, string> = { ...this.#headers, 'content-type': HANDOFF_TYPE }
     if (generation > 0) headers[GENERATION_HEADER] = String(generation)
-    const res = await this.#request(peer, 'PUT', escapePathPart(group), headers, body, signal)
+    const res = await this.#request(peer, 'PUT', escapePathPart(group), headers, { body, signal })
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
@@ -317,7 +364,7 @@ export class HttpTransport implements PeerTransport {
     await this.#ours(peer, 'store values')
     const body = encodeGetResponse({ value, expire, staleUntil })
     const headers = { ...this.#headers, 'content-type': PROTOBUF }
-    const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, body)
+    const res = await this.#request(peer, 'PUT', keyPath(group, key), headers, { body })
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
@@ -328,21 +375,33 @@ export class HttpTransport implements PeerTransport {
     if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
   }
 
+  /**
+   * request runs one exchange with a peer, within `timeoutMs` (default the
+   * peer timeout) of silence. Unless `judged` is false, it tells the peer's
+   * breaker what the answer showed; a caller that decodes the answer first
+   * passes false and judges it itself.
+   */
   async #request(
     peer: string,
     method: 'GET' | 'PUT' | 'DELETE' | 'POST',
     path: string,
     headers: Record<string, string>,
-    body?: Uint8Array,
-    signal?: AbortSignal,
-    options?: { timeoutMs: number; quiet: boolean },
+    options: {
+      body?: Uint8Array | undefined
+      signal?: AbortSignal | undefined
+      judged?: boolean | undefined
+      timeoutMs?: number | undefined
+      /**
+       * quiet leaves the peer's circuit as it found it (a peek): its failure
+       * says nothing of the peer's health, and it is no probe either.
+       */
+      quiet?: boolean | undefined
+    } = {},
   ): Promise<RawAnswer> {
+    const { body, signal, judged = true, quiet = false } = options
+    const timeoutMs = Math.max(1, options.timeoutMs ?? this.#timeoutMs)
     const target = this.#pools.get(peer)
     if (target === undefined) throw new PeerError(peer, `${peer} is not a current peer`)
-    // A quiet request (a peek) has its own short deadline and leaves the
-    // circuit as it found it: its failure says nothing of the peer's health.
-    const quiet = options?.quiet === true
-    const timeoutMs = options?.timeoutMs ?? this.#timeoutMs
     const breaker = target.breaker
     if (!quiet && !breaker.allow()) {
       throw new PeerError(peer, `peer ${peer} is skipped for now after ${breaker.failures} failures in a row (last: ${breaker.lastError})`)
@@ -370,14 +429,25 @@ export class HttpTransport implements PeerTransport {
         body: body ?? null,
         signal: abort,
         headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        bodyTimeout: this.#timeoutMs,
       })
+      const deferred = firstHeader(res.headers['content-type']) === DEFERRED_TYPE && res.statusCode === 200
+      // A deferred answer says the owner is working on the key: from here on
+      // only silence counts, so the deadline restarts with every heartbeat.
+      const heard = deferred ? () => timer.refresh() : undefined
+      heard?.()
+      const bytes = await readLimited(res.body, firstHeader(res.headers['content-length']), DEFAULT_MAX_RESPONSE_BYTES, heard)
+      const inner = deferred ? decodeDeferred(bytes) : undefined
+      const h = inner === undefined ? res.headers : inner.headers
       answer = {
-        status: res.statusCode,
-        errorCode: firstHeader(res.headers[ERROR_HEADER]),
-        generation: firstHeader(res.headers[GENERATION_HEADER]),
+        peer,
+        breaker,
+        status: inner?.status ?? res.statusCode,
+        errorCode: firstHeader(h[ERROR_HEADER]),
+        generation: firstHeader(h[GENERATION_HEADER]),
         protocol: firstHeader(res.headers[PROTOCOL_HEADER]),
-        body: await readLimited(res.body, firstHeader(res.headers['content-length']), DEFAULT_MAX_RESPONSE_BYTES),
+        retryAfter: firstHeader(h['retry-after']),
+        body: inner?.body ?? bytes,
       }
     } catch (err) {
       if (signal?.aborted) {
@@ -392,12 +462,46 @@ export class HttpTransport implements PeerTransport {
       clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
     }
-    // A 5xx without our marker is the peer (or a proxy before it) failing;
-    // anything else, a loader's verdict included, shows a working peer.
-    if (quiet) return answer
-    if (answer.status >= 500 && answer.errorCode === undefined) breaker.failure(`answered ${answer.status}`)
-    else breaker.success()
+    // The caller of an unjudged request judges the answer itself, once it
+    // has decoded it.
+    if (judged && !quiet) this.#judge(answer)
     return answer
+  }
+
+  /**
+   * judge tells an answer's breaker what the answer showed. A 5xx without
+   * our marker is the peer (or a proxy before it) failing, and so is a 401
+   * or 403: a peer that refuses this node is as useless as a dead one, and
+   * it is a misconfiguration (an app-level auth hook in front of the
+   * endpoint, secrets that differ), reported once. Anything else, a loader's
+   * verdict included, shows a working peer.
+   */
+  #judge(answer: RawAnswer): void {
+    const { status, breaker } = answer
+    if (status === 401 || status === 403) {
+      breaker.failure(`answered ${status}`)
+      this.#reportRefusal(answer)
+    } else if (status >= 500 && answer.errorCode === undefined) {
+      breaker.failure(`answered ${status}`)
+    } else {
+      breaker.success()
+    }
+  }
+
+  #reportRefusal(answer: RawAnswer): void {
+    const { peer, status } = answer
+    const seen = `${status} ${peer}`
+    if (this.#refusals.has(seen)) return
+    this.#refusals.add(seen)
+    const why =
+      answer.protocol === undefined
+        ? `without groupcache's marker: something in front of its endpoint (an auth hook, a proxy) refuses peers. Exempt ${this.#basePath} from it; the secret authenticates peers`
+        : status === 401
+          ? "to this node's secret: give every node the same secret (or list)"
+          : 'to a change: that node has no secret'
+    const message = `groupcache: peer ${peer} answered ${status} ${why}; its keys are loaded here meanwhile`
+    if (this.#logger !== undefined) this.#logger.warn({ peer, status }, message)
+    else process.emitWarning(message, { code: 'GROUPCACHE_PEER_REFUSED' })
   }
 
   /** health reports each peer's circuit, for operators. */
@@ -434,11 +538,78 @@ export class HttpTransport implements PeerTransport {
 }
 
 interface RawAnswer {
+  peer: string
+  /** breaker is the circuit of the peer that answered, for `judge`. */
+  breaker: Breaker
   status: number
   errorCode: string | undefined
   generation: string | undefined
   protocol: string | undefined
+  retryAfter: string | undefined
   body: Uint8Array
+}
+
+/**
+ * readValue decodes a 200 answer and has `accept` check its value: only then
+ * is it a success for the peer's breaker. An answer that is no GetResponse,
+ * or whose value this node cannot decode, is the peer's failure: one peer
+ * sending bad bytes must cost callers a local load, not an error.
+ */
+function readValue(peer: string, res: RawAnswer, accept: ((value: Uint8Array) => void) | undefined): PeerValue {
+  let msg: GetResponse
+  try {
+    msg = decodeGetResponse(res.body)
+  } catch (err) {
+    res.breaker.failure('a malformed answer')
+    throw new PeerError(peer, `peer ${peer} sent a malformed answer: ${errorMessage(err)}`, { cause: err, status: 200 })
+  }
+  try {
+    accept?.(msg.value)
+  } catch (err) {
+    const why = `a value this node cannot decode: ${errorMessage(err)}`
+    res.breaker.failure(why)
+    throw new PeerError(peer, `peer ${peer} sent ${why}`, { cause: err, status: 200 })
+  }
+  res.breaker.success()
+  return {
+    value: msg.value,
+    expire: msg.expire ?? 0,
+    staleUntil: msg.staleUntil ?? 0,
+    generation: parseGeneration(res.generation) ?? 0,
+  }
+}
+
+/**
+ * MIN_RETRY_MS is the shortest pause before asking an overloaded peer
+ * again, whatever its Retry-After says.
+ */
+const MIN_RETRY_MS = 50
+
+/**
+ * retryDelay turns a Retry-After (delta-seconds; anything else counts as 1)
+ * into a pause with "equal jitter": between half and all of it, so that the
+ * askers a peer refused at once do not all come back at once.
+ */
+function retryDelay(retryAfter: string | undefined, random: number): number {
+  const seconds = retryAfter !== undefined && /^[0-9]{1,6}$/.test(retryAfter) ? Number(retryAfter) : 1
+  const base = Math.max(MIN_RETRY_MS, seconds * 1000)
+  return base / 2 + (random * base) / 2
+}
+
+/** pause waits `ms`, or rejects with AbortedError when `signal` aborts first. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason))
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(new AbortedError(signal?.reason))
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 /**
@@ -455,4 +626,3 @@ function lowerCased(headers: Record<string, string>): Record<string, string> {
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
-

@@ -1,69 +1,51 @@
-export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type CloseOptions, type GroupcacheOptions, type ListenOptions, type NodeStats } from './groupcache.js'
-export {
-  FETCH_CHANNEL,
-  GET_CHANNEL,
-  LOAD_CHANNEL,
-  PEER_CHANNEL,
-  SERVE_CHANNEL,
-  fetchTracing,
-  getTracing,
-  loadChannel,
-  loadTracing,
-  peerChannel,
-  serveTracing,
-  type FetchMessage,
-  type GetMessage,
-  type GetSource,
-  type LoadEvent,
-  type LoadMessage,
-  type Logger,
-  type PeerEvent,
-  type ServeMessage,
-  type TraceMessage,
-} from './diagnostics.js'
-export {
-  Group,
-  DEFAULT_BATCH_WINDOW_MS,
-  DEFAULT_HOT_PROMOTION,
-  DEFAULT_MAX_ENTRY_FRACTION,
-  DEFAULT_MAX_PEER_LOADS,
-  DEFAULT_REFRESH_RETRY_MS,
-  MAX_REFRESH_RETRY_MS,
-  type BatchLoader,
-  type GetOptions,
-  type GroupOptions,
-  type LoadContext,
-  type Loader,
-  type PeerValue,
-  type Promote,
-  type SetOptions,
-  type Source,
-  type Sourced,
-} from './group.js'
-export { ENTRY_OVERHEAD_BYTES, type CacheKind, type CacheStats } from './cache.js'
 export { BATCH_CONTENT_TYPE, MAX_BATCH_ANSWER_BYTES, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
-export type { GroupStats } from './stats.js'
-export { DEFAULT_CODEC, type Codec, type CodecName, type Frozen } from './codec.js'
-export { DEFAULT_REPLICAS } from './ring.js'
 export {
+  type BreakerOptions,
+  type BreakerState,
   DEFAULT_BREAKER_BACKOFF_MS,
   DEFAULT_BREAKER_FAILURES,
   DEFAULT_BREAKER_MAX_BACKOFF_MS,
-  type BreakerOptions,
-  type BreakerState,
 } from './breaker.js'
-export { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES, ERROR_HEADER, GENERATION_HEADER, REFRESH_HEADER, STATS_PATH } from './protocol.js'
-export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_TIMEOUT_MS } from './http.js'
-export type { PeerHealth, PeerTransport } from './peers.js'
-export type { PeerHandler, PeerRequest, PeerResponse } from './handler.js'
-export { toPeerRequest, writePeerResponse } from './node-http.js'
-export type { GetResponse } from './wire.js'
+export { type CacheKind, type CacheStats, ENTRY_OVERHEAD_BYTES } from './cache.js'
+export { type Codec, type CodecName, DEFAULT_CODEC, type Frozen } from './codec.js'
+export {
+  FETCH_CHANNEL,
+  type FetchMessage,
+  fetchTracing,
+  GET_CHANNEL,
+  type GetMessage,
+  type GetSource,
+  getTracing,
+  LOAD_CHANNEL,
+  type LoadEvent,
+  type LoadMessage,
+  type Logger,
+  loadChannel,
+  loadTracing,
+  PEER_CHANNEL,
+  type PeerEvent,
+  peerChannel,
+  SERVE_CHANNEL,
+  type ServeMessage,
+  serveTracing,
+  type TraceMessage,
+} from './diagnostics.js'
+export {
+  DEFAULT_DNS_INTERVAL_MS,
+  type DnsPeers,
+  type DnsPeersOptions,
+  type DnsPeersTarget,
+  type DnsResolver,
+  dnsPeers,
+} from './discovery.js'
 export {
   AbortedError,
   ClosedError,
   CodecError,
   DiscoveryError,
+  type DiscoveryErrorReason,
   GroupcacheError,
+  type GroupcacheErrorCode,
   InvalidKeyError,
   InvalidOptionError,
   LoadError,
@@ -72,15 +54,48 @@ export {
   PeerError,
   TooLargeError,
   UnreachablePeersError,
-  type DiscoveryErrorReason,
-  type GroupcacheErrorCode,
 } from './errors.js'
 export {
-  DEFAULT_DNS_INTERVAL_MS,
-  dnsPeers,
-  type DnsPeers,
-  type DnsPeersOptions,
-  type DnsPeersTarget,
-  type DnsResolver,
-} from './discovery.js'
+  type BatchLoader,
+  DEFAULT_BATCH_WINDOW_MS,
+  DEFAULT_HOT_PROMOTION,
+  DEFAULT_MAX_ENTRY_FRACTION,
+  DEFAULT_MAX_PEER_LOADS,
+  DEFAULT_REFRESH_RETRY_MS,
+  type GetOptions,
+  Group,
+  type GroupOptions,
+  type LoadContext,
+  type Loader,
+  MAX_REFRESH_RETRY_MS,
+  type PeerValue,
+  type Promote,
+  type SetOptions,
+  type Source,
+  type Sourced,
+} from './group.js'
+export {
+  type CloseOptions,
+  DEFAULT_CLOSE_GRACE_MS,
+  Groupcache,
+  type GroupcacheOptions,
+  type ListenOptions,
+  type NodeStats,
+} from './groupcache.js'
+export type { PeerHandler, PeerRequest, PeerResponse } from './handler.js'
 export { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
+export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_TIMEOUT_MS } from './http.js'
+export { toPeerRequest, writePeerResponse } from './node-http.js'
+export type { PeerHealth, PeerTransport } from './peers.js'
+export {
+  DEFAULT_BASE_PATH,
+  DEFAULT_MAX_KEY_BYTES,
+  ERROR_HEADER,
+  GENERATION_HEADER,
+  MAX_GENERATION_LEAD_MS,
+  REFRESH_HEADER,
+  STATS_PATH,
+} from './protocol.js'
+export { DEFAULT_REPLICAS } from './ring.js'
+export type { GroupStats } from './stats.js'
+export type { GetResponse } from './wire.js'

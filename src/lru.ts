@@ -83,7 +83,8 @@ export class LRU<V extends Linked> {
       this.#touch(value)
       return
     }
-    if (value.key !== undefined) throw new Error(`LRU: the value for ${JSON.stringify(key)} is already held under ${JSON.stringify(value.key)}`)
+    if (value.key !== undefined)
+      throw new Error(`LRU: the value for ${JSON.stringify(key)} is already held under ${JSON.stringify(value.key)}`)
     if (old !== undefined) {
       // The map keeps its first key string: so does the value.
       key = old.key as string

@@ -49,6 +49,24 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Ar
 /** writePeerResponse writes the handler's answer on a node:http response. */
 export function writePeerResponse(res: ServerResponse, answer: PeerResponse): void {
   if (res.headersSent || res.destroyed) return
+  if (answer.stream !== undefined) {
+    res.writeHead(answer.status, answer.headers)
+    void writeStream(res, answer.stream)
+    return
+  }
   res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
   res.end(answer.body)
+}
+
+/** writeStream writes a deferred body as it comes, and stops if the asker leaves. */
+async function writeStream(res: ServerResponse, stream: AsyncIterable<Uint8Array>): Promise<void> {
+  try {
+    for await (const chunk of stream) {
+      if (res.destroyed) return
+      res.write(chunk)
+    }
+    res.end()
+  } catch {
+    res.destroy()
+  }
 }

@@ -17,6 +17,9 @@ export interface PeerTransport {
    * `headers`, when given, go along with the request (trace propagation).
    * `refresh` says this node holds a stale copy: the owner may hold the
    * answer until its own refresh of the key ends (see REFRESH_HEADER).
+   * `accept`, when given, is called with the value before the answer counts
+   * as a success; if it throws (the value cannot be decoded), the answer is
+   * the peer's failure, a PeerError.
    */
   fetch(
     peer: string,
@@ -26,6 +29,7 @@ export interface PeerTransport {
     generation?: number,
     headers?: Record<string, string>,
     refresh?: boolean,
+    accept?: (value: Uint8Array) => void,
   ): Promise<PeerValue>
   /**
    * fetchMany asks the owner for several keys at once and answers each key
@@ -33,7 +37,13 @@ export interface PeerTransport {
    * answer, the owner's verdict otherwise). Without it, keys are fetched one
    * by one.
    */
-  fetchMany?(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation?: number): Promise<Map<string, PeerValue | Error>>
+  fetchMany?(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    signal: AbortSignal,
+    generation?: number,
+  ): Promise<Map<string, PeerValue | Error>>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
   /** set stores a value in a peer's main cache (`PUT`); `staleUntil` ends its stale window (0: none). */
@@ -182,12 +192,22 @@ export class Peers implements GroupPeers {
     generation: number,
     headers?: Record<string, string>,
     refresh?: boolean,
+    accept?: (value: Uint8Array) => void,
   ): Promise<PeerValue> {
-    return this.#transport.fetch(peer, group, key, signal, generation, headers, refresh)
+    return this.#transport.fetch(peer, group, key, signal, generation, headers, refresh, accept)
   }
 
-  fetchMany(peer: string, group: string, keys: readonly string[], signal: AbortSignal, generation: number): Promise<Map<string, PeerValue | Error>> {
-    return this.#transport.fetchMany?.(peer, group, keys, signal, generation) ?? fetchEach(this.#transport, peer, group, keys, signal, generation)
+  fetchMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    signal: AbortSignal,
+    generation: number,
+  ): Promise<Map<string, PeerValue | Error>> {
+    return (
+      this.#transport.fetchMany?.(peer, group, keys, signal, generation) ??
+      fetchEach(this.#transport, peer, group, keys, signal, generation)
+    )
   }
 
   remove(peer: string, group: string, key: string): Promise<void> {

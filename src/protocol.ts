@@ -1,13 +1,4 @@
-import {
-  AbortedError,
-  CodecError,
-  GroupcacheError,
-  LoadError,
-  NotFoundError,
-  OverloadedError,
-  PeerError,
-  errorMessage,
-} from './errors.js'
+import { AbortedError, CodecError, errorMessage, GroupcacheError, LoadError, NotFoundError, OverloadedError, PeerError } from './errors.js'
 
 // The facts of the peer protocol that the client (http.ts) and the server
 // (handler.ts) must agree on, kept in one place so they cannot drift apart.
@@ -130,6 +121,32 @@ export function parseGeneration(value: string | readonly string[] | undefined): 
 }
 
 /**
+ * MAX_GENERATION_LEAD_MS bounds how far a generation may run ahead of this
+ * node's clock. `clear()` picks the next generation from the clock (at
+ * least one more than the last), so generations from honest peers are never
+ * further ahead than their clocks' skew. A forged or broken one beyond the
+ * bound is ignored: otherwise one request could push a group to the last
+ * safe integer, after which no `clear()` could ever pick a next one.
+ */
+export const MAX_GENERATION_LEAD_MS = 60 * 60 * 1000
+
+/**
+ * acceptGeneration reads a generation from a peer: a positive safe integer
+ * no further than MAX_GENERATION_LEAD_MS ahead of `now`, else undefined.
+ */
+export function acceptGeneration(value: string | readonly string[] | number | undefined, now: number): number | undefined {
+  const n = typeof value === 'number' ? value : parseGeneration(value)
+  if (n === undefined || !Number.isSafeInteger(n) || n <= 0) return undefined
+  return n <= now + MAX_GENERATION_LEAD_MS ? n : undefined
+}
+
+/**
+ * OVERLOADED_RETRY_AFTER_S is the Retry-After of a 503 from maxPeerLoads:
+ * about how long it takes a typical load to free a slot.
+ */
+export const OVERLOADED_RETRY_AFTER_S = 1
+
+/**
  * ErrorAnswer is how the server answers a failed get: a status, a one-line
  * text and the headers that go with them.
  */
@@ -142,15 +159,20 @@ export interface ErrorAnswer {
 /**
  * errorAnswer maps an error of a get to its answer. A loader's verdict (not
  * found, load failed, a value the codec could not encode) carries
- * ERROR_HEADER, so the caller takes it as final; anything else (aborted,
- * overloaded, closing) is a plain failure, after which the caller loads the
- * key itself, as it would for any unreachable peer.
+ * ERROR_HEADER, so the caller takes it as final; so does an overload, after
+ * which our caller asks again; anything else (aborted, closing) is a plain
+ * failure, after which the caller loads the key itself, as it would for any
+ * unreachable peer.
  */
 export function errorAnswer(err: unknown): ErrorAnswer {
   const message = errorMessage(err).slice(0, MAX_ERROR_TEXT)
   if (err instanceof NotFoundError) return { status: 404, message, headers: { [ERROR_HEADER]: err.code } }
   if (err instanceof AbortedError) return { status: 503, message: 'aborted', headers: {} }
-  if (err instanceof OverloadedError) return { status: 503, message, headers: { 'retry-after': '1' } }
+  // Marked, so that our peers wait and ask again instead of loading the key
+  // themselves (a second load, which the cap exists to prevent).
+  if (err instanceof OverloadedError) {
+    return { status: 503, message, headers: { 'retry-after': String(OVERLOADED_RETRY_AFTER_S), [ERROR_HEADER]: err.code } }
+  }
   if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
     return { status: err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message, headers: {} }
   }

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import {
   BatchError,
-  MAX_BATCH_BODY_BYTES,
-  MAX_BATCH_KEYS,
+  type BatchItem,
   chunkKeys,
   decodeBatchAnswer,
   decodeBatchKeys,
   encodeBatchAnswer,
   encodeBatchKeys,
-  type BatchItem,
+  MAX_BATCH_BODY_BYTES,
+  MAX_BATCH_KEYS,
 } from '../src/batch.js'
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
@@ -96,7 +96,10 @@ describe('batch answers', () => {
     const small: BatchItem = { key: 's', value: utf8('x'), expire: 0, generation: 0 }
     const kept = decodeBatchAnswer(encodeBatchAnswer([big('a'), big('b'), small], 1000)).map((item) => item.key)
     assert.deepEqual(kept, ['a', 's'])
-    assert.deepEqual(decodeBatchAnswer(encodeBatchAnswer([big('a')], 10)).map((item) => item.key), ['a'])
+    assert.deepEqual(
+      decodeBatchAnswer(encodeBatchAnswer([big('a')], 10)).map((item) => item.key),
+      ['a'],
+    )
   })
 })
 
@@ -104,7 +107,10 @@ describe('chunkKeys', () => {
   test(`cuts at ${MAX_BATCH_KEYS} keys by default`, () => {
     const keys = Array.from({ length: 2500 }, (_, i) => `k${i}`)
     const chunks = chunkKeys(keys)
-    assert.deepEqual(chunks.map((c) => c.length), [1000, 1000, 500])
+    assert.deepEqual(
+      chunks.map((c) => c.length),
+      [1000, 1000, 500],
+    )
     assert.deepEqual(chunks.flat(), keys)
   })
 

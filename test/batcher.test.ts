@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { Batcher, allAborted, shareSignal } from '../src/batcher.js'
+import { allAborted, Batcher, shareSignal } from '../src/batcher.js'
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -55,7 +55,10 @@ describe('Batcher', () => {
     const calls: number[][] = []
     const batcher = new Batcher<number>((items) => calls.push(items), 3)
     for (let i = 0; i < 7; i++) batcher.add(i, 60_000)
-    assert.deepEqual(calls, [[0, 1, 2], [3, 4, 5]])
+    assert.deepEqual(calls, [
+      [0, 1, 2],
+      [3, 4, 5],
+    ])
     batcher.flush()
     assert.deepEqual(calls, [[0, 1, 2], [3, 4, 5], [6]])
   })

@@ -1,7 +1,7 @@
-import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Cache, ENTRY_OVERHEAD_BYTES, Entry, STRING_VALUE_MAX_BYTES, isStale, type CacheKind } from '../src/cache.js'
-import { BUFFER_BYTES, VIEW_BYTES, heapBytes } from '../src/heap.js'
+import { describe, test } from 'node:test'
+import { Cache, type CacheKind, ENTRY_OVERHEAD_BYTES, Entry, isStale, STRING_VALUE_MAX_BYTES } from '../src/cache.js'
+import { BUFFER_BYTES, heapBytes, VIEW_BYTES } from '../src/heap.js'
 import { mulberry32 } from './helpers/prng.js'
 
 /** entry makes an Entry whose value is `size` bytes. */
@@ -26,7 +26,6 @@ function holds(cache: Cache, kind: CacheKind, candidates: string[]): string[] {
   lru.hits = hits
   return found
 }
-
 
 describe('Cache', () => {
   test('without overhead, an entry costs the UTF-8 bytes of its key plus the bytes of its value, as in Go', () => {
@@ -62,7 +61,10 @@ describe('Cache', () => {
       cache.add(kind, key, entry(size))
       const main = cache.stats('main')
       const hot = cache.stats('hot')
-      assert.ok(main.bytes + hot.bytes <= maxBytes, `add #${i} (${kind} ${key}, ${size}): main ${main.bytes} + hot ${hot.bytes} > ${maxBytes}`)
+      assert.ok(
+        main.bytes + hot.bytes <= maxBytes,
+        `add #${i} (${kind} ${key}, ${size}): main ${main.bytes} + hot ${hot.bytes} > ${maxBytes}`,
+      )
       assert.equal(cache.bytes, main.bytes + hot.bytes, `add #${i}: bytes`)
       mainEvictions = main.evictions
       hotEvictions = hot.evictions
@@ -142,7 +144,11 @@ describe('Cache', () => {
       test(c.name, () => {
         const cache = goCache(100)
         for (const [kind, key, size] of c.before) cache.add(kind, key, entry(size))
-        assert.equal(cache.bytes, c.before.reduce((sum, [, , size]) => sum + size + 1, 0), 'setup must fit')
+        assert.equal(
+          cache.bytes,
+          c.before.reduce((sum, [, , size]) => sum + size + 1, 0),
+          'setup must fit',
+        )
         assert.equal(cache.main.evictions + cache.hot.evictions, 0, 'setup must not evict')
         const [kind, key, size] = c.add
         cache.add(kind, key, entry(size))
@@ -154,17 +160,17 @@ describe('Cache', () => {
     }
 
     test('evicts hot before main even when the new main entry alone overflows main', () => {
-        // main 60, hot 40 (> 60/8). Adding 50 to main: Go evicts h (hot 40 > 110/8),
-        // then i (hot 20 > 110/8), then a (hot 0): main [b, c], hot [].
-        const cache = goCache(100)
-        cache.add('main', 'a', entry(29))
-        cache.add('main', 'b', entry(29))
-        cache.add('hot', 'h', entry(19))
-        cache.add('hot', 'i', entry(19))
-        cache.add('main', 'c', entry(49))
-        assert.deepEqual(holds(cache, 'main', all), ['b', 'c'])
-        assert.deepEqual(holds(cache, 'hot', all), [])
-        assert.deepEqual({ main: cache.main.evictions, hot: cache.hot.evictions }, { main: 1, hot: 2 })
+      // main 60, hot 40 (> 60/8). Adding 50 to main: Go evicts h (hot 40 > 110/8),
+      // then i (hot 20 > 110/8), then a (hot 0): main [b, c], hot [].
+      const cache = goCache(100)
+      cache.add('main', 'a', entry(29))
+      cache.add('main', 'b', entry(29))
+      cache.add('hot', 'h', entry(19))
+      cache.add('hot', 'i', entry(19))
+      cache.add('main', 'c', entry(49))
+      assert.deepEqual(holds(cache, 'main', all), ['b', 'c'])
+      assert.deepEqual(holds(cache, 'hot', all), [])
+      assert.deepEqual({ main: cache.main.evictions, hot: cache.hot.evictions }, { main: 1, hot: 2 })
     })
   })
 
@@ -248,10 +254,7 @@ describe('Cache', () => {
     cache.add('main', 'k', inMain)
     cache.add('hot', 'k', inHot)
     assert.equal(cache.get('k', 0), inMain)
-    assert.deepEqual(
-      { main: [cache.main.gets, cache.main.hits], hot: [cache.hot.gets, cache.hot.hits] },
-      { main: [1, 1], hot: [0, 0] },
-    )
+    assert.deepEqual({ main: [cache.main.gets, cache.main.hits], hot: [cache.hot.gets, cache.hot.hits] }, { main: [1, 1], hot: [0, 0] })
   })
 
   test('get falls back to hot after a main miss, counting a get in each', () => {
@@ -259,10 +262,7 @@ describe('Cache', () => {
     const inHot = entry(2)
     cache.add('hot', 'k', inHot)
     assert.equal(cache.get('k', 0), inHot)
-    assert.deepEqual(
-      { main: [cache.main.gets, cache.main.hits], hot: [cache.hot.gets, cache.hot.hits] },
-      { main: [1, 0], hot: [1, 1] },
-    )
+    assert.deepEqual({ main: [cache.main.gets, cache.main.hits], hot: [cache.hot.gets, cache.hot.hits] }, { main: [1, 0], hot: [1, 1] })
   })
 
   test('get falls back to a fresh hot copy when the main copy has expired', () => {
@@ -307,6 +307,7 @@ describe('Entry', () => {
       assert.equal(e.byteLength, size)
       assert.deepEqual([...e.bytes], [...bytes], `size ${size}`)
       assert.deepEqual([...e.bytes], [...bytes], `size ${size}, read twice`)
+      assert.deepEqual([...e.scratchBytes()], [...bytes], `size ${size}, scratchBytes`)
     }
   })
 
@@ -316,7 +317,10 @@ describe('Entry', () => {
       const view = scratch.subarray(100, 100 + size)
       const e = new Entry(view, 0, 0, 'load')
       scratch.fill(0)
-      assert.ok(e.bytes.every((b) => b === 0xab), `size ${size}: the entry kept its own copy`)
+      assert.ok(
+        e.bytes.every((b) => b === 0xab),
+        `size ${size}: the entry kept its own copy`,
+      )
       if (typeof e.data !== 'string') assert.equal(e.data.buffer.byteLength, size, `size ${size}: the entry keeps only its own bytes`)
     }
   })
@@ -385,7 +389,10 @@ describe('Cache counting', () => {
     assert.ok(heapBytes(value) > ENTRY_OVERHEAD_BYTES + 11 && grown <= cache.maxBytes, `the value is counted at ${heapBytes(value)} bytes`)
     assert.equal(cache.main.peek('c')?.size, grown)
     // a went, then b, to make room.
-    assert.deepEqual(['a', 'b', 'c'].map((k) => cache.main.peek(k) !== undefined), [false, false, true])
+    assert.deepEqual(
+      ['a', 'b', 'c'].map((k) => cache.main.peek(k) !== undefined),
+      [false, false, true],
+    )
     assert.equal(cache.bytes, grown)
   })
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { after, before, describe, test } from 'node:test'
-import { startChild, type Child } from './helpers/child.js'
+import { type Child, startChild } from './helpers/child.js'
 import { reservePorts } from './helpers/ports.js'
 import { ANSWER_TIMEOUT_MS, waitFor } from './helpers/wait.js'
 
@@ -28,18 +28,21 @@ interface WorkerStats {
  */
 function get<T>(port: number, path: string): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: ANSWER_TIMEOUT_MS }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => (text += chunk))
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as T })
-        } catch (err) {
-          reject(err)
-        }
-      })
-    })
+    const req = request(
+      { host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: ANSWER_TIMEOUT_MS },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => (text += chunk))
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as T })
+          } catch (err) {
+            reject(err)
+          }
+        })
+      },
+    )
     req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)))
     req.on('error', reject)
     req.end()
@@ -112,8 +115,14 @@ describe('examples/cluster.ts with 2 workers', () => {
       ids.length,
       `loader runs per worker: ${stats.map((s) => s.loaderRuns).join(', ')}`,
     )
-    assert.equal(stats.reduce((sum, s) => sum + s.group.peerErrors, 0), 0)
-    assert.ok(stats.some((s) => s.group.peerLoads > 0), 'some requests reached a worker that does not own their id')
+    assert.equal(
+      stats.reduce((sum, s) => sum + s.group.peerErrors, 0),
+      0,
+    )
+    assert.ok(
+      stats.some((s) => s.group.peerLoads > 0),
+      'some requests reached a worker that does not own their id',
+    )
     assert.notEqual(stats[0]?.pid, stats[1]?.pid)
   })
 

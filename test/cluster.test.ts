@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Ring } from '../src/ring.js'
-import { startCluster, type Cluster, type RemoteError, type TestNode } from './helpers/cluster.js'
+import { type Cluster, type RemoteError, startCluster, type TestNode } from './helpers/cluster.js'
 import { waitFor } from './helpers/wait.js'
 
 const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0)
@@ -21,7 +21,10 @@ async function together(cluster: Cluster, key: string, perNode: number): Promise
   try {
     await Promise.all(cluster.nodes.map((n) => n.stats()))
     const others = cluster.nodes.length - 1
-    await waitFor(`the owner to have ${others} peer requests for ${key}`, async () => ((await owner.stats()).stats.serverRequests ?? 0) - served >= others)
+    await waitFor(
+      `the owner to have ${others} peer requests for ${key}`,
+      async () => ((await owner.stats()).stats.serverRequests ?? 0) - served >= others,
+    )
   } finally {
     await owner.release(key)
   }
@@ -71,7 +74,7 @@ describe('a 3-node cluster of child processes', () => {
     }
   })
 
-  test("a loader error on the owner reaches callers on every node as a GroupcacheError, after one load", async () => {
+  test('a loader error on the owner reaches callers on every node as a GroupcacheError, after one load', async () => {
     const key = 'fail:boom'
     const results = await together(cluster, key, 2)
     for (const r of results) {
@@ -134,14 +137,17 @@ describe('two nodes whose peer lists disagree', () => {
     // error; the timeout is long so that only that, and no slow machine, does.
     const cluster = await startCluster(2, (i) => ({ replicas: i === 0 ? 50 : 3, peerTimeoutMs: 20_000 }))
     try {
-      const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]]
+      const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]]
       const ringA = new Ring(cluster.urls, 50)
       const ringB = new Ring(cluster.urls, 3)
       const keys = Array.from({ length: 300 }, (_, i) => `d${i}`)
       const crossed = keys.filter((k) => ringA.owner(k) === b.url && ringB.owner(k) === a.url)
       assert.ok(crossed.length >= 5, `only ${crossed.length} keys where the rings point at each other`)
       const values = await Promise.all(crossed.flatMap((k) => [a.get(k), b.get(k)]))
-      assert.deepEqual(values, crossed.flatMap((k) => [`value-of:${k}`, `value-of:${k}`]))
+      assert.deepEqual(
+        values,
+        crossed.flatMap((k) => [`value-of:${k}`, `value-of:${k}`]),
+      )
       const [sa, sb] = await Promise.all([a.stats(), b.stats()])
       assert.equal((sa.stats.peerErrors ?? 0) + (sb.stats.peerErrors ?? 0), 0, 'no get waited for a peer timeout')
     } finally {

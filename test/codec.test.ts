@@ -1,6 +1,6 @@
-import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_CODEC, MSGPACK_SCRATCH_BYTES, encodeValue, resolveCodec, type Codec, type CodecName } from '../src/codec.js'
+import { describe, test } from 'node:test'
+import { type Codec, type CodecName, DEFAULT_CODEC, encodeValue, MSGPACK_SCRATCH_BYTES, resolveCodec } from '../src/codec.js'
 import { CodecError } from '../src/errors.js'
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
@@ -159,12 +159,25 @@ describe('resolveCodec', () => {
     assert.deepEqual([...copy], [1, 2, 3])
   })
 
+  test("'msgpack' decodes binary data into copies, so a caller writing to it cannot change the bytes it came from", () => {
+    const codec = resolveCodec('msgpack', 'options.codec')
+    const bytes = codec.encode({ blob: Buffer.alloc(2000, 7) })
+    const before = [...bytes]
+    const value = codec.decode(bytes) as { blob: Uint8Array }
+    value.blob.fill(0)
+    assert.deepEqual([...bytes], before)
+    assert.equal((codec.decode(bytes) as { blob: Uint8Array }).blob[0], 7)
+  })
+
   test("'msgpack' does not keep a large scratch buffer after a large value: later values come from a small one", () => {
     const codec = resolveCodec('msgpack', 'options.codec')
     const large = codec.encode('x'.repeat(256 * 1024))
     assert.equal(large.length, 256 * 1024 + 5)
     const small = codec.encode({ id: 1 })
-    assert.ok(small.buffer.byteLength <= MSGPACK_SCRATCH_BYTES, `a small value was written into a buffer of ${small.buffer.byteLength} bytes`)
+    assert.ok(
+      small.buffer.byteLength <= MSGPACK_SCRATCH_BYTES,
+      `a small value was written into a buffer of ${small.buffer.byteLength} bytes`,
+    )
     assert.deepEqual(codec.decode(small), { id: 1 })
     assert.equal((codec.decode(large) as string).length, 256 * 1024, 'the large value was not overwritten')
   })

@@ -1,24 +1,24 @@
 import assert from 'node:assert/strict'
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { channel, subscribe, tracingChannel, unsubscribe, type TracingChannel } from 'node:diagnostics_channel'
+import { channel, subscribe, type TracingChannel, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
 import { createServer } from 'node:net'
 import { describe, test } from 'node:test'
 import {
   FETCH_CHANNEL,
+  fetchTracing,
   GET_CHANNEL,
   Groupcache,
-  LOAD_CHANNEL,
-  NotFoundError,
-  PEER_CHANNEL,
-  SERVE_CHANNEL,
-  fetchTracing,
   getTracing,
+  LOAD_CHANNEL,
+  type LoadEvent,
   loadChannel,
   loadTracing,
-  peerChannel,
-  serveTracing,
-  type LoadEvent,
+  NotFoundError,
+  PEER_CHANNEL,
   type PeerEvent,
+  peerChannel,
+  SERVE_CHANNEL,
+  serveTracing,
 } from '../src/index.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
 import { rawRequest } from './helpers/raw.js'
@@ -41,13 +41,27 @@ async function listenOn<T>(name: string, fn: () => Promise<unknown>): Promise<T[
 describe('diagnostics channels', () => {
   test('groupcache:load reports each load run here, with its duration and any error', async () => {
     const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
-    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => { if (k === 'bad') throw new Error('no'); return k } })
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (k) => {
+        if (k === 'bad') throw new Error('no')
+        return k
+      },
+    })
     const events = await listenOn<LoadEvent>('groupcache:load', async () => {
       await g.get('a')
       await g.get('a')
       await assert.rejects(g.get('bad'))
     })
-    assert.deepEqual(events.map((e) => [e.group, e.key, e.error === undefined]), [['g', 'a', true], ['g', 'bad', false]])
+    assert.deepEqual(
+      events.map((e) => [e.group, e.key, e.error === undefined]),
+      [
+        ['g', 'a', true],
+        ['g', 'bad', false],
+      ],
+    )
     assert.ok(events.every((e) => e.durationMs >= 0))
     await gc.close()
   })
@@ -55,7 +69,18 @@ describe('diagnostics channels', () => {
   test('groupcache:peer reports each fetch from an owner: ok, verdict or error', async () => {
     const { nodes, urls, closeAll } = await startLocalNodes(2)
     try {
-      const groups = nodes.map((gc) => gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => { if (k.startsWith('nf')) throw new NotFoundError('nope'); return k } }))
+      const groups = nodes.map((gc) =>
+        gc.newGroup<string>({
+          name: 'g',
+          maxBytes: 1 << 20,
+          codec: 'string',
+          promote: false,
+          load: (k) => {
+            if (k.startsWith('nf')) throw new NotFoundError('nope')
+            return k
+          },
+        }),
+      )
       const ok = keyOwnedBy(nodes[0]!, urls[1]!, 'ok')
       const nf = keyOwnedBy(nodes[0]!, urls[1]!, 'nf')
       const events = await listenOn<PeerEvent>('groupcache:peer', async () => {
@@ -64,7 +89,14 @@ describe('diagnostics channels', () => {
         await nodes[1]!.close()
         await groups[0]!.get(keyOwnedBy(nodes[0]!, urls[1]!, 'down'))
       })
-      assert.deepEqual(events.map((e) => [e.peer, e.outcome]), [[urls[1], 'ok'], [urls[1], 'verdict'], [urls[1], 'error']])
+      assert.deepEqual(
+        events.map((e) => [e.peer, e.outcome]),
+        [
+          [urls[1], 'ok'],
+          [urls[1], 'verdict'],
+          [urls[1], 'error'],
+        ],
+      )
     } finally {
       await closeAll()
     }
@@ -85,7 +117,13 @@ describe('GET {basePath}_stats', () => {
       assert.match(String(res.headers['content-type']), /^application\/json/)
       const body = JSON.parse(res.body.toString()) as ReturnType<Groupcache['stats']>
       assert.equal(body.self, urls[0])
-      assert.deepEqual(body.peers.map((p) => [p.peer, p.self, p.state]), [[urls[0], true, 'closed'], [urls[1], false, 'closed']])
+      assert.deepEqual(
+        body.peers.map((p) => [p.peer, p.self, p.state]),
+        [
+          [urls[0], true, 'closed'],
+          [urls[1], false, 'closed'],
+        ],
+      )
       assert.equal(body.groups.g?.stats.localLoads, 1)
       assert.equal(body.groups.g?.main.items, 1)
       assert.deepEqual(body, nodes[0]!.stats())
@@ -109,10 +147,19 @@ describe('the logger', () => {
     await new Promise((resolve) => probe.close(resolve))
     const peer = `http://127.0.0.1:${port}`
     let now = 1_000
-    const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1', peer], logger, now: () => now, breaker: { failures: 2, backoffMs: 100 } })
+    const gc = new Groupcache({
+      self: 'http://127.0.0.1:1',
+      peers: ['http://127.0.0.1:1', peer],
+      logger,
+      now: () => now,
+      breaker: { failures: 2, backoffMs: 100 },
+    })
     const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => k })
     for (let i = 0; i < 6; i++) await g.get(keyOwnedBy(gc, peer, `k${i}-`))
-    assert.deepEqual(lines.map(([level, , msg]) => [level, msg]), [['warn', 'groupcache: peer skipped after repeated failures']])
+    assert.deepEqual(
+      lines.map(([level, , msg]) => [level, msg]),
+      [['warn', 'groupcache: peer skipped after repeated failures']],
+    )
     assert.equal((lines[0]![1] as { peer: string }).peer, peer)
     const { Groupcache: Owner } = await import('../src/index.js')
     const owner = new Owner({ self: peer, peers: ['http://127.0.0.1:1', peer] })
@@ -122,7 +169,10 @@ describe('the logger', () => {
       now += 100
       const key = keyOwnedBy(gc, peer, 'back-')
       assert.equal(await g.get(key), `owner:${key}`)
-      assert.deepEqual(lines.map(([level]) => level), ['warn', 'info'])
+      assert.deepEqual(
+        lines.map(([level]) => level),
+        ['warn', 'info'],
+      )
     } finally {
       await owner.close()
       await gc.close()
@@ -138,7 +188,11 @@ type Seen = [event: string, message: Record<string, unknown>]
  * keeping a snapshot of the message at each one, and lets `onStart` act on
  * the start message (as a tracer would).
  */
-async function traceOn<M extends object>(channel: TracingChannel<unknown, M>, fn: () => Promise<unknown>, onStart?: (message: M) => void): Promise<Seen[]> {
+async function traceOn<M extends object>(
+  channel: TracingChannel<unknown, M>,
+  fn: () => Promise<unknown>,
+  onStart?: (message: M) => void,
+): Promise<Seen[]> {
   const seen: Seen[] = []
   const at = (event: string) => (message: M) => {
     if (event === 'start') onStart?.(message)
@@ -156,7 +210,10 @@ async function traceOn<M extends object>(channel: TracingChannel<unknown, M>, fn
 
 describe('tracing channels', () => {
   test('the channel names are the named constants, and the plain channels keep theirs', () => {
-    assert.deepEqual([GET_CHANNEL, FETCH_CHANNEL, LOAD_CHANNEL, SERVE_CHANNEL, PEER_CHANNEL], ['groupcache:get', 'groupcache:fetch', 'groupcache:load', 'groupcache:serve', 'groupcache:peer'])
+    assert.deepEqual(
+      [GET_CHANNEL, FETCH_CHANNEL, LOAD_CHANNEL, SERVE_CHANNEL, PEER_CHANNEL],
+      ['groupcache:get', 'groupcache:fetch', 'groupcache:load', 'groupcache:serve', 'groupcache:peer'],
+    )
     assert.equal(getTracing.start, tracingChannel(GET_CHANNEL).start)
     assert.equal(loadChannel, channel('groupcache:load'))
     assert.equal(peerChannel, channel('groupcache:peer'))
@@ -170,22 +227,38 @@ describe('tracing channels', () => {
       values.push(await g.get('a'), await g.getWithSource('a'))
     })
     assert.deepEqual(values, ['v:a', { value: 'v:a', source: 'hit' }])
-    assert.deepEqual(seen.map(([event]) => event), ['start', 'end', 'asyncStart', 'asyncEnd', 'start', 'end', 'asyncStart', 'asyncEnd'])
-    assert.deepEqual(seen.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.group, m.key, m.source, m.owner]), [
-      ['http://127.0.0.1:1', 'g', 'a', 'load', 'http://127.0.0.1:1'],
-      ['http://127.0.0.1:1', 'g', 'a', 'hit', undefined],
-    ])
+    assert.deepEqual(
+      seen.map(([event]) => event),
+      ['start', 'end', 'asyncStart', 'asyncEnd', 'start', 'end', 'asyncStart', 'asyncEnd'],
+    )
+    assert.deepEqual(
+      seen.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.group, m.key, m.source, m.owner]),
+      [
+        ['http://127.0.0.1:1', 'g', 'a', 'load', 'http://127.0.0.1:1'],
+        ['http://127.0.0.1:1', 'g', 'a', 'hit', undefined],
+      ],
+    )
     await gc.close()
   })
 
   test('groupcache:get reports a failed get on its error event, and a bad key too', async () => {
     const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
-    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => { throw new NotFoundError('nope') } })
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: () => {
+        throw new NotFoundError('nope')
+      },
+    })
     const seen = await traceOn(getTracing, async () => {
       await assert.rejects(g.get('a'), { code: 'ERR_GROUPCACHE_NOT_FOUND' })
       await assert.rejects(g.get(42 as unknown as string), { code: 'ERR_GROUPCACHE_INVALID_KEY' })
     })
-    assert.deepEqual(seen.filter(([event]) => event === 'error').map(([, m]) => (m.error as { code: string }).code), ['ERR_GROUPCACHE_NOT_FOUND', 'ERR_GROUPCACHE_INVALID_KEY'])
+    assert.deepEqual(
+      seen.filter(([event]) => event === 'error').map(([, m]) => (m.error as { code: string }).code),
+      ['ERR_GROUPCACHE_NOT_FOUND', 'ERR_GROUPCACHE_INVALID_KEY'],
+    )
     await gc.close()
   })
 
@@ -193,12 +266,27 @@ describe('tracing channels', () => {
     const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
     const store = new AsyncLocalStorage<string>()
     let inside: string | undefined
-    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => { inside = store.getStore(); return k } })
-    const seen = await traceOn(loadTracing, () => g.get('a'), (m) => {
-      m.wrap = (operation) => store.run(`span of ${m.key}`, operation)
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (k) => {
+        inside = store.getStore()
+        return k
+      },
     })
+    const seen = await traceOn(
+      loadTracing,
+      () => g.get('a'),
+      (m) => {
+        m.wrap = (operation) => store.run(`span of ${m.key}`, operation)
+      },
+    )
     assert.equal(inside, 'span of a')
-    assert.deepEqual(seen.filter(([event]) => event === 'start').map(([, m]) => [m.group, m.key, m.forPeer]), [['g', 'a', false]])
+    assert.deepEqual(
+      seen.filter(([event]) => event === 'start').map(([, m]) => [m.group, m.key, m.forPeer]),
+      [['g', 'a', false]],
+    )
     await gc.close()
   })
 
@@ -206,7 +294,15 @@ describe('tracing channels', () => {
     const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
     const store = new AsyncLocalStorage<string>()
     let inside: string | undefined
-    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => { inside = store.getStore(); return k } })
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (k) => {
+        inside = store.getStore()
+        return k
+      },
+    })
     getTracing.start.bindStore(store, (m) => `get of ${m.key}`)
     try {
       await g.get('a')
@@ -220,25 +316,37 @@ describe('tracing channels', () => {
   test("groupcache:fetch sends a subscriber's headers to the owner, whose groupcache:serve hears them and its load says it was for a peer", async () => {
     const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: 's3cret' }))
     try {
-      const groups = nodes.map((gc) => gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => `v:${k}` }))
+      const groups = nodes.map((gc) =>
+        gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => `v:${k}` }),
+      )
       const key = keyOwnedBy(nodes[0]!, urls[1]!)
       let served: Seen[] = []
       let loads: Seen[] = []
-      const fetched = await traceOn(fetchTracing, async () => {
-        served = await traceOn(serveTracing, async () => {
-          loads = await traceOn(loadTracing, () => groups[0]!.get(key))
-        })
-      }, (m) => {
-        m.headers.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
-        // A subscriber cannot replace the secret, however it spells the name: the fetch still succeeds.
-        m.headers.Authorization = 'Bearer wrong'
-      })
-      assert.deepEqual(fetched.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.peer, m.key, m.error]), [[urls[0], urls[1], key, undefined]])
+      const fetched = await traceOn(
+        fetchTracing,
+        async () => {
+          served = await traceOn(serveTracing, async () => {
+            loads = await traceOn(loadTracing, () => groups[0]!.get(key))
+          })
+        },
+        (m) => {
+          m.headers.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+          // A subscriber cannot replace the secret, however it spells the name: the fetch still succeeds.
+          m.headers.Authorization = 'Bearer wrong'
+        },
+      )
+      assert.deepEqual(
+        fetched.filter(([event]) => event === 'asyncEnd').map(([, m]) => [m.self, m.peer, m.key, m.error]),
+        [[urls[0], urls[1], key, undefined]],
+      )
       const serve = served.find(([event]) => event === 'start')?.[1]
       assert.equal(serve?.self, urls[1])
       assert.equal(serve?.key, key)
       assert.equal((serve?.headers as Record<string, string>).traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')
-      assert.deepEqual(loads.filter(([event]) => event === 'start').map(([, m]) => [m.self, m.forPeer]), [[urls[1], true]])
+      assert.deepEqual(
+        loads.filter(([event]) => event === 'start').map(([, m]) => [m.self, m.forPeer]),
+        [[urls[1], true]],
+      )
       assert.equal(groups[0]!.stats.peerLoads, 1)
     } finally {
       await closeAll()
@@ -251,7 +359,9 @@ describe('tracing channels', () => {
       nodes[0]!.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => k })
       const port = Number(new URL(urls[0]!).port)
       const seen = await traceOn(serveTracing, async () => {
-        const res = await rawRequest(port, '/_groupcache/g/k', { headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } })
+        const res = await rawRequest(port, '/_groupcache/g/k', {
+          headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+        })
         assert.equal(res.status, 401)
       })
       assert.deepEqual(seen, [])

@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict'
 import { promises as dns } from 'node:dns'
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
-import {
-  DEFAULT_DNS_INTERVAL_MS,
-  dnsPeers,
-  type DnsPeers,
-  type DnsPeersOptions,
-} from '../src/discovery.js'
+import { DEFAULT_DNS_INTERVAL_MS, type DnsPeers, type DnsPeersOptions, dnsPeers } from '../src/discovery.js'
 import { DiscoveryError, Groupcache, GroupcacheError, PeerError, type PeerTransport } from '../src/index.js'
-import { startDnsServer, type DnsServer } from './helpers/dns-server.js'
+import { type DnsServer, startDnsServer } from './helpers/dns-server.js'
 import { waitFor } from './helpers/wait.js'
 
 const HOST = 'peers.groupcache.test'
@@ -74,7 +69,14 @@ describe('dnsPeers', () => {
 
   /** start runs dnsPeers against the test server and keeps what to shut down. */
   function start(gc: Groupcache, options: Partial<DnsPeersOptions> = {}): DnsPeers {
-    const handle = dnsPeers(gc, { hostname: HOST, port: 3000, resolver: resolverFor(server), intervalMs: QUIET_INTERVAL_MS, onError: () => {}, ...options })
+    const handle = dnsPeers(gc, {
+      hostname: HOST,
+      port: 3000,
+      resolver: resolverFor(server),
+      intervalMs: QUIET_INTERVAL_MS,
+      onError: () => {},
+      ...options,
+    })
     handles.push(handle)
     nodes.push(gc)
     return handle
@@ -337,11 +339,21 @@ describe('dnsPeers', () => {
       ['a URL as hostname', gc, { hostname: 'http://svc:3000', port: 3000 }, /expected options\.hostname to be a DNS name/],
       ['an IP as hostname', gc, { hostname: '10.0.0.1', port: 3000 }, /expected options\.hostname to be a DNS name/],
       ['protocol', gc, { hostname: HOST, port: 3000, protocol: 'ftp' }, /expected options\.protocol to be 'http' or 'https', got "ftp"/],
-      ['intervalMs zero', gc, { hostname: HOST, port: 3000, intervalMs: 0 }, /expected options\.intervalMs to be a positive integer, got 0/],
+      [
+        'intervalMs zero',
+        gc,
+        { hostname: HOST, port: 3000, intervalMs: 0 },
+        /expected options\.intervalMs to be a positive integer, got 0/,
+      ],
       ['family', gc, { hostname: HOST, port: 3000, family: 5 }, /expected options\.family to be 4, 6 or 'both', got 5/],
       ['resolver', gc, { hostname: HOST, port: 3000, resolver: {} }, /expected options\.resolver to be an object with resolve4/],
       ['onError', gc, { hostname: HOST, port: 3000, resolver, onError: 'log' }, /expected options\.onError to be a function/],
-      ['self on another port', gc, { hostname: HOST, port: 3001, resolver }, /expected gc\.self to be http:\/\/<IP address>:3001.*got "http:\/\/10\.0\.0\.1:3000"/],
+      [
+        'self on another port',
+        gc,
+        { hostname: HOST, port: 3001, resolver },
+        /expected gc\.self to be http:\/\/<IP address>:3001.*got "http:\/\/10\.0\.0\.1:3000"/,
+      ],
       ['self with another protocol', gc, { hostname: HOST, port: 3000, protocol: 'https', resolver }, /expected gc\.self to be https:/],
       ['IPv4 self, family 6', gc, { hostname: HOST, port: 3000, family: 6, resolver }, /expected gc\.self to be an IPv6 URL/],
     ]

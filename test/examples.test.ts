@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Ring } from '../src/ring.js'
-import { getJson, startReplicas, stopReplicas, type Replica, type ReplicaStats } from './helpers/replicas.js'
+import { getJson, type Replica, type ReplicaStats, startReplicas, stopReplicas } from './helpers/replicas.js'
 
 interface User {
   id: string
@@ -56,12 +56,19 @@ describe('a mixed cluster of the three examples', () => {
     }
     const stats = await Promise.all(replicas.map((r) => getJson<ReplicaStats>(r, '/stats')))
     const calls = stats.map((s, i) => s.body.dbCalls - before[i]!.body.dbCalls)
-    assert.equal(calls.reduce((a, b) => a + b, 0), ids.length, `database calls per replica: ${calls}`)
+    assert.equal(
+      calls.reduce((a, b) => a + b, 0),
+      ids.length,
+      `database calls per replica: ${calls}`,
+    )
     replicas.forEach((r, i) => {
       const owned = ids.filter((id) => ring.owner(id) === r.url).length
       assert.equal(calls[i], owned, `${r.framework} owns ${owned} ids`)
     })
-    assert.equal(stats.reduce((a, s) => a + s.body.peerErrors, 0), 0)
+    assert.equal(
+      stats.reduce((a, s) => a + s.body.peerErrors, 0),
+      0,
+    )
   })
 
   test('the list route on each app reads each id once across the cluster, one query per owner', async () => {
@@ -70,9 +77,17 @@ describe('a mixed cluster of the three examples', () => {
     const before = await Promise.all(replicas.map((r) => getJson<ReplicaStats>(r, '/stats')))
     const first = await getJson<User[]>(replicas[0]!, path)
     assert.equal(first.status, 200)
-    assert.deepEqual(first.body.map((u) => u.id), ids, 'every id that exists, in order')
+    assert.deepEqual(
+      first.body.map((u) => u.id),
+      ids,
+      'every id that exists, in order',
+    )
     const rest = await Promise.all(replicas.slice(1).map((r) => getJson<User[]>(r, path)))
-    for (const res of rest) assert.deepEqual(res.body.map((u) => u.id), ids)
+    for (const res of rest)
+      assert.deepEqual(
+        res.body.map((u) => u.id),
+        ids,
+      )
     const after = await Promise.all(replicas.map((r) => getJson<ReplicaStats>(r, '/stats')))
     const ring = new Ring(replicas.map((r) => r.url))
     replicas.forEach((r, i) => {

@@ -1,8 +1,8 @@
-import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Flight } from '../src/flight.js'
+import { describe, test } from 'node:test'
 import { AbortedError } from '../src/errors.js'
-import { deferred, type Deferred } from './helpers/wait.js'
+import { Flight } from '../src/flight.js'
+import { type Deferred, deferred } from './helpers/wait.js'
 
 /**
  * held is a flight function that counts its calls, records the signal each
@@ -249,7 +249,11 @@ describe('Flight', () => {
     const bump = (i: number) => (): void => {
       counts[i] = (counts[i] ?? 0) + 1
     }
-    const waiters = [flight.do('k', fn, undefined, bump(0)), flight.do('k', fn, undefined, bump(1)), flight.do('k', fn, new AbortController().signal, bump(2))]
+    const waiters = [
+      flight.do('k', fn, undefined, bump(0)),
+      flight.do('k', fn, undefined, bump(1)),
+      flight.do('k', fn, new AbortController().signal, bump(2)),
+    ]
     assert.deepEqual(counts, [1, 0, 0])
     await ticks()
     call(calls, 0).result.resolve('v')
@@ -288,5 +292,19 @@ describe('Flight', () => {
     held.resolve('v')
     await Promise.all([local, withSignal, peer])
     assert.deepEqual(order, ['peer', 'local', 'local with a signal'])
+  })
+
+  test('abortAll aborts every call and rejects its callers at once, even when fn ignores its signal', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    let signal: AbortSignal | undefined
+    const fn = (s: AbortSignal): Promise<string> => ((signal = s), held.promise)
+    const callers = [flight.do('k', fn), flight.do('k', fn, new AbortController().signal), flight.do('k', fn, undefined, undefined, true)]
+    const closed = new Error('closed')
+    flight.abortAll('shutting down', closed)
+    for (const caller of callers) await assert.rejects(caller, (err: unknown) => err === closed)
+    assert.equal(signal?.aborted, true)
+    assert.equal(flight.size, 0, 'the next caller starts afresh')
+    held.resolve('too late')
   })
 })

@@ -3,9 +3,9 @@
 // (its peers know it by the proxy's URL), so the test sees every peer
 // request a node receives.
 import assert from 'node:assert/strict'
-import { after, before, describe, test, type TestContext } from 'node:test'
-import { startCluster, type Cluster, type NodeStats as NodeSnapshot } from './helpers/cluster.js'
-import { startCountingProxy, type CountingProxy } from './helpers/counting-proxy.js'
+import { after, before, describe, type TestContext, test } from 'node:test'
+import { type Cluster, type NodeStats as NodeSnapshot, startCluster } from './helpers/cluster.js'
+import { type CountingProxy, startCountingProxy } from './helpers/counting-proxy.js'
 import type { NodeConfig } from './helpers/node-main.js'
 import { reservePorts } from './helpers/ports.js'
 
@@ -13,7 +13,10 @@ import { reservePorts } from './helpers/ports.js'
  * proxiedCluster starts `n` nodes that listen on ports of their own, with a
  * counting proxy on each node's peer URL in front of it.
  */
-async function proxiedCluster(n: number, config: Partial<NodeConfig> = {}): Promise<{ cluster: Cluster; proxies: CountingProxy[]; stop: () => Promise<void> }> {
+async function proxiedCluster(
+  n: number,
+  config: Partial<NodeConfig> = {},
+): Promise<{ cluster: Cluster; proxies: CountingProxy[]; stop: () => Promise<void> }> {
   const inner = await reservePorts(n)
   const cluster = await startCluster(n, (i) => ({ ...config, port: inner[i] as number }))
   const proxies: CountingProxy[] = []
@@ -54,7 +57,10 @@ async function coldGetMany(t: TestContext, cluster: Cluster, proxies: CountingPr
   const [asker] = cluster.nodes
   const marks = proxies.map((p) => p.requests.length)
   const found = await asker!.getMany(KEYS)
-  assert.deepEqual(found, KEYS.map((key) => [key, `value-of:${key}`]))
+  assert.deepEqual(
+    found,
+    KEYS.map((key) => [key, `value-of:${key}`]),
+  )
 
   const owners = await Promise.all(KEYS.map((key) => asker!.owner(key)))
   const perOwner = cluster.urls.map((url) => owners.filter((o) => o === url).length)
@@ -70,7 +76,11 @@ async function coldGetMany(t: TestContext, cluster: Cluster, proxies: CountingPr
   assert.equal(KEYS.filter((key) => loads.get(key) !== 1).length, 0, 'every key loaded exactly once')
   const stats = await Promise.all(cluster.nodes.map((node) => node.stats()))
   stats.forEach((s, i) => {
-    assert.equal(KEYS.filter((key, k) => s.loads[key] !== undefined && owners[k] !== cluster.urls[i]).length, 0, `node ${i} loaded only keys it owns`)
+    assert.equal(
+      KEYS.filter((key, k) => s.loads[key] !== undefined && owners[k] !== cluster.urls[i]).length,
+      0,
+      `node ${i} loaded only keys it owns`,
+    )
     assert.equal(s.stats.peerErrors, 0)
   })
   return stats
@@ -95,7 +105,10 @@ describe('3 nodes with a single-key loader and batchWindowMs 5', () => {
     const keys = Array.from({ length: 300 }, (_, i) => `single-${i}`)
     const marks = env.proxies.map((p) => p.requests.length)
     const got = await env.cluster.nodes[1]!.getEach(keys)
-    assert.deepEqual(got, keys.map((key) => ({ value: `value-of:${key}` })))
+    assert.deepEqual(
+      got,
+      keys.map((key) => ({ value: `value-of:${key}` })),
+    )
     const received = since(env.proxies, marks)
     t.diagnostic(`peer requests received: ${received.map((r) => r.kinds || '-').join(' / ')}`)
     assert.equal(received[1]!.all, 0)
@@ -124,6 +137,12 @@ describe('3 nodes with loadMany', () => {
     const marks = env.proxies.map((p) => p.requests.length)
     const answers = await Promise.all(env.cluster.nodes.map((node) => node.getMany(keys)))
     for (const found of answers) assert.equal(found.length, 300)
+    const stats = await Promise.all(env.cluster.nodes.map((node) => node.stats()))
+    assert.deepEqual(
+      stats.map((s) => s.stats.peerErrors),
+      [0, 0, 0],
+      'no fetch failed (a failed one loads the key a second time)',
+    )
     const loads = await loadsPerKey(env.cluster)
     assert.equal(keys.filter((key) => loads.get(key) !== 1).length, 0)
     for (const r of since(env.proxies, marks)) assert.ok(r.posts <= 2, `${r.posts} batches`)
@@ -144,10 +163,20 @@ describe('3 nodes with notFoundTtlMs', () => {
         outcomes.push(...answers.flat())
       }
       assert.equal(outcomes.length, 600)
-      assert.deepEqual(outcomes.filter((o) => !('code' in o) || o.code !== 'ERR_GROUPCACHE_NOT_FOUND'), [])
+      assert.deepEqual(
+        outcomes.filter((o) => !('code' in o) || o.code !== 'ERR_GROUPCACHE_NOT_FOUND'),
+        [],
+      )
       const stats = await Promise.all(cluster.nodes.map((node) => node.stats()))
-      assert.equal(stats.reduce((n, s) => n + s.calls, 0), 1, 'one loader call in the cluster')
-      assert.deepEqual(stats.map((s) => s.loads[key] ?? 0), cluster.urls.map((url) => (url === owner ? 1 : 0)))
+      assert.equal(
+        stats.reduce((n, s) => n + s.calls, 0),
+        1,
+        'one loader call in the cluster',
+      )
+      assert.deepEqual(
+        stats.map((s) => s.loads[key] ?? 0),
+        cluster.urls.map((url) => (url === owner ? 1 : 0)),
+      )
       const asked = proxies[cluster.urls.indexOf(owner)]!.count('GET')
       t.diagnostic(`the owner answered ${asked} peer GETs, all but the first from its remembered verdict`)
       assert.ok(asked >= 2 * 10, 'every wave of each non-owner asked the owner')

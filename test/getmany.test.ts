@@ -3,6 +3,7 @@
 // The multi-process acceptance runs are in batch-cluster.test.ts.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { PeerError } from '../src/errors.js'
 import {
   AbortedError,
   ClosedError,
@@ -16,7 +17,6 @@ import {
   type PeerTransport,
   type PeerValue,
 } from '../src/index.js'
-import { PeerError } from '../src/errors.js'
 import { deferred, keyOwnedBy, startLocalNodes } from './helpers/local.js'
 
 const SELF = 'http://127.0.0.1:1'
@@ -75,7 +75,14 @@ describe('Group.getMany on the owner', () => {
       },
     })
     const got = await g.getMany(['c', 'a', 'missing-1', 'b', 'a', 'c'])
-    assert.deepEqual([...got], [['c', 'v:c'], ['a', 'v:a'], ['b', 'v:b']])
+    assert.deepEqual(
+      [...got],
+      [
+        ['c', 'v:c'],
+        ['a', 'v:a'],
+        ['b', 'v:b'],
+      ],
+    )
     assert.equal(g.stats.gets, 4)
     await gc.close()
   })
@@ -184,7 +191,11 @@ describe('loadMany', () => {
   test('a group with only loadMany loads a lone key with it', async () => {
     const gc = alone()
     const batches: string[][] = []
-    const g = gc.newGroup<number>({ name: 'g', maxBytes: 1 << 20, loadMany: (keys) => (batches.push([...keys]), new Map([[keys[0] as string, 1]])) })
+    const g = gc.newGroup<number>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      loadMany: (keys) => (batches.push([...keys]), new Map([[keys[0] as string, 1]])),
+    })
     assert.equal(await g.get('x'), 1)
     assert.deepEqual(batches, [['x']])
     await gc.close()
@@ -341,7 +352,10 @@ describe('notFoundTtlMs: remembered not found', () => {
     const main = g.cacheStats('main')
     assert.equal(main.items, 1)
     // Counted as any entry is: key and message bytes, plus the per-entry overhead.
-    assert.ok(main.bytes >= ENTRY_OVERHEAD_BYTES + Buffer.byteLength('missing-1') + Buffer.byteLength('no user missing-1'), `${main.bytes} bytes`)
+    assert.ok(
+      main.bytes >= ENTRY_OVERHEAD_BYTES + Buffer.byteLength('missing-1') + Buffer.byteLength('no user missing-1'),
+      `${main.bytes} bytes`,
+    )
     await g.remove('missing-1')
     await assert.rejects(g.get('missing-1'), NotFoundError)
     assert.equal(counter.loads, 2)
@@ -418,7 +432,11 @@ describe('Group.getMany on a non-owner', () => {
     assert.equal(got.size, 300)
     for (const key of keys) assert.equal(got.get(key), gc.ownerOf(key) === SELF ? `local:${key}` : `remote:${key}`)
     assert.deepEqual(transport.batches.map((b) => b.peer).sort(), [OTHER, THIRD])
-    for (const { peer, keys: asked } of transport.batches) assert.deepEqual(asked, keys.filter((key) => gc.ownerOf(key) === peer))
+    for (const { peer, keys: asked } of transport.batches)
+      assert.deepEqual(
+        asked,
+        keys.filter((key) => gc.ownerOf(key) === peer),
+      )
     assert.deepEqual(transport.singles, [])
     assert.equal(g.stats.peerLoads, keys.filter((key) => gc.ownerOf(key) !== SELF).length)
     await gc.close()
@@ -438,7 +456,13 @@ describe('Group.getMany on a non-owner', () => {
     const gone = keyOwnedBy(gc, OTHER, 'gone')
     const fine = keyOwnedBy(gc, OTHER, 'fine')
     const got = await g.getMany([down, gone, fine])
-    assert.deepEqual([...got], [[down, `local:${down}`], [fine, `remote:${fine}`]])
+    assert.deepEqual(
+      [...got],
+      [
+        [down, `local:${down}`],
+        [fine, `remote:${fine}`],
+      ],
+    )
     assert.deepEqual(loaded, [down])
     assert.equal(g.stats.peerErrors, 1)
     const fail = keyOwnedBy(gc, OTHER, 'fail')
@@ -479,7 +503,10 @@ describe('Group.getMany on a non-owner', () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
     const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => 'local' })
     const keys = [keyOwnedBy(gc, OTHER, 'a'), keyOwnedBy(gc, OTHER, 'b')]
-    assert.deepEqual([...(await g.getMany(keys)).values()], keys.map((key) => `remote:${key}`))
+    assert.deepEqual(
+      [...(await g.getMany(keys)).values()],
+      keys.map((key) => `remote:${key}`),
+    )
     assert.deepEqual(singles.sort(), [...keys].sort())
     await gc.close()
   })
@@ -503,7 +530,10 @@ describe('batchWindowMs', () => {
     const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', batchWindowMs: 2, load: () => 'local' })
     const keys = Array.from({ length: 40 }, (_, i) => `w${i}`)
     const got = await Promise.all(keys.map((key) => g.get(key)))
-    assert.deepEqual(got, keys.map((key) => (gc.ownerOf(key) === SELF ? 'local' : `remote:${key}`)))
+    assert.deepEqual(
+      got,
+      keys.map((key) => (gc.ownerOf(key) === SELF ? 'local' : `remote:${key}`)),
+    )
     assert.deepEqual(transport.singles, [])
     assert.deepEqual(transport.batches.map((b) => b.peer).sort(), [OTHER, THIRD])
     await gc.close()

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { PeerError } from '../src/errors.js'
 import {
   ClosedError,
   ENTRY_OVERHEAD_BYTES,
@@ -7,10 +8,9 @@ import {
   InvalidKeyError,
   LoadError,
   NotFoundError,
-  type PeerValue,
   type PeerTransport,
+  type PeerValue,
 } from '../src/index.js'
-import { PeerError } from '../src/errors.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
 import { deferred } from './helpers/wait.js'
 
@@ -38,9 +38,22 @@ describe('Group.get on the owner', () => {
     assert.deepEqual(await g.get('a'), { key: 'a', n: 1 })
     assert.equal(loads, 1)
     assert.deepEqual(g.stats, {
-      gets: 2, cacheHits: 1, peerLoads: 0, peerErrors: 0, loads: 1, loadsDeduped: 1, localLoads: 1, localLoadErrs: 0, serverRequests: 0,
-      staleHits: 0, refreshes: 0, refreshErrors: 0,
-      peekHits: 0, peekMisses: 0, handoffsSent: 0, handoffsReceived: 0,
+      gets: 2,
+      cacheHits: 1,
+      peerLoads: 0,
+      peerErrors: 0,
+      loads: 1,
+      loadsDeduped: 1,
+      localLoads: 1,
+      localLoadErrs: 0,
+      serverRequests: 0,
+      staleHits: 0,
+      refreshes: 0,
+      refreshErrors: 0,
+      peekHits: 0,
+      peekMisses: 0,
+      handoffsSent: 0,
+      handoffsReceived: 0,
     })
     assert.equal(g.cacheStats('main').items, 1)
     assert.equal(g.cacheStats('hot').items, 0)
@@ -80,7 +93,11 @@ describe('Group.get on the owner', () => {
       address: { city: string }
     }
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
-    const users = gc.newGroup<User>({ name: 'users', maxBytes: 1 << 20, load: (key) => ({ name: key, tags: ['a'], address: { city: 'Oslo' } }) })
+    const users = gc.newGroup<User>({
+      name: 'users',
+      maxBytes: 1 << 20,
+      load: (key) => ({ name: key, tags: ['a'], address: { city: 'Oslo' } }),
+    })
     const user = await users.get('ann')
     // `npm test` type-checks this file: each @ts-expect-error fails the build
     // if the write it marks compiles, as it would with get(): Promise<User>.
@@ -126,7 +143,14 @@ describe('Group.get on the owner', () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
     let loads = 0
     const cause = new Error('db down')
-    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: () => { loads++; throw cause } })
+    const g = gc.newGroup({
+      name: 'g',
+      maxBytes: 1 << 20,
+      load: () => {
+        loads++
+        throw cause
+      },
+    })
     await assert.rejects(g.get('k'), (err: unknown) => {
       assert.ok(err instanceof LoadError)
       assert.equal(err.code, 'ERR_GROUPCACHE_LOAD_FAILED')
@@ -142,7 +166,13 @@ describe('Group.get on the owner', () => {
 
   test('passes a NotFoundError from the loader through unchanged', async () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
-    const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: (key) => { throw new NotFoundError(`no ${key}`) } })
+    const g = gc.newGroup({
+      name: 'g',
+      maxBytes: 1 << 20,
+      load: (key) => {
+        throw new NotFoundError(`no ${key}`)
+      },
+    })
     await assert.rejects(g.get('x'), { code: 'ERR_GROUPCACHE_NOT_FOUND', message: 'no x' })
     await gc.close()
   })
@@ -157,7 +187,12 @@ describe('Group.get on the owner', () => {
   test('returns but does not store a value larger than maxEntryBytes', async () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
     let loads = 0
-    const g = gc.newGroup<string>({ name: 'g', maxBytes: 800, codec: 'string', load: (key) => (loads++, key === 'big' ? 'x'.repeat(101) : 'small') })
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 800,
+      codec: 'string',
+      load: (key) => (loads++, key === 'big' ? 'x'.repeat(101) : 'small'),
+    })
     assert.equal((await g.get('big')).length, 101)
     assert.equal((await g.get('big')).length, 101)
     assert.equal(loads, 2, 'an entry over maxBytes / 8 was not kept')
@@ -194,7 +229,12 @@ describe('Group.get with a caller that gives up', () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
     const held = deferred<string>()
     let loaderSignal: AbortSignal | undefined
-    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (_k, ctx) => ((loaderSignal = ctx.signal), held.promise) })
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (_k, ctx) => ((loaderSignal = ctx.signal), held.promise),
+    })
     const quitter = new AbortController()
     const a = g.get('k', { signal: quitter.signal })
     const b = g.get('k')
@@ -287,11 +327,12 @@ describe('Group.get on a non-owner', () => {
     await gc.close()
   })
 
-  test('does not keep a hot copy of bytes it cannot decode, and reports ERR_GROUPCACHE_CODEC', async () => {
+  test('treats bytes it cannot decode as a peer error: no hot copy, a local load instead', async () => {
     const transport = fakeTransport(async () => ({ value: Buffer.from([0xff, 0xfe]), expire: 0, generation: 0 }))
     const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
     const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: true, load: () => 'local' })
-    await assert.rejects(g.get(keyOwnedBy(gc, OTHER)), { code: 'ERR_GROUPCACHE_CODEC' })
+    assert.equal(await g.get(keyOwnedBy(gc, OTHER)), 'local')
+    assert.equal(g.stats.peerErrors, 1)
     assert.equal(g.cacheStats('hot').items, 0)
     await gc.close()
   })
@@ -307,7 +348,11 @@ describe('two nodes over real HTTP', () => {
       )
       const key = keyOwnedBy(nodes[0]!, urls[1]!)
       const got = await Promise.all([groups[0]!.get(key), groups[0]!.get(key), groups[1]!.get(key)])
-      assert.deepEqual(got, [{ id: key, by: 1 }, { id: key, by: 1 }, { id: key, by: 1 }])
+      assert.deepEqual(got, [
+        { id: key, by: 1 },
+        { id: key, by: 1 },
+        { id: key, by: 1 },
+      ])
       assert.deepEqual(loads, [0, 1])
       assert.equal(groups[1]!.stats.serverRequests, 1)
       assert.equal(groups[0]!.stats.peerLoads, 1)
@@ -337,7 +382,14 @@ describe('TTL, with an injected clock', () => {
     try {
       const loads = [0, 0]
       const groups = nodes.map((gc, i) =>
-        gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: true, ttlMs: 5_000, load: (k) => `${k}@${++loads[i]!}` }),
+        gc.newGroup<string>({
+          name: 'g',
+          maxBytes: 1 << 20,
+          codec: 'string',
+          promote: true,
+          ttlMs: 5_000,
+          load: (k) => `${k}@${++loads[i]!}`,
+        }),
       )
       const [asker, owner] = groups as [(typeof groups)[0], (typeof groups)[0]]
       const key = keyOwnedBy(nodes[0]!, urls[1]!)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
-import { ClosedError, Groupcache, InvalidOptionError, type GroupcacheOptions } from '../src/index.js'
+import { ClosedError, Groupcache, type GroupcacheOptions, InvalidOptionError } from '../src/index.js'
 import { Ring } from '../src/ring.js'
 import { rawRequest } from './helpers/raw.js'
 
@@ -18,15 +18,31 @@ describe('new Groupcache(options)', () => {
     ['peers empty', { self: A, peers: [] }, /expected options\.peers to be a non-empty array of peer URLs, got an array/],
     ['peers not an array', { self: A, peers: A }, /expected options\.peers to be a non-empty array/],
     ['a peer not a URL', { self: A, peers: [A, 'b:3000/x y'] }, /expected options\.peers\[1\] to be an http\(s\) base URL/],
-    ['a peer listed twice', { self: A, peers: [A, B, B] }, /expected options\.peers to list each peer once, got http:\/\/10\.0\.0\.2:3000 twice/],
-    ['self missing from peers', { self: A, peers: [B, C] }, /expected options\.peers to include options\.self \(http:\/\/10\.0\.0\.1:3000\)/],
+    [
+      'a peer listed twice',
+      { self: A, peers: [A, B, B] },
+      /expected options\.peers to list each peer once, got http:\/\/10\.0\.0\.2:3000 twice/,
+    ],
+    [
+      'self missing from peers',
+      { self: A, peers: [B, C] },
+      /expected options\.peers to include options\.self \(http:\/\/10\.0\.0\.1:3000\)/,
+    ],
     ['replicas negative', { self: A, peers: [A], replicas: -1 }, /expected options\.replicas to be a positive integer, got -1/],
     ['replicas fractional', { self: A, peers: [A], replicas: 1.5 }, /options\.replicas/],
-    ['basePath without slashes', { self: A, peers: [A], basePath: 'cache' }, /expected options\.basePath to be a path that starts and ends with '\/'/],
+    [
+      'basePath without slashes',
+      { self: A, peers: [A], basePath: 'cache' },
+      /expected options\.basePath to be a path that starts and ends with '\/'/,
+    ],
     ['secret empty', { self: A, peers: [A], secret: '' }, /expected options\.secret to be a non-empty string/],
     ['secret with a newline', { self: A, peers: [A], secret: 'a\nb' }, /options\.secret/],
     ['peerTimeoutMs zero', { self: A, peers: [A], peerTimeoutMs: 0 }, /expected options\.peerTimeoutMs to be a positive integer, got 0/],
-    ['maxKeyBytes a string', { self: A, peers: [A], maxKeyBytes: '10' }, /expected options\.maxKeyBytes to be a positive integer, got "10"/],
+    [
+      'maxKeyBytes a string',
+      { self: A, peers: [A], maxKeyBytes: '10' },
+      /expected options\.maxKeyBytes to be a positive integer, got "10"/,
+    ],
     ['now not a function', { self: A, peers: [A], now: 5 }, /expected options\.now to be a function, got 5/],
     ['transport without fetch', { self: A, peers: [A], transport: {} }, /expected options\.transport to be an object with a fetch method/],
   ]
@@ -63,20 +79,38 @@ describe('gc.newGroup(options)', () => {
     ['a missing name', { maxBytes: 1, load }, /expected options\.name to be a non-empty string, got undefined/],
     ['a negative maxBytes', { name: 'n1', maxBytes: -1, load }, /expected options\.maxBytes to be a non-negative integer, got -1/],
     ['a missing loader', { name: 'n2', maxBytes: 1 }, /expected options\.load to be a function \(or options\.loadMany\), got undefined/],
-    ['an unknown codec', { name: 'n3', maxBytes: 1, load, codec: 'xml' }, /expected options\.codec to be 'msgpack', 'json', 'string', 'bytes' or \{ encode, decode \}, got "xml"/],
+    [
+      'an unknown codec',
+      { name: 'n3', maxBytes: 1, load, codec: 'xml' },
+      /expected options\.codec to be 'msgpack', 'json', 'string', 'bytes' or \{ encode, decode \}, got "xml"/,
+    ],
     ['a bad promote', { name: 'n4', maxBytes: 1, load, promote: 0.5 }, /expected options\.promote to be a boolean or a function, got 0\.5/],
-    ['a bad maxEntryBytes', { name: 'n5', maxBytes: 1, load, maxEntryBytes: 0 }, /expected options\.maxEntryBytes to be a positive integer, got 0/],
-    ['a zero ttlMs', { name: 'n6', maxBytes: 1, load, ttlMs: 0 }, /expected options\.ttlMs to be a positive number of milliseconds \(Infinity for no expiry\), got 0/],
+    [
+      'a bad maxEntryBytes',
+      { name: 'n5', maxBytes: 1, load, maxEntryBytes: 0 },
+      /expected options\.maxEntryBytes to be a positive integer, got 0/,
+    ],
+    [
+      'a zero ttlMs',
+      { name: 'n6', maxBytes: 1, load, ttlMs: 0 },
+      /expected options\.ttlMs to be a positive number of milliseconds \(Infinity for no expiry\), got 0/,
+    ],
   ]
   for (const [what, options, message] of bad) {
     test(`throws InvalidOptionError for ${what}`, () => {
-      assert.throws(() => gc.newGroup(options as never), (err: unknown) => err instanceof InvalidOptionError && message.test(err.message))
+      assert.throws(
+        () => gc.newGroup(options as never),
+        (err: unknown) => err instanceof InvalidOptionError && message.test(err.message),
+      )
     })
   }
 
   test('throws for a duplicate group name and keeps the first group', () => {
     const first = gc.newGroup({ name: 'dup', maxBytes: 1, load })
-    assert.throws(() => gc.newGroup({ name: 'dup', maxBytes: 1, load }), /expected options\.name to be unique, but a group named "dup" exists/)
+    assert.throws(
+      () => gc.newGroup({ name: 'dup', maxBytes: 1, load }),
+      /expected options\.name to be unique, but a group named "dup" exists/,
+    )
     assert.equal(gc.getGroup('dup'), first)
     assert.equal(first.name, 'dup')
   })

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, describe, test } from 'node:test'
-import { startCluster, startNode, type Cluster, type TestNode } from './helpers/cluster.js'
-import { KEYS, PEEK_TIMEOUT_MS, getAll, loadsOf, rollingRestart } from './helpers/rolling.js'
-import { reservePorts, urlsFor } from './helpers/ports.js'
-import { decodeHandoff, encodeHandoff, HandoffError, HANDOFF_TYPE, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER } from '../src/handoff.js'
-import { Groupcache, GENERATION_HEADER, type Group, type PeerRequest } from '../src/index.js'
 import { BodyTooLarge } from '../src/errors.js'
+import { decodeHandoff, encodeHandoff, HANDOFF_TYPE, HandoffError, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER } from '../src/handoff.js'
+import { GENERATION_HEADER, type Group, Groupcache, type PeerRequest } from '../src/index.js'
+import { type Cluster, startCluster, startNode, type TestNode } from './helpers/cluster.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
+import { reservePorts, urlsFor } from './helpers/ports.js'
+import { getAll, KEYS, loadsOf, PEEK_TIMEOUT_MS, rollingRestart } from './helpers/rolling.js'
 
 describe('encodeHandoff and decodeHandoff', () => {
   test('round-trip keys, values and expiries, values copied out of the body', () => {
@@ -191,13 +191,19 @@ describe('Go peers', () => {
 })
 
 describe('hand-off on close (in process)', () => {
-  test('close() hands the main cache to each key\'s next owner, which then serves it without loading; handoff: false does not', async () => {
+  test("close() hands the main cache to each key's next owner, which then serves it without loading; handoff: false does not", async () => {
     for (const handoff of [true, false]) {
       const loads: string[] = []
       const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: SECRET, handoffMs: 0 }))
       try {
         const groups = nodes.map((gc) =>
-          gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (key) => (loads.push(key), `v:${key}`) }),
+          gc.newGroup<string>({
+            name: 'g',
+            maxBytes: 1 << 20,
+            codec: 'string',
+            promote: false,
+            load: (key) => (loads.push(key), `v:${key}`),
+          }),
         )
         const keys = Array.from({ length: 20 }, (_, i) => keyOwnedBy(nodes[0]!, urls[0]!, `k${i}-`))
         for (const key of keys) await groups[1]!.get(key)
@@ -216,10 +222,20 @@ describe('hand-off on close (in process)', () => {
 
   test('handoffBytes bounds the hand-off, most recently used entries first', async () => {
     const loads: string[] = []
-    const { nodes, urls, closeAll } = await startLocalNodes(2, (i) => ({ secret: SECRET, handoffMs: 0, ...(i === 0 ? { handoffBytes: 300 } : {}) }))
+    const { nodes, urls, closeAll } = await startLocalNodes(2, (i) => ({
+      secret: SECRET,
+      handoffMs: 0,
+      ...(i === 0 ? { handoffBytes: 300 } : {}),
+    }))
     try {
       const groups = nodes.map((gc) =>
-        gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (key) => (loads.push(key), `v:${key}`) }),
+        gc.newGroup<string>({
+          name: 'g',
+          maxBytes: 1 << 20,
+          codec: 'string',
+          promote: false,
+          load: (key) => (loads.push(key), `v:${key}`),
+        }),
       )
       const keys = Array.from({ length: 10 }, (_, i) => keyOwnedBy(nodes[0]!, urls[0]!, `k${i}-`))
       for (const key of keys) await groups[0]!.get(key)
@@ -260,7 +276,14 @@ describe('peek on join (real processes)', () => {
     assert.equal(before, moved.length)
     const everyone = [...nodes, joined]
     // Gets arrive anywhere, as behind a load balancer.
-    const failed = await Promise.all(everyone.map((node, i) => getAll(node, KEYS.filter((_, k) => k % 4 === i))))
+    const failed = await Promise.all(
+      everyone.map((node, i) =>
+        getAll(
+          node,
+          KEYS.filter((_, k) => k % 4 === i),
+        ),
+      ),
+    )
     assert.deepEqual(failed, [0, 0, 0, 0])
     const reloaded = (await loadsOf(everyone, moved)) - before
     assert.ok(reloaded <= moved.length * 0.05, `${reloaded} of ${moved.length} moved keys were loaded again`)
@@ -288,7 +311,14 @@ describe('hand-off on leave (real processes)', () => {
     const before = await loadsOf(stayers, its)
     await leaving.close()
     await Promise.all(stayers.map((node) => node.setPeers(urls.slice(0, 2))))
-    const failed = await Promise.all(stayers.map((node, i) => getAll(node, KEYS.filter((_, k) => k % 2 === i))))
+    const failed = await Promise.all(
+      stayers.map((node, i) =>
+        getAll(
+          node,
+          KEYS.filter((_, k) => k % 2 === i),
+        ),
+      ),
+    )
     assert.deepEqual(failed, [0, 0])
     const reloaded = (await loadsOf(stayers, its)) - before
     assert.ok(reloaded <= its.length * 0.05, `${reloaded} of the leaving node's ${its.length} keys were loaded again`)

@@ -1,19 +1,19 @@
-import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
 import {
   ARRAY_BYTES,
   BUFFER_BYTES,
   DICTIONARY_PROPERTIES,
   DICTIONARY_SLOT_BYTES,
   HEAP_NUMBER_BYTES,
-  OBJECT_BYTES,
-  STRING_HEADER_BYTES,
-  VIEW_BYTES,
   heapBytes,
   isOneByte,
   numberBytes,
+  OBJECT_BYTES,
   ownString,
+  STRING_HEADER_BYTES,
   stringBytes,
+  VIEW_BYTES,
 } from '../src/heap.js'
 
 describe('heapBytes', () => {
@@ -57,7 +57,11 @@ describe('heapBytes', () => {
     const buffer = new ArrayBuffer(1000)
     const view = new Uint8Array(buffer, 10, 20)
     assert.equal(heapBytes(view), VIEW_BYTES + BUFFER_BYTES + 1000, 'a small view keeps its whole buffer')
-    assert.equal(heapBytes([view, new DataView(buffer)]), ARRAY_BYTES + 16 + 2 * VIEW_BYTES + BUFFER_BYTES + 1000, 'two views of one buffer')
+    assert.equal(
+      heapBytes([view, new DataView(buffer)]),
+      ARRAY_BYTES + 16 + 2 * VIEW_BYTES + BUFFER_BYTES + 1000,
+      'two views of one buffer',
+    )
     assert.equal(heapBytes({ body: view }, buffer), OBJECT_BYTES + 4 * 8 + VIEW_BYTES, 'a view of the shared buffer')
   })
 
@@ -88,12 +92,25 @@ describe('strings', () => {
 
   test('ownString returns an equal string, whatever it holds', () => {
     const big = 'prefix-'.repeat(1000)
-    const cases = ['', 'short', big.slice(7, 60), `${big.slice(0, 20)}+${'tail'.repeat(5)}`, 'ключ-'.repeat(5), 'a\ud800b-lone-surrogate', '🔑'.repeat(10)]
+    const cases = [
+      '',
+      'short',
+      big.slice(7, 60),
+      `${big.slice(0, 20)}+${'tail'.repeat(5)}`,
+      'ключ-'.repeat(5),
+      'a\ud800b-lone-surrogate',
+      '🔑'.repeat(10),
+    ]
     for (const s of cases) assert.equal(ownString(s), s, JSON.stringify(s.slice(0, 20)))
   })
 
   test('numberBytes boxes what is not a 31-bit integer', () => {
     assert.deepEqual([0, -1, 2 ** 31 - 1, -(2 ** 31)].map(numberBytes), [0, 0, 0, 0])
-    assert.deepEqual([2 ** 31, 0.1, NaN, Date.now()].map(numberBytes), [HEAP_NUMBER_BYTES, HEAP_NUMBER_BYTES, HEAP_NUMBER_BYTES, HEAP_NUMBER_BYTES])
+    assert.deepEqual([2 ** 31, 0.1, NaN, Date.now()].map(numberBytes), [
+      HEAP_NUMBER_BYTES,
+      HEAP_NUMBER_BYTES,
+      HEAP_NUMBER_BYTES,
+      HEAP_NUMBER_BYTES,
+    ])
   })
 })

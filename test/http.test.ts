@@ -131,7 +131,10 @@ describe('HttpTransport', () => {
       const signal = new AbortController().signal
       const refreshed = await transport.fetch(peer, 'g', 'k', signal, 0, undefined, true)
       const plain = await transport.fetch(peer, 'g', 'k', signal, 0)
-      assert.deepEqual(seen.map((h) => h[REFRESH_HEADER]), ['1500', undefined])
+      assert.deepEqual(
+        seen.map((h) => h[REFRESH_HEADER]),
+        ['1500', undefined],
+      )
       for (const answer of [refreshed, plain]) {
         assert.deepEqual([answer.expire, answer.staleUntil], [1_000, 21_000])
         assert.equal(Buffer.from(answer.value).toString(), 'v')

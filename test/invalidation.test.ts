@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Ring } from '../src/ring.js'
-import { startCluster, type Cluster, type RemoteError, type TestNode } from './helpers/cluster.js'
+import { type Cluster, type RemoteError, startCluster, type TestNode } from './helpers/cluster.js'
 import { rawRequest } from './helpers/raw.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -43,7 +43,10 @@ describe('remove, set and clear on a 3-node cluster', () => {
     await other.remove(key)
     const again = await Promise.all([asker.get(key), other.get(key), owner.get(key)])
     assert.deepEqual(again, [`value-of:${key}#2`, `value-of:${key}#2`, `value-of:${key}#2`])
-    assert.deepEqual(await loadsOf(cluster.nodes, key), cluster.nodes.map((n) => (n === owner ? 2 : 0)))
+    assert.deepEqual(
+      await loadsOf(cluster.nodes, key),
+      cluster.nodes.map((n) => (n === owner ? 2 : 0)),
+    )
   })
 
   test('a load in flight when remove is called answers its caller but is not stored', async () => {
@@ -63,7 +66,10 @@ describe('remove, set and clear on a 3-node cluster', () => {
     await asker.get(key)
     await other.set(key, 'manual')
     for (const node of [asker, other, owner]) assert.equal(await node.get(key), 'manual', node.url)
-    assert.deepEqual(await loadsOf(cluster.nodes, key), cluster.nodes.map((n) => (n === owner ? 1 : 0)))
+    assert.deepEqual(
+      await loadsOf(cluster.nodes, key),
+      cluster.nodes.map((n) => (n === owner ? 1 : 0)),
+    )
   })
 
   test('a load that began before set and finishes after it does not overwrite the set value', async () => {
@@ -108,7 +114,7 @@ describe('remove, set and clear on a 3-node cluster', () => {
 
 describe('remove with a peer down', () => {
   test('rejects naming the unreachable peer, after clearing the reachable ones', async () => {
-    const cluster = await startCluster(3, () => ({ numbered: true, promote: true }))
+    const cluster = await startCluster(3, () => ({ secret: SECRET, numbered: true, promote: true }))
     try {
       const ring = new Ring(cluster.urls)
       const [a, b, c] = cluster.nodes as [TestNode, TestNode, TestNode]

@@ -1,6 +1,6 @@
-import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { LRU, Linked } from '../src/lru.js'
+import { describe, test } from 'node:test'
+import { Linked, LRU } from '../src/lru.js'
 
 /** Item is a value an LRU can hold: it carries the LRU's links itself. */
 class Item extends Linked {
@@ -166,16 +166,25 @@ describe('LRU', () => {
     const lru = new LRU<Item>()
     const items = ['a', 'b', 'c'].map((name) => new Item(name))
     for (const item of items) lru.add(item.name, item, 1)
-    assert.deepEqual(items.map((i) => i.key), ['a', 'b', 'c'])
+    assert.deepEqual(
+      items.map((i) => i.key),
+      ['a', 'b', 'c'],
+    )
     lru.remove('b')
     lru.removeOldest()
-    assert.deepEqual(items.map((i) => i.key), [undefined, undefined, 'c'])
+    assert.deepEqual(
+      items.map((i) => i.key),
+      [undefined, undefined, 'c'],
+    )
     lru.clear()
-    assert.deepEqual(items.map((i) => [i.key, i.newer, i.older, i.size]), [
-      [undefined, undefined, undefined, 0],
-      [undefined, undefined, undefined, 0],
-      [undefined, undefined, undefined, 0],
-    ])
+    assert.deepEqual(
+      items.map((i) => [i.key, i.newer, i.older, i.size]),
+      [
+        [undefined, undefined, undefined, 0],
+        [undefined, undefined, undefined, 0],
+        [undefined, undefined, undefined, 0],
+      ],
+    )
     assert.deepEqual(counters(lru), { gets: 0, hits: 0, evictions: 1, bytes: 0, items: 0 })
     // A cleared LRU works as a new one.
     lru.add('d', new Item('d'), 2)

@@ -70,14 +70,22 @@ describe('membership changes', () => {
       const oldRing = new Ring([a, b])
       for (const key of before) {
         const where = loads.map((l) => l.get(key) ?? 0)
-        assert.deepEqual(where, urls.map((u) => (u === oldRing.owner(key) ? 1 : 0)), key)
+        assert.deepEqual(
+          where,
+          urls.map((u) => (u === oldRing.owner(key) ? 1 : 0)),
+          key,
+        )
       }
       // Keys asked for after it load once, on their owner in the new ring,
       // the new peer included.
       const ring = new Ring([a, b, c])
       for (const key of after) {
         const where = loads.map((l) => l.get(key) ?? 0)
-        assert.deepEqual(where, urls.map((u) => (u === ring.owner(key) ? 1 : 0)), key)
+        assert.deepEqual(
+          where,
+          urls.map((u) => (u === ring.owner(key) ? 1 : 0)),
+          key,
+        )
       }
       assert.ok(after.filter((k) => ring.owner(k) === c).length > 20, 'the new peer owns its share')
     } finally {

@@ -32,14 +32,65 @@ const SUBPATHS = Object.keys(pkg.exports)
   .filter((subpath) => subpath !== './package.json')
   .map((subpath) => `groupcache${subpath.slice(1)}`)
 const EXPORTS = [
-  'AbortedError', 'BATCH_CONTENT_TYPE', 'ClosedError', 'CodecError', 'DEFAULT_BASE_PATH', 'DEFAULT_BATCH_WINDOW_MS', 'DEFAULT_BREAKER_BACKOFF_MS',
-  'DEFAULT_BREAKER_FAILURES', 'DEFAULT_BREAKER_MAX_BACKOFF_MS', 'DEFAULT_CLOSE_GRACE_MS', 'DEFAULT_CODEC',
-  'DEFAULT_DNS_INTERVAL_MS', 'DEFAULT_HANDOFF_MS', 'DEFAULT_HOT_PROMOTION', 'DEFAULT_MAX_ENTRY_FRACTION', 'DEFAULT_MAX_KEY_BYTES',
-  'DEFAULT_MAX_PEER_LOADS', 'DEFAULT_MAX_RESPONSE_BYTES', 'DEFAULT_PEEK_TIMEOUT_MS', 'DEFAULT_PEER_CONNECTIONS',
-  'DEFAULT_PEER_TIMEOUT_MS', 'DEFAULT_REFRESH_RETRY_MS', 'DEFAULT_REPLICAS', 'DiscoveryError', 'ENTRY_OVERHEAD_BYTES', 'ERROR_HEADER', 'FETCH_CHANNEL', 'GENERATION_HEADER',
-  'GET_CHANNEL', 'Group', 'Groupcache', 'GroupcacheError', 'InvalidKeyError', 'InvalidOptionError', 'LOAD_CHANNEL', 'LoadError',
-  'MAX_BATCH_ANSWER_BYTES', 'MAX_BATCH_BODY_BYTES', 'MAX_BATCH_KEYS', 'MAX_REFRESH_RETRY_MS', 'NotFoundError', 'OverloadedError', 'PEER_CHANNEL', 'PeerError', 'REFRESH_HEADER', 'SERVE_CHANNEL', 'STATS_PATH', 'TooLargeError', 'UnreachablePeersError',
-  'dnsPeers', 'fetchTracing', 'getTracing', 'loadChannel', 'loadTracing', 'peerChannel', 'serveTracing', 'toPeerRequest', 'writePeerResponse',
+  'AbortedError',
+  'BATCH_CONTENT_TYPE',
+  'ClosedError',
+  'CodecError',
+  'DEFAULT_BASE_PATH',
+  'DEFAULT_BATCH_WINDOW_MS',
+  'DEFAULT_BREAKER_BACKOFF_MS',
+  'DEFAULT_BREAKER_FAILURES',
+  'DEFAULT_BREAKER_MAX_BACKOFF_MS',
+  'DEFAULT_CLOSE_GRACE_MS',
+  'DEFAULT_CODEC',
+  'DEFAULT_DNS_INTERVAL_MS',
+  'DEFAULT_HANDOFF_MS',
+  'DEFAULT_HOT_PROMOTION',
+  'DEFAULT_MAX_ENTRY_FRACTION',
+  'DEFAULT_MAX_KEY_BYTES',
+  'DEFAULT_MAX_PEER_LOADS',
+  'DEFAULT_MAX_RESPONSE_BYTES',
+  'DEFAULT_PEEK_TIMEOUT_MS',
+  'DEFAULT_PEER_CONNECTIONS',
+  'DEFAULT_PEER_TIMEOUT_MS',
+  'DEFAULT_REFRESH_RETRY_MS',
+  'DEFAULT_REPLICAS',
+  'DiscoveryError',
+  'ENTRY_OVERHEAD_BYTES',
+  'ERROR_HEADER',
+  'FETCH_CHANNEL',
+  'GENERATION_HEADER',
+  'GET_CHANNEL',
+  'Group',
+  'Groupcache',
+  'GroupcacheError',
+  'InvalidKeyError',
+  'InvalidOptionError',
+  'LOAD_CHANNEL',
+  'LoadError',
+  'MAX_BATCH_ANSWER_BYTES',
+  'MAX_BATCH_BODY_BYTES',
+  'MAX_BATCH_KEYS',
+  'MAX_GENERATION_LEAD_MS',
+  'MAX_REFRESH_RETRY_MS',
+  'NotFoundError',
+  'OverloadedError',
+  'PEER_CHANNEL',
+  'PeerError',
+  'REFRESH_HEADER',
+  'SERVE_CHANNEL',
+  'STATS_PATH',
+  'TooLargeError',
+  'UnreachablePeersError',
+  'dnsPeers',
+  'fetchTracing',
+  'getTracing',
+  'loadChannel',
+  'loadTracing',
+  'peerChannel',
+  'serveTracing',
+  'toPeerRequest',
+  'writePeerResponse',
 ]
 
 test('the ESM entry exports exactly the public API', async () => {
@@ -52,7 +103,16 @@ test("each adapter subpath exports groupcache, also as its default export, and t
     const mod = (await import(subpath)) as Record<string, unknown>
     assert.deepEqual(
       Object.keys(mod).sort(),
-      ['BYPASS_TTL_MS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_ROUTE_CACHE_BYTES', 'DEFAULT_ROUTE_GROUP', 'DEFAULT_ROUTE_TTL_MS', 'SOURCE_HEADER', 'default', 'groupcache'],
+      [
+        'BYPASS_TTL_MS',
+        'DEFAULT_MAX_BODY_BYTES',
+        'DEFAULT_ROUTE_CACHE_BYTES',
+        'DEFAULT_ROUTE_GROUP',
+        'DEFAULT_ROUTE_TTL_MS',
+        'SOURCE_HEADER',
+        'default',
+        'groupcache',
+      ],
       subpath,
     )
     assert.equal(mod.DEFAULT_ROUTE_TTL_MS, 60_000, subpath)
@@ -128,7 +188,12 @@ function packagesImported(dir: string): Set<string> {
     for (const pattern of patterns) {
       for (const [, specifier] of text.matchAll(pattern)) {
         if (specifier === undefined || specifier.startsWith('.') || specifier.startsWith('node:')) continue
-        found.add(specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/'))
+        found.add(
+          specifier
+            .split('/')
+            .slice(0, specifier.startsWith('@') ? 2 : 1)
+            .join('/'),
+        )
       }
     }
   }

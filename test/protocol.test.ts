@@ -2,12 +2,12 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { AbortedError, CodecError, LoadError, NotFoundError, OverloadedError, PeerError } from '../src/errors.js'
 import {
-  ERROR_HEADER,
-  MAX_ERROR_TEXT,
-  MAX_REFRESH_WAIT_MS,
   answerError,
+  ERROR_HEADER,
   errorAnswer,
   escapePathPart,
+  MAX_ERROR_TEXT,
+  MAX_REFRESH_WAIT_MS,
   parseGeneration,
   parseRefreshWait,
   unescapePathPart,
@@ -75,7 +75,7 @@ describe('the verdict mapping between server and client', () => {
     for (const err of [new AbortedError(undefined), new OverloadedError('busy')]) {
       const back = roundTrip(err)
       assert.ok(back instanceof PeerError, String(back))
-      assert.equal(back.status, 503)
+      assert.equal(back.peerStatus, 503)
     }
   })
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
 import { crc32 } from 'node:zlib'
-import { DEFAULT_REPLICAS, Ring, hashKey } from '../src/ring.js'
+import { DEFAULT_REPLICAS, hashKey, Ring } from '../src/ring.js'
 
 interface VectorCase {
   name: string

@@ -3,17 +3,9 @@
 // of child processes.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import {
-  Groupcache,
-  InvalidOptionError,
-  LoadError,
-  NotFoundError,
-  REFRESH_HEADER,
-  type Group,
-  type LoadContext,
-} from '../src/index.js'
+import { type Group, Groupcache, InvalidOptionError, type LoadContext, LoadError, NotFoundError, REFRESH_HEADER } from '../src/index.js'
 import { Ring } from '../src/ring.js'
-import { startCluster, type Cluster, type TestNode } from './helpers/cluster.js'
+import { type Cluster, startCluster, type TestNode } from './helpers/cluster.js'
 import { deferred, keyOwnedBy, startLocalNodes } from './helpers/local.js'
 import type { HammerReport } from './helpers/node-main.js'
 import { waitFor } from './helpers/wait.js'
@@ -271,12 +263,24 @@ describe('stale values on one node, with an injected clock', () => {
 describe('stale values in getMany', () => {
   test('getMany answers stale values at once and starts one refresh per key', async () => {
     const { gc, g, source, clock } = oneNode()
-    assert.deepEqual([...(await g.getMany(['a', 'b']))], [['a', 'v1'], ['b', 'v2']])
+    assert.deepEqual(
+      [...(await g.getMany(['a', 'b']))],
+      [
+        ['a', 'v1'],
+        ['b', 'v2'],
+      ],
+    )
     clock.now += 1_000
     const releases = [source.hold(3), source.hold(4)]
     const got = await settledSoon(g.getMany(['a', 'b', 'a']))
     assert.notEqual(got, PENDING, 'getMany waited for the held refreshes')
-    assert.deepEqual([...(got as Map<string, string>)], [['a', 'v1'], ['b', 'v2']])
+    assert.deepEqual(
+      [...(got as Map<string, string>)],
+      [
+        ['a', 'v1'],
+        ['b', 'v2'],
+      ],
+    )
     assert.equal(await settledSoon(g.getMany(['a', 'b'])).then((m) => (m === PENDING ? m : m.size)), 2)
     assert.equal(source.calls, 4, 'one refresh per key')
     for (const release of releases) release()
@@ -301,7 +305,15 @@ describe('stale values across nodes in this process, over real HTTP', () => {
     const { nodes, urls, closeAll } = await startLocalNodes(3, () => ({ now: () => clock.now }))
     const sources = nodes.map(() => new Source())
     const groups = nodes.map((gc, i) =>
-      gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote, ttlMs: 1_000, staleMs: 10_000, load: sources[i]!.load }),
+      gc.newGroup<string>({
+        name: 'g',
+        maxBytes: 1 << 20,
+        codec: 'string',
+        promote,
+        ttlMs: 1_000,
+        staleMs: 10_000,
+        load: sources[i]!.load,
+      }),
     )
     return { nodes, urls, groups, sources, clock, key: keyOwnedBy(nodes[0]!, urls[0]!), closeAll }
   }
@@ -322,13 +334,23 @@ describe('stale values across nodes in this process, over real HTTP', () => {
         }
       }
       await waitFor("the non-owners' asks to reach the owner", () => owner.stats.serverRequests === asked + 2)
-      assert.deepEqual(sources.map((s) => s.calls), [2, 0, 0], 'the owner alone runs the loader, once')
-      assert.deepEqual(groups.map((g) => g.stats.refreshes), [1, 1, 1])
+      assert.deepEqual(
+        sources.map((s) => s.calls),
+        [2, 0, 0],
+        'the owner alone runs the loader, once',
+      )
+      assert.deepEqual(
+        groups.map((g) => g.stats.refreshes),
+        [1, 1, 1],
+      )
       release()
       // Each non-owner's one ask was held by the owner until its refresh
       // ended, and brought the new value back.
       await waitFor('every node to see v2', async () => (await Promise.all(groups.map((g) => g.get(key)))).every((v) => v === 'v2'))
-      assert.deepEqual(sources.map((s) => s.calls), [2, 0, 0])
+      assert.deepEqual(
+        sources.map((s) => s.calls),
+        [2, 0, 0],
+      )
       assert.equal(owner.stats.serverRequests, asked + 2, 'one ask per non-owner')
       assert.deepEqual([a.stats.refreshErrors, b.stats.refreshErrors], [0, 0])
     } finally {
@@ -347,7 +369,10 @@ describe('stale values across nodes in this process, over real HTTP', () => {
       sources[0]!.hold(2)
       assert.deepEqual(await settledSoon(asker.getWithSource(key)), { value: 'v1', source: 'stale' })
       assert.deepEqual(await settledSoon(asker.getWithSource(key)), { value: 'v1', source: 'stale' })
-      assert.deepEqual(sources.map((s) => s.calls), [2, 0, 0])
+      assert.deepEqual(
+        sources.map((s) => s.calls),
+        [2, 0, 0],
+      )
       assert.equal(groups[0]!.stats.staleHits, 2)
     } finally {
       for (const source of sources) source.releaseAll()
@@ -388,10 +413,19 @@ describe('stale values across nodes in this process, over real HTTP', () => {
       const asked = owner.stats.serverRequests
       const got = await settledSoon(asker.getMany([key, other]))
       assert.notEqual(got, PENDING)
-      assert.deepEqual([...(got as Map<string, string>)], [[key, 'v1'], [other, 'v2']])
+      assert.deepEqual(
+        [...(got as Map<string, string>)],
+        [
+          [key, 'v1'],
+          [other, 'v2'],
+        ],
+      )
       assert.equal(owner.stats.serverRequests - asked, 2, 'one batch of two keys')
       assert.equal(sources[0]!.calls, 4, 'the owner refreshes each key once')
-      assert.deepEqual(sources.slice(1).map((s) => s.calls), [0, 0])
+      assert.deepEqual(
+        sources.slice(1).map((s) => s.calls),
+        [0, 0],
+      )
       // The answers carried their stale window, so the asker kept its copies and serves them stale itself.
       assert.equal(asker.cacheStats('hot').items, 2, 'both stale answers were kept as hot copies')
       assert.deepEqual(await asker.getWithSource(key), { value: 'v1', source: 'stale' })
@@ -467,12 +501,18 @@ describe('stale values on a 3-node cluster of child processes (300 ms loader, tt
     const ownerStats = (await owner.stats()).stats
     t.diagnostic(`slowest get per node: ${reports.map((r) => `${r.maxMs.toFixed(1)} ms`).join(', ')} (not asserted: wall clock)`)
     t.diagnostic(`owner loads ${ownerLoads} in ${elapsed} ms; sources ${JSON.stringify(reports.map((r) => r.sources))}`)
-    assert.deepEqual(reports.flatMap((r) => r.errors), [])
+    assert.deepEqual(
+      reports.flatMap((r) => r.errors),
+      [],
+    )
     for (const other of others) assert.equal(loads[cluster.nodes.indexOf(other)], 0, 'a non-owner never runs the loader')
     assert.equal(ownerStats.refreshes, ownerLoads - 1, 'every load after the first was the one refresh of an expiry')
     assert.ok(ownerLoads >= 2, 'the value expired and was refreshed')
     assert.ok(ownerLoads - 1 <= maxExpiries(elapsed), `${ownerLoads - 1} refreshes, at most ${maxExpiries(elapsed)} expiries`)
-    assert.ok(reports.some((r) => (r.sources.stale ?? 0) > 0), 'stale values were served')
+    assert.ok(
+      reports.some((r) => (r.sources.stale ?? 0) > 0),
+      'stale values were served',
+    )
     for (const r of reports) {
       for (const value of Object.keys(r.values)) {
         const n = Number(value.slice(`value-of:${key}#`.length))
@@ -490,10 +530,19 @@ describe('stale values on a 3-node cluster of child processes (300 ms loader, tt
       // The gets cross the expiry; were any to wait on the held refresh, the
       // hammer would not return until the release below.
       const reports = await Promise.all(cluster.nodes.map((n) => n.hammer(key, 2_000, 10)))
-      assert.deepEqual(reports.flatMap((r) => r.errors), [])
+      assert.deepEqual(
+        reports.flatMap((r) => r.errors),
+        [],
+      )
       for (const r of reports) assert.deepEqual(Object.keys(r.values), [`value-of:${key}#1`])
-      assert.ok(reports.some((r) => (r.sources.stale ?? 0) > 0), 'the value expired during the gets')
-      assert.deepEqual(await loadsOf(key), cluster.nodes.map((n) => (n === owner ? 2 : 0)))
+      assert.ok(
+        reports.some((r) => (r.sources.stale ?? 0) > 0),
+        'the value expired during the gets',
+      )
+      assert.deepEqual(
+        await loadsOf(key),
+        cluster.nodes.map((n) => (n === owner ? 2 : 0)),
+      )
     } finally {
       await owner.release(key)
     }
@@ -515,7 +564,10 @@ describe('stale values on a 3-node cluster of child processes (300 ms loader, tt
     const loads = await loadsOf(key)
     const ownerLoads = loads[cluster.nodes.indexOf(owner)]!
     t.diagnostic(`owner loader calls ${ownerLoads} in ${elapsed} ms; gets ${reports.map((r) => r.gets).join(', ')}`)
-    assert.deepEqual(reports.flatMap((r) => r.errors), [])
+    assert.deepEqual(
+      reports.flatMap((r) => r.errors),
+      [],
+    )
     for (const r of reports) assert.deepEqual(Object.keys(r.values), [`value-of:${key}#1`])
     for (const other of others) assert.equal(loads[cluster.nodes.indexOf(other)], 0)
     // Attempts are at least a load plus refreshRetryMs (1 s) apart.

@@ -1,6 +1,6 @@
-import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { decodeGetResponse, encodeGetResponse, WireError, type GetResponse } from '../src/wire.js'
+import { describe, test } from 'node:test'
+import { decodeGetResponse, encodeGetResponse, type GetResponse, WireError } from '../src/wire.js'
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
@@ -122,9 +122,21 @@ describe('decodeGetResponse', () => {
       { name: 'fixed64 field 5 before value', input: '29 0102030405060708' + '0a 02 6869', want: { value: '6869' } },
       { name: 'bytes field 6 before value', input: '32 03 ffffff' + '0a 02 6869', want: { value: '6869' } },
       { name: 'fixed32 field 7 before value', input: '3d 01020304' + '0a 02 6869', want: { value: '6869' } },
-      { name: 'unknown fields after value', input: '0a 02 6869' + '40 01' + '29 0000000000000000' + '32 00' + '3d 00000000', want: { value: '6869' } },
-      { name: 'field 100 (two-byte tag) between known fields', input: '0a 01 61' + 'a2 06 02 6263' + '18 05', want: { value: '61', expire: 5 } },
-      { name: 'known field numbers with unexpected wire types', input: '08 07' + '0a 01 61' + '1a 01 62' + '10 09' + '22 01 63', want: { value: '61' } },
+      {
+        name: 'unknown fields after value',
+        input: '0a 02 6869' + '40 01' + '29 0000000000000000' + '32 00' + '3d 00000000',
+        want: { value: '6869' },
+      },
+      {
+        name: 'field 100 (two-byte tag) between known fields',
+        input: '0a 01 61' + 'a2 06 02 6263' + '18 05',
+        want: { value: '61', expire: 5 },
+      },
+      {
+        name: 'known field numbers with unexpected wire types',
+        input: '08 07' + '0a 01 61' + '1a 01 62' + '10 09' + '22 01 63',
+        want: { value: '61' },
+      },
       { name: 'only unknown fields', input: '40 01', want: { value: '' } },
     ]
     for (const c of cases) {

@@ -4,8 +4,8 @@
 import { isIPv6 } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
-import groupcache from 'groupcache/fastify'
 import { dnsPeers } from 'groupcache'
+import groupcache from 'groupcache/fastify'
 
 const port = Number(process.env.PORT ?? 3000)
 const podIp = process.env.POD_IP

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
-import { AggregationTemporality, MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics'
+import { AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import type { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base'
 import { Registry } from 'prom-client'
 import { instrument } from '../../adapters/otel.js'
 import { registerMetrics } from '../../adapters/prometheus.js'
-import { Groupcache, NotFoundError, fetchTracing, getTracing, loadTracing, serveTracing } from '../../src/index.js'
+import { fetchTracing, Groupcache, getTracing, loadTracing, NotFoundError, serveTracing } from '../../src/index.js'
 import { startCluster } from '../helpers/cluster.js'
 import { keyOwnedBy, startLocalNodes } from '../helpers/local.js'
 import { mentions, records, registerTracing, type SpanRecord } from '../helpers/otel.js'
@@ -82,7 +82,10 @@ describe('with an OpenTelemetry SDK', () => {
       assert.equal(fetch.parentSpanId, get.spanId)
       assert.equal(serve.parentSpanId, fetch.spanId)
       assert.equal(load.parentSpanId, serve.spanId)
-      assert.deepEqual([get.kind, fetch.kind, serve.kind, load.kind], [SpanKind.INTERNAL, SpanKind.CLIENT, SpanKind.SERVER, SpanKind.INTERNAL])
+      assert.deepEqual(
+        [get.kind, fetch.kind, serve.kind, load.kind],
+        [SpanKind.INTERNAL, SpanKind.CLIENT, SpanKind.SERVER, SpanKind.INTERNAL],
+      )
       assert.deepEqual(get.attributes, { 'groupcache.group': 'test', 'groupcache.source': 'peer', 'groupcache.owner': b.url })
       assert.deepEqual(fetch.attributes, { 'groupcache.group': 'test', 'groupcache.peer': b.url, 'groupcache.outcome': 'ok' })
       assert.deepEqual(load.attributes, { 'groupcache.group': 'test', 'groupcache.for_peer': true })
@@ -113,12 +116,15 @@ describe('with an OpenTelemetry SDK', () => {
         for (const key of [mine, mine, theirs, theirs]) await groups[0]!.get(key)
       })
       const spans = records(exporter)
-      assert.deepEqual(named(spans, 'groupcache.get').map((s) => [s.attributes['groupcache.source'], s.attributes['groupcache.owner']]), [
-        ['load', urls[0]],
-        ['hit', undefined],
-        ['peer', urls[1]],
-        ['hot', undefined],
-      ])
+      assert.deepEqual(
+        named(spans, 'groupcache.get').map((s) => [s.attributes['groupcache.source'], s.attributes['groupcache.owner']]),
+        [
+          ['load', urls[0]],
+          ['hit', undefined],
+          ['peer', urls[1]],
+          ['hot', undefined],
+        ],
+      )
       const load = one(spans, 'groupcache.load')
       assert.equal(load.parentSpanId, named(spans, 'groupcache.get')[0]!.spanId)
       assert.equal(load.attributes['groupcache.for_peer'], false)
@@ -139,17 +145,29 @@ describe('with an OpenTelemetry SDK', () => {
     const otel = instrument(nodes[0]!)
     try {
       const groups = nodes.map((gc) =>
-        gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => { if (k.startsWith('nf')) throw new NotFoundError('no'); return k } }),
+        gc.newGroup<string>({
+          name: 'g',
+          maxBytes: 1 << 20,
+          codec: 'string',
+          promote: false,
+          load: (k) => {
+            if (k.startsWith('nf')) throw new NotFoundError('no')
+            return k
+          },
+        }),
       )
       await inSpan(() => assert.rejects(groups[0]!.get(keyOwnedBy(nodes[0]!, urls[1]!, 'nf')), { code: 'ERR_GROUPCACHE_NOT_FOUND' }))
       await nodes[1]!.close()
       await inSpan(() => groups[0]!.get(keyOwnedBy(nodes[0]!, urls[1]!, 'down')))
       const spans = records(exporter)
       const fetches = named(spans, 'groupcache.fetch')
-      assert.deepEqual(fetches.map((s) => [s.attributes['groupcache.outcome'], s.attributes['error.type'], s.status.code]), [
-        ['verdict', 'ERR_GROUPCACHE_NOT_FOUND', SpanStatusCode.ERROR],
-        ['error', 'ERR_GROUPCACHE_PEER', SpanStatusCode.ERROR],
-      ])
+      assert.deepEqual(
+        fetches.map((s) => [s.attributes['groupcache.outcome'], s.attributes['error.type'], s.status.code]),
+        [
+          ['verdict', 'ERR_GROUPCACHE_NOT_FOUND', SpanStatusCode.ERROR],
+          ['error', 'ERR_GROUPCACHE_PEER', SpanStatusCode.ERROR],
+        ],
+      )
       const load = one(spans, 'groupcache.load')
       const get = named(spans, 'groupcache.get')[1]!
       assert.equal(load.parentSpanId, get.spanId)
@@ -172,7 +190,10 @@ describe('with an OpenTelemetry SDK', () => {
       otel = instrument(gc, { requireParentSpan: false })
       await g.get('b')
       const spans = records(exporter)
-      assert.deepEqual(spans.map((s) => s.name), ['groupcache.load', 'groupcache.get'])
+      assert.deepEqual(
+        spans.map((s) => s.name),
+        ['groupcache.load', 'groupcache.get'],
+      )
       assert.equal(one(spans, 'groupcache.get').parentSpanId, undefined)
     } finally {
       otel.uninstrument()
@@ -211,9 +232,17 @@ describe('with an OpenTelemetry SDK', () => {
       const whole = await run({ includeKeys: true })
       assert.equal(whole.attributes['groupcache.key'], 'alice@example.com')
       assert.equal(whole.status.message, 'no user alice@example.com')
-      assert.deepEqual(whole.events.map((e) => e.name), ['exception'])
+      assert.deepEqual(
+        whole.events.map((e) => e.name),
+        ['exception'],
+      )
       // A sanitizer that throws records no key, and the get goes on.
-      const thrown = await run({ includeKeys: true, keySanitizer: () => { throw new Error('bug') } })
+      const thrown = await run({
+        includeKeys: true,
+        keySanitizer: () => {
+          throw new Error('bug')
+        },
+      })
       assert.equal(thrown.attributes['groupcache.key'], undefined)
     } finally {
       await gc.close()
@@ -227,7 +256,10 @@ describe('with an OpenTelemetry SDK', () => {
     try {
       const groups = nodes.map((gc) => gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => k }))
       await inSpan(() => groups[1]!.get(keyOwnedBy(nodes[1]!, urls[1]!)))
-      assert.deepEqual(records(exporter).map((s) => s.name), ['request'])
+      assert.deepEqual(
+        records(exporter).map((s) => s.name),
+        ['request'],
+      )
       otel.uninstrument()
       otel.uninstrument()
       assert.equal(anyTraced(), false)
@@ -243,7 +275,12 @@ describe('with an OpenTelemetry SDK', () => {
     try {
       nodes[0]!.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => k })
       const port = Number(new URL(urls[0]!).port)
-      for (const traceparent of ['garbage', '00-00000000000000000000000000000000-0000000000000000-01', `00-${'f'.repeat(32)}-${'z'.repeat(16)}-01`, 'x'.repeat(8000)]) {
+      for (const traceparent of [
+        'garbage',
+        '00-00000000000000000000000000000000-0000000000000000-01',
+        `00-${'f'.repeat(32)}-${'z'.repeat(16)}-01`,
+        'x'.repeat(8000),
+      ]) {
         const res = await rawRequest(port, '/_groupcache/g/k', { headers: { traceparent, tracestate: '=,=,=' } })
         assert.equal(res.status, 200, traceparent.slice(0, 40))
       }
@@ -262,7 +299,9 @@ describe('with an OpenTelemetry SDK', () => {
     const prom = registerMetrics(nodes[0]!, { registry })
     try {
       assert.deepEqual([otel.traces, otel.metrics], [false, true])
-      const groups = nodes.map((gc) => gc.newGroup<string>({ name: 'users', maxBytes: 1 << 20, codec: 'string', promote: true, load: (k) => k }))
+      const groups = nodes.map((gc) =>
+        gc.newGroup<string>({ name: 'users', maxBytes: 1 << 20, codec: 'string', promote: true, load: (k) => k }),
+      )
       const mine = keyOwnedBy(nodes[0]!, urls[0]!)
       const theirs = keyOwnedBy(nodes[0]!, urls[1]!)
       for (const key of [mine, mine, theirs, theirs]) await groups[0]!.get(key)
@@ -272,7 +311,9 @@ describe('with an OpenTelemetry SDK', () => {
       const promNames = (await registry.getMetricsAsJSON()).map((m) => m.name).sort()
       assert.deepEqual(otelMetrics.map((m) => m.descriptor.name).sort(), promNames)
       const value = async (name: string, labels: Record<string, string>): Promise<unknown> => {
-        const metric = (await reader.collect()).resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name)
+        const metric = (await reader.collect()).resourceMetrics.scopeMetrics
+          .flatMap((s) => s.metrics)
+          .find((m) => m.descriptor.name === name)
         const points = (metric?.dataPoints ?? []) as Array<DataPoint<unknown>>
         return points.find((p) => Object.entries(labels).every(([k, v]) => p.attributes[k] === v))?.value
       }

@@ -17,7 +17,9 @@ test('registerMetrics exposes the counters, the caches, the circuits and peer-fe
   const registry = new Registry()
   const metrics = registerMetrics(nodes[0]!, { registry })
   try {
-    const groups = nodes.map((gc) => gc.newGroup<string>({ name: 'users', maxBytes: 1 << 20, codec: 'string', promote: true, load: (k) => k }))
+    const groups = nodes.map((gc) =>
+      gc.newGroup<string>({ name: 'users', maxBytes: 1 << 20, codec: 'string', promote: true, load: (k) => k }),
+    )
     const mine = keyOwnedBy(nodes[0]!, urls[0]!)
     const theirs = keyOwnedBy(nodes[0]!, urls[1]!)
     for (const key of [mine, mine, theirs, theirs]) await groups[0]!.get(key)
@@ -87,7 +89,10 @@ test('the Grafana dashboard in examples/ is valid JSON, and every query names on
   const { nodes, closeAll } = await startLocalNodes(1)
   const metrics = registerMetrics(nodes[0]!, { registry })
   try {
-    const registered = (await registry.getMetricsAsJSON()).map((m) => ({ name: m.name, histogram: registry.getSingleMetric(m.name) instanceof Histogram }))
+    const registered = (await registry.getMetricsAsJSON()).map((m) => ({
+      name: m.name,
+      histogram: registry.getSingleMetric(m.name) instanceof Histogram,
+    }))
     // A histogram's series are its name plus _bucket, _sum or _count.
     const exists = (series: string): boolean =>
       registered.some((m) => series === m.name || (m.histogram && ['_bucket', '_sum', '_count'].some((s) => series === m.name + s)))

@@ -6,10 +6,10 @@
 // holding the handler until every one of them has reached the cache.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { RouteCaches, SOURCE_HEADER, normalizeUrl, type Decision } from '../../adapters/route-cache.js'
+import { type Decision, normalizeUrl, RouteCaches, SOURCE_HEADER } from '../../adapters/route-cache.js'
 import { DEFAULT_REFRESH_RETRY_MS, Groupcache, InvalidOptionError } from '../../src/index.js'
-import { startReplicas, stopReplicas, type ExampleFramework, type Replica } from '../helpers/replicas.js'
 import { fetchFresh } from '../helpers/fetch.js'
+import { type ExampleFramework, type Replica, startReplicas, stopReplicas } from '../helpers/replicas.js'
 import { waitFor } from '../helpers/wait.js'
 
 const ENTRY = 'test/helpers/route-app.ts'
@@ -85,7 +85,10 @@ test('cacheRoute refuses a stale window that is negative or not a number, naming
   const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
   const routes = new RouteCaches(gc)
   for (const staleMs of [-1, Number.NaN, '5' as unknown as number]) {
-    assert.throws(() => routes.route({ staleMs }), (err: unknown) => err instanceof InvalidOptionError && /options\.staleMs/.test(err.message))
+    assert.throws(
+      () => routes.route({ staleMs }),
+      (err: unknown) => err instanceof InvalidOptionError && /options\.staleMs/.test(err.message),
+    )
   }
   routes.route({ staleMs: Infinity })
   await gc.close()
@@ -109,7 +112,10 @@ test("a route given a group of its own keeps a flood of random URLs from evictin
     const again: string[] = []
     for (let i = 0; i < 20; i++) again.push(source(await pages({ method: 'GET', url: `/page/${i}`, headers: {} })))
     const searchStats = gc.getGroup(searchGroup)?.cacheStats('main')
-    assert.ok(searchStats !== undefined && searchStats.bytes <= 256 * 1024 && searchStats.evictions > 0, 'the search responses were bounded by their budget')
+    assert.ok(
+      searchStats !== undefined && searchStats.bytes <= 256 * 1024 && searchStats.evictions > 0,
+      'the search responses were bounded by their budget',
+    )
     await gc.close()
     return again
   }
@@ -144,7 +150,13 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
       const done = (async () => {
         const pending: Array<Promise<unknown>> = []
         while (running) {
-          for (const r of replicas) pending.push(ask(r, path).then((a) => answers.push(a), (err: unknown) => failures.push(String(err))))
+          for (const r of replicas)
+            pending.push(
+              ask(r, path).then(
+                (a) => answers.push(a),
+                (err: unknown) => failures.push(String(err)),
+              ),
+            )
           await new Promise((resolve) => setTimeout(resolve, 10))
         }
         await Promise.all(pending)
@@ -178,7 +190,10 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
         else assert.equal(a.body, seen, `${url} answered two different bodies`)
       }
       assert.equal((await counts(replicas))['/report/:id'], 10)
-      assert.deepEqual([...sources].filter((s) => !['hit', 'miss', 'peer'].includes(s)), [])
+      assert.deepEqual(
+        [...sources].filter((s) => !['hit', 'miss', 'peer'].includes(s)),
+        [],
+      )
       assert.ok(sources.has('miss') && sources.has('peer'), `sources seen: ${[...sources]}`)
       // The same URL with its query in another order is the same entry.
       assert.equal(await delta('/report/:id', () => ask(replicas[0]!, '/report/3?a=3&b=2')), 0)
@@ -251,7 +266,9 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
     test('a forged render marker from a client neither bypasses nor poisons the cache', async () => {
       const runs = await delta('/report/:id', async () => {
         await ask(replicas[0]!, '/report/forged-1')
-        const forged = await ask(replicas[1]!, '/report/forged-1', { headers: { 'x-groupcache-render': '0123456789abcdef0123456789abcdef' } })
+        const forged = await ask(replicas[1]!, '/report/forged-1', {
+          headers: { 'x-groupcache-render': '0123456789abcdef0123456789abcdef' },
+        })
         assert.notEqual(forged.headers.get('x-groupcache'), 'bypass')
         assert.match(forged.headers.get('x-groupcache') ?? '', /^(hit|peer)$/)
       })
@@ -309,7 +326,10 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
       assert.deepEqual([...new Set(answers.map((a) => a.status))], [200])
       assert.equal((await renders()) - rendersBefore, 3, 'one render per expiry, for the whole cluster')
       assert.ok(sources.has('stale'), 'stale responses were served')
-      assert.deepEqual([...sources].filter((s) => !['hit', 'peer', 'stale'].includes(s ?? '')), [])
+      assert.deepEqual(
+        [...sources].filter((s) => !['hit', 'peer', 'stale'].includes(s ?? '')),
+        [],
+      )
       for (const a of answers) assert.match(a.headers.get('age') ?? '', /^\d+$/)
       assert.equal(answers[0]!.headers.get('cache-control'), 'public, max-age=1, stale-while-revalidate=20, stale-if-error=20')
     })
@@ -354,7 +374,10 @@ for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
       await control(replicas, 'failing', '?on=1')
       try {
         await attempt(SLOW_TTL_MS, 1)
-        for (const [n, retryMs] of [[2, DEFAULT_REFRESH_RETRY_MS], [3, 2 * DEFAULT_REFRESH_RETRY_MS]] as const) {
+        for (const [n, retryMs] of [
+          [2, DEFAULT_REFRESH_RETRY_MS],
+          [3, 2 * DEFAULT_REFRESH_RETRY_MS],
+        ] as const) {
           await control(replicas, 'advance', `?ms=${retryMs - 1}`)
           await burst()
           assert.equal((await renders()) - rendersBefore, n - 1, `no render ${retryMs - 1} ms after a failed one`)

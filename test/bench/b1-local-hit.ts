@@ -1,8 +1,9 @@
 // B1: a local hit with the 'bytes' codec, beside lru-cache's fetch() hit.
-import { LRUCache } from 'lru-cache'
+
 // The built package, as users run it (tsx's transpiled private fields are
 // several times slower than Node's own).
 import { Groupcache } from 'groupcache'
+import { LRUCache } from 'lru-cache'
 import { compareNsPerOp, fmtNs, fmtRatio, printTable, quick, record } from './lib.js'
 
 const KEYS = 10_000
@@ -58,9 +59,27 @@ export async function run(): Promise<void> {
       ['contender', 'time/op', 'ops/s', 'time ratio (÷ lru-cache)', 'target'],
       [
         ['lru-cache `fetch()` hit (baseline)', fmtNs(base), fmtOps(base), '1.00×', '—'],
-        ["groupcache `get()`, `'bytes'` codec", fmtNs(ns.bytes as number), fmtOps(ns.bytes as number), fmtRatio(ratio), record('B1', '≤ 1.5× time/op', ratio <= 1.5)],
-        ["groupcache `get()`, `'string'` codec (info: the same hit without a copy)", fmtNs(ns.string as number), fmtOps(ns.string as number), fmtRatio((ns.string as number) / base), '—'],
-        ['async `Map.get` + a 1 KB copy (info: the floor of any hit that copies)', fmtNs(ns.copy as number), fmtOps(ns.copy as number), fmtRatio((ns.copy as number) / base), '—'],
+        [
+          "groupcache `get()`, `'bytes'` codec",
+          fmtNs(ns.bytes as number),
+          fmtOps(ns.bytes as number),
+          fmtRatio(ratio),
+          record('B1', '≤ 1.5× time/op', ratio <= 1.5),
+        ],
+        [
+          "groupcache `get()`, `'string'` codec (info: the same hit without a copy)",
+          fmtNs(ns.string as number),
+          fmtOps(ns.string as number),
+          fmtRatio((ns.string as number) / base),
+          '—',
+        ],
+        [
+          'async `Map.get` + a 1 KB copy (info: the floor of any hit that copies)',
+          fmtNs(ns.copy as number),
+          fmtOps(ns.copy as number),
+          fmtRatio((ns.copy as number) / base),
+          '—',
+        ],
       ],
       [
         `median of ${quick ? 3 : 7} interleaved rounds of ${quick ? 0.2 : 0.7} s each, one awaited op at a time, keys in rotation over all ${KEYS.toLocaleString('en-US')}.`,

@@ -51,7 +51,14 @@ interface GoEntry {
 async function goEntry(): Promise<GoEntry | string> {
   const dir = await mkdtemp(join(tmpdir(), 'groupcache-goentry-'))
   try {
-    const env = { ...process.env, GO111MODULE: 'off', GOPATH, GOPROXY: 'off', GOFLAGS: '', GOCACHE: join(tmpdir(), 'groupcache-interop-gocache') }
+    const env = {
+      ...process.env,
+      GO111MODULE: 'off',
+      GOPATH,
+      GOPROXY: 'off',
+      GOFLAGS: '',
+      GOCACHE: join(tmpdir(), 'groupcache-interop-gocache'),
+    }
     const bin = join(dir, 'goentry')
     await exec('go', ['build', '-o', bin, '.'], { cwd: GOENTRY, env, timeout: 300_000 })
     const { stdout } = await exec(bin, ['-n', String(ENTRIES), '-size', String(VALUE_BYTES)], { timeout: 600_000 })
@@ -79,7 +86,13 @@ export async function run(): Promise<void> {
     const r = await scenario('perEntry', { store, n: ENTRIES, size: VALUE_BYTES })
     const memory = total(r) / r.items
     if (store === 'bytes') ours = memory
-    perEntry.push([label, `${memory.toFixed(0)} B`, `${(memory - KEY_BYTES - VALUE_BYTES).toFixed(0)} B`, `${(r.counted / r.items).toFixed(0)} B`, fmtRatio(memory / (r.counted / r.items))])
+    perEntry.push([
+      label,
+      `${memory.toFixed(0)} B`,
+      `${(memory - KEY_BYTES - VALUE_BYTES).toFixed(0)} B`,
+      `${(r.counted / r.items).toFixed(0)} B`,
+      fmtRatio(memory / (r.counted / r.items)),
+    ])
   }
   const go = await goEntry()
   if (typeof go === 'string') perEntry.push(["Go's groupcache (github.com/golang/groupcache)", go, '—', '—', '—'])
@@ -118,12 +131,30 @@ export async function run(): Promise<void> {
   }
   for (const codec of ['msgpack', 'json', 'string', 'bytes']) {
     const r = await scenario('inserts', { codec, ...INSERTS })
-    add(`inserts of 10–100 B values, \`'${codec}'\`, maxBytes ${fmtBytes(INSERTS.maxBytes)}`, r, INSERTS.maxBytes, `${codec}: heap + ArrayBuffer growth ≤ 1.5× maxBytes`, total(r) <= 1.5 * INSERTS.maxBytes)
+    add(
+      `inserts of 10–100 B values, \`'${codec}'\`, maxBytes ${fmtBytes(INSERTS.maxBytes)}`,
+      r,
+      INSERTS.maxBytes,
+      `${codec}: heap + ArrayBuffer growth ≤ 1.5× maxBytes`,
+      total(r) <= 1.5 * INSERTS.maxBytes,
+    )
   }
   const shared = await scenario('sharedBuffers', SHARED)
-  add(`msgpackr's shared buffers, ${SHARED.hot.toLocaleString('en-US')} long-lived keys, maxBytes ${fmtBytes(SHARED.maxBytes)}`, shared, SHARED.maxBytes, 'shared buffers: ArrayBuffer growth ≤ 1.2× maxBytes', shared.growth.arrayBuffers <= 1.2 * SHARED.maxBytes)
+  add(
+    `msgpackr's shared buffers, ${SHARED.hot.toLocaleString('en-US')} long-lived keys, maxBytes ${fmtBytes(SHARED.maxBytes)}`,
+    shared,
+    SHARED.maxBytes,
+    'shared buffers: ArrayBuffer growth ≤ 1.2× maxBytes',
+    shared.growth.arrayBuffers <= 1.2 * SHARED.maxBytes,
+  )
   const routes = await scenario('routes', ROUTES)
-  add(`distinct URLs on a cached route, route budget ${fmtBytes(ROUTES.maxBytes)}`, routes, ROUTES.maxBytes, 'route cache: heap + ArrayBuffer growth ≤ 1.5× the budget', total(routes) <= 1.5 * ROUTES.maxBytes)
+  add(
+    `distinct URLs on a cached route, route budget ${fmtBytes(ROUTES.maxBytes)}`,
+    routes,
+    ROUTES.maxBytes,
+    'route cache: heap + ArrayBuffer growth ≤ 1.5× the budget',
+    total(routes) <= 1.5 * ROUTES.maxBytes,
+  )
   printTable(
     'B10 — maxBytes as a bound on memory',
     ['scenario', 'work', 'counted (stats)', 'heap + ArrayBuffer growth', '÷ maxBytes', 'ArrayBuffers ÷ maxBytes', 'target'],

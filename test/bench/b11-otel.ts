@@ -4,7 +4,7 @@ import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base'
 import { Groupcache } from 'groupcache'
-import { instrument, type Instrumentation } from 'groupcache/otel'
+import { type Instrumentation, instrument } from 'groupcache/otel'
 import { fmtNs, fmtRatio, median, nsPerOp, printTable, quick, record } from './lib.js'
 
 const KEYS = 10_000
@@ -64,11 +64,26 @@ export async function run(): Promise<void> {
       ['contender', 'time/op', 'time ratio', 'target'],
       [
         ['`get()`, not instrumented (baseline, no SDK)', fmtNs(idleNs.plain as number), '1.00×', '—'],
-        ['`get()` after `instrument(gc)`, no SDK registered', fmtNs(idleNs.idle as number), fmtRatio(ratio), record('B11', '≤ 1.05× time/op', ratio <= 1.05)],
+        [
+          '`get()` after `instrument(gc)`, no SDK registered',
+          fmtNs(idleNs.idle as number),
+          fmtRatio(ratio),
+          record('B11', '≤ 1.05× time/op', ratio <= 1.05),
+        ],
         ['`get()`, not instrumented (baseline, SDK registered)', fmtNs(sdkNs.plain as number), '1.00×', '—'],
-        ['instrumented, no active span: no span made (info)', fmtNs(sdkNs.orphan as number), fmtRatio((sdkNs.orphan as number) / (sdkNs.plain as number)), '—'],
+        [
+          'instrumented, no active span: no span made (info)',
+          fmtNs(sdkNs.orphan as number),
+          fmtRatio((sdkNs.orphan as number) / (sdkNs.plain as number)),
+          '—',
+        ],
         ['`get()` inside an active span, not instrumented (baseline, SDK registered)', fmtNs(sdkNs.plainInSpan as number), '1.00×', '—'],
-        ['instrumented, inside an active span: one `groupcache.get` span per hit (info)', fmtNs(sdkNs.span as number), fmtRatio((sdkNs.span as number) / (sdkNs.plainInSpan as number)), '—'],
+        [
+          'instrumented, inside an active span: one `groupcache.get` span per hit (info)',
+          fmtNs(sdkNs.span as number),
+          fmtRatio((sdkNs.span as number) / (sdkNs.plainInSpan as number)),
+          '—',
+        ],
       ],
       [
         `median of ${rounds} interleaved rounds (alternating order) of ${seconds} s each, one awaited op at a time; every op was checked to be a hit.`,

@@ -3,8 +3,8 @@
 import { createCache } from 'async-cache-dedupe'
 import { BentoCache, bentostore } from 'bentocache'
 import { memoryDriver } from 'bentocache/drivers/memory'
-import { Packr } from 'msgpackr'
 import { Groupcache } from 'groupcache'
+import { Packr } from 'msgpackr'
 import { compareNsPerOp, fmtNs, fmtRatio, printTable, quick, record } from './lib.js'
 
 const KEYS = 10_000
@@ -71,9 +71,24 @@ export async function run(): Promise<void> {
       ['contender', 'time/op', 'groupcache time ratio (÷ this)', 'target'],
       [
         ["groupcache `get()`, default codec ('msgpack', shared deep-frozen object)", fmtNs(ours), '1.00×', '—'],
-        ['async-cache-dedupe memory hit (stores the object itself)', fmtNs(ns.acd as number), fmtRatio(vsAcd), record('B2', 'faster than async-cache-dedupe (< 1×)', vsAcd < 1)],
-        ['bentocache memory hit, default `serialize: true` (a JSON.parse per hit), `maxItems` 20k', fmtNs(ns.bento as number), fmtRatio(vsBento), record('B2', 'faster than bentocache (< 1×)', vsBento < 1)],
-        ['bentocache memory hit, `serialize: false`, `maxItems` 20k (info: shares a mutable object)', fmtNs(ns.bentoShared as number), fmtRatio(ours / (ns.bentoShared as number)), '—'],
+        [
+          'async-cache-dedupe memory hit (stores the object itself)',
+          fmtNs(ns.acd as number),
+          fmtRatio(vsAcd),
+          record('B2', 'faster than async-cache-dedupe (< 1×)', vsAcd < 1),
+        ],
+        [
+          'bentocache memory hit, default `serialize: true` (a JSON.parse per hit), `maxItems` 20k',
+          fmtNs(ns.bento as number),
+          fmtRatio(vsBento),
+          record('B2', 'faster than bentocache (< 1×)', vsBento < 1),
+        ],
+        [
+          'bentocache memory hit, `serialize: false`, `maxItems` 20k (info: shares a mutable object)',
+          fmtNs(ns.bentoShared as number),
+          fmtRatio(ours / (ns.bentoShared as number)),
+          '—',
+        ],
       ],
       [
         `median of ${quick ? 3 : 7} interleaved rounds of ${quick ? 0.2 : 0.7} s each, one awaited op at a time.`,

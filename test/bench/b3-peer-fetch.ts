@@ -4,12 +4,12 @@
 import { createServer } from 'node:http'
 import express from 'express'
 import Fastify from 'fastify'
-import Koa from 'koa'
-import { Pool } from 'undici'
-import { Groupcache, type Group } from 'groupcache'
+import { type Group, Groupcache } from 'groupcache'
 import { groupcache as expressGroupcache } from 'groupcache/express'
 import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
+import Koa from 'koa'
+import { Pool } from 'undici'
 import { encodeGetResponse } from '../../dist/src/wire.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 import { closeServer, fmtInt, fmtRatio, listenOn, median, printTable, quick, record, requestsPerSecond } from './lib.js'
@@ -27,7 +27,6 @@ interface Pair {
   groups: Map<number, { fetch: Group<Uint8Array>; keys: string[] }>
   close(): Promise<void>
 }
-
 
 /** serve makes `owner` answer peers on `port`, the way `kind` says. */
 async function serve(kind: ServerKind, owner: Groupcache, port: number): Promise<() => Promise<void>> {
@@ -157,12 +156,24 @@ export async function run(): Promise<void> {
     }
     printTable(
       'B3 — peer fetch on a non-owner (`promote: false`), req/s (ratio to the baseline)',
-      ['value', 'concurrency', 'baseline: undici Pool → bare node:http', 'gc.listen()', 'ratio', 'Express adapter', 'Fastify adapter', 'Koa adapter', 'target (dedicated port)'],
+      [
+        'value',
+        'concurrency',
+        'baseline: undici Pool → bare node:http',
+        'gc.listen()',
+        'ratio',
+        'Express adapter',
+        'Fastify adapter',
+        'Koa adapter',
+        'target (dedicated port)',
+      ],
       rows,
       [
         `median of ${rounds} interleaved round${rounds > 1 ? 's' : ''} of ${seconds} s per contender; everything in this one process on 127.0.0.1 (client and server share its event loop, so a ratio compares the whole cost of a request).`,
         `groupcache: \`group.get()\` on the non-owner, over ${KEYS} keys in rotation that the owner holds: a full peer round trip each (protobuf answer, a fresh copy for the caller). Baseline: the same protobuf bytes from a server that does nothing else, read with \`pool.request()\`; both sides keep 32 connections.`,
-        checks.length === 0 ? 'checked: every groupcache get was a fetch from the owner (no local hit, no load, no peer error).' : `**check failed**: ${checks.join('; ')}`,
+        checks.length === 0
+          ? 'checked: every groupcache get was a fetch from the owner (no local hit, no load, no peer error).'
+          : `**check failed**: ${checks.join('; ')}`,
       ],
     )
   } finally {

@@ -5,7 +5,7 @@
 // JSON buffer) and on `/cached` (the same handler behind the framework's
 // cached route), in interleaved rounds. The target is the cached route's
 // req/s against the plain route's, measured in the same run.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { reservePorts } from '../helpers/ports.js'
@@ -122,7 +122,9 @@ export interface Cannon {
 /** cannon runs autocannon against `url` with CONNECTIONS connections for `seconds`. */
 export async function cannon(url: string, seconds: number): Promise<Cannon> {
   // Without a callback autocannon returns its running instance, which is also a promise.
-  const running = autocannon({ url, connections: CONNECTIONS, pipelining: 1, duration: seconds }) as Promise<autocannon.Result> & { stop?: () => void }
+  const running = autocannon({ url, connections: CONNECTIONS, pipelining: 1, duration: seconds }) as Promise<autocannon.Result> & {
+    stop?: () => void
+  }
   let result: autocannon.Result
   try {
     result = await withTimeout(running, seconds * 1000 + 30_000, `autocannon ${url}`)
@@ -197,7 +199,9 @@ async function measureFramework(framework: Framework, rounds: number, seconds: n
       problems.push(`/plain answered ${plain.status} ${plain.type} with ${plain.body.length} bytes`)
     }
     if (first.status !== 200 || first.source !== 'miss' || first.type !== plain.type || !first.body.equals(plain.body)) {
-      problems.push(`first /cached: ${first.status}, x-groupcache ${first.source}, ${first.type}, ${first.body.equals(plain.body) ? 'same' : 'another'} body`)
+      problems.push(
+        `first /cached: ${first.status}, x-groupcache ${first.source}, ${first.type}, ${first.body.equals(plain.body) ? 'same' : 'another'} body`,
+      )
     }
     // JIT warm-up of both routes, not counted.
     const warm = quick ? 0.5 : 1
@@ -269,14 +273,26 @@ export async function run(): Promise<void> {
   const problems = results.flatMap((r) => r.problems.map((p) => `${name[r.framework]}: ${p}`))
   printTable(
     'B4 — cached route hit vs the same framework serving a precomputed buffer, req/s (autocannon, separate process)',
-    ['framework', 'baseline: plain route', 'cached route (hit)', 'ratio (median)', 'ratio per round', 'p99 plain / cached', 'server CPU per request, plain / cached', 'CPU use, server / client', 'target'],
+    [
+      'framework',
+      'baseline: plain route',
+      'cached route (hit)',
+      'ratio (median)',
+      'ratio per round',
+      'p99 plain / cached',
+      'server CPU per request, plain / cached',
+      'CPU use, server / client',
+      'target',
+    ],
     rows,
     [
       `${rounds} interleaved round${rounds > 1 ? 's' : ''} (plain, cached, plain, cached…) of ${seconds} s each per route, after ${quick ? 0.5 : 1} s of warm-up each; autocannon ${CONNECTIONS} connections, no pipelining, in this process; the app in a child process (\`node --import tsx test/bench/b4-server.ts\`, importing the built \`groupcache/express\` etc.) on 127.0.0.1. The ratio is the median of the per-round ratios.`,
-      'Both routes run one handler that sends a precomputed ~1 KB JSON buffer the framework\'s ordinary way (Express `res.type().send()`, which also computes a weak ETag; Fastify `reply.type().send()`; Koa `ctx.body`). `/cached` wraps it: Express `gc.cacheRoute({ ttlMs: 600000 })`, Koa `gc.cacheRoute(…)` on @koa/router, Fastify `config: { groupcache: { ttlMs: 600000 } }`; a single-node cluster (peers = [self]), warmed by one request, so every measured request is a local hit.',
-      'Server CPU per request: the app process\'s CPU time (user + system, all threads) over the responses of a round, median of the rounds; unlike req/s it does not depend on who saturates first. CPU use: each process\'s CPU time over the round\'s wall time (100 % = one core), median over all rounds; a server near 100 % is the bottleneck, as it should be (the client, on the other core, is not far behind).',
+      "Both routes run one handler that sends a precomputed ~1 KB JSON buffer the framework's ordinary way (Express `res.type().send()`, which also computes a weak ETag; Fastify `reply.type().send()`; Koa `ctx.body`). `/cached` wraps it: Express `gc.cacheRoute({ ttlMs: 600000 })`, Koa `gc.cacheRoute(…)` on @koa/router, Fastify `config: { groupcache: { ttlMs: 600000 } }`; a single-node cluster (peers = [self]), warmed by one request, so every measured request is a local hit.",
+      "Server CPU per request: the app process's CPU time (user + system, all threads) over the responses of a round, median of the rounds; unlike req/s it does not depend on who saturates first. CPU use: each process's CPU time over the round's wall time (100 % = one core), median over all rounds; a server near 100 % is the bottleneck, as it should be (the client, on the other core, is not far behind).",
       ...(results.some((r) => r.ratio < TARGET)
-        ? ['Below target: `npm run build && node --import tsx test/bench/b4-profile.ts --framework <name>` profiles the app (`node --cpu-prof`) under the same load and prints where each route\'s time goes.']
+        ? [
+            "Below target: `npm run build && node --import tsx test/bench/b4-profile.ts --framework <name>` profiles the app (`node --cpu-prof`) under the same load and prints where each route's time goes.",
+          ]
         : []),
       problems.length === 0
         ? `checked: /cached rendered once (its handler ran exactly once in the whole run, ${fmtInt(results.reduce((n, r) => n + r.requests, 0))} hits served); in every round the route group counted one hit per get and at least one per response; sampled /cached answers carry \`x-groupcache: hit\` and the same bytes as /plain; no errors or non-2xx answers.`

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { normalizeUrl, RouteCaches } from '../../dist/adapters/route-cache.js'
 import { Groupcache } from '../../dist/src/index.js'
-import type { CounterAnswer, Framework } from './b4-server.js'
 import { cannon, FRAMEWORKS, getCounter, startServer } from './b4-cached-route.js'
+import type { CounterAnswer, Framework } from './b4-server.js'
 import { compareNsPerOp, fmtInt, fmtNs } from './lib.js'
 
 interface CallFrame {
@@ -45,7 +45,9 @@ function arg(name: string): string | undefined {
   return i === -1 ? undefined : process.argv[i + 1]
 }
 
-const frameworks = (arg('--framework')?.split(',').filter((f) => f !== 'none') ?? FRAMEWORKS) as Framework[] // none: only the in-process part
+const frameworks = (arg('--framework')
+  ?.split(',')
+  .filter((f) => f !== 'none') ?? FRAMEWORKS) as Framework[] // none: only the in-process part
 const seconds = Number(arg('--seconds') ?? 5)
 const keep = arg('--keep')
 const top = Number(arg('--top') ?? 22)
@@ -105,7 +107,15 @@ function analyse(profile: CpuProfile, from: number, to: number, requests: number
     from = profile.startTime
     to = profile.endTime
   }
-  const b: Breakdown = { requests, busyMicros: 0, windowMicros: to - from, byArea: new Map(), self: new Map(), inclusive: new Map(), inclusiveArea: new Map() }
+  const b: Breakdown = {
+    requests,
+    busyMicros: 0,
+    windowMicros: to - from,
+    byArea: new Map(),
+    self: new Map(),
+    inclusive: new Map(),
+    inclusiveArea: new Map(),
+  }
   const add = (m: Map<string, number>, k: string, v: number): void => void m.set(k, (m.get(k) ?? 0) + v)
   let t = profile.startTime
   for (let i = 0; i < profile.samples.length; i++) {
@@ -226,9 +236,15 @@ function usPerReq(b: Breakdown, micros: number | undefined): string {
 }
 
 function printComparison(framework: Framework, plain: Breakdown, cached: Breakdown): void {
-  console.log(`\n### ${framework}: CPU µs per request on the server's main thread (profiled, ${rounds} interleaved windows of ${seconds} s per route)\n`)
-  console.log(`requests: plain ${fmtInt(plain.requests)} (${fmtInt(plain.requests / (plain.windowMicros / 1e6))}/s), cached ${fmtInt(cached.requests)} (${fmtInt(cached.requests / (cached.windowMicros / 1e6))}/s)`)
-  console.log(`busy (not idle): plain ${usPerReq(plain, plain.busyMicros)} µs/req (${Math.round((100 * plain.busyMicros) / plain.windowMicros)} % of the window), cached ${usPerReq(cached, cached.busyMicros)} µs/req (${Math.round((100 * cached.busyMicros) / cached.windowMicros)} %)\n`)
+  console.log(
+    `\n### ${framework}: CPU µs per request on the server's main thread (profiled, ${rounds} interleaved windows of ${seconds} s per route)\n`,
+  )
+  console.log(
+    `requests: plain ${fmtInt(plain.requests)} (${fmtInt(plain.requests / (plain.windowMicros / 1e6))}/s), cached ${fmtInt(cached.requests)} (${fmtInt(cached.requests / (cached.windowMicros / 1e6))}/s)`,
+  )
+  console.log(
+    `busy (not idle): plain ${usPerReq(plain, plain.busyMicros)} µs/req (${Math.round((100 * plain.busyMicros) / plain.windowMicros)} % of the window), cached ${usPerReq(cached, cached.busyMicros)} µs/req (${Math.round((100 * cached.busyMicros) / cached.windowMicros)} %)\n`,
+  )
   const areas = [...new Set([...plain.byArea.keys(), ...cached.byArea.keys()])].filter((a) => a !== '(idle)')
   areas.sort((a, b) => (cached.byArea.get(b) ?? 0) / cached.requests - (cached.byArea.get(a) ?? 0) / cached.requests)
   console.log('| area | self plain | self cached | Δ | inclusive plain | inclusive cached |')
@@ -237,13 +253,18 @@ function printComparison(framework: Framework, plain: Breakdown, cached: Breakdo
     const p = (plain.byArea.get(a) ?? 0) / plain.requests
     const c = (cached.byArea.get(a) ?? 0) / cached.requests
     if (p < 0.05 && c < 0.05) continue
-    console.log(`| ${a} | ${p.toFixed(2)} | ${c.toFixed(2)} | ${(c - p >= 0 ? '+' : '') + (c - p).toFixed(2)} | ${usPerReq(plain, plain.inclusiveArea.get(a))} | ${usPerReq(cached, cached.inclusiveArea.get(a))} |`)
+    console.log(
+      `| ${a} | ${p.toFixed(2)} | ${c.toFixed(2)} | ${(c - p >= 0 ? '+' : '') + (c - p).toFixed(2)} | ${usPerReq(plain, plain.inclusiveArea.get(a))} | ${usPerReq(cached, cached.inclusiveArea.get(a))} |`,
+    )
   }
   const fnTable = (title: string, m: Map<string, number>, b: Breakdown, other: Breakdown, otherMap: Map<string, number>): void => {
     console.log(`\n${title}\n`)
     console.log('| function | µs/req | same function, other route |')
     console.log('| --- | ---: | ---: |')
-    const rows = [...m.entries()].filter(([name]) => !name.startsWith('(idle)') && !name.startsWith('(root)')).sort((x, y) => y[1] - x[1]).slice(0, top)
+    const rows = [...m.entries()]
+      .filter(([name]) => !name.startsWith('(idle)') && !name.startsWith('(root)'))
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, top)
     for (const [name, v] of rows) console.log(`| ${name} | ${(v / b.requests).toFixed(2)} | ${usPerReq(other, otherMap.get(name))} |`)
   }
   fnTable('cached route, self time, top functions (other route = plain):', cached.self, cached, plain, plain.self)
@@ -253,10 +274,16 @@ function printComparison(framework: Framework, plain: Breakdown, cached: Breakdo
   const names = [...new Set([...plain.self.keys(), ...cached.self.keys()])].filter((n) => !n.startsWith('(idle)'))
   const delta = (n: string): number => (cached.self.get(n) ?? 0) / cached.requests - (plain.self.get(n) ?? 0) / plain.requests
   for (const n of names.sort((x, y) => Math.abs(delta(y)) - Math.abs(delta(x))).slice(0, top)) {
-    console.log(`| ${n} | ${usPerReq(plain, plain.self.get(n))} | ${usPerReq(cached, cached.self.get(n))} | ${(delta(n) >= 0 ? '+' : '') + delta(n).toFixed(2)} |`)
+    console.log(
+      `| ${n} | ${usPerReq(plain, plain.self.get(n))} | ${usPerReq(cached, cached.self.get(n))} | ${(delta(n) >= 0 ? '+' : '') + delta(n).toFixed(2)} |`,
+    )
   }
   fnTable('cached route, inclusive time, top functions (other route = plain):', cached.inclusive, cached, plain, plain.inclusive)
-  const ours = [...cached.inclusive.entries()].filter(([name]) => /route-cache\.js|adapters\/|(express|fastify|koa)\.js:|group\.js|cache\.js|lru\.js|groupcache\.js|codec\.js|stats\.js/.test(name) && /\.js:\d+$/.test(name))
+  const ours = [...cached.inclusive.entries()].filter(
+    ([name]) =>
+      /route-cache\.js|adapters\/|(express|fastify|koa)\.js:|group\.js|cache\.js|lru\.js|groupcache\.js|codec\.js|stats\.js/.test(name) &&
+      /\.js:\d+$/.test(name),
+  )
   const oursFiltered = ours.filter(([name]) => !name.includes('node_modules'))
   console.log('\ngroupcache functions on the cached route (inclusive µs/req; self µs/req):\n')
   console.log('| function | inclusive | self |')
@@ -294,12 +321,18 @@ async function hitPath(): Promise<void> {
         'await of a resolved promise (reference)': () => Promise.resolve(),
         'decide() on a hit': () => decide(req),
         'group.getWithSource(key) on a hit': () => group.getWithSource(key),
-        'key: JSON.stringify([normalizeUrl(url), vary]) + Buffer.byteLength': () => Buffer.byteLength(JSON.stringify([normalizeUrl(req.url), {}])),
-        'reply headers: { ...entry.headers, etag, x-groupcache, content-length }': () => ({ ...first.headers, etag: '"x"', 'x-groupcache': 'hit', 'content-length': String(body.length) }),
+        'key: JSON.stringify([normalizeUrl(url), vary]) + Buffer.byteLength': () =>
+          Buffer.byteLength(JSON.stringify([normalizeUrl(req.url), {}])),
+        'reply headers: { ...entry.headers, etag, x-groupcache, content-length }': () => ({
+          ...first.headers,
+          etag: '"x"',
+          'x-groupcache': 'hit',
+          'content-length': String(body.length),
+        }),
       },
       { rounds: 3, seconds: 0.5, warmupOps: 50_000 },
     )
-    console.log('\n### in-process: the route cache\'s share of a hit (each op awaited, median of 3 interleaved rounds)\n')
+    console.log("\n### in-process: the route cache's share of a hit (each op awaited, median of 3 interleaved rounds)\n")
     console.log('| op | time per op |')
     console.log('| --- | ---: |')
     for (const [name, ns] of Object.entries(results)) console.log(`| ${name} | ${fmtNs(ns)} |`)

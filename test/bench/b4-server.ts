@@ -18,11 +18,11 @@ import { createServer, type Server } from 'node:http'
 import Router from '@koa/router'
 import express from 'express'
 import Fastify from 'fastify'
-import Koa from 'koa'
 import type { Groupcache } from 'groupcache'
 import { groupcache as expressGroupcache } from 'groupcache/express'
 import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
+import Koa from 'koa'
 
 /** Framework is one of the adapters B4 measures. */
 export type Framework = 'express' | 'fastify' | 'koa'

@@ -1,7 +1,7 @@
 // B5: a thundering herd. 300 concurrent requests for one cold key, spread
 // over 3 replicas (child processes), with a loader that takes 50 ms.
 import { Pool } from 'undici'
-import { startReplicas, stopReplicas, type Replica, type ReplicaSetup } from './cluster.js'
+import { type Replica, type ReplicaSetup, startReplicas, stopReplicas } from './cluster.js'
 import { fmtMs, now, percentile, printTable, quick, record, sortedCopy, withTimeout } from './lib.js'
 import { startRedis } from './redis.js'
 import type { ReplicaStats } from './replica.js'
@@ -43,9 +43,7 @@ async function herd(contender: Contender, rounds: number): Promise<Result> {
     // Warm up: open every client connection, and every peer connection, and
     // let the JIT see the path (with other keys).
     for (let w = 0; w < (quick ? 2 : 3); w++) {
-      await Promise.all(
-        Array.from({ length: REQUESTS }, (_, j) => request(pools[j % pools.length] as Pool, `/item/warm-${w}-${j % 30}`)),
-      )
+      await Promise.all(Array.from({ length: REQUESTS }, (_, j) => request(pools[j % pools.length] as Pool, `/item/warm-${w}-${j % 30}`)))
     }
     await Promise.all(replicas.map((r) => r.call({ op: 'takeLatencies' })))
     const loadsPerHerd: number[] = []
@@ -85,13 +83,21 @@ export async function run(): Promise<void> {
   const redis = await startRedis()
   try {
     const contenders: Contender[] = [
-      { name: 'groupcache, `gc.listen()` on each replica', target: 'gc.listen()', setups: [0, 1, 2].map(() => ({ ...base, system: 'groupcache', server: 'listen' })) },
+      {
+        name: 'groupcache, `gc.listen()` on each replica',
+        target: 'gc.listen()',
+        setups: [0, 1, 2].map(() => ({ ...base, system: 'groupcache', server: 'listen' })),
+      },
       {
         name: 'groupcache, Express + Fastify + Koa replicas (adapters)',
         target: 'adapters',
         setups: (['express', 'fastify', 'koa'] as const).map((server) => ({ ...base, system: 'groupcache', server })),
       },
-      { name: 'lru-cache `fetch()` on each replica', target: undefined, setups: [0, 1, 2].map(() => ({ ...base, system: 'lru', server: 'listen' })) },
+      {
+        name: 'lru-cache `fetch()` on each replica',
+        target: undefined,
+        setups: [0, 1, 2].map(() => ({ ...base, system: 'lru', server: 'listen' })),
+      },
     ]
     if (redis.ok) {
       contenders.push({
@@ -125,12 +131,21 @@ export async function run(): Promise<void> {
     if (!redis.ok) rows.push(['bentocache, L1 memory + L2 Redis', `skipped: ${redis.reason}`, '', '', '', '', '', ''])
     printTable(
       `B5 — thundering herd: ${REQUESTS} concurrent requests for one cold key over 3 replicas, loader ${LOAD_MS} ms`,
-      ['system (3 child processes)', 'loads per herd (each round)', 'get() p50', 'get() p99', 'HTTP p50', 'HTTP p99', 'target: loads', 'target: p99'],
+      [
+        'system (3 child processes)',
+        'loads per herd (each round)',
+        'get() p50',
+        'get() p99',
+        'HTTP p50',
+        'HTTP p99',
+        'target: loads',
+        'target: p99',
+      ],
       rows,
       [
         `${rounds} herds per system, each for a new key; the parent sends ${REQUESTS / 3} requests to each replica's \`GET /item/:key\` at once (undici, connections opened beforehand).`,
         '`get()` is timed inside the replica, around the cache call in the route handler; HTTP is timed by the client and includes the route, the framework and the client itself on this 2-core machine.',
-        'lru-cache and bentocache deduplicate only within a process; bentocache\'s L2 (Redis) is shared, but all three replicas miss it at the same moment.',
+        "lru-cache and bentocache deduplicate only within a process; bentocache's L2 (Redis) is shared, but all three replicas miss it at the same moment.",
         ...(redis.ok && redis.note !== undefined ? [redis.note] : []),
       ],
     )

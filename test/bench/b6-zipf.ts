@@ -2,21 +2,8 @@
 // random replica per request: how many loads, how many bytes cached across
 // the cluster, and how a remote hit compares with a Redis GET.
 import { Redis } from 'ioredis'
-import { startReplicas, stopReplicas, type Replica, type ReplicaSetup } from './cluster.js'
-import {
-  fmtBytes,
-  fmtInt,
-  fmtMs,
-  fmtRatio,
-  median,
-  mulberry32,
-  now,
-  printTable,
-  quick,
-  record,
-  withTimeout,
-  zipf,
-} from './lib.js'
+import { type Replica, type ReplicaSetup, startReplicas, stopReplicas } from './cluster.js'
+import { fmtBytes, fmtInt, fmtMs, fmtRatio, median, mulberry32, now, printTable, quick, record, withTimeout, zipf } from './lib.js'
 import { startRedis } from './redis.js'
 import type { ReplicaStats } from './replica.js'
 import { entryBytes } from './workload.js'
@@ -87,10 +74,17 @@ async function runOne(contender: Contender, lists: string[][], distinct: string[
     const redisBefore = redis === undefined ? 0 : await redis.dbsize()
     const start = now()
     const runs = await Promise.all(
-      replicas.map((r, i) => r.call<{ ms: number; errors: number; p50: number; p99: number }>({ op: 'run', keys: lists[i] as string[], concurrency: CONCURRENCY }, 300_000)),
+      replicas.map((r, i) =>
+        r.call<{ ms: number; errors: number; p50: number; p99: number }>(
+          { op: 'run', keys: lists[i] as string[], concurrency: CONCURRENCY },
+          300_000,
+        ),
+      ),
     )
     const ms = now() - start
-    const stats = (await Promise.all(replicas.map((r) => r.call<ReplicaStats>({ op: 'stats' })))).map((s, i) => minus(s, warmed[i] as ReplicaStats))
+    const stats = (await Promise.all(replicas.map((r) => r.call<ReplicaStats>({ op: 'stats' })))).map((s, i) =>
+      minus(s, warmed[i] as ReplicaStats),
+    )
     const result: RunResult = {
       ms,
       errors: runs.reduce((s, r) => s + r.errors, 0),
@@ -103,7 +97,9 @@ async function runOne(contender: Contender, lists: string[][], distinct: string[
       // Sequential, after the run: a get that is a plain fetch from the owner
       // (which has the value), beside a Redis GET of a value of the same size.
       result.remote = await (replicas[0] as Replica).call({ op: 'remoteSample', keys: distinct, max: quick ? 300 : 2_000 }, 120_000)
-      const loadsAfter = (await Promise.all(replicas.map((r) => r.call<ReplicaStats>({ op: 'stats' })))).map((s, i) => minus(s, warmed[i] as ReplicaStats))
+      const loadsAfter = (await Promise.all(replicas.map((r) => r.call<ReplicaStats>({ op: 'stats' })))).map((s, i) =>
+        minus(s, warmed[i] as ReplicaStats),
+      )
       const extra = loadsAfter.reduce((s, x) => s + x.loads, 0) - stats.reduce((s, x) => s + x.loads, 0)
       if (extra !== 0) throw new Error(`the remote-hit sample caused ${extra} loads: it did not time remote hits only`)
     }
@@ -137,20 +133,36 @@ export async function run(): Promise<void> {
             {
               name: 'groupcache, `gc.listen()`, `promote: false` (info: no hot copies)',
               kind: 'groupcache' as const,
-              setups: three((): ReplicaSetup => ({ ...base, system: 'groupcache', server: 'listen', promote: false, ...(redisPort === undefined ? {} : { redisPort }) })),
+              setups: three(
+                (): ReplicaSetup => ({
+                  ...base,
+                  system: 'groupcache',
+                  server: 'listen',
+                  promote: false,
+                  ...(redisPort === undefined ? {} : { redisPort }),
+                }),
+              ),
             },
           ]),
       { name: 'lru-cache `fetch()` on each replica', kind: 'lru', setups: three(() => ({ ...base, system: 'lru', server: 'listen' })) },
     ]
     if (redisPort !== undefined) {
-      contenders.push({ name: 'bentocache, L1 memory + L2 Redis', kind: 'bento', setups: three(() => ({ ...base, system: 'bento', server: 'listen', redisPort })) })
+      contenders.push({
+        name: 'bentocache, L1 memory + L2 Redis',
+        kind: 'bento',
+        setups: three(() => ({ ...base, system: 'bento', server: 'listen', redisPort })),
+      })
     }
     const rows: string[][] = []
     const remoteRows: string[][] = []
     for (const [index, contender] of contenders.entries()) {
       let r: RunResult
       try {
-        r = await withTimeout(runOne(contender, lists, distinct, contender.kind === 'lru' ? undefined : redisPort), 600_000, `B6 ${contender.name}`)
+        r = await withTimeout(
+          runOne(contender, lists, distinct, contender.kind === 'lru' ? undefined : redisPort),
+          600_000,
+          `B6 ${contender.name}`,
+        )
       } catch (err) {
         rows.push([contender.name, `failed: ${(err as Error).message}`, '', '', '', '', '', ''])
         continue
@@ -188,15 +200,26 @@ export async function run(): Promise<void> {
         ])
       }
     }
-    if (redisPort === undefined) rows.push(['bentocache, L1 memory + L2 Redis', `skipped: ${redis.ok ? '' : redis.reason}`, '', '', '', '', '', '', ''])
+    if (redisPort === undefined)
+      rows.push(['bentocache, L1 memory + L2 Redis', `skipped: ${redis.ok ? '' : redis.reason}`, '', '', '', '', '', '', ''])
     printTable(
       `B6 — Zipf(1.0) over ${fmtInt(KEYS)} keys, ${fmtInt(requests)} requests, 3 replicas, a random replica per request`,
-      ['system (3 child processes)', 'loads', 'loads ÷ distinct keys', 'cached bytes, cluster', 'cached copies ÷ distinct keys', 'req/s', 'get() p50 / p99', 'target: loads', 'target: copies'],
+      [
+        'system (3 child processes)',
+        'loads',
+        'loads ÷ distinct keys',
+        'cached bytes, cluster',
+        'cached copies ÷ distinct keys',
+        'req/s',
+        'get() p50 / p99',
+        'target: loads',
+        'target: copies',
+      ],
       rows,
       [
         `${fmtInt(distinct.length)} distinct keys touched; unique data ${fmtBytes(uniqueBytes)} (key + value bytes, values 512–1,535 B); loader ${LOAD_MS} ms.`,
         `each replica runs its share of the requests (same seeded sequence for every system) ${CONCURRENCY} at a time, driven over IPC, after a warm-up on ${fmtInt(WARMUP_KEYS)} other keys (subtracted); budget ${fmtBytes(BUDGET)} per replica, so nothing is evicted.`,
-        'cached bytes: groupcache main + hot caches as counted against maxBytes (key + value, per-entry overhead, kept decoded values: README, Memory); lru-cache and bentocache key + value bytes (bentocache: every replica\'s L1 plus one copy in Redis). Copies (entries held, cluster-wide) compare them alike.',
+        "cached bytes: groupcache main + hot caches as counted against maxBytes (key + value, per-entry overhead, kept decoded values: README, Memory); lru-cache and bentocache key + value bytes (bentocache: every replica's L1 plus one copy in Redis). Copies (entries held, cluster-wide) compare them alike.",
       ],
     )
     printTable(

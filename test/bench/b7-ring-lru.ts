@@ -6,7 +6,7 @@ import { runInNewContext } from 'node:vm'
 import { crc32 } from 'node:zlib'
 import { LRUCache } from 'lru-cache'
 // Internal modules of the built package.
-import { LRU, Linked } from '../../dist/src/lru.js'
+import { Linked, LRU } from '../../dist/src/lru.js'
 import { Ring } from '../../dist/src/ring.js'
 import { fmtNs, fmtRatio, median, printTable, quick, record } from './lib.js'
 
@@ -100,7 +100,15 @@ function ring(rows: string[][], repeats: number): void {
         : '',
     ])
   }
-  rows.push(['`crc32(key)` alone (info: the hash every lookup pays)', fmtNs(hash), '—', '—', '—', fmtBytesPerOp(bytesPerOp((i) => crc32(keys[i % KEYS] as string))), '—'])
+  rows.push([
+    '`crc32(key)` alone (info: the hash every lookup pays)',
+    fmtNs(hash),
+    '—',
+    '—',
+    '—',
+    fmtBytesPerOp(bytesPerOp((i) => crc32(keys[i % KEYS] as string))),
+    '—',
+  ])
 }
 
 /** Sized is a cached value; LRU's values carry their own list links. */
@@ -148,7 +156,8 @@ function lru(rows: string[][], repeats: number): void {
       addRaw: nsPerOp(addRaw, repeats),
     }
     if (ours.items !== size || raw.size !== size) throw new Error(`LRU size drifted: ${ours.items}, ${raw.size}`)
-    const cell = (ns: number, op: (i: number) => unknown): string => `${fmtNs(ns)}, ${fmtBytesPerOp(bytesPerOp(op, quick ? 200_000 : ALLOC_OPS))}`
+    const cell = (ns: number, op: (i: number) => unknown): string =>
+      `${fmtNs(ns)}, ${fmtBytesPerOp(bytesPerOp(op, quick ? 200_000 : ALLOC_OPS))}`
     rows.push([
       `${size.toLocaleString('en-US')} entries`,
       cell(ns.getOurs, getOurs),
@@ -178,9 +187,19 @@ export async function run(): Promise<void> {
   const lruRows: string[][] = []
   lru(lruRows, repeats)
   printTable(
-    'B7 — LRU (`lru.ts`) get and add beside lru-cache\'s',
-    ['size', '`LRU.get` hit (time, heap/op)', 'lru-cache `get`', 'time ratio', '`LRU.add` new key + `removeOldest`', 'lru-cache `set` + `pop`', 'time ratio'],
+    "B7 — LRU (`lru.ts`) get and add beside lru-cache's",
+    [
+      'size',
+      '`LRU.get` hit (time, heap/op)',
+      'lru-cache `get`',
+      'time ratio',
+      '`LRU.add` new key + `removeOldest`',
+      'lru-cache `set` + `pop`',
+      'time ratio',
+    ],
     lruRows,
-    ['no target: LRU is an intrusive list (the values carry their links) with Go\'s counters; the ratio shows what it costs beside lru-cache. Peers do not change an LRU, so it is sized by entries.'],
+    [
+      "no target: LRU is an intrusive list (the values carry their links) with Go's counters; the ratio shows what it costs beside lru-cache. Peers do not change an LRU, so it is sized by entries.",
+    ],
   )
 }

@@ -5,7 +5,7 @@
 // value at once while one refresh runs for the cluster, on the key's owner;
 // bentocache's grace period does the same within each replica. A second
 // phase fails the loader for a while (stale-if-error).
-import { startReplicas, stopReplicas, type Replica, type ReplicaSetup } from './cluster.js'
+import { type Replica, type ReplicaSetup, startReplicas, stopReplicas } from './cluster.js'
 import { fmtMs, percentile, printTable, quick, record, sleep, sortedCopy, withTimeout } from './lib.js'
 
 const LOAD_MS = 300
@@ -46,9 +46,7 @@ async function phase(replicas: Replica[], key: string, durationMs: number, faili
   const start = performance.now()
   let results: Periodic[]
   try {
-    results = await Promise.all(
-      replicas.map((r) => r.call<Periodic>({ op: 'periodic', key, durationMs, intervalMs: INTERVAL_MS })),
-    )
+    results = await Promise.all(replicas.map((r) => r.call<Periodic>({ op: 'periodic', key, durationMs, intervalMs: INTERVAL_MS })))
   } finally {
     if (failing) await Promise.all(replicas.map((r) => r.call({ op: 'failing', on: false })))
   }
@@ -66,7 +64,9 @@ async function measure(contender: Contender, steadyMs: number, failingMs: number
   const replicas = await startReplicas([0, 1, 2].map(() => contender.setup))
   try {
     // Open the peer connections and let the JIT see the path, with other keys.
-    await Promise.all(replicas.map((r, i) => r.call({ op: 'run', keys: Array.from({ length: 50 }, (_, j) => `warm-${i}-${j}`), concurrency: 8 })))
+    await Promise.all(
+      replicas.map((r, i) => r.call({ op: 'run', keys: Array.from({ length: 50 }, (_, j) => `warm-${i}-${j}`), concurrency: 8 })),
+    )
     const steady = await phase(replicas, 'steady', steadyMs, false)
     await sleep(100)
     const failing = await phase(replicas, 'failing', failingMs, true)
@@ -112,18 +112,33 @@ export async function run(): Promise<void> {
       `${steady.loads}${steady.errors > 0 ? ` (${steady.errors} failed gets)` : ''}`,
       `${failing.errors} of ${failing.gets}`,
       `${failing.loads} (${failingRate.toFixed(2)}/s)`,
-      contender.target ? record('B8', `staleMs: get() p99 across expiries ≤ ${P99_LIMIT_MS} ms`, p99 <= P99_LIMIT_MS && steady.errors === 0) : '—',
-      contender.target ? record('B8', 'staleMs: 0 failed gets, ≤ 1 loader call/s with the loader down', failing.errors === 0 && failingRate <= 1) : '—',
+      contender.target
+        ? record('B8', `staleMs: get() p99 across expiries ≤ ${P99_LIMIT_MS} ms`, p99 <= P99_LIMIT_MS && steady.errors === 0)
+        : '—',
+      contender.target
+        ? record('B8', 'staleMs: 0 failed gets, ≤ 1 loader call/s with the loader down', failing.errors === 0 && failingRate <= 1)
+        : '—',
     ])
   }
   printTable(
     `B8 — gets across expiries: one key, loader ${LOAD_MS} ms, ttlMs ${TTL_MS}, staleMs/grace ${STALE_MS}, 3 replicas each getting it every ${INTERVAL_MS} ms`,
-    ['system (3 child processes)', 'gets', 'get() p50', 'get() p99', 'slowest get', 'loader runs', 'loader down: failed gets', 'loader down: loader calls', 'target: p99', 'target: loader down'],
+    [
+      'system (3 child processes)',
+      'gets',
+      'get() p50',
+      'get() p99',
+      'slowest get',
+      'loader runs',
+      'loader down: failed gets',
+      'loader down: loader calls',
+      'target: p99',
+      'target: loader down',
+    ],
     rows,
     [
       `Steady phase: ${steadyMs / 1000} s of gets after one warm-up get per replica, so it crosses about ${Math.floor(steadyMs / (TTL_MS + LOAD_MS))} expiries; each get is timed inside its replica, and a slow one does not hold up the next.`,
       `Loader-down phase: another key, warmed, then the loader fails (after its ${LOAD_MS} ms) on every replica for ${failingMs / 1000} s of gets.`,
-      'groupcache runs the loader on the key\'s owner only, and every replica keeps a hot copy (`promote: true`, as a key this hot soon would be by the default 1 in 10); bentocache, without a shared L2, runs it in each replica (its grace period serves the stale value at once and refreshes in the background).',
+      "groupcache runs the loader on the key's owner only, and every replica keeps a hot copy (`promote: true`, as a key this hot soon would be by the default 1 in 10); bentocache, without a shared L2, runs it in each replica (its grace period serves the stale value at once and refreshes in the background).",
     ],
   )
 }

@@ -4,7 +4,7 @@
 // second and peer requests per page, in the same run. Also the same gets
 // with batchWindowMs, and lone gets with and without it, which is what the
 // window costs (why it is off by default).
-import { startReplicas, stopReplicas, type Replica } from './cluster.js'
+import { type Replica, startReplicas, stopReplicas } from './cluster.js'
 import { fmtInt, fmtMs, median, mulberry32, percentile, printTable, quick, record, sortedCopy, withTimeout } from './lib.js'
 import type { PageMode, PagesResult } from './replica.js'
 
@@ -78,7 +78,8 @@ export async function run(): Promise<void> {
         ])
         for (let r = 0; r < rounds; r++) {
           for (const mode of modes) samples.get(mode)?.push(await round(replicas, mode, pages, PAGE, CONCURRENCY, 1000 * r))
-          for (const mode of ['gets', 'gets-window'] as const) loneSamples.get(mode)?.push(await round(replicas, mode, lone, 1, 1, 5000 + 1000 * r))
+          for (const mode of ['gets', 'gets-window'] as const)
+            loneSamples.get(mode)?.push(await round(replicas, mode, lone, 1, 1, 5000 + 1000 * r))
         }
         const med = (list: Sample[] | undefined, f: (s: Sample) => number): number => median((list ?? []).map(f))
         const errors = [...samples.values(), ...loneSamples.values()].flat().reduce((n, s) => n + s.errors, 0)
@@ -93,9 +94,19 @@ export async function run(): Promise<void> {
             fmtInt(pps('getMany')),
             reqs('getMany').toFixed(2),
             `${manyRatio.toFixed(2)}×`,
-            record('B9', 'getMany(100): ≥ 2× the pages/s of 100 parallel gets, ≤ 2 peer requests per page', manyRatio >= 2 && reqs('getMany') <= 2),
+            record(
+              'B9',
+              'getMany(100): ≥ 2× the pages/s of 100 parallel gets, ≤ 2 peer requests per page',
+              manyRatio >= 2 && reqs('getMany') <= 2,
+            ),
           ],
-          [`100 parallel \`get\`s, \`batchWindowMs: ${WINDOW_MS}\``, fmtInt(pps('gets-window')), reqs('gets-window').toFixed(2), `${(pps('gets-window') / base).toFixed(2)}×`, '—'],
+          [
+            `100 parallel \`get\`s, \`batchWindowMs: ${WINDOW_MS}\``,
+            fmtInt(pps('gets-window')),
+            reqs('gets-window').toFixed(2),
+            `${(pps('gets-window') / base).toFixed(2)}×`,
+            '—',
+          ],
         ]
         const loneRows = (['gets', 'gets-window'] as const).map((m) => {
           const times = sortedCopy((loneSamples.get(m) ?? []).flatMap((s) => s.pageMs))
@@ -113,19 +124,14 @@ export async function run(): Promise<void> {
           [
             `${KEYS.length} keys of 1 KB, loaded on their owners beforehand; \`promote: false\`, so every key owned by another replica is a peer fetch (about 2/3 of a page).`,
             `Each replica reads ${pages} pages of ${PAGE} distinct random keys, ${CONCURRENCY} pages at a time, all 3 replicas at once; medians of ${rounds} interleaved rounds.`,
-            'Peer requests are counted in each replica with undici\'s `undici:request:create` diagnostics channel. getMany sends one batch per remote owner, and pages that miss in the same round of microtasks share it, so with 4 pages in flight a page costs under 2 requests (a protocol probe, once a minute per peer, is counted when it falls in a round).',
+            "Peer requests are counted in each replica with undici's `undici:request:create` diagnostics channel. getMany sends one batch per remote owner, and pages that miss in the same round of microtasks share it, so with 4 pages in flight a page costs under 2 requests (a protocol probe, once a minute per peer, is counted when it falls in a round).",
             `Errors: ${errors}.`,
           ],
         )
-        printTable(
-          'B9 — what the batch window costs a lone get',
-          ['how', 'get p50', 'get p90', 'peer requests per get'],
-          loneRows,
-          [
-            `Each replica does ${lone} gets of random keys one after another, all 3 replicas at once, in each of ${rounds} rounds; percentiles over all of them.`,
-            'About 2 gets in 3 ask another replica (p50 and p90 are such gets); the third is a local hit. A lone remote get waits out the window before its request leaves.',
-          ],
-        )
+        printTable('B9 — what the batch window costs a lone get', ['how', 'get p50', 'get p90', 'peer requests per get'], loneRows, [
+          `Each replica does ${lone} gets of random keys one after another, all 3 replicas at once, in each of ${rounds} rounds; percentiles over all of them.`,
+          'About 2 gets in 3 ask another replica (p50 and p90 are such gets); the third is a local hit. A lone remote get waits out the window before its request leaves.',
+        ])
       })(),
       600_000,
       'B9',

@@ -3,7 +3,7 @@
 // over IPC and stopped (bounded in time, whatever happened) by the tests'
 // child runner, test/helpers/child.ts.
 import type { ChildProcess } from 'node:child_process'
-import { killOnExit, startChildren, type Child } from '../helpers/child.js'
+import { type Child, killOnExit, startChildren } from '../helpers/child.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 import type { Command, ReplicaConfig } from './replica.js'
 
@@ -45,14 +45,21 @@ export async function startReplicas(setups: ReplicaSetup[]): Promise<Replica[]> 
   const appPorts = ports.slice(0, setups.length)
   const peerPorts = ports.slice(setups.length)
   // With gc.listen() peers talk on ports of their own; with an adapter, on the app's.
-  const selfs = setups.map((s, i) => (s.system === 'groupcache' && s.server !== 'listen' ? urlsFor([appPorts[i] as number])[0] : urlsFor([peerPorts[i] as number])[0]) as string)
-  const configs = setups.map((setup, i): ReplicaConfig => ({
-    ...setup,
-    self: selfs[i] as string,
-    peers: selfs,
-    appPort: appPorts[i] as number,
-    peerPort: peerPorts[i] as number,
-  }))
+  const selfs = setups.map(
+    (s, i) =>
+      (s.system === 'groupcache' && s.server !== 'listen'
+        ? urlsFor([appPorts[i] as number])[0]
+        : urlsFor([peerPorts[i] as number])[0]) as string,
+  )
+  const configs = setups.map(
+    (setup, i): ReplicaConfig => ({
+      ...setup,
+      self: selfs[i] as string,
+      peers: selfs,
+      appPort: appPorts[i] as number,
+      peerPort: peerPorts[i] as number,
+    }),
+  )
   const children = await startChildren(
     configs.map((config, i) => ({
       what: `replica ${i} (${config.system}/${config.server})`,

@@ -96,7 +96,10 @@ export async function requestsPerSecond(
 
 /** median of a non-empty list (the list is not changed). */
 export function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50)
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  )
 }
 
 /** percentile of an ascending list, by the nearest-rank method. */
@@ -121,7 +124,7 @@ export function zipf(n: number, s: number, random: () => number): () => number {
   const cdf = new Float64Array(n)
   let sum = 0
   for (let r = 0; r < n; r++) {
-    sum += 1 / Math.pow(r + 1, s)
+    sum += 1 / (r + 1) ** s
     cdf[r] = sum
   }
   for (let r = 0; r < n; r++) cdf[r] = (cdf[r] as number) / sum

@@ -46,10 +46,11 @@ let installed: { bin: string | undefined; note: string } | undefined
 function install(): { bin: string | undefined; note: string } {
   if (installed !== undefined) return installed
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  const apt = (args: string[]): boolean =>
-    spawnSync('apt-get', args, { env, stdio: 'ignore', timeout: APT_TIMEOUT_MS }).status === 0
-  console.log('\n> redis-server is missing: installing Debian\'s redis-server with apt-get (this run is root)…')
-  const ok = apt(['install', '-y', '--no-install-recommends', 'redis-server']) || (apt(['update']) && apt(['install', '-y', '--no-install-recommends', 'redis-server']))
+  const apt = (args: string[]): boolean => spawnSync('apt-get', args, { env, stdio: 'ignore', timeout: APT_TIMEOUT_MS }).status === 0
+  console.log("\n> redis-server is missing: installing Debian's redis-server with apt-get (this run is root)…")
+  const ok =
+    apt(['install', '-y', '--no-install-recommends', 'redis-server']) ||
+    (apt(['update']) && apt(['install', '-y', '--no-install-recommends', 'redis-server']))
   const bin = findRedisServer()
   installed = {
     bin,
@@ -82,7 +83,10 @@ export async function startRedis(): Promise<RedisStart> {
   let note: string | undefined
   if (bin === undefined) {
     if (process.getuid?.() !== 0) {
-      return { ok: false, reason: 'redis-server is not installed and this run is not root, so it cannot apt-get it: Redis baselines skipped' }
+      return {
+        ok: false,
+        reason: 'redis-server is not installed and this run is not root, so it cannot apt-get it: Redis baselines skipped',
+      }
     }
     const result = install()
     bin = result.bin
@@ -93,7 +97,22 @@ export async function startRedis(): Promise<RedisStart> {
   const dir = mkdtempSync(join(tmpdir(), 'groupcache-bench-redis-'))
   const child = spawn(
     bin,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--loglevel',
+      'warning',
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   )
   track(child)

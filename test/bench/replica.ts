@@ -16,15 +16,15 @@ import { memoryDriver } from 'bentocache/drivers/memory'
 import { redisDriver } from 'bentocache/drivers/redis'
 import express from 'express'
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
-import Koa from 'koa'
-import { LRUCache } from 'lru-cache'
-import { Groupcache, type Group } from 'groupcache'
+import { type Group, Groupcache } from 'groupcache'
 import { groupcache as expressGroupcache } from 'groupcache/express'
 import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
-import { valueFor, valueSize, type ValueSizes } from './workload.js'
+import { Redis } from 'ioredis'
+import Koa from 'koa'
+import { LRUCache } from 'lru-cache'
 import { closeServer, listenOn } from './lib.js'
+import { type ValueSizes, valueFor, valueSize } from './workload.js'
 
 /** ReplicaConfig is what the parent passes as argv[2] (JSON). */
 export interface ReplicaConfig {
@@ -139,7 +139,6 @@ function appHandler(get: (key: string) => Promise<string>, latencies: number[]) 
   }
 }
 
-
 /** routeLatencies holds the in-replica time of each `/item/` request's get(), in ms. */
 const routeLatencies: number[] = []
 
@@ -243,7 +242,8 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
       const ms = performance.now() - start
       const after = group.stats
       // A plain fetch from the owner: no hit here, one peer load, no error.
-      const plain = after.cacheHits === before.cacheHits && after.peerLoads === before.peerLoads + 1 && after.peerErrors === before.peerErrors
+      const plain =
+        after.cacheHits === before.cacheHits && after.peerLoads === before.peerLoads + 1 && after.peerErrors === before.peerErrors
       return plain ? ms : undefined
     },
     close: () => gc.close(),
@@ -366,7 +366,11 @@ async function remoteSample(keys: string[], max: number): Promise<{ remote: numb
  * on its own (a slow get does not hold up the next), and reports each get's
  * time, the failures, and the loader runs meanwhile.
  */
-async function periodic(key: string, durationMs: number, intervalMs: number): Promise<{ latencies: number[]; errors: number; loads: number }> {
+async function periodic(
+  key: string,
+  durationMs: number,
+  intervalMs: number,
+): Promise<{ latencies: number[]; errors: number; loads: number }> {
   const latencies: number[] = []
   let errors = 0
   const before = loads

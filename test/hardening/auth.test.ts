@@ -19,10 +19,24 @@ describe('the secret', () => {
       const group = nodes[0]!.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => (loads++, k) })
       await group.get('kept')
       const port = Number(new URL(urls[0]!).port)
-      const tokens = [undefined, '', 'Bearer', `Bearer ${SECRET}x`, `Bearer ${SECRET.slice(0, -1)}`, SECRET, `bearer ${SECRET}`, `Basic ${SECRET}`]
+      const tokens = [
+        undefined,
+        '',
+        'Bearer',
+        `Bearer ${SECRET}x`,
+        `Bearer ${SECRET.slice(0, -1)}`,
+        SECRET,
+        `bearer ${SECRET}`,
+        `Basic ${SECRET}`,
+      ]
       for (const token of tokens) {
         const headers: Record<string, string> = token === undefined ? {} : { authorization: token }
-        for (const [method, path] of [['GET', '/_groupcache/g/new'], ['DELETE', '/_groupcache/g/kept'], ['PUT', '/_groupcache/g/kept'], ['DELETE', '/_groupcache/g']]) {
+        for (const [method, path] of [
+          ['GET', '/_groupcache/g/new'],
+          ['DELETE', '/_groupcache/g/kept'],
+          ['PUT', '/_groupcache/g/kept'],
+          ['DELETE', '/_groupcache/g'],
+        ]) {
           const res = await rawRequest(port, path!, { method, headers: { ...headers, 'x-groupcache-generation': '5' } })
           assert.equal(res.status, 401, `${method} ${path} with ${JSON.stringify(token)}`)
           assert.doesNotMatch(res.body.toString(), new RegExp(SECRET))
@@ -41,7 +55,9 @@ describe('the secret', () => {
     for (const secret of phases) {
       const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret }))
       try {
-        const groups = nodes.map((gc, i) => gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => `${i}:${k}` }))
+        const groups = nodes.map((gc, i) =>
+          gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => `${i}:${k}` }),
+        )
         const k0 = keyOwnedBy(nodes[0]!, urls[1]!)
         const k1 = keyOwnedBy(nodes[1]!, urls[0]!)
         assert.equal(await groups[0]!.get(k0), `1:${k0}`, JSON.stringify(secret))
@@ -64,14 +80,22 @@ describe('the secret', () => {
   })
 
   test('never appears in error messages or in the logs', async () => {
-    assert.throws(() => new Groupcache({ self: 'http://a:1', peers: ['http://a:1'], secret: [SECRET, ''] }), (err: unknown) => {
-      assert.ok(err instanceof InvalidOptionError)
-      assert.doesNotMatch(err.message, new RegExp(SECRET))
-      return true
-    })
+    assert.throws(
+      () => new Groupcache({ self: 'http://a:1', peers: ['http://a:1'], secret: [SECRET, ''] }),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidOptionError)
+        assert.doesNotMatch(err.message, new RegExp(SECRET))
+        return true
+      },
+    )
     const lines: string[] = []
     const app = Fastify({ logger: { level: 'trace', stream: { write: (line: string) => void lines.push(line) } } })
-    await app.register(fastifyGroupcache, { self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], secret: SECRET, peerTimeoutMs: 200 })
+    await app.register(fastifyGroupcache, {
+      self: 'http://127.0.0.1:1',
+      peers: ['http://127.0.0.1:1', 'http://127.0.0.1:2'],
+      secret: SECRET,
+      peerTimeoutMs: 200,
+    })
     const group = app.groupcache.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (k) => k })
     app.get('/x', async () => group.get(keyOwnedBy(app.groupcache, 'http://127.0.0.1:2')))
     await app.ready()

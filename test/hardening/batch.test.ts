@@ -7,14 +7,14 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import {
   BATCH_CONTENT_TYPE,
-  MAX_BATCH_BODY_BYTES,
-  MAX_BATCH_KEYS,
+  type BatchItem,
   decodeBatchAnswer,
   encodeBatchAnswer,
   encodeBatchKeys,
-  type BatchItem,
+  MAX_BATCH_BODY_BYTES,
+  MAX_BATCH_KEYS,
 } from '../../src/batch.js'
-import { Groupcache, type Group } from '../../src/index.js'
+import { type Group, Groupcache } from '../../src/index.js'
 import { encodeGetResponse } from '../../src/wire.js'
 import { deferred, keyOwnedBy } from '../helpers/local.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
@@ -80,7 +80,8 @@ describe('the batch endpoint, attacked', () => {
     loads = []
     mostAtOnce = 0
   }
-  const post = (body: Uint8Array, headers: Record<string, string> = BATCH, path = PATH) => rawRequest(port, path, { method: 'POST', headers, body })
+  const post = (body: Uint8Array, headers: Record<string, string> = BATCH, path = PATH) =>
+    rawRequest(port, path, { method: 'POST', headers, body })
 
   test('a batch without the secret, or with a wrong one, gets 401 and loads nothing', async () => {
     reset()
@@ -191,7 +192,8 @@ describe('the batch endpoint, attacked', () => {
     const res = await post(encodeBatchKeys(keys))
     assert.equal(res.status, 200)
     const got = items(res.body)
-    for (const key of keys) assert.deepEqual(got.get(key), { key, value: new Uint8Array(Buffer.from(`v:${key}`)), expire: 0, generation: 0 })
+    for (const key of keys)
+      assert.deepEqual(got.get(key), { key, value: new Uint8Array(Buffer.from(`v:${key}`)), expire: 0, generation: 0 })
     assert.equal(loads.length, 40)
     assert.ok(mostAtOnce <= 4, `${mostAtOnce} loads ran at once`)
   })
@@ -240,7 +242,10 @@ describe('the batch endpoint, attacked', () => {
       error: 'ERR_GROUPCACHE_OVERLOADED',
       message: 'group g is already running 4 loads for peers',
     })
-    assert.deepEqual(loads.filter((k) => k === 'f-new' || k === 'f-held-2'), ['f-held-2'])
+    assert.deepEqual(
+      loads.filter((k) => k === 'f-new' || k === 'f-held-2'),
+      ['f-held-2'],
+    )
   })
 
   test('a batch is never forwarded: keys owned by another peer are loaded here', async () => {
@@ -269,7 +274,11 @@ describe('the batch endpoint with loadMany', () => {
     await gc.listen({ port, host: '127.0.0.1' })
     try {
       const keys = Array.from({ length: MAX_BATCH_KEYS }, (_, i) => `h${i}`)
-      const res = await rawRequest(port, PATH, { method: 'POST', headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchKeys(keys) })
+      const res = await rawRequest(port, PATH, {
+        method: 'POST',
+        headers: { 'content-type': BATCH_CONTENT_TYPE },
+        body: encodeBatchKeys(keys),
+      })
       assert.equal(decodeBatchAnswer(res.body).filter((item) => 'value' in item).length, MAX_BATCH_KEYS)
       assert.deepEqual(calls, [MAX_BATCH_KEYS])
     } finally {
@@ -314,7 +323,13 @@ async function asker(peer: string, promote = false): Promise<{ gc: Groupcache; g
   const self = urlsFor([port])[0] as string
   const gc = new Groupcache({ self, peers: [self, peer], breaker: { failures: 1000 } })
   const loaded: string[] = []
-  const group = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote, load: (key) => (loaded.push(key), `local:${key}`) })
+  const group = gc.newGroup<string>({
+    name: 'g',
+    maxBytes: 1 << 20,
+    codec: 'string',
+    promote,
+    load: (key) => (loaded.push(key), `local:${key}`),
+  })
   return { gc, group, loaded }
 }
 
@@ -345,9 +360,15 @@ describe('peers that cannot or will not answer a batch', () => {
     try {
       const keys = keysOwnedBy(gc, go.url, 20)
       const got = await group.getMany(keys)
-      assert.deepEqual([...got.values()], keys.map((key) => `peer:${key}`))
+      assert.deepEqual(
+        [...got.values()],
+        keys.map((key) => `peer:${key}`),
+      )
       assert.deepEqual(loaded, [])
-      assert.deepEqual(go.requests.filter((r) => !r.startsWith('GET ')), [])
+      assert.deepEqual(
+        go.requests.filter((r) => !r.startsWith('GET ')),
+        [],
+      )
       assert.equal(go.requests.length, 21, 'one probe and one GET per key')
     } finally {
       await Promise.all([gc.close(), go.close()])
@@ -370,8 +391,14 @@ describe('peers that cannot or will not answer a batch', () => {
     const { gc, group, loaded } = await asker(old.url)
     try {
       const keys = keysOwnedBy(gc, old.url, 10)
-      assert.deepEqual([...(await group.getMany(keys.slice(0, 5))).values()], keys.slice(0, 5).map((key) => `peer:${key}`))
-      assert.deepEqual([...(await group.getMany(keys.slice(5))).values()], keys.slice(5).map((key) => `peer:${key}`))
+      assert.deepEqual(
+        [...(await group.getMany(keys.slice(0, 5))).values()],
+        keys.slice(0, 5).map((key) => `peer:${key}`),
+      )
+      assert.deepEqual(
+        [...(await group.getMany(keys.slice(5))).values()],
+        keys.slice(5).map((key) => `peer:${key}`),
+      )
       assert.deepEqual(loaded, [])
       assert.equal(old.requests.filter((r) => r.startsWith('POST')).length, 1, 'after one 405, no more batches')
       assert.equal(old.requests.filter((r) => r.startsWith('GET /_groupcache/g/')).length, 10)
@@ -388,7 +415,10 @@ describe('peers that cannot or will not answer a batch', () => {
     const { gc, group, loaded } = await asker(bad.url)
     try {
       const keys = keysOwnedBy(gc, bad.url, 3)
-      assert.deepEqual([...(await group.getMany(keys)).values()], keys.map((key) => `local:${key}`))
+      assert.deepEqual(
+        [...(await group.getMany(keys)).values()],
+        keys.map((key) => `local:${key}`),
+      )
       assert.deepEqual(loaded.sort(), [...keys].sort())
       assert.equal(group.stats.peerErrors, 3)
       assert.equal(gc.peerHealth()[0]?.failures, 1, 'the breaker heard it')

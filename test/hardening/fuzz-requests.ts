@@ -58,18 +58,55 @@ export interface FuzzRequest {
 const PATH_CHARS = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i))
   .filter((c) => c !== '?')
   .join('')
-const SAFE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~!$&\'()*,;=:@'
+const SAFE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~!$&'()*,;=:@"
 const QUERY_CHARS = `${SAFE_CHARS}%/?=&+#`
 const VALID_ESCAPES = ['%2F', '%20', '%25', '%2B', '%3F', '%C3%A9', '%E4%B8%AD', '%F0%9F%98%80', '%00', '%0A', '%7F']
 /** BAD_ESCAPES are escapes decodeURIComponent refuses: malformed, or not UTF-8. */
 export const BAD_ESCAPES = [
-  '%', '%z', '%zz', '%G0', '%F', '%%', '%%41', '%u0041', '%-1', '%+1', // malformed
-  '%FF', '%FE', '%80', '%BF', '%C3', '%E4%B8', '%F0%9F%98', // bytes that are not UTF-8, truncated sequences
-  '%C0%AF', '%C1%BF', '%E0%80%AF', '%F0%80%80%AF', // overlong encodings
-  '%ED%A0%80', '%ED%BF%BF', // UTF-16 surrogates
-  '%F4%90%80%80', '%F8%88%80%80%80', '%FC%84%80%80%80%80', // past U+10FFFF, 5- and 6-byte forms
+  '%',
+  '%z',
+  '%zz',
+  '%G0',
+  '%F',
+  '%%',
+  '%%41',
+  '%u0041',
+  '%-1',
+  '%+1', // malformed
+  '%FF',
+  '%FE',
+  '%80',
+  '%BF',
+  '%C3',
+  '%E4%B8',
+  '%F0%9F%98', // bytes that are not UTF-8, truncated sequences
+  '%C0%AF',
+  '%C1%BF',
+  '%E0%80%AF',
+  '%F0%80%80%AF', // overlong encodings
+  '%ED%A0%80',
+  '%ED%BF%BF', // UTF-16 surrogates
+  '%F4%90%80%80',
+  '%F8%88%80%80%80',
+  '%FC%84%80%80%80%80', // past U+10FFFF, 5- and 6-byte forms
 ]
-const ODD_METHODS = ['POST', 'PATCH', 'OPTIONS', 'HEAD', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'SEARCH', 'REPORT', 'TRACE', 'PURGE']
+const ODD_METHODS = [
+  'POST',
+  'PATCH',
+  'OPTIONS',
+  'HEAD',
+  'PROPFIND',
+  'PROPPATCH',
+  'MKCOL',
+  'COPY',
+  'MOVE',
+  'LOCK',
+  'UNLOCK',
+  'SEARCH',
+  'REPORT',
+  'TRACE',
+  'PURGE',
+]
 const TOKEN_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&*+-.^_|~'
 const WRONG_AUTH = [
   '',
@@ -233,7 +270,13 @@ export class FuzzGenerator {
         req.method = r.pick(ODD_METHODS)
         req.path = this.#anyPath()
         if (req.method !== 'HEAD' && r.chance(0.3)) {
-          headers['content-type'] = r.pick(['application/json', 'text/plain', 'application/x-protobuf', 'multipart/form-data; boundary=x', 'text/weird'])
+          headers['content-type'] = r.pick([
+            'application/json',
+            'text/plain',
+            'application/x-protobuf',
+            'multipart/form-data; boundary=x',
+            'text/weird',
+          ])
           req.body = r.string(PATH_CHARS, r.int(0, 500))
         }
         break
@@ -282,7 +325,9 @@ export class FuzzGenerator {
             group = Array.from({ length: r.int(1, 400) }, () => r.pick(VALID_ESCAPES)).join('')
             break
           case 3:
-            group = Array.from({ length: r.int(1, 300) }, () => r.pick(['%E4%B8%AD', '%F0%9F%98%80', '%C3%A9', '%0A', '%0D', '%1B', 'x'])).join('')
+            group = Array.from({ length: r.int(1, 300) }, () =>
+              r.pick(['%E4%B8%AD', '%F0%9F%98%80', '%C3%A9', '%0A', '%0D', '%1B', 'x']),
+            ).join('')
             break
           default:
             group = this.#validPart(60) || 'nope'
@@ -333,7 +378,9 @@ export class FuzzGenerator {
 
 /** describeRequest is a short, replayable description of a request for failure messages. */
 export function describeRequest(req: FuzzRequest): string {
-  const headers = Object.entries(req.headers).map(([k, v]) => `${k}: ${v.length > 60 ? `${JSON.stringify(v.slice(0, 60))}… (${v.length} chars)` : JSON.stringify(v)}`)
+  const headers = Object.entries(req.headers).map(
+    ([k, v]) => `${k}: ${v.length > 60 ? `${JSON.stringify(v.slice(0, 60))}… (${v.length} chars)` : JSON.stringify(v)}`,
+  )
   const path = req.path.length > 160 ? `${req.path.slice(0, 160)}… (${req.path.length} chars)` : req.path
   return `[${req.kind}] ${req.method} ${JSON.stringify(path)} {${headers.slice(0, 6).join(', ')}${headers.length > 6 ? `, … ${headers.length} headers` : ''}}`
 }

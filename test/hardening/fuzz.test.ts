@@ -10,21 +10,21 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { Pool } from 'undici'
 import { decodeGetResponse } from '../../src/wire.js'
-import { startApp, type Framework } from '../helpers/apps.js'
+import { type Framework, startApp } from '../helpers/apps.js'
 import {
+  type Answer,
+  describeRequest,
+  FuzzGenerator,
+  type FuzzRequest,
   GROUP,
+  judge,
   MAX_KEY_BYTES,
   PARSER_KINDS,
+  parseRawAnswers,
+  type RawCase,
+  rawCases,
   SECRET,
   VALID_AUTH,
-  FuzzGenerator,
-  describeRequest,
-  judge,
-  parseRawAnswers,
-  rawCases,
-  type Answer,
-  type FuzzRequest,
-  type RawCase,
 } from './fuzz-requests.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed_cafe)
@@ -255,7 +255,11 @@ for (const framework of TARGETS) {
       )
 
       // Still alive and serving.
-      const res = await pool.request({ method: 'GET', path: `/_groupcache/${GROUP}/after-the-storm`, headers: { authorization: VALID_AUTH } })
+      const res = await pool.request({
+        method: 'GET',
+        path: `/_groupcache/${GROUP}/after-the-storm`,
+        headers: { authorization: VALID_AUTH },
+      })
       const body = new Uint8Array(await res.body.arrayBuffer())
       assert.equal(res.statusCode, 200)
       assert.equal(Buffer.from(decodeGetResponse(body).value).toString(), 'v:after-the-storm')

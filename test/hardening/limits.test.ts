@@ -1,11 +1,12 @@
 // A flood of distinct keys from outside must not stampede the database: the
 // loads run for peers are capped per group, the excess gets 503 with
-// Retry-After, and a peer that gets it loads the key itself.
+// Retry-After, and a peer that gets it asks again after it (overload.test.ts),
+// loading the key itself only once its peerTimeoutMs has passed.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { DEFAULT_MAX_PEER_LOADS } from '../../src/index.js'
-import { rawRequest } from '../helpers/raw.js'
 import { keyOwnedBy, startLocalNodes } from '../helpers/local.js'
+import { rawRequest } from '../helpers/raw.js'
 import { deferred, waitFor } from '../helpers/wait.js'
 
 describe('maxPeerLoads', () => {
@@ -36,8 +37,8 @@ describe('maxPeerLoads', () => {
     }
   })
 
-  test("the node's own gets are not capped, and a refused peer loads the key itself", async () => {
-    const { nodes, urls, closeAll } = await startLocalNodes(2)
+  test("the node's own gets are not capped, and a peer refused for longer than its peerTimeoutMs loads the key itself", async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ peerTimeoutMs: 600 }))
     try {
       const held = deferred<string>()
       const loads = [0, 0]

@@ -6,8 +6,8 @@
 // the suite can afford; bench B10 runs them at full size. They use the built
 // package (dist/), as users run it: `npm run build` first.
 import { LRUCache } from 'lru-cache'
-import { Groupcache, type CodecName, type Group } from '../../dist/src/index.js'
-import { RouteCaches, type Captured } from '../../dist/adapters/route-cache.js'
+import { type Captured, RouteCaches } from '../../dist/adapters/route-cache.js'
+import { type CodecName, type Group, Groupcache } from '../../dist/src/index.js'
 import { Prng } from '../helpers/prng.js'
 
 declare const gc: () => void
@@ -106,7 +106,12 @@ function inserts(options: { codec: CodecName; n: number; maxBytes: number }): Pr
   const { codec, n, maxBytes } = options
   const r = new Prng(0x14)
   return measure(`inserts ${codec}`, n, async (node, count) => {
-    const group = node.newGroup<unknown>({ name: 'g', maxBytes, codec, load: (key) => valueFor(codec, Number(key.slice(4)), r.int(10, 100), r) })
+    const group = node.newGroup<unknown>({
+      name: 'g',
+      maxBytes,
+      codec,
+      load: (key) => valueFor(codec, Number(key.slice(4)), r.int(10, 100), r),
+    })
     for (let i = 0; i < count; i++) await group.get(`key:${i}`)
     return group
   })
@@ -154,7 +159,11 @@ function routes(options: { n: number; maxBytes: number }): Promise<Result> {
     caches.setRenderer(async (url, headers): Promise<Captured> => {
       const d = await decide({ method: 'GET', url, headers })
       if (d.action !== 'next') throw new Error('the replay was not let through')
-      return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: Buffer.from(JSON.stringify({ url, ok: true })) }
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: Buffer.from(JSON.stringify({ url, ok: true })),
+      }
     })
     for (let i = 0; i < count; i++) {
       const query = Math.floor(r.next() * 2 ** 52).toString(36)
@@ -185,16 +194,34 @@ async function perEntry(options: { store: 'lru-cache' | CodecName; n: number; si
     lru = fill(new LRUCache<string, string>({ maxSize: n * (size + 8), sizeCalculation: (v, k) => v.length + k.length }), keys)
     const seconds = (performance.now() - started) / 1000
     const after = await settled()
-    return { scenario: 'per entry lru-cache', counted: lru.calculatedSize, items: lru.size, evictions: keys - lru.size, growth: minus(after, before), ops: keys, seconds }
+    return {
+      scenario: 'per entry lru-cache',
+      counted: lru.calculatedSize,
+      items: lru.size,
+      evictions: keys - lru.size,
+      growth: minus(after, before),
+      ops: keys,
+      seconds,
+    }
   }
   // Sized from one entry's counted cost, so that about n entries fit.
   const probe = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
-  const one = probe.newGroup<unknown>({ name: 'g', maxBytes: 1 << 20, codec: store, load: (key) => encodable(store, value(Number(key.slice(4)))) })
+  const one = probe.newGroup<unknown>({
+    name: 'g',
+    maxBytes: 1 << 20,
+    codec: store,
+    load: (key) => encodable(store, value(Number(key.slice(4)))),
+  })
   await one.get('key:100000')
   const maxBytes = n * one.cacheStats('main').bytes
   await probe.close()
   return measure(`per entry ${store}`, keys, async (node, count) => {
-    const group = node.newGroup<unknown>({ name: 'g', maxBytes, codec: store, load: (key) => encodable(store, value(Number(key.slice(4)))) })
+    const group = node.newGroup<unknown>({
+      name: 'g',
+      maxBytes,
+      codec: store,
+      load: (key) => encodable(store, value(Number(key.slice(4)))),
+    })
     for (let i = 0; i < count; i++) await group.get(`key:${100_000 + i}`)
     return group
   })

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createServer as createHttpServer, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { Groupcache, type Group, type PeerHealth } from '../../src/index.js'
+import { type Group, Groupcache, type PeerHealth } from '../../src/index.js'
 import { encodeGetResponse } from '../../src/wire.js'
 import { keyOwnedBy } from '../helpers/local.js'
 
@@ -81,7 +81,13 @@ describe('a caller whose key is owned by a failing peer', () => {
 
   before(async () => {
     url = await peer.listen()
-    gc = new Groupcache({ self: SELF, peers: [SELF, url], peerTimeoutMs: TIMEOUT_MS, now: () => now, breaker: { failures: 3, backoffMs: 10_000 } })
+    gc = new Groupcache({
+      self: SELF,
+      peers: [SELF, url],
+      peerTimeoutMs: TIMEOUT_MS,
+      now: () => now,
+      breaker: { failures: 3, backoffMs: 10_000 },
+    })
     group = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => `local:${k}` })
   })
   after(async () => {

@@ -1,11 +1,12 @@
 // close(): peer requests get 503 at once, loads in flight finish within the
-// grace period or are aborted after it, and no socket is left open.
+// grace period or are aborted after it (their callers get ClosedError then,
+// even from a loader that ignores ctx.signal), and no socket is left open.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { ClosedError, type LoadContext } from '../../src/index.js'
-import { rawRequest } from '../helpers/raw.js'
-import { startLocalNodes } from '../helpers/local.js'
 import { settledTcpHandles, tcpHandles } from '../helpers/handles.js'
+import { startLocalNodes } from '../helpers/local.js'
+import { rawRequest } from '../helpers/raw.js'
 import { deferred, waitFor } from '../helpers/wait.js'
 
 /** GRACE_MS is the grace period of the test that outlives it. */
@@ -52,7 +53,8 @@ describe('gc.close()', () => {
         }),
     })
     // Its rejection is expected from the moment close() aborts the load, which may be before close() resolves.
-    const stuck = assert.rejects(group.get('stuck'), { code: 'ERR_GROUPCACHE_LOAD_FAILED' })
+    // Its callers hear that the node closed, not the loader's own error.
+    const stuck = assert.rejects(group.get('stuck'), ClosedError)
     await waitFor('the load to start', () => signal !== undefined)
     // A timer set just before close() for 1 ms less than the grace period
     // fires before close()'s own, however late both fire on a busy machine:
@@ -63,5 +65,38 @@ describe('gc.close()', () => {
     await closing
     assert.equal(signal!.aborted, true)
     await stuck
+  })
+})
+
+describe('gc.close() with loaders that ignore ctx.signal', () => {
+  test('rejects their callers with ClosedError at the grace deadline, without waiting for the loader', async () => {
+    const { nodes, urls } = await startLocalNodes(1)
+    const gc = nodes[0]!
+    const held = deferred<string>()
+    let started = 0
+    const group = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      // Never looks at ctx.signal: only the test ends it.
+      load: async () => (started++, held.promise),
+    })
+    try {
+      const local = group.get('stuck')
+      const fromPeer = rawRequest(Number(new URL(urls[0]!).port), '/_groupcache/g/stuck')
+      await waitFor('the local get and the peer request to wait on the load', () => started === 1 && group.stats.serverRequests === 1)
+      const closing = gc.close({ graceMs: 100 })
+      // A guard against hanging, not a timing claim: the loader never ends on its own.
+      const hung = new Promise<never>((_resolve, reject) =>
+        setTimeout(() => reject(new Error('still waiting long after the grace period')), 10_000).unref(),
+      )
+      await Promise.race([assert.rejects(local, ClosedError), hung])
+      const answer = await Promise.race([fromPeer.catch(() => ({ status: 0 })), hung])
+      assert.ok(answer.status === 503 || answer.status === 0, `the peer got ${answer.status}`)
+      await Promise.race([closing, hung])
+      assert.equal(started, 1)
+    } finally {
+      held.resolve('too late')
+    }
   })
 })

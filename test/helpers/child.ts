@@ -3,7 +3,7 @@
 // stop it bounded in time whatever the test did. The clusters of the tests
 // (cluster.ts, replicas.ts, the interop and node:cluster tests) are all
 // built on this one runner.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { ANSWER_TIMEOUT_MS } from './wait.js'
 

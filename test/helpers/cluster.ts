@@ -1,6 +1,6 @@
 // A cluster of groupcache nodes in child processes (node-main.ts), driven
 // over IPC: what the multi-node tests of the core run against.
-import { startChild, startChildren, stopChildren, type Child } from './child.js'
+import { type Child, startChild, startChildren, stopChildren } from './child.js'
 import type { Command, HammerReport, NodeConfig } from './node-main.js'
 import type { SpanRecord } from './otel.js'
 import { reservePorts, urlsFor } from './ports.js'

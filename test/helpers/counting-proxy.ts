@@ -1,4 +1,4 @@
-import { Agent, createServer, request, type Server } from 'node:http'
+import { createServer, request, type Server } from 'node:http'
 
 /** CountingProxy forwards HTTP to one target and counts what went through. */
 export interface CountingProxy {
@@ -16,11 +16,19 @@ export interface CountingProxy {
  */
 export async function startCountingProxy(port: number, target: number): Promise<CountingProxy> {
   const requests: string[] = []
-  const agent = new Agent({ keepAlive: true })
   const server: Server = createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`)
     const upstream = request(
-      { host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers, agent },
+      // A connection per request: a kept-alive one could be closed by the
+      // target just as it is reused, and a 502 would look like a peer failure.
+      {
+        host: '127.0.0.1',
+        port: target,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, connection: 'close' },
+        agent: false,
+      },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
         answer.pipe(res)
@@ -41,7 +49,6 @@ export async function startCountingProxy(port: number, target: number): Promise<
     count: (method) => (method === undefined ? requests.length : requests.filter((r) => r.startsWith(`${method} `)).length),
     close: async () => {
       server.closeAllConnections()
-      agent.destroy()
       await new Promise((resolve) => server.close(resolve))
     },
   }

@@ -117,8 +117,7 @@ function answer(msg: Buffer, table: Map<string, Records>, servfail: boolean): Bu
   const records = table.get(labels.join('.').toLowerCase())
   if (records === undefined) return reply(RCODE_NXDOMAIN, question)
   if (qclass !== CLASS_IN) return reply(0, question)
-  const addresses =
-    qtype === TYPE_A ? (records.a ?? []).map(ipv4Bytes) : qtype === TYPE_AAAA ? (records.aaaa ?? []).map(ipv6Bytes) : []
+  const addresses = qtype === TYPE_A ? (records.a ?? []).map(ipv4Bytes) : qtype === TYPE_AAAA ? (records.aaaa ?? []).map(ipv6Bytes) : []
   const answers = addresses.map((rdata) => {
     const rr = Buffer.alloc(12)
     rr.writeUInt16BE(0xc00c, 0) // the name: a pointer to the question's

@@ -1,10 +1,10 @@
 // An OpenTelemetry SDK for tests: spans kept in memory, W3C propagation and
 // the AsyncLocalStorage context manager, registered globally as an app's
 // start-up would (NodeSDK does the same three things).
-import { context, propagation, trace, type Attributes } from '@opentelemetry/api'
+import { type Attributes, context, propagation, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
+import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 
 /** SpanRecord is a finished span as plain data, to compare or send over IPC. */
 export interface SpanRecord {

@@ -1,4 +1,4 @@
-import { startChildren, stopChildren, type Child } from './child.js'
+import { type Child, startChildren, stopChildren } from './child.js'
 import { fetchFresh } from './fetch.js'
 import { reservePorts, urlsFor } from './ports.js'
 
@@ -33,11 +33,7 @@ export interface Replica {
  * framework listed, all peers of one another, and resolves when each has said it is listening. On failure
  * it stops the ones that started.
  */
-export async function startReplicas(
-  frameworks: ExampleFramework[],
-  env: Record<string, string> = {},
-  entry?: string,
-): Promise<Replica[]> {
+export async function startReplicas(frameworks: ExampleFramework[], env: Record<string, string> = {}, entry?: string): Promise<Replica[]> {
   const ports = await reservePorts(frameworks.length)
   const urls = urlsFor(ports)
   const children = await startChildren(
@@ -49,7 +45,12 @@ export async function startReplicas(
       ready: { stdout: 'listening' },
     })),
   )
-  return children.map((child, i) => ({ framework: frameworks[i] as ExampleFramework, url: urls[i] as string, port: ports[i] as number, child }))
+  return children.map((child, i) => ({
+    framework: frameworks[i] as ExampleFramework,
+    url: urls[i] as string,
+    port: ports[i] as number,
+    child,
+  }))
 }
 
 /** stopReplicas sends SIGTERM, and SIGKILL to any replica still up after a grace period. */

@@ -96,7 +96,14 @@ export async function rollingRestart(
     }
     rolling = false
     await Promise.all(load)
-    const passes = await Promise.all(nodes.map((node, i) => getAll(node, KEYS.filter((_, k) => k % 3 === i))))
+    const passes = await Promise.all(
+      nodes.map((node, i) =>
+        getAll(
+          node,
+          KEYS.filter((_, k) => k % 3 === i),
+        ),
+      ),
+    )
     failed += passes.reduce((a, b) => a + b, 0)
     loads += await loadsOf(nodes, KEYS)
     return { loads, failed, errors }
@@ -104,4 +111,3 @@ export async function rollingRestart(
     await Promise.all([...nodes, ...started].map((n) => n.stop()))
   }
 }
-

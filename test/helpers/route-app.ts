@@ -14,9 +14,9 @@ import Koa from 'koa'
 import { groupcache as expressGroupcache } from '../../adapters/express.js'
 import fastifyGroupcache from '../../adapters/fastify.js'
 import { groupcache as koaGroupcache } from '../../adapters/koa.js'
-import { DEFAULT_ROUTE_GROUP, type CacheRouteOptions } from '../../adapters/route-cache.js'
+import { type CacheRouteOptions, DEFAULT_ROUTE_GROUP } from '../../adapters/route-cache.js'
 import type { Groupcache } from '../../src/index.js'
-import { deferred, PEER_TIMEOUT_MS, type Deferred } from './wait.js'
+import { type Deferred, deferred, PEER_TIMEOUT_MS } from './wait.js'
 
 const framework = process.env.FRAMEWORK as 'express' | 'fastify' | 'koa'
 const port = Number(process.env.PORT)
@@ -49,19 +49,35 @@ type Params = Record<string, string>
 
 /** ROUTES are the cached routes: path, cacheRoute options, and handler. */
 const ROUTES: Array<[string, CacheRouteOptions, (params: Params, query: string, headers: Record<string, unknown>) => Promise<Reply>]> = [
-  ['/report/:id', { ttlMs }, async (p, q) => (await sleep(50), { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: p.id, q, by: self }) })],
+  [
+    '/report/:id',
+    { ttlMs },
+    async (p, q) => (await sleep(50), { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: p.id, q, by: self }) }),
+  ],
   ['/vary', { ttlMs, vary: ['accept-language'] }, async (_p, _q, h) => ({ body: `lang=${String(h['accept-language'])}` })],
   ['/cookie', { ttlMs }, async () => ({ headers: { 'set-cookie': 'session=abc' }, body: 'with a cookie' })],
   ['/nostore', { ttlMs }, async () => ({ headers: { 'cache-control': 'no-store' }, body: 'do not store' })],
   ['/big', { ttlMs, maxBodyBytes: 100 }, async () => ({ body: 'x'.repeat(1000) })],
-  ['/boom', { ttlMs }, async () => {
-    await sleep(50)
-    throw new Error('handler failed')
-  }],
+  [
+    '/boom',
+    { ttlMs },
+    async () => {
+      await sleep(50)
+      throw new Error('handler failed')
+    },
+  ],
   ['/etag', { ttlMs }, async () => ({ headers: { etag: '"mine"' }, body: 'tagged' })],
-  ['/private', { ttlMs, private: true, key: (req) => `/private?user=${String(req.headers.authorization)}`, vary: ['authorization'] }, async (_p, _q, h) => ({ body: `for ${String(h.authorization)}` })],
+  [
+    '/private',
+    { ttlMs, private: true, key: (req) => `/private?user=${String(req.headers.authorization)}`, vary: ['authorization'] },
+    async (_p, _q, h) => ({ body: `for ${String(h.authorization)}` }),
+  ],
   // The acceptance route for stale responses: a 300 ms render, 1 s TTL, 20 s stale window.
-  ['/slow/:id', { ttlMs: 1_000, staleMs: 20_000, cacheControl: true }, async (p) => (await sleep(300), { body: `slow ${p.id} #${counts['/slow/:id']}` })],
+  [
+    '/slow/:id',
+    { ttlMs: 1_000, staleMs: 20_000, cacheControl: true },
+    async (p) => (await sleep(300), { body: `slow ${p.id} #${counts['/slow/:id']}` }),
+  ],
 ]
 
 function count(path: string): void {
@@ -118,7 +134,10 @@ if (framework === 'express') {
     app.get(path, gc.cacheRoute(options), async (req, res, next) => {
       try {
         const r = await run(path, req.params as Params, queryOf(req.originalUrl), req.headers)
-        res.status(r.status ?? 200).set(r.headers ?? {}).send(r.body)
+        res
+          .status(r.status ?? 200)
+          .set(r.headers ?? {})
+          .send(r.body)
       } catch (err) {
         next(err)
       }
@@ -160,7 +179,11 @@ if (framework === 'express') {
   await app.register(fastifyGroupcache, { self, peers, now, peerTimeoutMs })
   app.get('/counts', async () => counts)
   app.all<{ Params: { op: string } }>('/test/:op', async (request) => control(request.params.op, queryOf(request.url), app.groupcache))
-  const send = (reply: FastifyReply, r: Reply): FastifyReply => reply.code(r.status ?? 200).headers(r.headers ?? {}).send(r.body)
+  const send = (reply: FastifyReply, r: Reply): FastifyReply =>
+    reply
+      .code(r.status ?? 200)
+      .headers(r.headers ?? {})
+      .send(r.body)
   for (const [path, options] of ROUTES) {
     app.get(path, { config: { groupcache: options } }, async (request, reply) =>
       send(reply, await run(path, request.params as Params, queryOf(request.url), request.headers)),

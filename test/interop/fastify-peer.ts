@@ -10,7 +10,13 @@ import { interopGroup, outcome, readConfig } from './node-group.js'
 
 const config = readConfig()
 const app = Fastify()
-await app.register(groupcache, { self: config.self, peers: config.peers, peerTimeoutMs: PEER_TIMEOUT_MS })
+// Go cannot send a secret: this cluster runs without one, and opts into changes.
+await app.register(groupcache, {
+  self: config.self,
+  peers: config.peers,
+  peerTimeoutMs: PEER_TIMEOUT_MS,
+  dangerouslyAllowUnauthenticatedChanges: true,
+})
 const { group, snapshot } = interopGroup(app.groupcache)
 
 app.post<{ Body: { key: string } }>('/get', async (request) => outcome(group.get(request.body.key)))

@@ -11,16 +11,16 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { after, before, describe, test, type TestContext } from 'node:test'
+import { after, before, describe, type TestContext, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { Ring } from '../../src/ring.js'
 import { decodeGetResponse } from '../../src/wire.js'
-import { ROOT, startChild, stopChildren, type Child, type ChildOptions } from '../helpers/child.js'
+import { type Child, type ChildOptions, ROOT, startChild, stopChildren } from '../helpers/child.js'
 import { fetchFresh } from '../helpers/fetch.js'
 import type { SpanRecord } from '../helpers/otel.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
 import { rawRequest } from '../helpers/raw.js'
-import { GROUP, type GetOutcome, type NodeSnapshot } from './node-group.js'
+import { type GetOutcome, GROUP, type NodeSnapshot } from './node-group.js'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const GONODE = `${HERE}bin/gonode`
@@ -66,7 +66,9 @@ async function buildGo(): Promise<string | undefined> {
   if (code !== 3) throw new Error(`test/interop/build.sh failed with exit code ${code}:\n${output}`)
   const missing = /go not found/.test(output) ? 'go toolchain not found' : output.trim().replace(/; skipping$/, '')
   if (process.env.CI === 'true') {
-    throw new Error(`${missing}, but CI=true: CI installs golang-go and golang-github-golang-groupcache-dev (.ci/run), so the interop test must run`)
+    throw new Error(
+      `${missing}, but CI=true: CI installs golang-go and golang-github-golang-groupcache-dev (.ci/run), so the interop test must run`,
+    )
   }
   return `${missing}: interop test skipped`
 }
@@ -289,7 +291,11 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     const owned = members.map((m) => `${m.kind} ${byGo.filter((o) => o === m.url).length}`).join(', ')
     t.diagnostic(`${agree}/${keys.length} keys agree on all 3 nodes (owned: ${owned})`)
     assert.deepEqual(disagree.slice(0, 10), [], `${disagree.length} keys disagree`)
-    assert.deepEqual(byListen, keys.map((k) => ring.owner(k)), "the nodes agree with the test's ring too")
+    assert.deepEqual(
+      byListen,
+      keys.map((k) => ring.owner(k)),
+      "the nodes agree with the test's ring too",
+    )
     for (const m of members) assert.ok(byGo.includes(m.url), `${m.kind} owns some keys`)
   })
 
@@ -309,10 +315,17 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     const after = await countersOfAll()
     for (const key of keys) {
       const loads = after.map((c) => c.loads[key] ?? 0)
-      assert.deepEqual(loads, members.map((m) => (m === ownerOf(key) ? 1 : 0)), `loads of ${key} on go, listen, fastify`)
+      assert.deepEqual(
+        loads,
+        members.map((m) => (m === ownerOf(key) ? 1 : 0)),
+        `loads of ${key} on go, listen, fastify`,
+      )
     }
     const perNode = after.map((c) => keys.reduce((n, k) => n + (c.loads[k] ?? 0), 0))
-    assert.equal(perNode.reduce((a, b) => a + b, 0), keys.length)
+    assert.equal(
+      perNode.reduce((a, b) => a + b, 0),
+      keys.length,
+    )
     members.forEach((m, i) => {
       assert.equal(perNode[i], keys.filter((k) => ownerOf(k) === m).length, `${m.kind} loaded the keys it owns`)
       assert.equal(after[i]!.peerErrors, before[i]!.peerErrors, `${m.kind} had no peer errors`)
@@ -329,11 +342,18 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     const keys = Array.from({ length: 120 }, (_, i) => `many:${i}`)
     const before = await countersOfAll()
     const found = (await listen.call!({ op: 'getMany', keys })) as Array<[string, string]>
-    assert.deepEqual(found, keys.map((key) => [key, `go:${key}`]))
+    assert.deepEqual(
+      found,
+      keys.map((key) => [key, `go:${key}`]),
+    )
     const after = await countersOfAll()
     const owned = (m: Member): number => keys.filter((k) => ownerOf(k) === m).length
     for (const key of keys) {
-      assert.deepEqual(after.map((c) => c.loads[key] ?? 0), members.map((m) => (m === ownerOf(key) ? 1 : 0)), `loads of ${key}`)
+      assert.deepEqual(
+        after.map((c) => c.loads[key] ?? 0),
+        members.map((m) => (m === ownerOf(key) ? 1 : 0)),
+        `loads of ${key}`,
+      )
     }
     // Go counts a request only once it has parsed a group and a key: a batch
     // (POST {group}) would be a 400 it does not count. One per key it owns
@@ -354,7 +374,8 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
       const key = variantOwnedBy(go, special)
       onGo.push(key)
       // Both Node nodes ask; the Go owner loads once and serves the second from its cache.
-      for (const asker of [listen, fastify]) assert.deepEqual(await asker.get(key), ok(key), `${asker.kind} asked Go for ${JSON.stringify(key)}`)
+      for (const asker of [listen, fastify])
+        assert.deepEqual(await asker.get(key), ok(key), `${asker.kind} asked Go for ${JSON.stringify(key)}`)
       for (const owner of [listen, fastify]) {
         const nodeKey = variantOwnedBy(owner, special)
         onNode.push([owner, nodeKey])
@@ -388,7 +409,10 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     const fetch = answer.spans.find((s) => s.name === 'groupcache.fetch')
     assert.deepEqual(fetch?.attributes, { 'groupcache.group': GROUP, 'groupcache.peer': go.url, 'groupcache.outcome': 'ok' })
     const after = await countersOfAll()
-    assert.deepEqual(after.map((c) => c.loads[key]), [1, undefined, undefined])
+    assert.deepEqual(
+      after.map((c) => c.loads[key]),
+      [1, undefined, undefined],
+    )
     assert.equal(after[1]!.peerErrors, before[1]!.peerErrors)
   })
 
@@ -443,8 +467,14 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     // Go answered for the key "a+b" (forwarding to its owner, as Go does);
     // each Node server loaded "a b" itself (ours never forwards).
     const all = await countersOfAll()
-    assert.deepEqual(all.map((c) => c.loads['a+b']), members.map((m) => (m === ownerOf('a+b') ? 1 : undefined)))
-    assert.deepEqual(all.map((c) => c.loads['a b']), [undefined, 1, 1])
+    assert.deepEqual(
+      all.map((c) => c.loads['a+b']),
+      members.map((m) => (m === ownerOf('a+b') ? 1 : undefined)),
+    )
+    assert.deepEqual(
+      all.map((c) => c.loads['a b']),
+      [undefined, 1, 1],
+    )
   })
 
   test("Go's server answers DELETE and PUT like a GET, loading the key (or fetching it from its owner), and a group DELETE with 400", async (t) => {
@@ -456,7 +486,11 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     const onGo = keyOwnedBy(go, (i) => `del:go-${i}`)
     const onListen = keyOwnedBy(listen, (i) => `del:listen-${i}`)
     const putOnGo = keyOwnedBy(go, (i) => `put:go-${i}`)
-    for (const [method, key] of [['DELETE', onGo], ['DELETE', onListen], ['PUT', putOnGo]] as const) {
+    for (const [method, key] of [
+      ['DELETE', onGo],
+      ['DELETE', onListen],
+      ['PUT', putOnGo],
+    ] as const) {
       const answer = await rawRequest(go.port, keyPath(key), { method })
       assert.equal(answer.status, 200, `${method} ${key}`)
       assert.equal(valueOf(answer.body), `go:${key}`)
@@ -484,7 +518,10 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
     for (const o of outcomes) {
       assert.equal(o.ok, false)
       assert.equal((o as { code?: string }).code, 'ERR_GROUPCACHE_PEERS_UNREACHABLE')
-      assert.match((o as { message: string }).message, new RegExp(`failed on 1 peer\\(s\\): ${go.url.replaceAll('.', '\\.')} \\(.*a Go groupcache node`))
+      assert.match(
+        (o as { message: string }).message,
+        new RegExp(`failed on 1 peer\\(s\\): ${go.url.replaceAll('.', '\\.')} \\(.*a Go groupcache node`),
+      )
     }
     const after = await countersOfAll()
     const [g0, , f0] = before as [Counters, Counters, Counters]

@@ -2,7 +2,7 @@
 // group that answers exactly what the Go node's getter answers ("go:" + key,
 // codec 'string', so the bytes are the same), its load counts per key, and
 // the shape of a get's outcome as the parent sees it.
-import { GroupcacheError, type CacheStats, type Group, type Groupcache, type GroupStats } from '../../src/index.js'
+import { type CacheStats, type Group, type Groupcache, GroupcacheError, type GroupStats } from '../../src/index.js'
 
 /** GROUP is the group name of every member, Go included (gonode -group). */
 export const GROUP = 'interop'

@@ -1,7 +1,7 @@
 // The soak test's replicas: the example apps (examples/<framework>.ts) as
 // child processes on fixed 127.0.0.1 ports, so that one can be killed and
 // started again where its peers expect it, with the same SELF and PEERS.
-import { startChild, type Child } from '../helpers/child.js'
+import { type Child, startChild } from '../helpers/child.js'
 import type { ExampleFramework } from '../helpers/replicas.js'
 
 const STOP_GRACE_MS = 5_000

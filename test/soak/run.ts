@@ -10,10 +10,10 @@
 // request may fail: any non-200, or network error, from a replica in the
 // rotation makes the run exit with code 1. No process is left behind.
 import { Pool } from 'undici'
+import { reservePorts } from '../helpers/ports.js'
 import { Prng } from '../helpers/prng.js'
 import type { ExampleFramework, ReplicaStats } from '../helpers/replicas.js'
-import { reservePorts } from '../helpers/ports.js'
-import { crash, slotsFor, start, stop, type ReplicaSlot } from './fleet.js'
+import { crash, type ReplicaSlot, slotsFor, start, stop } from './fleet.js'
 
 const FRAMEWORKS: ExampleFramework[] = ['express', 'fastify', 'koa']
 const CONCURRENCY = 32
@@ -98,7 +98,14 @@ let exitCode = 1
 try {
   await Promise.all(slots.map((slot) => start(slot)))
   for (const slot of slots) {
-    members.push({ slot, pool: newPool(slot), inRotation: true, inFlight: 0, served: 0, killedStats: { dbCalls: 0, renders: 0, peerErrors: 0, unknown: 0 } })
+    members.push({
+      slot,
+      pool: newPool(slot),
+      inRotation: true,
+      inFlight: 0,
+      served: 0,
+      killedStats: { dbCalls: 0, renders: 0, peerErrors: 0, unknown: 0 },
+    })
   }
   console.log(`soak: ${seconds} s; replicas ${slots.map((s) => `${s.framework} ${s.url}`).join(', ')}`)
   console.log(
@@ -144,7 +151,8 @@ try {
         }
       } catch (err) {
         failed++
-        if (failures.length < 20) failures.push(`${member.slot.framework} GET ${path} → ${(err as Error & { code?: string }).code ?? ''} ${(err as Error).message}`)
+        if (failures.length < 20)
+          failures.push(`${member.slot.framework} GET ${path} → ${(err as Error & { code?: string }).code ?? ''} ${(err as Error).message}`)
       } finally {
         member.inFlight--
       }
@@ -207,7 +215,10 @@ try {
     ['requests/s', (requests / elapsed).toFixed(0)],
     ['restarts (SIGKILL + start)', members.map((m) => `${m.slot.framework} ${m.slot.restarts}`).join(' · ')],
     ['unexpected replica exits', String(unexpectedExits.length)],
-    ['db loads (users) / distinct user ids', `${liveDb + killedDb} / ${users.size} (${((liveDb + killedDb) / Math.max(1, users.size)).toFixed(2)} per id)`],
+    [
+      'db loads (users) / distinct user ids',
+      `${liveDb + killedDb} / ${users.size} (${((liveDb + killedDb) / Math.max(1, users.size)).toFixed(2)} per id)`,
+    ],
     ['report renders / distinct report ids', `${liveRenders + killedRenders} / ${reports.size}`],
     ['peerErrors, live replicas at the end', String(livePeerErrors)],
     ['peerErrors, killed incarnations too', String(livePeerErrors + killedPeerErrors)],
@@ -216,14 +227,16 @@ try {
   console.log('\n| figure | value |\n|---|---:|')
   for (const [k, v] of rows) console.log(`| ${k} | ${v} |`)
 
-  console.log('\n| replica | served | restarts | db loads (now) | peerLoads | peerErrors | cache hits | peer requests served |\n|---|---:|---:|---:|---:|---:|---:|---:|')
+  console.log(
+    '\n| replica | served | restarts | db loads (now) | peerLoads | peerErrors | cache hits | peer requests served |\n|---|---:|---:|---:|---:|---:|---:|---:|',
+  )
   members.forEach((m, i) => {
     const s = finalStats[i]
     console.log(
       `| ${m.slot.framework} ${m.slot.url} | ${m.served} | ${m.slot.restarts} | ${s?.dbCalls ?? '?'} | ${s?.peerLoads ?? '?'} | ${s?.peerErrors ?? '?'} | ${s?.cacheHits ?? '?'} | ${s?.serverRequests ?? '?'} |`,
     )
   })
-  console.log('(per-replica figures are the current incarnation\'s: a restarted replica starts from zero)')
+  console.log("(per-replica figures are the current incarnation's: a restarted replica starts from zero)")
 
   if (failures.length > 0) console.log(`\nfirst failures:\n${failures.join('\n')}`)
   if (unexpectedExits.length > 0) console.log(`\nreplicas that exited on their own:\n${unexpectedExits.join('\n')}`)
