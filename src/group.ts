@@ -32,7 +32,7 @@ import {
   UnreachablePeersError,
 } from './errors.js'
 import { Flight, type FlightFn } from './flight.js'
-import { encodeHandoff, type HandoffEntry, MAX_HANDOFF_BODY_BYTES, recordBytes } from './handoff.js'
+import { encodeHandoff, type HandoffEntry, MAX_HANDOFF_AGE_MS, MAX_HANDOFF_BODY_BYTES, RecentChanges, recordBytes } from './handoff.js'
 import { acceptGeneration } from './protocol.js'
 import { type GroupStats, newGroupStats } from './stats.js'
 
@@ -275,8 +275,13 @@ export interface GroupPeers {
   previousOwnerOf(key: string): string | undefined
   /** nextOwnerOf names the key's owner on the ring without this node. */
   nextOwnerOf(key: string): string | undefined
-  /** peek asks a peer for its cached copy; undefined on a miss or any failure. */
-  peek(peer: string, group: string, key: string, generation: number): Promise<PeerValue | undefined>
+  /**
+   * peekMany asks a peer for its cached copies of keys (from memory: it
+   * never loads), within the peek deadline; the answer holds the keys it
+   * had. It never rejects: a failure is a miss.
+   */
+  peekMany(peer: string, group: string, keys: readonly string[], generation: number): Promise<Map<string, PeerValue>>
+  /** handoff sends a peer a hand-off body (see handoff.ts): entries for it to store. */
   handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void>
 }
 
@@ -392,6 +397,13 @@ export class Group<T = unknown> {
   // together (see getMany and batchWindowMs).
   readonly #loads = new Batcher<LoadItem<T>>((items) => this.#loadBatch(items), MAX_BATCH_KEYS)
   readonly #fetches = new Batcher<FetchItem>((items) => this.#fetchBatch(items), Infinity)
+  // Peeks at previous owners started together (a getMany, a peer's batch),
+  // sent together: one request per previous owner, all answered at once, so
+  // that the misses among them still reach loadMany in one call.
+  readonly #peeks = new Batcher<PeekItem>((items) => this.#peekBatch(items), MAX_BATCH_KEYS)
+  // Keys removed or set here lately: no copy from another node is taken for
+  // them (a peek's answer, a hand-off), since it may predate the change.
+  readonly #changes = new RecentChanges()
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
   readonly #promote: (key: string, bytes: number) => boolean
@@ -716,33 +728,42 @@ export class Group<T = unknown> {
   /**
    * peekLocally answers a new owner's peek from the main cache only: no
    * load, no hot copy (a hot copy may be older than the owner's), no
-   * forwarding. A requester that has seen a later `clear()` brings this
-   * node up to date first, which also drops what it would have answered.
+   * forwarding; nothing expired (a stale value needs the refresh a load
+   * is), and no remembered not-found verdict. A requester that has seen a
+   * later `clear()` brings this node up to date first (with a secret),
+   * which also drops what it would have answered.
    */
   #peekLocally(key: string, generation: number): ServedValue | undefined {
-    if (generation > this.#generation) this.#clearLocally(generation)
-    const entry = this.#cache.peekMain(key, this.#node.now())
-    if (entry === undefined) return undefined
+    if (generation > this.#generation) this.#catchUp(generation)
+    const now = this.#node.now()
+    const entry = this.#cache.peekMain(key, now)
+    if (entry === undefined || entry instanceof NotFoundEntry || !isFresh(entry, now)) return undefined
     return { bytes: entry.bytes, expire: entry.expire, generation: entry.generation, staleUntil: entry.staleUntil }
   }
 
   /**
    * receive stores what a leaving peer handed over, as if loaded here. A
-   * sender behind this node's generation is refused whole; a sender ahead
-   * moves this node to its generation first. An entry this node holds
-   * already, or is loading, is kept as it is: it is at least as fresh.
+   * sender behind this node's generation is refused whole (its entries may
+   * predate a `clear()`); a sender ahead moves this node to its generation
+   * first. Some entries are skipped: expired ones, ones too large, and ones
+   * this node holds already or is loading (at least as fresh), or removed or
+   * set here lately (the hand-off may predate that change). The body lists
+   * the sender's most recently used first, so it is stored last to first,
+   * keeping that order here.
    */
   #receive(entries: readonly HandoffEntry[], generation: number): number | false {
     if (generation < this.#generation) return false
-    if (generation > this.#generation) this.#clearLocally(generation)
+    if (generation > this.#generation) this.#catchUp(generation)
+    if (generation < this.#generation) return false
     const now = this.#node.now()
     let kept = 0
-    for (const { key, value, expire } of entries) {
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const { key, value, expire, staleUntil } = entries[i] as HandoffEntry
       if (expire !== 0 && expire <= now) continue
       if (value.length + Buffer.byteLength(key) > this.#maxEntryBytes) continue
-      if (this.#local.has(key) || this.#cache.peekMain(key, now) !== undefined) continue
+      if (this.#changes.has(key, now) || this.#local.has(key) || this.#cache.peekMain(key, now) !== undefined) continue
       this.#cache.hot.remove(key)
-      this.#store('main', key, new Entry(value, expire, this.#generation, 'load'))
+      this.#store('main', key, new Entry(value, expire, this.#generation, 'load', staleUntil ?? 0))
       kept++
     }
     this.#stats.handoffsReceived += kept
@@ -752,19 +773,22 @@ export class Group<T = unknown> {
   /**
    * [handOff] sends this node's main-cache entries, most recently used first
    * and at most `maxBytes` of them, to the node that owns each key once
-   * this one is gone, before `signal` aborts. Expired entries stay behind.
-   * Failures are not reported: whatever did not arrive is loaded again.
+   * this one is gone, before `signal` aborts and at most MAX_HANDOFF_AGE_MS
+   * after its snapshot (a receiver remembers changes that long). Expired
+   * entries and not-found verdicts stay behind. Failures are not reported:
+   * whatever did not arrive is loaded again.
    */
   async [handOff](maxBytes: number, signal: AbortSignal): Promise<void> {
     const peers = this.#peers
     const now = this.#node.now()
+    const taken = performance.now()
     const generation = this.#generation
     const batches = new Map<string, HandoffEntry[][]>()
     const sizes = new Map<string, number>()
     let spent = 0
     for (const [key, entry] of this.#cache.main.entries()) {
-      if (entry.expire !== 0 && entry.expire <= now) continue
-      const record: HandoffEntry = { key, value: entry.bytes, expire: entry.expire }
+      if (entry instanceof NotFoundEntry || !isFresh(entry, now)) continue
+      const record: HandoffEntry = { key, value: entry.bytes, expire: entry.expire, staleUntil: entry.staleUntil }
       const size = recordBytes(record)
       if (spent + size > maxBytes) break
       const heir = peers.nextOwnerOf(key)
@@ -786,7 +810,7 @@ export class Group<T = unknown> {
     await Promise.all(
       [...batches].map(async ([heir, chunks]) => {
         for (const chunk of chunks) {
-          if (signal.aborted) return
+          if (signal.aborted || performance.now() - taken > MAX_HANDOFF_AGE_MS) return
           try {
             await peers.handoff(heir, this.name, encodeHandoff(chunk), generation, signal)
             this.#stats.handoffsSent += chunk.length
@@ -927,10 +951,10 @@ export class Group<T = unknown> {
       )
   }
 
-  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean, mayPeek = true): Promise<Entry> {
     this.#peerLoads++
     try {
-      return await this.#loadLocally(key, signal, isCurrent, true)
+      return await this.#loadLocally(key, signal, isCurrent, true, mayPeek)
     } finally {
       this.#peerLoads--
     }
@@ -996,10 +1020,12 @@ export class Group<T = unknown> {
   /**
    * reload runs the loader to refresh a key. A not-found verdict drops the
    * stale value: the key no longer exists, which is an answer, not an error.
+   * It never peeks at a previous owner: a refresh wants a newer value than
+   * the one this node holds, and another node's copy is no newer.
    */
   async #reload(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer: boolean): Promise<Entry> {
     try {
-      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent) : this.#loadLocally(key, signal, isCurrent))
+      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent, false) : this.#loadLocally(key, signal, isCurrent, false, false))
     } catch (err) {
       if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
       throw err
@@ -1051,7 +1077,7 @@ export class Group<T = unknown> {
     // The refresh is in flight (the caller checked): this joins it, and, as
     // a peer, hears its end before this node's own callers.
     const refreshed = this.#local
-      .do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, undefined, true)
+      .do(key, (s, current) => this.#loadForPeer(key, s, current, false), request.signal, undefined, true)
       .then(
         (entry) => (entry.expire === 0 || entry.expire > this.#node.now() ? entry : stale),
         (err: unknown) => {
@@ -1091,6 +1117,7 @@ export class Group<T = unknown> {
   }
 
   #removeLocally(key: string): void {
+    this.#changes.note(key, this.#node.now())
     this.#cache.remove(key)
     this.#local.forget(key)
     this.#remote.forget(key)
@@ -1171,27 +1198,31 @@ export class Group<T = unknown> {
     return entry
   }
 
-  /** previousOwner names who to peek at for a key this node owns, if it moved here lately. */
+  /**
+   * previousOwner names who to peek at for a key this node owns, if it moved
+   * here lately and was not removed or set here since.
+   */
   #previousOwner(key: string): string | undefined {
     const peers = this.#peers
     const previous = peers.previousOwnerOf(key)
-    return previous === undefined || peers.ownerOf(key) !== peers.self ? undefined : previous
+    if (previous === undefined || peers.ownerOf(key) !== peers.self) return undefined
+    return this.#changes.has(key, this.#node.now()) ? undefined : previous
   }
 
   /**
    * peek asks the previous owner of a key that moved here (within
    * `handoffMs` of a ring change) for its cached copy, before the loader
-   * runs. A copy of an older generation, or expired, is a miss.
+   * runs. A copy of an older generation, expired, unreadable, or of a key
+   * removed or set here meanwhile is a miss. A hit is kept as if loaded here.
    */
   async #peek(previous: string, key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
-    const peers = this.#peers
-    const asked = this.#generation
-    const res = await peers.peek(previous, this.name, key, asked)
-    if (res === undefined || res.generation < this.#generation || (res.expire !== 0 && res.expire <= this.#node.now())) {
+    const res = await new Promise<PeerValue | undefined>((resolve) => this.#peeks.add({ peer: previous, key, resolve }, 'microtask'))
+    const now = this.#node.now()
+    if (res === undefined || res.generation < this.#generation || (res.expire !== 0 && res.expire <= now) || this.#changes.has(key, now)) {
       this.#stats.peekMisses++
       return undefined
     }
-    const entry = new Entry(res.value, res.expire, res.generation, 'load')
+    const entry = new Entry(res.value, res.expire, res.generation, 'load', res.staleUntil ?? 0)
     try {
       // Bytes this node cannot read are a miss, never cached.
       this.#valueOf(entry)
@@ -1202,16 +1233,45 @@ export class Group<T = unknown> {
     this.#stats.peekHits++
     // The previous owner saw a clear this node missed: catch up (this
     // forgets the current flight, so the value is returned but not kept).
-    if (res.generation > this.#generation) this.#clearLocally(res.generation)
+    if (res.generation > this.#generation) this.#catchUp(res.generation)
     if (isCurrent()) this.#store('main', key, entry)
     return entry
   }
 
-  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false): Promise<Entry> {
+  /**
+   * peekBatch sends the peeks collected by `peek`: one request per previous
+   * owner, each key answered with its copy or undefined.
+   */
+  #peekBatch(items: PeekItem[]): void {
+    const byPeer = new Map<string, PeekItem[]>()
+    for (const item of items) {
+      const list = byPeer.get(item.peer)
+      if (list === undefined) byPeer.set(item.peer, [item])
+      else list.push(item)
+    }
+    for (const [peer, list] of byPeer) {
+      const keys = [...new Set(list.map((item) => item.key))]
+      void this.#peers.peekMany(peer, this.name, keys, this.#generation).then(
+        (found) => {
+          for (const item of list) item.resolve(found.get(item.key))
+        },
+        () => {
+          for (const item of list) item.resolve(undefined)
+        },
+      )
+    }
+  }
+
+  /**
+   * loadLocally runs the loader for a key this node answers for. A key that
+   * moved here lately is first peeked at on its previous owner (`mayPeek`:
+   * not for a refresh), so that a membership change costs no reload.
+   */
+  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false, mayPeek = true): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     // Only a key that moved here peeks, so every other load keeps its timing.
-    const previous = this.#previousOwner(key)
+    const previous = mayPeek ? this.#previousOwner(key) : undefined
     const peeked = previous === undefined ? undefined : await this.#peek(previous, key, isCurrent)
     if (peeked !== undefined) return peeked
     const stats = this.#stats
@@ -1510,6 +1570,11 @@ function staleEnd(expire: number, staleMs: number | undefined): number {
   return staleMs === Infinity ? Number.MAX_SAFE_INTEGER : expire + staleMs
 }
 
+/** isFresh says whether an entry is within its TTL (not expired, not stale). */
+function isFresh(entry: Entry, now: number): boolean {
+  return entry.expire === 0 || entry.expire > now
+}
+
 /** peerEntry is the entry for an owner's answer. */
 function peerEntry(res: PeerValue): Entry {
   return new Entry(res.value, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
@@ -1537,6 +1602,13 @@ interface LoadItem<T> {
   ctx: LoadContext
   resolve: (value: T) => void
   reject: (err: unknown) => void
+}
+
+/** PeekItem is a key waiting to be peeked at on its previous owner, in a batch. */
+interface PeekItem {
+  peer: string
+  key: string
+  resolve: (value: PeerValue | undefined) => void
 }
 
 /** FetchItem is a key waiting to be asked of its owner in a batch. */

@@ -189,6 +189,7 @@ export class Groupcache {
   readonly #random: () => number
   readonly #node: GroupNode
   readonly #handoffBytes: number
+  readonly #logger: Logger | undefined
   #closed = false
   #closing: Promise<void> | undefined
   #server: Server | undefined
@@ -228,6 +229,7 @@ export class Groupcache {
     const handoffMs = nonNegativeInteger('options.handoffMs', options.handoffMs, DEFAULT_HANDOFF_MS)
     const peekTimeoutMs = positiveInteger('options.peekTimeoutMs', options.peekTimeoutMs, DEFAULT_PEEK_TIMEOUT_MS)
     this.#handoffBytes = nonNegativeInteger('options.handoffBytes', options.handoffBytes, Number.MAX_SAFE_INTEGER)
+    this.#logger = options.logger
     const transport = options.transport
     if (transport !== undefined && (typeof transport !== 'object' || transport === null || typeof transport.fetch !== 'function')) {
       throw InvalidOptionError.expected('options.transport', 'an object with a fetch method', transport)
@@ -431,6 +433,24 @@ export class Groupcache {
     return this.#closing
   }
 
+  /**
+   * mayHandOff says whether close() may hand entries over. A hand-off is a
+   * change (a PUT), which peers take only with the secret: without one it is
+   * skipped, and said so once (the peers load those keys again), unless
+   * `dangerouslyAllowUnauthenticatedChanges` lets it through.
+   */
+  #mayHandOff(): boolean {
+    if (this.acceptsChanges) return true
+    const holding = [...this.#groups.values()].some(({ group }) => group.cacheStats('main').items > 0)
+    if (holding && this.#peers.list.length > 1) {
+      const message =
+        'groupcache: close() hands no entries over to the other nodes: a hand-off needs options.secret on every node (or options.dangerouslyAllowUnauthenticatedChanges); their keys load again'
+      if (this.#logger !== undefined) this.#logger.warn({ self: this.self }, message)
+      else process.emitWarning(message, { code: 'GROUPCACHE_NO_HANDOFF' })
+    }
+    return false
+  }
+
   async #close(graceMs: number, handoff: boolean): Promise<void> {
     const started = performance.now()
     this.#closed = true
@@ -439,7 +459,7 @@ export class Groupcache {
     server?.closeIdleConnections()
     await Promise.all([...this.#groups.values()].map(({ group }) => group[drain](graceMs)))
     const left = graceMs - (performance.now() - started)
-    if (handoff && left > 0 && this.#handoffBytes > 0) {
+    if (handoff && left > 0 && this.#handoffBytes > 0 && this.#mayHandOff()) {
       // Not unref()ed: a process waiting on close() must not exit under it.
       const stop = new AbortController()
       const timer = setTimeout(() => stop.abort(), left)

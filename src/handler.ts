@@ -161,7 +161,11 @@ export function createPeerHandler(options: {
     }
     if ((method === 'PUT' || method === 'DELETE') && !acceptsChanges) return refuseChange()
     if (isClosed()) return text(503, 'closing', { connection: 'close' })
-    if (batch) return serveBatch(rest, req, maxKeyBytes, lookup, generationOf(req))
+    if (batch) {
+      // A batch of peeks answers from memory, as a single peek does.
+      const peeking = req.headers[PEEK_HEADER] !== undefined
+      return (peeking ? peekBatch : serveBatch)(rest, req, maxKeyBytes, lookup, generationOf(req))
+    }
     // `_stats` has no `/`, so it can name no key of any group.
     if (rest === STATS_PATH && method === 'GET') {
       return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
@@ -179,7 +183,7 @@ export function createPeerHandler(options: {
     if (key === undefined && method !== 'DELETE' && !handingOff) return text(400, 'bad request: expected {group}/{key}')
     const group = lookup(groupName)
     if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
-    if (handingOff) return receive(group, req, maxKeyBytes, generationOf(req))
+    if (handingOff) return receive(group, req, maxKeyBytes, now())
     if (key === undefined) return clear(group, req, now())
     if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
     if (method === 'DELETE') {
@@ -300,7 +304,10 @@ function peek(group: ServedGroup, key: string, generation: number): PeerResponse
  * body of at most MAX_HANDOFF_BODY_BYTES, well formed as a whole or refused
  * as a whole, from a sender not behind this node's generation (else 409).
  */
-async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number, generation: number): Promise<PeerResponse> {
+async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number, now: number): Promise<PeerResponse> {
+  const header = req.headers[GENERATION_HEADER]
+  const generation = header === undefined ? 0 : acceptGeneration(header, now)
+  if (generation === undefined) return text(400, "bad request: a hand-off generation must be at most an hour ahead of this node's clock")
   if (req.readBody === undefined) return text(400, 'bad request: no body')
   let body: Uint8Array
   try {
@@ -338,6 +345,59 @@ async function serveBatch(
   lookup: (group: string) => ServedGroup | undefined,
   generation: number,
 ): Promise<PeerResponse> {
+  const asked = await readBatch(rest, req, maxKeyBytes, lookup)
+  if ('status' in asked) return asked
+  const { group, keys } = asked
+  let outcomes: ServedOutcome[]
+  try {
+    outcomes = await group.serveMany(keys, req, generation)
+  } catch (err) {
+    return errorResponse(err)
+  }
+  const items = outcomes.map((outcome, i): BatchItem => {
+    const key = keys[i] as string
+    if ('value' in outcome) {
+      const { bytes, expire, staleUntil, generation } = outcome.value
+      return { key, value: bytes, expire, staleUntil, generation }
+    }
+    return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
+  })
+  return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+}
+
+/**
+ * peekBatch answers a batch with PEEK_HEADER: each key from the main cache,
+ * as `peek` does for one, and a not-found item for a key not cached. It
+ * never loads: the asker loads what it lacks.
+ */
+async function peekBatch(
+  rest: string,
+  req: PeerRequest,
+  maxKeyBytes: number,
+  lookup: (group: string) => ServedGroup | undefined,
+  generation: number,
+): Promise<PeerResponse> {
+  const asked = await readBatch(rest, req, maxKeyBytes, lookup)
+  if ('status' in asked) return asked
+  const { group, keys } = asked
+  const items = keys.map((key): BatchItem => {
+    const value = group.peekLocally(key, generation)
+    if (value === undefined) return { key, error: 'ERR_GROUPCACHE_NOT_FOUND', message: 'not cached' }
+    return { key, value: value.bytes, expire: value.expire, staleUntil: value.staleUntil, generation: value.generation }
+  })
+  return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+}
+
+/**
+ * readBatch reads a batch request: its group and its keys, or the answer
+ * that refuses it (see serveBatch for the bounds).
+ */
+async function readBatch(
+  rest: string,
+  req: PeerRequest,
+  maxKeyBytes: number,
+  lookup: (group: string) => ServedGroup | undefined,
+): Promise<{ group: ServedGroup; keys: string[] } | PeerResponse> {
   let groupName: string
   try {
     groupName = unescapePathPart(rest)
@@ -363,21 +423,7 @@ async function serveBatch(
   if (keys.some((key) => key.length > maxKeyBytes / 3 && Buffer.byteLength(key) > maxKeyBytes)) {
     return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
   }
-  let outcomes: ServedOutcome[]
-  try {
-    outcomes = await group.serveMany(keys, req, generation)
-  } catch (err) {
-    return errorResponse(err)
-  }
-  const items = outcomes.map((outcome, i): BatchItem => {
-    const key = keys[i] as string
-    if ('value' in outcome) {
-      const { bytes, expire, staleUntil, generation } = outcome.value
-      return { key, value: bytes, expire, staleUntil, generation }
-    }
-    return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
-  })
-  return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+  return { group, keys }
 }
 
 /** isBatch says whether a content type is a batch's (parameters aside). */

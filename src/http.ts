@@ -221,22 +221,42 @@ export class HttpTransport implements PeerTransport {
   /**
    * peek asks `peer` for its cached copy of a key, within `timeoutMs` (the
    * marker probe included). Any failure is a miss: a peek is an optimisation,
-   * so it neither throws nor counts against the peer's circuit.
+   * so it neither throws nor counts against the peer's circuit, and a peer
+   * whose circuit is not closed is not asked.
    */
   async peek(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined> {
+    const found = await this.peekMany(peer, group, [key], generation, timeoutMs)
+    return found.get(key)
+  }
+
+  /**
+   * peekMany is `peek` for several keys: one `GET` for one key, else one
+   * `POST {group}` batch per chunk, all with PEEK_HEADER, within `timeoutMs`
+   * together. It resolves to the copies that arrived in time.
+   */
+  async peekMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    generation: number,
+    timeoutMs: number,
+  ): Promise<Map<string, PeerValue>> {
+    const found = new Map<string, PeerValue>()
     const target = this.#pools.get(peer)
-    if (target === undefined || target.breaker.state !== 'closed') return undefined
+    if (target === undefined || target.breaker.state !== 'closed' || keys.length === 0) return found
+    let late = false
     let timer: NodeJS.Timeout | undefined
-    const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs)
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs)
     })
-    try {
-      return await Promise.race([late, this.#peek(peer, group, key, generation, timeoutMs)])
-    } catch {
-      return undefined
-    } finally {
-      clearTimeout(timer)
+    const keep = (key: string, value: PeerValue): void => {
+      if (!late) found.set(key, value)
     }
+    const work = this.#peekMany(peer, group, keys, generation, timeoutMs, keep).catch(() => {})
+    await Promise.race([work, deadline])
+    late = true
+    clearTimeout(timer)
+    return found
   }
 
   /**
@@ -334,15 +354,48 @@ export class HttpTransport implements PeerTransport {
     return items
   }
 
-  async #peek(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined> {
+  async #peekMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    generation: number,
+    timeoutMs: number,
+    keep: (key: string, value: PeerValue) => void,
+  ): Promise<void> {
     // A Go peer would answer a peek as a get, loading the key: never ask one.
-    if (!(await this.#isOurs(peer))) return undefined
+    if (!(await this.#isOurs(peer))) return
     const headers: Record<string, string> = { ...this.#headers, [PEEK_HEADER]: '1' }
     if (generation > 0) headers[GENERATION_HEADER] = String(generation)
-    const res = await this.#request(peer, 'GET', keyPath(group, key), headers, { timeoutMs, quiet: true })
-    if (res.status !== 200 || res.protocol === undefined) return undefined
-    const msg = decodeGetResponse(res.body)
-    return { value: msg.value, expire: msg.expire ?? 0, staleUntil: msg.staleUntil ?? 0, generation: parseGeneration(res.generation) ?? 0 }
+    const only = keys.length === 1 ? (keys[0] as string) : undefined
+    if (only !== undefined) {
+      const res = await this.#request(peer, 'GET', keyPath(group, only), headers, { timeoutMs, quiet: true })
+      if (res.status !== 200 || res.protocol === undefined) return
+      const msg = decodeGetResponse(res.body)
+      keep(only, {
+        value: msg.value,
+        expire: msg.expire ?? 0,
+        staleUntil: msg.staleUntil ?? 0,
+        generation: parseGeneration(res.generation) ?? 0,
+      })
+      return
+    }
+    headers['content-type'] = BATCH_CONTENT_TYPE
+    await Promise.all(
+      chunkKeys(keys).map(async (chunk) => {
+        const res = await this.#request(peer, 'POST', escapePathPart(group), headers, {
+          body: encodeBatchKeys(chunk),
+          timeoutMs,
+          quiet: true,
+        })
+        if (res.status !== 200 || res.protocol === undefined) return
+        const asked = new Set(chunk)
+        for (const item of decodeBatchAnswer(res.body)) {
+          if ('value' in item && asked.has(item.key)) {
+            keep(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0, generation: item.generation })
+          }
+        }
+      }),
+    )
   }
 
   /** handoff sends `peer` a hand-off body: entries for it to store, as if loaded. */

@@ -56,6 +56,12 @@ export interface PeerTransport {
    * that has not shown our protocol marker.
    */
   peek?(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined>
+  /**
+   * peekMany is `peek` for several keys in one request, within `timeoutMs`;
+   * it resolves to the copies the peer had, and never rejects. Without it,
+   * keys are peeked at one by one.
+   */
+  peekMany?(peer: string, group: string, keys: readonly string[], generation: number, timeoutMs: number): Promise<Map<string, PeerValue>>
   /** handoff sends a peer entries to store (a hand-off body, see handoff.ts). */
   handoff?(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void>
   /** setPeers opens what is needed for a new peer list and drops the rest. */
@@ -160,10 +166,20 @@ export class Peers implements GroupPeers {
     return this.#withoutSelf().owner(key)
   }
 
-  peek(peer: string, group: string, key: string, generation: number): Promise<PeerValue | undefined> {
+  async peekMany(peer: string, group: string, keys: readonly string[], generation: number): Promise<Map<string, PeerValue>> {
     const transport = this.#transport
-    if (transport.peek === undefined) return Promise.resolve(undefined)
-    return transport.peek(peer, group, key, generation, this.#peekTimeoutMs)
+    const timeoutMs = this.#peekTimeoutMs
+    if (keys.length > 1 && transport.peekMany !== undefined) return transport.peekMany(peer, group, keys, generation, timeoutMs)
+    const found = new Map<string, PeerValue>()
+    const peek = transport.peek
+    if (peek === undefined) return found
+    await Promise.all(
+      keys.map(async (key) => {
+        const value = await peek.call(transport, peer, group, key, generation, timeoutMs).catch(() => undefined)
+        if (value !== undefined) found.set(key, value)
+      }),
+    )
+    return found
   }
 
   handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void> {

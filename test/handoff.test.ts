@@ -1,31 +1,57 @@
 // Keeping the cache through membership changes: a new owner peeks at a
 // moved key's previous owner, a leaving node hands its entries over, and a
-// rolling restart of every node reloads almost nothing.
+// rolling restart of every node reloads almost nothing. Neither may ever
+// bring back a value older than a `remove`, `set` or `clear` allows.
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, describe, test } from 'node:test'
+import { decodeBatchAnswer, encodeBatchKeys } from '../src/batch.js'
 import { BodyTooLarge } from '../src/errors.js'
-import { decodeHandoff, encodeHandoff, HANDOFF_TYPE, HandoffError, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER } from '../src/handoff.js'
-import { GENERATION_HEADER, type Group, Groupcache, type PeerRequest } from '../src/index.js'
+import {
+  CHANGE_GUARD_MS,
+  decodeHandoff,
+  encodeHandoff,
+  HANDOFF_TYPE,
+  type HandoffEntry,
+  HandoffError,
+  MAX_HANDOFF_BODY_BYTES,
+  PEEK_HEADER,
+  RecentChanges,
+} from '../src/handoff.js'
+import {
+  BATCH_CONTENT_TYPE,
+  GENERATION_HEADER,
+  type Group,
+  Groupcache,
+  type GroupcacheOptions,
+  MAX_GENERATION_LEAD_MS,
+  type PeerRequest,
+  type PeerTransport,
+  type PeerValue,
+  toPeerRequest,
+  writePeerResponse,
+} from '../src/index.js'
+import { encodeGetResponse } from '../src/wire.js'
 import { type Cluster, startCluster, startNode, type TestNode } from './helpers/cluster.js'
-import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
+import { deferred, keyOwnedBy, startLocalNodes } from './helpers/local.js'
 import { reservePorts, urlsFor } from './helpers/ports.js'
-import { getAll, KEYS, loadsOf, PEEK_TIMEOUT_MS, rollingRestart } from './helpers/rolling.js'
+import { getAll, keysOf, loadsOf, PEEK_TIMEOUT_MS, ROLLING_SECRET, rollingRestart } from './helpers/rolling.js'
+import { PEER_TIMEOUT_MS, waitFor } from './helpers/wait.js'
 
 describe('encodeHandoff and decodeHandoff', () => {
-  test('round-trip keys, values and expiries, values copied out of the body', () => {
-    const entries = [
-      { key: 'a', value: Buffer.from('one'), expire: 0 },
-      { key: 'ключ 🔑', value: new Uint8Array(0), expire: 1_800_000_000_000 },
+  test('round-trip keys, values, expiries and stale windows, values copied out of the body', () => {
+    const entries: HandoffEntry[] = [
+      { key: 'a', value: Buffer.from('one'), expire: 0, staleUntil: 0 },
+      { key: 'ключ 🔑', value: new Uint8Array(0), expire: 1_800_000_000_000, staleUntil: 1_800_000_060_000 },
     ]
     const body = encodeHandoff(entries)
     const decoded = decodeHandoff(body, 4096)
     assert.deepEqual(
-      decoded.map((e) => ({ key: e.key, value: Buffer.from(e.value).toString(), expire: e.expire })),
+      decoded.map((e) => ({ key: e.key, value: Buffer.from(e.value).toString(), expire: e.expire, staleUntil: e.staleUntil })),
       [
-        { key: 'a', value: 'one', expire: 0 },
-        { key: 'ключ 🔑', value: '', expire: 1_800_000_000_000 },
+        { key: 'a', value: 'one', expire: 0, staleUntil: 0 },
+        { key: 'ключ 🔑', value: '', expire: 1_800_000_000_000, staleUntil: 1_800_000_060_000 },
       ],
     )
     body.fill(0)
@@ -48,14 +74,38 @@ describe('encodeHandoff and decodeHandoff', () => {
   })
 })
 
+describe('RecentChanges', () => {
+  test('guards a changed key for CHANGE_GUARD_MS, and no other key', () => {
+    const changes = new RecentChanges()
+    changes.note('a', 1_000)
+    assert.equal(changes.has('a', 1_000), true)
+    assert.equal(changes.has('a', 1_000 + CHANGE_GUARD_MS - 1), true)
+    assert.equal(changes.has('a', 1_000 + CHANGE_GUARD_MS), false)
+    assert.equal(changes.has('b', 1_000), false)
+    changes.note('a', 2_000)
+    assert.equal(changes.has('a', 1_000 + CHANGE_GUARD_MS), true, 'a later change renews the guard')
+  })
+
+  test('past its byte budget it guards every key rather than forget one', () => {
+    const changes = new RecentChanges(1_000, 10 * (64 + 3))
+    for (let i = 0; i < 10; i++) changes.note(`k${i.toString().padStart(2, '0')}`, 0)
+    assert.equal(changes.has('other', 0), false)
+    changes.note('k10', 0)
+    assert.equal(changes.has('other', 999), true)
+    assert.equal(changes.has('k00', 999), true)
+    assert.equal(changes.has('other', 1_000), false)
+  })
+})
+
 const SECRET = 'handoff-test-secret'
+const AUTH = { authorization: `Bearer ${SECRET}` }
 
 /** handOver builds a hand-off request for the handler, as a peer (or an attacker) would send it. */
 function handOver(body: Uint8Array, headers: Record<string, string> = {}): PeerRequest {
   return {
     method: 'PUT',
     url: '/_groupcache/g',
-    headers: { authorization: `Bearer ${SECRET}`, 'content-type': HANDOFF_TYPE, ...headers },
+    headers: { ...AUTH, 'content-type': HANDOFF_TYPE, ...headers },
     readBody: async (max) => {
       if (body.length > max) throw new BodyTooLarge(`over ${max} bytes`)
       return body
@@ -63,19 +113,39 @@ function handOver(body: Uint8Array, headers: Record<string, string> = {}): PeerR
   }
 }
 
-function receiver(now: () => number = Date.now): { gc: Groupcache; group: Group<string>; loads: string[] } {
+/** peekAt builds a peek of one key, or of several (a batch), as a new owner sends it. */
+function peekAt(keys: string | string[], headers: Record<string, string> = AUTH): PeerRequest {
+  if (typeof keys === 'string') return { method: 'GET', url: `/_groupcache/g/${keys}`, headers: { ...headers, [PEEK_HEADER]: '1' } }
+  const body = encodeBatchKeys(keys)
+  return {
+    method: 'POST',
+    url: '/_groupcache/g',
+    headers: { ...headers, [PEEK_HEADER]: '1', 'content-type': BATCH_CONTENT_TYPE },
+    readBody: async () => body,
+  }
+}
+
+function receiver(
+  options: Partial<GroupcacheOptions> = {},
+  group: { notFoundTtlMs?: number; ttlMs?: number; staleMs?: number } = {},
+): { gc: Groupcache; group: Group<string>; loads: string[] } {
   const loads: string[] = []
-  const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'], secret: SECRET, now })
-  const group = gc.newGroup<string>({
-    name: 'g',
-    maxBytes: 1 << 20,
-    codec: 'string',
-    load: (key) => {
-      loads.push(key)
-      return `loaded:${key}`
-    },
-  })
-  return { gc, group, loads }
+  const gc = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'], secret: SECRET, ...options })
+  return {
+    gc,
+    loads,
+    group: gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      ...group,
+      load: (key) => {
+        loads.push(key)
+        if (key.startsWith('missing')) throw new (class extends Error {})('x')
+        return `loaded:${key}`
+      },
+    }),
+  }
 }
 
 const one = (key: string, value: string, expire = 0): Uint8Array => encodeHandoff([{ key, value: Buffer.from(value), expire }])
@@ -93,13 +163,31 @@ describe('the hand-off and peek requests, as an attacker sends them', () => {
     await gc.close()
   })
 
+  test('a node without a secret refuses every hand-off with 403 and stores nothing, unless it dangerously allows changes', async () => {
+    const open = receiver({ secret: undefined })
+    const res = await open.gc.handler(handOver(one('k', 'forged'), { authorization: '' }))
+    assert.equal(res.status, 403)
+    assert.equal(await open.group.get('k'), 'loaded:k')
+    assert.equal(open.group.stats.handoffsReceived, 0)
+    await open.gc.close()
+    const dangerous = receiver({ secret: undefined, dangerouslyAllowUnauthenticatedChanges: true })
+    assert.equal((await dangerous.gc.handler(handOver(one('k', 'handed'), { authorization: '' }))).status, 204)
+    assert.equal(await dangerous.group.get('k'), 'handed')
+    await dangerous.gc.close()
+  })
+
   test('an oversized hand-off is refused with 413, garbage with 400, and neither stores anything', async () => {
     const { gc, group } = receiver()
     const big = new Uint8Array(MAX_HANDOFF_BODY_BYTES + 1)
     assert.equal((await gc.handler(handOver(big))).status, 413)
-    for (const garbage of [Buffer.from('garbage'), Buffer.from([0, 0, 0, 1]), Buffer.concat([one('a', 'x'), Buffer.from([1])])]) {
-      assert.equal((await gc.handler(handOver(garbage))).status, 400)
+    const longKey = encodeHandoff([{ key: 'k'.repeat(5000), value: Buffer.from('x'), expire: 0 }])
+    const garbage = [Buffer.from('garbage'), Buffer.from([0, 0, 0, 1]), Buffer.concat([one('a', 'x'), Buffer.from([1])]), longKey]
+    for (const body of garbage) assert.equal((await gc.handler(handOver(body))).status, 400)
+    // A generation the receiver cannot accept (far ahead of its clock, not a number) refuses the whole hand-off.
+    for (const generation of [String(Date.now() + MAX_GENERATION_LEAD_MS + 60_000), 'nope', '-1']) {
+      assert.equal((await gc.handler(handOver(one('a', 'x'), { [GENERATION_HEADER]: generation }))).status, 400)
     }
+    assert.equal(group.generation, 0)
     assert.equal(group.cacheStats('main').items, 0)
     assert.equal(group.stats.handoffsReceived, 0)
     await gc.close()
@@ -107,26 +195,30 @@ describe('the hand-off and peek requests, as an attacker sends them', () => {
 
   test('a hand-off from an older generation is refused with 409; a newer one moves the receiver to it first', async () => {
     const { gc, group } = receiver()
-    await group.clear() // generation 1
+    await group.clear()
+    const cleared = group.generation
+    assert.ok(cleared > 0)
     assert.equal((await gc.handler(handOver(one('old', 'stale')))).status, 409)
-    assert.equal((await gc.handler(handOver(one('old', 'stale'), { [GENERATION_HEADER]: '1' }))).status, 204)
-    assert.equal(await group.get('old'), 'stale')
+    assert.equal((await gc.handler(handOver(one('old', 'stale'), { [GENERATION_HEADER]: String(cleared - 1) }))).status, 409)
+    assert.equal((await gc.handler(handOver(one('old', 'current'), { [GENERATION_HEADER]: String(cleared) }))).status, 204)
+    assert.equal(await group.get('old'), 'current')
     await group.set('mine', 'fresh')
-    assert.equal((await gc.handler(handOver(one('new', 'later'), { [GENERATION_HEADER]: '2' }))).status, 204)
-    assert.equal(group.generation, 2)
+    assert.equal((await gc.handler(handOver(one('new', 'later'), { [GENERATION_HEADER]: String(cleared + 1) }))).status, 204)
+    assert.equal(group.generation, cleared + 1)
     assert.equal(await group.get('new'), 'later')
-    assert.equal(group.cacheStats('main').items, 1, 'the move to generation 2 dropped what generation 1 held')
+    assert.equal(group.cacheStats('main').items, 1, 'the move to the newer generation dropped what the older one held')
     await gc.close()
   })
 
-  test('a hand-off keeps what the receiver holds, skips expired entries and keeps expiries', async () => {
+  test('a hand-off keeps what the receiver holds, skips expired and oversized entries, and keeps expiries', async () => {
     let now = 1_000_000
-    const { gc, group, loads } = receiver(() => now)
+    const { gc, group, loads } = receiver({ now: () => now })
     await group.set('held', 'receiver')
     const body = encodeHandoff([
       { key: 'held', value: Buffer.from('sender'), expire: 0 },
       { key: 'gone', value: Buffer.from('expired'), expire: now },
       { key: 'short', value: Buffer.from('lives'), expire: now + 100 },
+      { key: 'large', value: Buffer.alloc((1 << 20) / 8 + 1), expire: 0 },
     ])
     assert.equal((await gc.handler(handOver(body))).status, 204)
     assert.equal(group.stats.handoffsReceived, 1)
@@ -135,26 +227,59 @@ describe('the hand-off and peek requests, as an attacker sends them', () => {
     now += 100
     assert.equal(await group.get('short'), 'loaded:short')
     assert.equal(await group.get('gone'), 'loaded:gone')
-    assert.deepEqual(loads, ['short', 'gone'])
+    assert.equal(await group.get('large'), 'loaded:large')
+    assert.deepEqual(loads, ['short', 'gone', 'large'])
     await gc.close()
   })
 
-  test('a peek answers only from the main cache, 404 otherwise, and never runs the loader', async () => {
-    const { gc, group, loads } = receiver()
-    const peek = (key: string): PeerRequest => ({
-      method: 'GET',
-      url: `/_groupcache/g/${key}`,
-      headers: { authorization: `Bearer ${SECRET}`, [PEEK_HEADER]: '1' },
-    })
-    assert.equal((await gc.handler(peek('absent'))).status, 404)
+  test('a peek, of one key or a batch, answers only fresh entries of the main cache, and never runs the loader', async () => {
+    let now = 1_000_000
+    const { gc, group, loads } = receiver({ now: () => now }, { notFoundTtlMs: 60_000, ttlMs: 1_000, staleMs: 60_000 })
+    assert.equal((await gc.handler(peekAt('absent'))).status, 404)
     assert.deepEqual(loads, [])
     await group.get('present')
-    const hit = await gc.handler(peek('present'))
+    await assert.rejects(group.get('missing'))
+    const hit = await gc.handler(peekAt('present'))
     assert.equal(hit.status, 200)
     assert.match(Buffer.from(hit.body).toString(), /loaded:present/)
-    assert.equal((await gc.handler({ ...peek('present'), headers: { [PEEK_HEADER]: '1' } })).status, 401)
-    assert.deepEqual(loads, ['present'])
+    assert.equal((await gc.handler(peekAt('missing'))).status, 404, 'a remembered not-found verdict is no value')
+    const batch = await gc.handler(peekAt(['present', 'absent', 'missing', 'other']))
+    assert.equal(batch.status, 200)
+    const items = decodeBatchAnswer(batch.body)
+    assert.deepEqual(
+      items.map((item) => [item.key, 'value' in item ? Buffer.from(item.value).toString() : undefined]),
+      [
+        ['present', 'loaded:present'],
+        ['absent', undefined],
+        ['missing', undefined],
+        ['other', undefined],
+      ],
+    )
+    now += 1_000
+    assert.equal((await gc.handler(peekAt('present'))).status, 404, 'a stale value needs a refresh, which is a load')
+    assert.equal((await gc.handler({ ...peekAt('present'), headers: { [PEEK_HEADER]: '1' } })).status, 401)
+    assert.deepEqual(loads, ['present', 'missing'])
     await gc.close()
+  })
+
+  test('a peek at a node that does not own the key is answered from memory, never forwarded to the owner', async () => {
+    const loads: string[] = []
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: SECRET, handoffMs: 0 }))
+    try {
+      const groups = nodes.map((gc) =>
+        gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (key) => (loads.push(key), `v:${key}`) }),
+      )
+      const key = keyOwnedBy(nodes[1]!, urls[1]!)
+      assert.equal((await nodes[0]!.handler(peekAt(key))).status, 404)
+      assert.equal((await nodes[0]!.handler(peekAt([key, `${key}-2`]))).status, 200)
+      assert.deepEqual(loads, [])
+      assert.deepEqual(
+        groups.map((g) => g.stats.serverRequests),
+        [0, 0],
+      )
+    } finally {
+      await closeAll()
+    }
   })
 })
 
@@ -174,8 +299,13 @@ describe('Go peers', () => {
     const group = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (key) => (loads.push(key), `v:${key}`) })
     try {
       await gc.listen({ port: port!, host: '127.0.0.1' })
-      const mine = Array.from({ length: 5 }, (_, i) => keyOwnedBy(gc, self, `k${i}-`))
-      for (const key of mine) assert.equal(await group.get(key), `v:${key}`)
+      // Keys this node owns, which the Go node owned before it started: one by one, then as a batch.
+      const mine = Array.from({ length: 10 }, (_, i) => keyOwnedBy(gc, self, `k${i}-`))
+      for (const key of mine.slice(0, 5)) assert.equal(await group.get(key), `v:${key}`)
+      assert.deepEqual(
+        [...(await group.getMany(mine.slice(5))).values()],
+        mine.slice(5).map((key) => `v:${key}`),
+      )
       assert.deepEqual(loads, mine)
       assert.equal(group.stats.peekHits, 0)
       await gc.close()
@@ -186,6 +316,165 @@ describe('Go peers', () => {
       await gc.close()
       goLike.closeAllConnections()
       await new Promise((resolve) => goLike.close(resolve))
+    }
+  })
+})
+
+/**
+ * Pair is two nodes in this process, `a` and `b`, over real HTTP, with a
+ * shared loader whose values are numbered (`key#n`, n counting every run of
+ * either node), so that a test can tell an old value from a new one. `a`
+ * answers through a server of the test's own, which notes each request.
+ */
+interface Pair {
+  a: Groupcache
+  b: Groupcache
+  ga: Group<string>
+  gb: Group<string>
+  urls: string[]
+  loads: string[]
+  /** calls are the key lists of each loadMany call (with `loadMany`). */
+  calls: string[][]
+  /** toA are the requests `a` got, as `METHOD path`. */
+  toA: string[]
+  /** moved are keys `a` owned alone and holds, which `b` owns once it joined. */
+  moved: string[]
+  closeAll(): Promise<void>
+}
+
+/**
+ * pair starts `a` alone (it loads `count` keys), then `b` joins: both take
+ * the two-node list, so `b` owns some of `a`'s keys and, within
+ * `handoffMs`, peeks at `a` for them.
+ */
+async function pair(
+  count: number,
+  options: Partial<GroupcacheOptions> = {},
+  group: { loadMany?: boolean; ttlMs?: number; staleMs?: number } = {},
+): Promise<Pair> {
+  const loads: string[] = []
+  const calls: string[][] = []
+  const toA: string[] = []
+  let runs = 0
+  const ports = await reservePorts(2)
+  const urls = urlsFor(ports)
+  const [a, b] = urls.map(
+    (self) =>
+      new Groupcache({ self, peers: urls, secret: SECRET, peekTimeoutMs: PEEK_TIMEOUT_MS, peerTimeoutMs: PEER_TIMEOUT_MS, ...options }),
+  ) as [Groupcache, Groupcache]
+  const server = createServer((req, res) => {
+    toA.push(`${req.method} ${req.url}`)
+    void a.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer))
+  })
+  const closeAll = async (): Promise<void> => {
+    await Promise.all([a.close(), b.close()])
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  }
+  await new Promise<void>((resolve) => server.listen(ports[0], '127.0.0.1', resolve))
+  await b.listen({ port: ports[1]!, host: '127.0.0.1' })
+  const value = (key: string): string => {
+    loads.push(key)
+    return `${key}#${++runs}`
+  }
+  const [ga, gb] = [a, b].map((gc) =>
+    gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      promote: false,
+      ttlMs: group.ttlMs,
+      staleMs: group.staleMs,
+      ...(group.loadMany === true
+        ? {
+            loadMany: (keys: readonly string[]) => {
+              calls.push([...keys])
+              return new Map(keys.map((key) => [key, value(key)]))
+            },
+          }
+        : { load: value }),
+    }),
+  ) as [Group<string>, Group<string>]
+  a.setPeers([urls[0]!])
+  const moved: string[] = []
+  for (let i = 0; moved.length < count; i++) {
+    const key = `key-${i}`
+    if (b.ownerOf(key) === urls[1]) moved.push(key)
+  }
+  for (const key of moved) await ga.get(key)
+  a.setPeers(urls)
+  loads.length = 0
+  calls.length = 0
+  return { a, b, ga, gb, urls, loads, calls, toA, moved, closeAll }
+}
+
+describe('peek on join (in process)', () => {
+  test("a new owner takes a moved key from its previous owner's cache instead of loading it", async () => {
+    const { gb, loads, moved, closeAll } = await pair(5)
+    try {
+      for (const key of moved) assert.match(await gb.get(key), /#\d+$/)
+      assert.deepEqual(loads, [])
+      assert.equal(gb.stats.peekHits, 5)
+      assert.equal(gb.cacheStats('main').items, 5, 'kept as if loaded here')
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('with handoffMs: 0 a new owner never peeks', async () => {
+    const { gb, loads, moved, closeAll } = await pair(5, { handoffMs: 0 })
+    try {
+      for (const key of moved) await gb.get(key)
+      assert.deepEqual(loads, moved)
+      assert.equal(gb.stats.peekHits + gb.stats.peekMisses, 0)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('a getMany peeks at the previous owner in one batch, and its misses reach loadMany in one call', async () => {
+    const p = await pair(10, {}, { loadMany: true })
+    const calls = p.calls
+    try {
+      // The previous owner forgets half of them (a remove that reached only it).
+      for (const key of p.moved.slice(0, 5)) await p.a.handler({ method: 'DELETE', url: `/_groupcache/g/${key}`, headers: AUTH })
+      p.toA.length = 0
+      const got = await p.gb.getMany(p.moved)
+      assert.equal(got.size, 10)
+      assert.deepEqual(p.toA, ['GET /_groupcache/', 'POST /_groupcache/g'], 'the marker probe, then one batch of peeks')
+      assert.deepEqual(calls, [p.moved.slice(0, 5)])
+      assert.equal(p.gb.stats.peekHits, 5)
+      assert.equal(p.gb.stats.peekMisses, 5)
+    } finally {
+      await p.closeAll()
+    }
+  })
+
+  test('a refresh never peeks: the owner of a stale key runs its loader even though the previous owner holds a fresh copy', async () => {
+    let now = 1_000_000
+    const p = await pair(1, { now: () => now }, { ttlMs: 1_000, staleMs: 60_000 })
+    try {
+      const [key] = p.moved as [string]
+      await p.gb.get(key) // peeked: b holds a's copy, which expires at 1_001_000
+      assert.deepEqual(p.loads, [])
+      // a gets a newer value (say, a set that reached only it); b's copy goes stale.
+      now += 500
+      const put: PeerRequest = {
+        method: 'PUT',
+        url: `/_groupcache/g/${key}`,
+        headers: AUTH,
+        readBody: async () => encodeGetResponse({ value: Buffer.from('newer-on-a'), expire: now + 1_000 }),
+      }
+      assert.equal((await p.a.handler(put)).status, 204)
+      now += 600
+      const stale = await p.gb.getWithSource(key)
+      assert.equal(stale.source, 'stale')
+      await waitFor('the refresh', async () => (await p.gb.getWithSource(key)).source === 'hit')
+      assert.deepEqual(p.loads, [key], 'the refresh ran the loader on the owner')
+      assert.equal(await p.gb.get(key), `${key}#2`)
+      assert.equal(p.gb.stats.peekHits, 1, 'only the first miss peeked')
+    } finally {
+      await p.closeAll()
     }
   })
 })
@@ -250,7 +539,186 @@ describe('hand-off on close (in process)', () => {
       await closeAll()
     }
   })
+
+  test('without a secret, close() hands nothing over and says so once; dangerouslyAllowUnauthenticatedChanges lets it through', async () => {
+    const warnings: Array<{ code: string | undefined; message: string }> = []
+    const onWarning = (warning: Error & { code?: string }): void => {
+      warnings.push({ code: warning.code, message: warning.message })
+    }
+    process.on('warning', onWarning)
+    try {
+      for (const dangerous of [false, true]) {
+        const loads: string[] = []
+        const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({
+          handoffMs: 0,
+          dangerouslyAllowUnauthenticatedChanges: dangerous,
+        }))
+        try {
+          const groups = nodes.map((gc) =>
+            gc.newGroup<string>({
+              name: 'g',
+              maxBytes: 1 << 20,
+              codec: 'string',
+              promote: false,
+              load: (key) => (loads.push(key), `v:${key}`),
+            }),
+          )
+          const keys = Array.from({ length: 5 }, (_, i) => keyOwnedBy(nodes[0]!, urls[0]!, `k${i}-`))
+          for (const key of keys) await groups[0]!.get(key)
+          await nodes[0]!.close()
+          await nodes[0]!.close()
+          assert.equal(groups[0]!.stats.handoffsSent, dangerous ? 5 : 0)
+          assert.equal(groups[1]!.stats.handoffsReceived, dangerous ? 5 : 0)
+        } finally {
+          await closeAll()
+        }
+        // The warning is emitted on the next tick.
+        await new Promise((resolve) => setImmediate(resolve))
+        const said = warnings.filter((w) => w.code === 'GROUPCACHE_NO_HANDOFF')
+        assert.equal(said.length, 1, 'said once, by the node without a secret that held entries')
+        assert.match(said[0]!.message, /options\.secret/)
+      }
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
 })
+
+describe('remove, set and clear against peeks and hand-offs', () => {
+  const drop = (gc: Groupcache, key: string): Promise<unknown> =>
+    gc.handler({ method: 'DELETE', url: `/_groupcache/g/${key}`, headers: AUTH })
+
+  test('a key removed on its new owner before the remove reached its previous owner is loaded, not peeked back', async () => {
+    const { a, b, gb, loads, moved, closeAll } = await pair(3)
+    try {
+      const [key] = moved as [string]
+      // remove() reaches every node at once; here the new owner hears it first.
+      await drop(b, key)
+      assert.equal(await gb.get(key), `${key}#4`, 'a fresh load, not the copy the previous owner still holds')
+      assert.deepEqual(loads, [key])
+      await drop(a, key)
+      // The other keys are still taken from the previous owner.
+      for (const other of moved.slice(1)) assert.match(await gb.get(other), /#[23]$/)
+      assert.deepEqual(loads, [key])
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('a set that reached the new owner first is not undone by the previous owner’s copy', async () => {
+    const { b, gb, loads, moved, closeAll } = await pair(1)
+    try {
+      const [key] = moved as [string]
+      const put: PeerRequest = {
+        method: 'PUT',
+        url: `/_groupcache/g/${key}`,
+        headers: AUTH,
+        readBody: async () => encodeGetResponse({ value: Buffer.from('set-value'), expire: 0 }),
+      }
+      assert.equal((await b.handler(put)).status, 204)
+      assert.equal(await gb.get(key), 'set-value')
+      // Even once the set value is gone here (evicted, say), the old copy is not taken.
+      await drop(b, key)
+      assert.equal(await gb.get(key), `${key}#2`)
+      assert.deepEqual(loads, [key])
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('a hand-off that arrives after a remove of one of its keys does not bring the key back', async () => {
+    const { a, b, gb, urls, loads, moved, closeAll } = await pair(3, { handoffMs: 0 })
+    try {
+      const [key, ...others] = moved as [string, string, string]
+      // The hand-off snapshot holds the key; the remove reached the receiver first.
+      await drop(b, key)
+      await a.close()
+      b.setPeers([urls[1]!])
+      assert.equal(gb.stats.handoffsReceived, 2)
+      assert.equal(await gb.get(key), `${key}#4`)
+      for (const other of others) assert.match(await gb.get(other), /#[23]$/)
+      assert.deepEqual(loads, [key])
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('a remove while a peek is in flight: the peeked copy is dropped, and neither it nor its key is kept', async () => {
+    const held = deferred<PeerValue | undefined>()
+    const asked: string[] = []
+    const transport: PeerTransport = {
+      fetch: () => Promise.reject(new Error('no fetches here')),
+      peek: (_peer, _group, key) => {
+        asked.push(key)
+        return asked.length === 1 ? held.promise : Promise.resolve({ value: Buffer.from('old'), expire: 0, generation: 0 })
+      },
+      remove: () => Promise.resolve(),
+    }
+    const self = 'http://127.0.0.1:1'
+    const other = 'http://127.0.0.1:2'
+    const gc = new Groupcache({ self, peers: [self, other], secret: SECRET, transport })
+    const loads: string[] = []
+    const group = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (key) => (loads.push(key), 'new') })
+    try {
+      const key = keyOwnedBy(gc, self)
+      const first = group.get(key)
+      while (asked.length === 0) await new Promise((resolve) => setImmediate(resolve))
+      await group.remove(key)
+      held.resolve({ value: Buffer.from('old'), expire: 0, generation: 0 })
+      assert.equal(await first, 'new', 'the copy may predate the remove: the get in flight loads instead')
+      assert.equal(await group.get(key), 'new')
+      assert.deepEqual(asked, [key], 'no second peek: the key was removed here lately')
+      // The first load belonged to a flight the remove forgot: answered, not kept.
+      assert.deepEqual(loads, [key, key])
+    } finally {
+      await gc.close()
+    }
+  })
+
+  test('a peek brings a previous owner that missed a clear up to date, so the key loads afresh', async () => {
+    const { b, ga, gb, moved, closeAll } = await pair(2)
+    try {
+      const [key] = moved as [string]
+      // The new owner cleared; the previous owner did not hear of it.
+      const generation = Date.now()
+      const clear: PeerRequest = { method: 'DELETE', url: '/_groupcache/g', headers: { ...AUTH, [GENERATION_HEADER]: String(generation) } }
+      assert.equal((await b.handler(clear)).status, 204)
+      assert.equal(ga.generation, 0)
+      assert.equal(await gb.get(key), `${key}#3`)
+      assert.equal(ga.generation, generation, 'the peek carried the new generation')
+      assert.equal(ga.cacheStats('main').items, 0, 'and the previous owner dropped what it held')
+      assert.equal(gb.stats.peekMisses, 1)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test('a peeked copy older than the generation here is a miss', async () => {
+    const transport: PeerTransport = {
+      fetch: () => Promise.reject(new Error('no fetches here')),
+      peek: () => Promise.resolve({ value: Buffer.from('before the clear'), expire: 0, generation: 1 }),
+      clear: () => Promise.resolve(),
+    }
+    const self = 'http://127.0.0.1:1'
+    const gc = new Groupcache({ self, peers: [self, 'http://127.0.0.1:2'], secret: SECRET, transport })
+    const group = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => 'after the clear' })
+    try {
+      await group.clear()
+      assert.equal(await group.get(keyOwnedBy(gc, self)), 'after the clear')
+      assert.deepEqual([group.stats.peekHits, group.stats.peekMisses], [0, 1])
+    } finally {
+      await gc.close()
+    }
+  })
+})
+
+// The acceptance tests of issue 16, with real processes. ACCEPTANCE_KEYS
+// keeps them quick while the ratios still mean something (a quarter to a
+// third of the keys move at each change, so well over a hundred keys each);
+// without peek and hand-off, each would reload about all of them. The full
+// size, 3,000 keys with and without, is the soak row (test/soak/rolling.ts).
+const ACCEPTANCE_KEYS = keysOf(600)
+const ACCEPTANCE = { peekTimeoutMs: PEEK_TIMEOUT_MS, promote: false, secret: ROLLING_SECRET }
 
 describe('peek on join (real processes)', () => {
   let cluster: Cluster | undefined
@@ -259,19 +727,20 @@ describe('peek on join (real processes)', () => {
     await Promise.all([cluster?.stop(), joined?.stop()])
   })
 
-  test('a 4th node joins 3 nodes holding 3,000 warm keys: the keys that moved to it are taken from their previous owners, not loaded', async () => {
+  test('a 4th node joins 3 nodes holding warm keys: at most 5 % of the keys that moved to it are loaded again', async () => {
+    const keys = ACCEPTANCE_KEYS
     // No hot copies: every get of a moved key reaches its new owner.
-    cluster = await startCluster(3, () => ({ peekTimeoutMs: PEEK_TIMEOUT_MS, promote: false }))
+    cluster = await startCluster(3, () => ACCEPTANCE)
     const { nodes, urls } = cluster
-    assert.equal(await getAll(nodes[0]!, KEYS), 0)
+    assert.equal(await getAll(nodes[0]!, keys), 0)
     const [port] = await reservePorts(1)
     const url = urlsFor([port!])[0]!
     const all = [...urls, url]
-    joined = await startNode({ self: url, peers: all, port: port!, peekTimeoutMs: PEEK_TIMEOUT_MS, promote: false })
+    joined = await startNode({ ...ACCEPTANCE, self: url, peers: all, port: port! })
     await Promise.all(nodes.map((node) => node.setPeers(all)))
     const moved: string[] = []
-    for (const key of KEYS) if ((await joined.owner(key)) === url) moved.push(key)
-    assert.ok(moved.length > 300, `expected a quarter of the keys to move, got ${moved.length}`)
+    for (const key of keys) if ((await joined.owner(key)) === url) moved.push(key)
+    assert.ok(moved.length > keys.length / 8, `expected about a quarter of the keys to move, got ${moved.length}`)
     const before = await loadsOf(nodes, moved)
     assert.equal(before, moved.length)
     const everyone = [...nodes, joined]
@@ -280,17 +749,15 @@ describe('peek on join (real processes)', () => {
       everyone.map((node, i) =>
         getAll(
           node,
-          KEYS.filter((_, k) => k % 4 === i),
+          keys.filter((_, k) => k % 4 === i),
         ),
       ),
     )
     assert.deepEqual(failed, [0, 0, 0, 0])
     const reloaded = (await loadsOf(everyone, moved)) - before
     assert.ok(reloaded <= moved.length * 0.05, `${reloaded} of ${moved.length} moved keys were loaded again`)
-    // A moved key asked of its previous owner is a hit there; the rest
-    // reach the new owner, which takes them from the previous owner.
     const { peekHits } = (await joined.stats()).stats
-    assert.ok(peekHits! >= moved.length / 2, `${peekHits} peek hits for ${moved.length} moved keys`)
+    assert.ok(peekHits! >= moved.length * 0.95, `${peekHits} peek hits for ${moved.length} moved keys`)
   })
 })
 
@@ -300,13 +767,14 @@ describe('hand-off on leave (real processes)', () => {
     await cluster?.stop()
   })
 
-  test('one of 3 nodes holding 3,000 warm keys closes and the others drop it: its keys are handed over, not loaded again', async () => {
-    cluster = await startCluster(3, () => ({ peekTimeoutMs: PEEK_TIMEOUT_MS, promote: false }))
+  test('one of 3 nodes holding warm keys closes and the others drop it: at most 5 % of its keys are loaded again', async () => {
+    const keys = ACCEPTANCE_KEYS
+    cluster = await startCluster(3, () => ACCEPTANCE)
     const { nodes, urls } = cluster
-    assert.equal(await getAll(nodes[0]!, KEYS), 0)
+    assert.equal(await getAll(nodes[0]!, keys), 0)
     const leaving = nodes[2]!
     const its: string[] = []
-    for (const key of KEYS) if ((await nodes[0]!.owner(key)) === leaving.url) its.push(key)
+    for (const key of keys) if ((await nodes[0]!.owner(key)) === leaving.url) its.push(key)
     const stayers = nodes.slice(0, 2)
     const before = await loadsOf(stayers, its)
     await leaving.close()
@@ -315,7 +783,7 @@ describe('hand-off on leave (real processes)', () => {
       stayers.map((node, i) =>
         getAll(
           node,
-          KEYS.filter((_, k) => k % 2 === i),
+          keys.filter((_, k) => k % 2 === i),
         ),
       ),
     )
@@ -329,10 +797,11 @@ describe('hand-off on leave (real processes)', () => {
 })
 
 describe('a rolling restart (real processes)', () => {
-  test('restarting 3 nodes holding 3,000 warm keys one at a time under steady gets reloads at most 10 % of the keys and fails no get', async () => {
-    const { loads, failed, errors } = await rollingRestart(true)
+  test('restarting 3 nodes holding warm keys one at a time under steady gets loads at most 10 % of the keys and fails no get', async () => {
+    const keys = ACCEPTANCE_KEYS
+    const { loads, failed, errors } = await rollingRestart({ keys, handoff: true, peekTimeoutMs: PEEK_TIMEOUT_MS })
     assert.deepEqual(errors, [])
     assert.equal(failed, 0)
-    assert.ok(loads <= KEYS.length * 0.1, `${loads} loads for ${KEYS.length} keys`)
+    assert.ok(loads <= keys.length * 0.1, `${loads} loads for ${keys.length} keys`)
   })
 })

@@ -1,14 +1,23 @@
-// Membership changes staged with real processes: 3,000 warm keys, counted
-// loads, and a rolling restart (test/handoff.test.ts, test/soak/rolling.ts).
+// Membership changes staged with real processes: warm keys, counted loads,
+// and a rolling restart (test/handoff.test.ts, test/soak/rolling.ts).
 import assert from 'node:assert/strict'
 import { startCluster, startNode, type TestNode } from './cluster.js'
+import type { NodeConfig } from './node-main.js'
 import { reservePorts, urlsFor } from './ports.js'
 
-export const KEYS = Array.from({ length: 3000 }, (_, i) => `key-${i}`)
-// Peeks answer from memory in well under 50 ms; a busy CI machine may not,
-// and a timed-out peek is a load: the tests count loads, so they give peeks
-// room. The deadline itself is a tunable, not what is tested here.
+/** keysOf names `n` keys. */
+export function keysOf(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `key-${i}`)
+}
+
+// Peeks answer from memory in a millisecond or two; a busy CI machine may
+// take far longer to get to them, and a timed-out peek is a load: the tests
+// count loads, so they give peeks room. The deadline itself is a tunable
+// (its default is in the soak row), not what the tests check.
 export const PEEK_TIMEOUT_MS = 5_000
+
+/** ROLLING_SECRET lets the nodes hand entries over: a hand-off is a change, which peers take only with the secret. */
+export const ROLLING_SECRET = 'rolling-secret'
 
 /** loadsOf sums every node's loader runs for `keys`. */
 export async function loadsOf(nodes: readonly TestNode[], keys: readonly string[]): Promise<number> {
@@ -23,30 +32,48 @@ export async function loadsOf(nodes: readonly TestNode[], keys: readonly string[
 /** getAll gets `keys` on `node` in chunks (each IPC call has a deadline); resolves to the failures. */
 export async function getAll(node: TestNode, keys: readonly string[]): Promise<number> {
   let failed = 0
-  for (let i = 0; i < keys.length; i += 250) failed += await node.getAll(keys.slice(i, i + 250))
+  for (let i = 0; i < keys.length; i += 500) failed += await node.getAll(keys.slice(i, i + 500))
   return failed
 }
 
+/** RollingOptions say how to roll: over which keys, with or without peek and hand-off. */
+export interface RollingOptions {
+  keys: readonly string[]
+  /** handoff false turns both off (`handoffMs: 0`, `close({ handoff: false })`). */
+  handoff: boolean
+  /** peekTimeoutMs, when given; else the default. */
+  peekTimeoutMs?: number | undefined
+}
+
+/** RollingResult is what a roll cost: loader runs, failed gets, and what failed in the harness. */
+export interface RollingResult {
+  loads: number
+  failed: number
+  errors: string[]
+}
+
 /**
- * rollingRestart restarts every node of a 3-node cluster holding 3,000 warm
- * keys, one at a time, as a Kubernetes rolling update does: the others drop
- * the node, it closes, its replacement starts on a new address and the
- * others add it. Gets keep arriving at the nodes in service all along.
- * Resolves to the loader runs of the whole roll, a last full pass over the
- * keys included, and the gets that failed.
+ * rollingRestart restarts every node of a 3-node cluster holding warm keys,
+ * one at a time, as a Kubernetes rolling update does: the others drop the
+ * node, it closes, its replacement starts on a new address and the others
+ * add it. Gets keep arriving at the nodes in service all along. Resolves to
+ * the loader runs of the whole roll, a last full pass over the keys
+ * included, and the gets that failed.
  */
-export async function rollingRestart(
-  handoff: boolean,
-  peekTimeoutMs = PEEK_TIMEOUT_MS,
-): Promise<{ loads: number; failed: number; errors: string[] }> {
-  const options = { peekTimeoutMs, promote: false, ...(handoff ? {} : { handoffMs: 0 }) }
+export async function rollingRestart({ keys, handoff, peekTimeoutMs }: RollingOptions): Promise<RollingResult> {
+  const options: Partial<NodeConfig> = {
+    promote: false,
+    secret: ROLLING_SECRET,
+    ...(peekTimeoutMs === undefined ? {} : { peekTimeoutMs }),
+    ...(handoff ? {} : { handoffMs: 0 }),
+  }
   const cluster = await startCluster(3, () => options)
   const nodes: TestNode[] = [...cluster.nodes]
   const list = [...cluster.urls]
   const started: TestNode[] = []
   try {
-    assert.equal(await getAll(nodes[0]!, KEYS), 0)
-    let loads = -(await loadsOf(nodes, KEYS))
+    assert.equal(await getAll(nodes[0]!, keys), 0)
+    let loads = -(await loadsOf(nodes, keys))
     let failed = 0
     const errors: string[] = []
     const inService = new Set(nodes)
@@ -57,19 +84,22 @@ export async function rollingRestart(
       while (rolling) {
         const serving = [...inService]
         const node = serving[i++ % serving.length]!
-        const keys = Array.from({ length: 50 }, (_, k) => KEYS[(i * 977 + k * 61) % KEYS.length]!)
-        const call = node.getAll(keys).then(
+        const some = Array.from({ length: 50 }, (_, k) => keys[(i * 977 + k * 61) % keys.length]!)
+        const call = node.getAll(some).then(
           (n) => {
             failed += n
           },
           (err: unknown) => {
             // The harness lost a node under a call: every get of it counts as failed.
-            failed += keys.length
+            failed += some.length
             errors.push(`${node.url}: ${(err as { message?: string }).message ?? String(err)}`)
           },
         )
         let calls = busy.get(node)
-        if (calls === undefined) busy.set(node, (calls = new Set()))
+        if (calls === undefined) {
+          calls = new Set()
+          busy.set(node, calls)
+        }
         calls.add(call)
         await call.finally(() => calls.delete(call))
       }
@@ -82,13 +112,12 @@ export async function rollingRestart(
       const others = nodes.filter((n) => n !== old)
       await Promise.all(others.map((n) => n.setPeers(list.filter((u) => u !== old.url))))
       const { loads: before } = await old.stats()
-      for (const key of KEYS) loads += before[key] ?? 0
-      if (handoff) await old.close()
-      else await old.close(false)
+      for (const key of keys) loads += before[key] ?? 0
+      await old.close(handoff)
       const [port] = await reservePorts(1)
       const url = urlsFor([port!])[0]!
       list[i] = url
-      const fresh = await startNode({ self: url, peers: [...list], port: port!, ...options })
+      const fresh = await startNode({ ...options, self: url, peers: [...list], port: port! })
       started.push(fresh)
       nodes[i] = fresh
       await Promise.all(others.map((n) => n.setPeers([...list])))
@@ -100,12 +129,12 @@ export async function rollingRestart(
       nodes.map((node, i) =>
         getAll(
           node,
-          KEYS.filter((_, k) => k % 3 === i),
+          keys.filter((_, k) => k % 3 === i),
         ),
       ),
     )
     failed += passes.reduce((a, b) => a + b, 0)
-    loads += await loadsOf(nodes, KEYS)
+    loads += await loadsOf(nodes, keys)
     return { loads, failed, errors }
   } finally {
     await Promise.all([...nodes, ...started].map((n) => n.stop()))
