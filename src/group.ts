@@ -271,6 +271,8 @@ export interface GroupPeers {
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
+  /** peeks is false when peeks are off (`handoffMs: 0`). */
+  readonly peeks: boolean
   /** previousOwnerOf names the key's owner before the last ring change, within `handoffMs`, if another node. */
   previousOwnerOf(key: string): string | undefined
   /** nextOwnerOf names the key's owner on the ring without this node. */
@@ -294,6 +296,12 @@ export interface GroupNode {
   readonly maxKeyBytes: number
   /** acceptsChanges is false when peers refuse PUT, DELETE and generations (no secret). */
   readonly acceptsChanges: boolean
+  /**
+   * changeGuardMs is how long a key removed or set here is taken from no
+   * other node: CHANGE_GUARD_MS, or `handoffMs` if longer (a previous owner
+   * may be peeked at that long).
+   */
+  readonly changeGuardMs: number
   readonly closed: boolean
   now(): number
   random(): number
@@ -403,7 +411,7 @@ export class Group<T = unknown> {
   readonly #peeks = new Batcher<PeekItem>((items) => this.#peekBatch(items), MAX_BATCH_KEYS)
   // Keys removed or set here lately: no copy from another node is taken for
   // them (a peek's answer, a hand-off), since it may predate the change.
-  readonly #changes = new RecentChanges()
+  readonly #changes: RecentChanges
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
   readonly #promote: (key: string, bytes: number) => boolean
@@ -435,6 +443,7 @@ export class Group<T = unknown> {
     this.name = options.name
     this.#node = node
     this.#peers = node.peers
+    this.#changes = new RecentChanges(node.changeGuardMs)
     this.#load = options.load
     this.#loadMany = options.loadMany
     this.#notFoundTtlMs = options.notFoundTtlMs
@@ -1199,20 +1208,26 @@ export class Group<T = unknown> {
   }
 
   /**
-   * previousOwner names who to peek at for a key this node owns, if it moved
-   * here lately and was not removed or set here since.
+   * peekTarget names the node to peek at before loading a key, if any: for
+   * a key this node owns, its previous owner if it moved here lately; for a
+   * key a peer asked for (`forPeer`) that this node does not own, its owner
+   * here: the peer's ring and this node's disagree (one of them has not
+   * seen a change yet), and that owner may well hold it. Never for a key
+   * removed or set here lately.
    */
-  #previousOwner(key: string): string | undefined {
+  #peekTarget(key: string, forPeer: boolean): string | undefined {
     const peers = this.#peers
-    const previous = peers.previousOwnerOf(key)
-    if (previous === undefined || peers.ownerOf(key) !== peers.self) return undefined
-    return this.#changes.has(key, this.#node.now()) ? undefined : previous
+    if (!peers.peeks) return undefined
+    const owner = peers.ownerOf(key)
+    const target = owner === peers.self ? peers.previousOwnerOf(key) : forPeer ? owner : undefined
+    if (target === undefined || this.#changes.has(key, this.#node.now())) return undefined
+    return target
   }
 
   /**
    * peek asks the previous owner of a key that moved here (within
-   * `handoffMs` of a ring change) for its cached copy, before the loader
-   * runs. A copy of an older generation, expired, unreadable, or of a key
+   * `handoffMs` of a ring change), or its owner when rings disagree, for
+   * its cached copy, before the loader runs. A copy of an older generation, expired, unreadable, or of a key
    * removed or set here meanwhile is a miss. A hit is kept as if loaded here.
    */
   async #peek(previous: string, key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
@@ -1264,15 +1279,15 @@ export class Group<T = unknown> {
 
   /**
    * loadLocally runs the loader for a key this node answers for. A key that
-   * moved here lately is first peeked at on its previous owner (`mayPeek`:
-   * not for a refresh), so that a membership change costs no reload.
+   * moved lately is first peeked at (see peekTarget; `mayPeek`: not for a
+   * refresh), so that a membership change costs no reload.
    */
   async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false, mayPeek = true): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
-    // Only a key that moved here peeks, so every other load keeps its timing.
-    const previous = mayPeek ? this.#previousOwner(key) : undefined
-    const peeked = previous === undefined ? undefined : await this.#peek(previous, key, isCurrent)
+    // Only a key that moved peeks, so every other load keeps its timing.
+    const target = mayPeek ? this.#peekTarget(key, forPeer) : undefined
+    const peeked = target === undefined ? undefined : await this.#peek(target, key, isCurrent)
     if (peeked !== undefined) return peeked
     const stats = this.#stats
     const generation = this.#generation

@@ -6,7 +6,7 @@ import type { Logger } from './diagnostics.js'
 import { ClosedError, InvalidKeyError, InvalidOptionError } from './errors.js'
 import { drain, Group, type GroupNode, type GroupOptions, handOff, isStaleMs, isTtl, type ServedGroup, served } from './group.js'
 import { createPeerHandler, type PeerHandler } from './handler.js'
-import { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
+import { CHANGE_GUARD_MS, DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
 import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
 import { toPeerRequest, writePeerResponse } from './node-http.js'
 import { type PeerHealth, Peers, type PeerTransport } from './peers.js'
@@ -191,6 +191,8 @@ export class Groupcache {
   readonly #handoffBytes: number
   readonly #logger: Logger | undefined
   #closed = false
+  // Set once close() has handed the entries over: peeks are refused from then on.
+  #gone = false
   #closing: Promise<void> | undefined
   #server: Server | undefined
 
@@ -254,6 +256,7 @@ export class Groupcache {
       peers: this.#peers,
       maxKeyBytes: this.maxKeyBytes,
       acceptsChanges: this.acceptsChanges,
+      changeGuardMs: Math.max(CHANGE_GUARD_MS, handoffMs),
       get closed() {
         return node.#closed
       },
@@ -266,6 +269,7 @@ export class Groupcache {
       maxKeyBytes: this.maxKeyBytes,
       lookup: (name) => this.#groups.get(name)?.served,
       isClosed: () => this.#closed,
+      isGone: () => this.#gone,
       stats: () => this.stats(),
       acceptsChanges: this.acceptsChanges,
       now: this.#now,
@@ -454,9 +458,10 @@ export class Groupcache {
   async #close(graceMs: number, handoff: boolean): Promise<void> {
     const started = performance.now()
     this.#closed = true
+    // The peer server keeps listening until the hand-off is done, answering
+    // 503 to everything but peeks: the nodes that took this one's keys may
+    // still take its copies, while it drains and hands the rest over.
     const server = this.#server
-    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
-    server?.closeIdleConnections()
     await Promise.all([...this.#groups.values()].map(({ group }) => group[drain](graceMs)))
     const left = graceMs - (performance.now() - started)
     if (handoff && left > 0 && this.#handoffBytes > 0 && this.#mayHandOff()) {
@@ -466,6 +471,8 @@ export class Groupcache {
       await Promise.all([...this.#groups.values()].map(({ group }) => group[handOff](this.#handoffBytes, stop.signal)))
       clearTimeout(timer)
     }
+    this.#gone = true
+    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     // Whatever answers were in flight have been written by now, or never will.
     server?.closeAllConnections()
     await Promise.all([serverClosed, this.#peers.close(graceMs)])

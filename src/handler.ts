@@ -128,6 +128,12 @@ export function createPeerHandler(options: {
   maxKeyBytes: number
   lookup: (group: string) => ServedGroup | undefined
   isClosed: () => boolean
+  /**
+   * isGone is true once a closing node has handed its entries over: until
+   * then it still answers peeks (from memory), so that the nodes that took
+   * its keys can take its copies too. Default: `isClosed`.
+   */
+  isGone?: (() => boolean) | undefined
   /** stats answers `GET {basePath}_stats`, as JSON. */
   stats: () => unknown
   /**
@@ -139,6 +145,7 @@ export function createPeerHandler(options: {
   now?: (() => number) | undefined
 }): PeerHandler {
   const { basePath, maxKeyBytes, lookup, isClosed, stats } = options
+  const isGone = options.isGone ?? isClosed
   const acceptsChanges = options.acceptsChanges ?? true
   const now = options.now ?? Date.now
   // A generation on a read is a change too: ignored without a secret.
@@ -160,12 +167,10 @@ export function createPeerHandler(options: {
       return text(405, 'method not allowed', { allow: ALLOW })
     }
     if ((method === 'PUT' || method === 'DELETE') && !acceptsChanges) return refuseChange()
-    if (isClosed()) return text(503, 'closing', { connection: 'close' })
-    if (batch) {
-      // A batch of peeks answers from memory, as a single peek does.
-      const peeking = req.headers[PEEK_HEADER] !== undefined
-      return (peeking ? peekBatch : serveBatch)(rest, req, maxKeyBytes, lookup, generationOf(req))
-    }
+    const peeking = req.headers[PEEK_HEADER] !== undefined && (method === 'GET' || batch)
+    if (peeking ? isGone() : isClosed()) return text(503, 'closing', { connection: 'close' })
+    // A batch of peeks answers from memory, as a single peek does.
+    if (batch) return (peeking ? peekBatch : serveBatch)(rest, req, maxKeyBytes, lookup, generationOf(req))
     // `_stats` has no `/`, so it can name no key of any group.
     if (rest === STATS_PATH && method === 'GET') {
       return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
@@ -192,7 +197,7 @@ export function createPeerHandler(options: {
     }
     if (method === 'PUT') return set(group, key, req)
     // A peek answers from memory at once: never a load, never deferred.
-    if (req.headers[PEEK_HEADER] !== undefined) return peek(group, key, generationOf(req))
+    if (peeking) return peek(group, key, generationOf(req))
     const answer = get(group, key, req, generationOf(req))
     const wait = parseWait(req.headers[WAIT_HEADER])
     return wait === undefined ? answer : deferIfSlow(answer, heartbeatEvery(wait))

@@ -47,6 +47,13 @@ export const DEFAULT_PEER_CONNECTIONS = 32
 const PEER_KIND_TTL_MS = 60_000
 
 /**
+ * PEEK_BACKOFF_MS is how long a peer whose peek failed (refused, reset, no
+ * answer by the deadline) is not peeked at: a node that left and is gone
+ * would otherwise cost every miss of its former keys a wait.
+ */
+const PEEK_BACKOFF_MS = 1_000
+
+/**
  * DEFAULT_MAX_RESPONSE_BYTES caps what this node reads from a peer in one
  * answer, so a broken or hostile peer cannot exhaust its memory.
  */
@@ -94,6 +101,8 @@ export class HttpTransport implements PeerTransport {
   readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
   // Peers of ours too old for batches (they answered one with 405), until when.
   readonly #noBatches = new Map<string, number>()
+  // Peers whose last peek failed (no answer in time, refused), until when.
+  readonly #peeksFailed = new Map<string, number>()
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
@@ -146,6 +155,7 @@ export class HttpTransport implements PeerTransport {
         this.#pools.delete(peer)
         this.#kinds.delete(peer)
         this.#noBatches.delete(peer)
+        this.#peeksFailed.delete(peer)
         void pool.close().catch(() => {})
       }
     }
@@ -244,6 +254,7 @@ export class HttpTransport implements PeerTransport {
     const found = new Map<string, PeerValue>()
     const target = this.#pools.get(peer)
     if (target === undefined || target.breaker.state !== 'closed' || keys.length === 0) return found
+    if ((this.#peeksFailed.get(peer) ?? 0) > Date.now()) return found
     let late = false
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<void>((resolve) => {
@@ -252,10 +263,19 @@ export class HttpTransport implements PeerTransport {
     const keep = (key: string, value: PeerValue): void => {
       if (!late) found.set(key, value)
     }
-    const work = this.#peekMany(peer, group, keys, generation, timeoutMs, keep).catch(() => {})
+    let failed = true
+    const work = this.#peekMany(peer, group, keys, generation, timeoutMs, keep).then(
+      () => {
+        failed = false
+      },
+      () => {},
+    )
     await Promise.race([work, deadline])
     late = true
     clearTimeout(timer)
+    // A peer that cannot answer peeks (gone, or stuck) is not asked again
+    // for a while: each miss would wait for it in vain.
+    if (failed) this.#peeksFailed.set(peer, Date.now() + PEEK_BACKOFF_MS)
     return found
   }
 
@@ -576,6 +596,7 @@ export class HttpTransport implements PeerTransport {
     this.#pools.clear()
     this.#kinds.clear()
     this.#noBatches.clear()
+    this.#peeksFailed.clear()
     await Promise.all(
       pools.map(async (pool) => {
         let timer: NodeJS.Timeout | undefined

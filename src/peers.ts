@@ -121,7 +121,7 @@ export class Peers implements GroupPeers {
     this.#now = handoff.now
     this.#ring = new Ring(list, replicas)
     this.#keepPrevious(this.#withoutSelf())
-    transport.setPeers?.(list.filter((p) => p !== self))
+    this.#reach()
   }
 
   /** list is every node, this one included, in the order given. */
@@ -139,26 +139,33 @@ export class Peers implements GroupPeers {
     this.#keepPrevious(this.#ring)
     this.#ring = new Ring(list, this.#replicas)
     this.#others = undefined
-    this.#transport.setPeers?.(list.filter((p) => p !== this.self))
+    this.#expire(this.#now())
+    this.#reach()
   }
 
   /**
    * previousOwnerOf names the node that owned `key` before a change of the
    * ring (or before this node started) at most `handoffMs` ago, if that is
-   * another node still in the list; else undefined.
+   * another node; else undefined. The newest such owner, even one that has
+   * left the list since: a node that leaves keeps serving while the others
+   * drop it (in Kubernetes, while DNS forgets it), and then hands over
+   * whatever it was not asked for; once it is gone, a peek at it fails at
+   * once and the key loads.
    */
   previousOwnerOf(key: string): string | undefined {
     const previous = this.#previous
     if (previous.length === 0) return undefined
-    const now = this.#now()
-    while (previous.length > 0 && now >= (previous.at(-1) as { until: number }).until) previous.pop()
-    // The newest previous owner that is another node and still a peer: one
-    // that left has handed its entries over to a current one.
+    if (this.#expire(this.#now())) this.#reach()
     for (const { ring } of previous) {
       const owner = ring.owner(key)
-      if (owner !== undefined && owner !== this.self && this.#ring.peers.includes(owner)) return owner
+      if (owner !== undefined && owner !== this.self) return owner
     }
     return undefined
+  }
+
+  /** peeks is false when peeks are off (`handoffMs: 0`). */
+  get peeks(): boolean {
+    return this.#handoffMs > 0
   }
 
   /** nextOwnerOf names the owner of `key` on the ring without this node: its heir. */
@@ -192,6 +199,26 @@ export class Peers implements GroupPeers {
       this.#replicas,
     )
     return this.#others
+  }
+
+  /** expire drops the previous rings older than `handoffMs`; true if it dropped any. */
+  #expire(now: number): boolean {
+    const previous = this.#previous
+    const before = previous.length
+    while (previous.length > 0 && now >= (previous.at(-1) as { until: number }).until) previous.pop()
+    return previous.length < before
+  }
+
+  /**
+   * reach tells the transport which peers to keep connections to: the list,
+   * and the peers of the previous rings kept for peeks (those that left
+   * lately), this node excluded.
+   */
+  #reach(): void {
+    const reachable = new Set(this.#ring.peers)
+    for (const { ring } of this.#previous) for (const peer of ring.peers) reachable.add(peer)
+    reachable.delete(this.self)
+    this.#transport.setPeers?.([...reachable])
   }
 
   #keepPrevious(ring: Ring): void {
@@ -240,7 +267,8 @@ export class Peers implements GroupPeers {
 
   /** health reports what the transport knows of each peer (circuit state, last error). */
   health(): PeerHealth[] {
-    return this.#transport.health?.() ?? []
+    const list = this.#ring.peers
+    return (this.#transport.health?.() ?? []).filter((h) => list.includes(h.peer))
   }
 
   /** close ends the transport's connections, after at most `graceMs` for requests in flight. */

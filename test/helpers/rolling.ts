@@ -53,59 +53,82 @@ export interface RollingResult {
 }
 
 /**
- * rollingRestart restarts every node of a 3-node cluster holding warm keys,
- * one at a time, as a Kubernetes rolling update does: the others drop the
- * node, it closes, its replacement starts on a new address and the others
- * add it. Gets keep arriving at the nodes in service all along. Resolves to
- * the loader runs of the whole roll, a last full pass over the keys
- * included, and the gets that failed.
+ * rollingRestart starts a 3-node cluster, warms `keys` and rolls it (see
+ * `roll`), then stops every node.
  */
 export async function rollingRestart({ keys, handoff, peekTimeoutMs }: RollingOptions): Promise<RollingResult> {
-  const options: Partial<NodeConfig> = {
+  const options = rollingConfig(handoff, peekTimeoutMs)
+  const cluster = await startCluster(3, () => options)
+  const nodes = [...cluster.nodes]
+  try {
+    assert.equal(await getAll(nodes[0]!, keys), 0)
+    return await roll(nodes, keys, options, handoff)
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()))
+  }
+}
+
+/** rollingConfig is the configuration of the nodes of a roll. */
+export function rollingConfig(handoff: boolean, peekTimeoutMs?: number): Partial<NodeConfig> {
+  return {
     promote: false,
     secret: ROLLING_SECRET,
     ...(peekTimeoutMs === undefined ? {} : { peekTimeoutMs }),
     ...(handoff ? {} : { handoffMs: 0 }),
   }
-  const cluster = await startCluster(3, () => options)
-  const nodes: TestNode[] = [...cluster.nodes]
-  const list = [...cluster.urls]
-  const started: TestNode[] = []
-  try {
-    assert.equal(await getAll(nodes[0]!, keys), 0)
-    let loads = -(await loadsOf(nodes, keys))
-    let failed = 0
-    const errors: string[] = []
-    const inService = new Set(nodes)
-    const busy = new Map<TestNode, Set<Promise<void>>>()
-    let rolling = true
-    const steady = async (seed: number): Promise<void> => {
-      let i = seed
-      while (rolling) {
-        const serving = [...inService]
-        const node = serving[i++ % serving.length]!
-        const some = Array.from({ length: 50 }, (_, k) => keys[(i * 977 + k * 61) % keys.length]!)
-        const call = node.getAll(some).then(
-          (n) => {
-            failed += n
-          },
-          (err: unknown) => {
-            // The harness lost a node under a call: every get of it counts as failed.
-            failed += some.length
-            errors.push(`${node.url}: ${(err as { message?: string }).message ?? String(err)}`)
-          },
-        )
-        let calls = busy.get(node)
-        if (calls === undefined) {
-          calls = new Set()
-          busy.set(node, calls)
-        }
-        calls.add(call)
-        await call.finally(() => calls.delete(call))
+}
+
+/**
+ * roll restarts every node of `nodes` (peers of one another, holding warm
+ * `keys`), one at a time, as a Kubernetes rolling update does: the others
+ * drop the node, it closes (handing its entries over, with `handoff`), its
+ * replacement (`config`) starts on a new address and the others add it.
+ * Gets keep arriving at the nodes in service all along. `nodes` ends up
+ * holding the replacements (the caller stops them). Resolves to the loader
+ * runs of the whole roll, a last full pass over the keys included, and the
+ * gets that failed.
+ */
+export async function roll(
+  nodes: TestNode[],
+  keys: readonly string[],
+  config: Partial<NodeConfig>,
+  handoff: boolean,
+): Promise<RollingResult> {
+  const list = nodes.map((node) => node.url)
+  let loads = -(await loadsOf(nodes, keys))
+  let failed = 0
+  const errors: string[] = []
+  const inService = new Set(nodes)
+  const busy = new Map<TestNode, Set<Promise<void>>>()
+  let rolling = true
+  const steady = async (seed: number): Promise<void> => {
+    let i = seed
+    while (rolling) {
+      const serving = [...inService]
+      const node = serving[i++ % serving.length]!
+      const some = Array.from({ length: 50 }, (_, k) => keys[(i * 977 + k * 61) % keys.length]!)
+      const call = node.getAll(some).then(
+        (n) => {
+          failed += n
+        },
+        (err: unknown) => {
+          // The harness lost a node under a call: every get of it counts as failed.
+          failed += some.length
+          errors.push(`${node.url}: ${(err as { message?: string }).message ?? String(err)}`)
+        },
+      )
+      let calls = busy.get(node)
+      if (calls === undefined) {
+        calls = new Set()
+        busy.set(node, calls)
       }
+      calls.add(call)
+      await call.finally(() => calls.delete(call))
     }
-    const load = [steady(0), steady(1)]
-    for (let i = 0; i < 3; i++) {
+  }
+  const load = [steady(0), steady(1)]
+  try {
+    for (let i = 0; i < nodes.length; i++) {
       const old = nodes[i]!
       inService.delete(old)
       await Promise.all([...(busy.get(old) ?? [])])
@@ -117,26 +140,23 @@ export async function rollingRestart({ keys, handoff, peekTimeoutMs }: RollingOp
       const [port] = await reservePorts(1)
       const url = urlsFor([port!])[0]!
       list[i] = url
-      const fresh = await startNode({ ...options, self: url, peers: [...list], port: port! })
-      started.push(fresh)
-      nodes[i] = fresh
+      nodes[i] = await startNode({ ...config, self: url, peers: [...list], port: port! })
       await Promise.all(others.map((n) => n.setPeers([...list])))
-      inService.add(fresh)
+      inService.add(nodes[i]!)
     }
+  } finally {
     rolling = false
     await Promise.all(load)
-    const passes = await Promise.all(
-      nodes.map((node, i) =>
-        getAll(
-          node,
-          keys.filter((_, k) => k % 3 === i),
-        ),
-      ),
-    )
-    failed += passes.reduce((a, b) => a + b, 0)
-    loads += await loadsOf(nodes, keys)
-    return { loads, failed, errors }
-  } finally {
-    await Promise.all([...nodes, ...started].map((n) => n.stop()))
   }
+  const passes = await Promise.all(
+    nodes.map((node, i) =>
+      getAll(
+        node,
+        keys.filter((_, k) => k % nodes.length === i),
+      ),
+    ),
+  )
+  failed += passes.reduce((a, b) => a + b, 0)
+  loads += await loadsOf(nodes, keys)
+  return { loads, failed, errors }
 }
