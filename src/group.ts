@@ -277,6 +277,8 @@ export interface GroupPeers {
   previousOwnerOf(key: string): string | undefined
   /** nextOwnerOf names the key's owner on the ring without this node. */
   nextOwnerOf(key: string): string | undefined
+  /** ownerWithout names the key's owner on the ring without `peer`: who takes its keys when it leaves. */
+  ownerWithout(key: string, peer: string): string | undefined
   /**
    * peekMany asks a peer for its cached copies of keys (from memory: it
    * never loads), within the peek deadline; the answer holds the keys it
@@ -960,10 +962,10 @@ export class Group<T = unknown> {
       )
   }
 
-  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean, mayPeek = true): Promise<Entry> {
+  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean, peek: PeekAt = 'moved'): Promise<Entry> {
     this.#peerLoads++
     try {
-      return await this.#loadLocally(key, signal, isCurrent, true, mayPeek)
+      return await this.#loadLocally(key, signal, isCurrent, true, peek)
     } finally {
       this.#peerLoads--
     }
@@ -1034,7 +1036,7 @@ export class Group<T = unknown> {
    */
   async #reload(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer: boolean): Promise<Entry> {
     try {
-      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent, false) : this.#loadLocally(key, signal, isCurrent, false, false))
+      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent, 'none') : this.#loadLocally(key, signal, isCurrent, false, 'none'))
     } catch (err) {
       if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
       throw err
@@ -1086,7 +1088,7 @@ export class Group<T = unknown> {
     // The refresh is in flight (the caller checked): this joins it, and, as
     // a peer, hears its end before this node's own callers.
     const refreshed = this.#local
-      .do(key, (s, current) => this.#loadForPeer(key, s, current, false), request.signal, undefined, true)
+      .do(key, (s, current) => this.#loadForPeer(key, s, current, 'none'), request.signal, undefined, true)
       .then(
         (entry) => (entry.expire === 0 || entry.expire > this.#node.now() ? entry : stale),
         (err: unknown) => {
@@ -1212,15 +1214,24 @@ export class Group<T = unknown> {
    * a key this node owns, its previous owner if it moved here lately; for a
    * key a peer asked for (`forPeer`) that this node does not own, its owner
    * here: the peer's ring and this node's disagree (one of them has not
-   * seen a change yet), and that owner may well hold it. Never for a key
-   * removed or set here lately.
+   * seen a change yet), and that owner may well hold it; for a key whose
+   * owner could not be reached (`heirOf`), the node that owns it once that
+   * owner is gone: a node that closed handed its entries there, and the
+   * others learn that it left only later (in Kubernetes, once its pod is
+   * gone from DNS). Never for a key removed or set here lately, nor with
+   * `handoffMs: 0`.
    */
-  #peekTarget(key: string, forPeer: boolean): string | undefined {
+  #peekTarget(key: string, forPeer: boolean, peek: PeekAt): string | undefined {
     const peers = this.#peers
-    if (!peers.peeks) return undefined
-    const owner = peers.ownerOf(key)
-    const target = owner === peers.self ? peers.previousOwnerOf(key) : forPeer ? owner : undefined
-    if (target === undefined || this.#changes.has(key, this.#node.now())) return undefined
+    if (peek === 'none' || !peers.peeks) return undefined
+    let target: string | undefined
+    if (peek !== 'moved') {
+      target = peers.ownerWithout(key, peek.heirOf)
+    } else {
+      const owner = peers.ownerOf(key)
+      target = owner === peers.self ? peers.previousOwnerOf(key) : forPeer ? owner : undefined
+    }
+    if (target === undefined || target === peers.self || this.#changes.has(key, this.#node.now())) return undefined
     return target
   }
 
@@ -1279,14 +1290,14 @@ export class Group<T = unknown> {
 
   /**
    * loadLocally runs the loader for a key this node answers for. A key that
-   * moved lately is first peeked at (see peekTarget; `mayPeek`: not for a
+   * moved lately is first peeked at (see peekTarget; `peek`: 'none' for a
    * refresh), so that a membership change costs no reload.
    */
-  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false, mayPeek = true): Promise<Entry> {
+  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false, peek: PeekAt = 'moved'): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     // Only a key that moved peeks, so every other load keeps its timing.
-    const target = mayPeek ? this.#peekTarget(key, forPeer) : undefined
+    const target = this.#peekTarget(key, forPeer, peek)
     const peeked = target === undefined ? undefined : await this.#peek(target, key, isCurrent)
     if (peeked !== undefined) return peeked
     const stats = this.#stats
@@ -1368,9 +1379,10 @@ export class Group<T = unknown> {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
       if (!(err instanceof PeerError)) throw err
       // Go's availability rule: an owner that cannot answer does not make
-      // the key unavailable; this node loads it instead.
+      // the key unavailable; this node loads it instead, unless the node
+      // that takes the owner's keys when it is gone has it (a hand-off).
       this.#stats.peerErrors++
-      return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal)
+      return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current, false, { heirOf: owner }), signal)
     }
     this.#stats.peerLoads++
     // The owner saw a clear this node missed: catch up (this forgets the
@@ -1618,6 +1630,13 @@ interface LoadItem<T> {
   resolve: (value: T) => void
   reject: (err: unknown) => void
 }
+
+/**
+ * PeekAt says whom a load may peek at first: the usual target of a key that
+ * moved (`'moved'`), nobody (`'none'`: a refresh wants a newer value), or
+ * the heir of an owner that could not be reached.
+ */
+type PeekAt = 'moved' | 'none' | { heirOf: string }
 
 /** PeekItem is a key waiting to be peeked at on its previous owner, in a batch. */
 interface PeekItem {

@@ -99,6 +99,8 @@ export class Peers implements GroupPeers {
   readonly #now: () => number
   #ring: Ring
   #others: Ring | undefined
+  // The ring without one peer, for the last peer asked (see ownerWithout).
+  #without: { peer: string; ring: Ring } | undefined
   // The rings before each change, newest first, each kept for `handoffMs`
   // so that a new owner can peek at a moved key's previous owner before
   // loading it. At start, the ring without this node: its keys were the
@@ -139,6 +141,7 @@ export class Peers implements GroupPeers {
     this.#keepPrevious(this.#ring)
     this.#ring = new Ring(list, this.#replicas)
     this.#others = undefined
+    this.#without = undefined
     this.#expire(this.#now())
     this.#reach()
   }
@@ -171,6 +174,27 @@ export class Peers implements GroupPeers {
   /** nextOwnerOf names the owner of `key` on the ring without this node: its heir. */
   nextOwnerOf(key: string): string | undefined {
     return this.#withoutSelf().owner(key)
+  }
+
+  /**
+   * ownerWithout names the owner of `key` on the ring without `peer`: the
+   * node its keys go to when it leaves. One such ring is kept (usually one
+   * peer at a time is unreachable), rebuilt when asked about another.
+   */
+  ownerWithout(key: string, peer: string): string | undefined {
+    if (peer === this.self) return this.nextOwnerOf(key)
+    let without = this.#without
+    if (without?.peer !== peer) {
+      without = {
+        peer,
+        ring: new Ring(
+          this.#ring.peers.filter((p) => p !== peer),
+          this.#replicas,
+        ),
+      }
+      this.#without = without
+    }
+    return without.ring.owner(key)
   }
 
   async peekMany(peer: string, group: string, keys: readonly string[], generation: number): Promise<Map<string, PeerValue>> {

@@ -509,6 +509,43 @@ describe('hand-off on close (in process)', () => {
     }
   })
 
+  test('a node that still lists an owner that closed takes its keys from the node they were handed to, not from its loader', async () => {
+    const loads: string[] = []
+    const { nodes, urls, closeAll } = await startLocalNodes(3, () => ({ secret: SECRET, peekTimeoutMs: PEEK_TIMEOUT_MS }))
+    try {
+      const groups = nodes.map((gc) =>
+        gc.newGroup<string>({
+          name: 'g',
+          maxBytes: 1 << 20,
+          codec: 'string',
+          promote: false,
+          load: (key) => (loads.push(key), `v:${key}`),
+        }),
+      )
+      const a = nodes[0]!
+      // Keys a owns, which go to b once a is gone.
+      const rest = new Groupcache({ self: urls[1]!, peers: [urls[1]!, urls[2]!] })
+      const keys: string[] = []
+      for (let i = 0; keys.length < 5; i++) {
+        const key = `key-${i}`
+        if (a.ownerOf(key) === urls[0] && rest.ownerOf(key) === urls[1]) keys.push(key)
+      }
+      await rest.close()
+      for (const key of keys) assert.equal(await groups[0]!.get(key), `v:${key}`)
+      assert.equal(loads.length, 5)
+      await a.close()
+      assert.equal(groups[1]!.stats.handoffsReceived, 5)
+      // c has not heard that a left (DNS has not caught up): its gets find a
+      // gone, and take the keys from b, which a handed them to.
+      for (const key of keys) assert.equal(await groups[2]!.get(key), `v:${key}`)
+      assert.equal(loads.length, 5, 'no key loaded again')
+      assert.equal(groups[2]!.stats.peerErrors, 5)
+      assert.equal(groups[2]!.stats.peekHits, 5)
+    } finally {
+      await closeAll()
+    }
+  })
+
   test('handoffBytes bounds the hand-off, most recently used entries first', async () => {
     const loads: string[] = []
     const { nodes, urls, closeAll } = await startLocalNodes(2, (i) => ({
