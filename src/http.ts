@@ -528,7 +528,7 @@ export class HttpTransport implements PeerTransport {
         throw new AbortedError(signal.reason)
       }
       const late = timedOut || err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError
-      const why = late ? `timed out after ${timeoutMs} ms` : errorMessage(err)
+      const why = late ? `timed out after ${quiet ? timeoutMs : this.#timeoutMs} ms` : errorMessage(err)
       if (!quiet) breaker.failure(why)
       throw new PeerError(peer, `peer ${peer} failed: ${why}`, { cause: err })
     } finally {
