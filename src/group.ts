@@ -1265,8 +1265,10 @@ export class Group<T = unknown> {
   }
 
   /**
-   * peekBatch sends the peeks collected by `peek`: one request per previous
-   * owner, each key answered with its copy or undefined.
+   * peekBatch sends the peeks collected by `peek`: one request per peer,
+   * each key answered with its copy or undefined. All are answered at once,
+   * when the last peer has answered (or its deadline passed), so that the
+   * misses go on together and reach `loadMany` in one call.
    */
   #peekBatch(items: PeekItem[]): void {
     const byPeer = new Map<string, PeekItem[]>()
@@ -1275,17 +1277,18 @@ export class Group<T = unknown> {
       if (list === undefined) byPeer.set(item.peer, [item])
       else list.push(item)
     }
-    for (const [peer, list] of byPeer) {
-      const keys = [...new Set(list.map((item) => item.key))]
-      void this.#peers.peekMany(peer, this.name, keys, this.#generation).then(
-        (found) => {
-          for (const item of list) item.resolve(found.get(item.key))
-        },
-        () => {
-          for (const item of list) item.resolve(undefined)
-        },
-      )
-    }
+    const answers = [...byPeer].map(([peer, list]) =>
+      this.#peers
+        .peekMany(peer, this.name, [...new Set(list.map((item) => item.key))], this.#generation)
+        .catch(() => new Map<string, PeerValue>()),
+    )
+    void Promise.all(answers).then((found) => {
+      let i = 0
+      for (const list of byPeer.values()) {
+        const copies = found[i++] as Map<string, PeerValue>
+        for (const item of list) item.resolve(copies.get(item.key))
+      }
+    })
   }
 
   /**
