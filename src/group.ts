@@ -1236,13 +1236,13 @@ export class Group<T = unknown> {
   }
 
   /**
-   * peek asks the previous owner of a key that moved here (within
-   * `handoffMs` of a ring change), or its owner when rings disagree, for
-   * its cached copy, before the loader runs. A copy of an older generation, expired, unreadable, or of a key
-   * removed or set here meanwhile is a miss. A hit is kept as if loaded here.
+   * peek asks `target` (see peekTarget) for its cached copy of a key before
+   * the loader runs. A copy of an older generation, expired, unreadable, or
+   * of a key removed or set here meanwhile is a miss. A hit is kept as if
+   * loaded here.
    */
-  async #peek(previous: string, key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
-    const res = await new Promise<PeerValue | undefined>((resolve) => this.#peeks.add({ peer: previous, key, resolve }, 'microtask'))
+  async #peek(target: string, key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
+    const res = await new Promise<PeerValue | undefined>((resolve) => this.#peeks.add({ peer: target, key, resolve }, 'microtask'))
     const now = this.#node.now()
     if (res === undefined || res.generation < this.#generation || (res.expire !== 0 && res.expire <= now) || this.#changes.has(key, now)) {
       this.#stats.peekMisses++

@@ -113,13 +113,16 @@ class SecretCheck {
  * createPeerHandler builds the framework-neutral peer endpoint:
  * `GET {group}/{key}` answers a value, `DELETE {group}/{key}` drops a key,
  * `PUT {group}/{key}` stores one, `DELETE {group}` with a generation header
- * clears the group, `POST {group}` answers a batch of keys (see serveBatch).
- * Checks run in an order that gives nothing away: the path must be under
- * `basePath` (else 404), then the secret (401, before any group is looked
- * at), the method (405), a change on a node without a secret (403), the
- * escapes (400), the group (404) and the key's length (400). A GET from our
- * own client that outlasts a third of its wait budget is answered early
- * (see deferred.ts).
+ * clears the group, `POST {group}` answers a batch of keys (see serveBatch),
+ * `PUT {group}` of HANDOFF_TYPE takes a leaving peer's entries (see
+ * receive); with PEEK_HEADER a `GET` or a batch answers from memory only
+ * (see peek). Checks run in an order that gives nothing away: the path
+ * must be under `basePath` (else 404), then the secret (401, before any
+ * group is looked at), the method (405), a change on a node without a
+ * secret (403: a hand-off is one), a closing node (503, except to a peek
+ * until its hand-off is done), the escapes (400), the group (404) and the
+ * key's length (400). A GET from our own client that outlasts a third of
+ * its wait budget is answered early (see deferred.ts); a peek never is.
  */
 export function createPeerHandler(options: {
   basePath: string
@@ -306,8 +309,10 @@ function peek(group: ServedGroup, key: string, generation: number): PeerResponse
 
 /**
  * receive takes a leaving peer's hand-off (`PUT {group}`, HANDOFF_TYPE): a
- * body of at most MAX_HANDOFF_BODY_BYTES, well formed as a whole or refused
- * as a whole, from a sender not behind this node's generation (else 409).
+ * body of at most MAX_HANDOFF_BODY_BYTES (else 413), well formed as a whole
+ * or refused as a whole (400), from a sender whose generation, if it sends
+ * one, this node accepts (else 400) and is not behind its own (else 409).
+ * The group decides entry by entry what it keeps (see Group#receive).
  */
 async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number, now: number): Promise<PeerResponse> {
   const header = req.headers[GENERATION_HEADER]
