@@ -248,6 +248,7 @@ export class Groupcache {
           breaker: { ...options.breaker, now: this.#now },
           logger: options.logger,
           random: this.#random,
+          probeEarly: handoffMs > 0,
         }),
       { handoffMs, peekTimeoutMs, now: this.#now },
     )

@@ -47,13 +47,6 @@ export const DEFAULT_PEER_CONNECTIONS = 32
 const PEER_KIND_TTL_MS = 60_000
 
 /**
- * PEEK_BACKOFF_MS is how long a peer whose peek failed (refused, reset, no
- * answer by the deadline) is not peeked at: a node that left and is gone
- * would otherwise cost every miss of its former keys a wait.
- */
-const PEEK_BACKOFF_MS = 1_000
-
-/**
  * DEFAULT_MAX_RESPONSE_BYTES caps what this node reads from a peer in one
  * answer, so a broken or hostile peer cannot exhaust its memory.
  */
@@ -101,8 +94,6 @@ export class HttpTransport implements PeerTransport {
   readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
   // Peers of ours too old for batches (they answered one with 405), until when.
   readonly #noBatches = new Map<string, number>()
-  // Peers whose last peek failed (no answer in time, refused), until when.
-  readonly #peeksFailed = new Map<string, number>()
   readonly #basePath: string
   readonly #timeoutMs: number
   readonly #headers: Record<string, string>
@@ -110,6 +101,7 @@ export class HttpTransport implements PeerTransport {
   // that an owner still loading the key answers early and keeps in touch.
   readonly #fetchHeaders: Record<string, string>
   readonly #random: () => number
+  readonly #probeEarly: boolean
   readonly #breaker: BreakerOptions
   readonly #logger: Logger | undefined
   // Peer and status of each refusal reported already: one line each, ever.
@@ -123,7 +115,10 @@ export class HttpTransport implements PeerTransport {
     logger?: Logger | undefined
     /** random draws the jitter of retries (default Math.random). */
     random?: (() => number) | undefined
+    /** probeEarly probes each new peer for our marker at once, for peeks (default false). */
+    probeEarly?: boolean | undefined
   }) {
+    this.#probeEarly = options.probeEarly ?? false
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
@@ -155,7 +150,6 @@ export class HttpTransport implements PeerTransport {
         this.#pools.delete(peer)
         this.#kinds.delete(peer)
         this.#noBatches.delete(peer)
-        this.#peeksFailed.delete(peer)
         void pool.close().catch(() => {})
       }
     }
@@ -167,6 +161,11 @@ export class HttpTransport implements PeerTransport {
         prefix: url.pathname === '/' ? '' : url.pathname,
         breaker: new Breaker({ ...this.#breaker, peer }),
       })
+      // A peek's short deadline has no room for the probe that must come
+      // first, least of all on a node that has just started: probe now,
+      // quietly (a peer not listening yet is no failure; it is probed again
+      // when needed).
+      if (this.#probeEarly) void this.#isOurs(peer, true).catch(() => {})
     }
   }
 
@@ -217,10 +216,10 @@ export class HttpTransport implements PeerTransport {
   }
 
   /** isOurs says whether `peer` has shown our marker; it rejects when the probe could not be made. */
-  #isOurs(peer: string): Promise<boolean> {
+  #isOurs(peer: string, quiet = false): Promise<boolean> {
     let known = this.#kinds.get(peer)
     if (known === undefined || known.until < Date.now()) {
-      const probe = this.#request(peer, 'GET', '', this.#headers).then((res) => res.protocol !== undefined)
+      const probe = this.#request(peer, 'GET', '', this.#headers, { quiet }).then((res) => res.protocol !== undefined)
       known = { ours: probe, until: Date.now() + PEER_KIND_TTL_MS }
       this.#kinds.set(peer, known)
       probe.catch(() => this.#kinds.delete(peer))
@@ -254,7 +253,6 @@ export class HttpTransport implements PeerTransport {
     const found = new Map<string, PeerValue>()
     const target = this.#pools.get(peer)
     if (target === undefined || target.breaker.state !== 'closed' || keys.length === 0) return found
-    if ((this.#peeksFailed.get(peer) ?? 0) > Date.now()) return found
     let late = false
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<void>((resolve) => {
@@ -263,19 +261,13 @@ export class HttpTransport implements PeerTransport {
     const keep = (key: string, value: PeerValue): void => {
       if (!late) found.set(key, value)
     }
-    let failed = true
-    const work = this.#peekMany(peer, group, keys, generation, timeoutMs, keep).then(
-      () => {
-        failed = false
-      },
-      () => {},
-    )
+    // A peer that is gone refuses at once; one that is stuck costs the
+    // deadline, once per batch of misses (its circuit, if it is a current
+    // peer, soon opens on its fetches, and then it is not asked at all).
+    const work = this.#peekMany(peer, group, keys, generation, timeoutMs, keep).catch(() => {})
     await Promise.race([work, deadline])
     late = true
     clearTimeout(timer)
-    // A peer that cannot answer peeks (gone, or stuck) is not asked again
-    // for a while: each miss would wait for it in vain.
-    if (failed) this.#peeksFailed.set(peer, Date.now() + PEEK_BACKOFF_MS)
     return found
   }
 
@@ -596,7 +588,6 @@ export class HttpTransport implements PeerTransport {
     this.#pools.clear()
     this.#kinds.clear()
     this.#noBatches.clear()
-    this.#peeksFailed.clear()
     await Promise.all(
       pools.map(async (pool) => {
         let timer: NodeJS.Timeout | undefined

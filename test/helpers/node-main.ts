@@ -21,6 +21,8 @@ export interface NodeConfig {
   handoffMs?: number
   peekTimeoutMs?: number
   handoffBytes?: number
+  /** maxBytes is the group's budget (default 1 MiB). */
+  maxBytes?: number
   staleMs?: number
   refreshRetryMs?: number
   /** loadMany gives the group a batch loader (and no single-key loader). */
@@ -87,7 +89,7 @@ const exporter = config.otel === undefined ? undefined : (await import('./otel.j
 if (config.otel !== undefined) (await import('../../adapters/otel.js')).instrument(gc, config.otel)
 const group = gc.newGroup<string>({
   name: 'test',
-  maxBytes: 1 << 20,
+  maxBytes: config.maxBytes ?? 1 << 20,
   codec: 'string',
   promote: config.promote,
   ttlMs: config.ttlMs,

@@ -73,6 +73,8 @@ export function rollingConfig(handoff: boolean, peekTimeoutMs?: number): Partial
   return {
     promote: false,
     secret: ROLLING_SECRET,
+    // Room for every key on one node: keys that move are counted, not evicted.
+    maxBytes: 16 << 20,
     ...(peekTimeoutMs === undefined ? {} : { peekTimeoutMs }),
     ...(handoff ? {} : { handoffMs: 0 }),
   }
