@@ -2,7 +2,7 @@
 // with and without peek + hand-off: how many keys the roll loads again, and
 // how many gets fail. The acceptance tests run the same roll on fewer keys.
 //
-//   npm run build && node --import tsx test/soak/rolling.ts [--rounds 3]
+//   node --import tsx test/soak/rolling.ts [--rounds 3]   (the nodes run src/ with tsx)
 //
 // Each row is the median of its rounds (loads vary with the machine's load:
 // a peek that outlives its deadline is a load); about a minute per round.
