@@ -161,11 +161,7 @@ export class HttpTransport implements PeerTransport {
         prefix: url.pathname === '/' ? '' : url.pathname,
         breaker: new Breaker({ ...this.#breaker, peer }),
       })
-      // A peek's short deadline has no room for the probe that must come
-      // first, least of all on a node that has just started: probe now,
-      // quietly (a peer not listening yet is no failure; it is probed again
-      // when needed).
-      if (this.#probeEarly) void this.#isOurs(peer, true).catch(() => {})
+      if (this.#probeEarly) this.#probeNow(peer)
     }
   }
 
@@ -215,11 +211,29 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
+  /**
+   * probeNow learns what `peer` is ahead of need: a peek's short deadline
+   * has no room for the probe that must come first, least of all on a node
+   * that has just started. It is quiet (no breaker), and only an answer is
+   * kept: a peer not listening yet is no failure, and is probed again when
+   * needed; nobody waits on this probe.
+   */
+  #probeNow(peer: string): void {
+    this.#request(peer, 'GET', '', this.#headers, { quiet: true }).then(
+      (res) => {
+        if (this.#pools.has(peer) && !this.#kinds.has(peer)) {
+          this.#kinds.set(peer, { ours: Promise.resolve(res.protocol !== undefined), until: Date.now() + PEER_KIND_TTL_MS })
+        }
+      },
+      () => {},
+    )
+  }
+
   /** isOurs says whether `peer` has shown our marker; it rejects when the probe could not be made. */
-  #isOurs(peer: string, quiet = false): Promise<boolean> {
+  #isOurs(peer: string): Promise<boolean> {
     let known = this.#kinds.get(peer)
     if (known === undefined || known.until < Date.now()) {
-      const probe = this.#request(peer, 'GET', '', this.#headers, { quiet }).then((res) => res.protocol !== undefined)
+      const probe = this.#request(peer, 'GET', '', this.#headers).then((res) => res.protocol !== undefined)
       known = { ours: probe, until: Date.now() + PEER_KIND_TTL_MS }
       this.#kinds.set(peer, known)
       probe.catch(() => this.#kinds.delete(peer))
