@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Application, NextFunction, Request, Response } from 'express'
-import { type Groupcache, toPeerRequest, writePeerResponse } from '../src/index.js'
+import { type Groupcache, servePeerRequest } from '../src/index.js'
 import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
 import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
@@ -77,14 +77,15 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     routes.setRenderer(injectRenderer(dispatch))
   }
   function groupcacheMiddleware(req: Request, res: Response, next: NextFunction): void {
-    req.groupcache = instance
     watch(req.socket)
     if (app === undefined) renderWith(req.app)
-    if (!req.url.startsWith(basePath)) {
-      next()
+    if (req.url.startsWith(basePath)) {
+      // The peer endpoint answers here: a cache hit before this returns.
+      void servePeerRequest(instance.handler, req, res)
       return
     }
-    instance.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer), next)
+    req.groupcache = instance
+    next()
   }
   function cacheRoute(options?: CacheRouteOptions): RouteMiddleware {
     loadInject() // without light-my-request, fail here, where the route is declared

@@ -1,6 +1,5 @@
-import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
-import { type Groupcache, type GroupcacheOptions, InvalidOptionError, toPeerRequest } from '../src/index.js'
+import { type Groupcache, type GroupcacheOptions, InvalidOptionError, servePeerRequest } from '../src/index.js'
 import { type CacheRouteOptions, RouteCaches, SOURCE_HEADER } from './route-cache.js'
 import { openEndpointWarning, resolveInstance } from './shared.js'
 
@@ -96,13 +95,11 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   // of the host app. Every method Fastify knows is routed to the endpoint,
   // and anything else under basePath reaches it through the not-found
   // handler, so that it answers as every other adapter does (405, 404…).
-  const serve = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
-    const answer = await instance.handler(toPeerRequest(request.raw, reply.raw))
-    const body =
-      answer.stream === undefined
-        ? Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
-        : Readable.from(answer.stream)
-    return reply.code(answer.status).headers(answer.headers).send(body)
+  // The endpoint writes its answers itself (a cache hit before the handler
+  // returns), so the reply is hijacked: Fastify sends nothing of its own.
+  const serve = (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined => {
+    reply.hijack()
+    return servePeerRequest(instance.handler, request.raw, reply.raw)
   }
   await app.register(
     async (child) => {

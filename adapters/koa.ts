@@ -1,6 +1,5 @@
-import { Readable } from 'node:stream'
 import type { Context, Next } from 'koa'
-import { type Groupcache, toPeerRequest } from '../src/index.js'
+import { type Groupcache, servePeerRequest } from '../src/index.js'
 import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
 import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
 
@@ -46,21 +45,18 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     routes.setRenderer(injectRenderer(ctx.app.callback()))
   }
   async function groupcacheMiddleware(ctx: Context, next: Next): Promise<void> {
-    ctx.groupcache = instance
-    ctx.state.groupcache = instance
     watch(ctx.req.socket)
     if (!rendering) renderWith(ctx)
-    if (!ctx.url.startsWith(basePath)) {
-      await next()
+    if (ctx.url.startsWith(basePath)) {
+      // The peer endpoint writes its answer itself (a cache hit before this
+      // returns), so Koa must not write one: respond = false.
+      ctx.respond = false
+      await servePeerRequest(instance.handler, ctx.req, ctx.res)
       return
     }
-    const answer = await instance.handler(toPeerRequest(ctx.req, ctx.res))
-    ctx.status = answer.status
-    ctx.set(answer.headers)
-    ctx.body =
-      answer.stream === undefined
-        ? Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength)
-        : Readable.from(answer.stream)
+    ctx.groupcache = instance
+    ctx.state.groupcache = instance
+    await next()
   }
   function cacheRoute(options?: CacheRouteOptions): Middleware {
     loadInject() // without light-my-request, fail here, where the route is declared

@@ -1,5 +1,6 @@
 import { BUFFER_BYTES, heapBytes, isOneByte, numberBytes, ownString, VIEW_BYTES } from './heap.js'
 import { Linked, LRU } from './lru.js'
+import { getResponseSize, timeField, varintLength, writeGetResponse } from './wire.js'
 
 /**
  * ENTRY_OVERHEAD_BYTES is what a cached entry costs beyond its key's and its
@@ -7,8 +8,9 @@ import { Linked, LRU } from './lru.js'
  * small entries evict sooner instead of growing the heap past the budget:
  * the entry object with its list links (104 bytes), its slot in the key map
  * (V8's Map tables run between a quarter and a half full while entries come
- * and go: 56–112 bytes a slot), and the headers of the key and value
- * strings with their rounding (about 40). It takes the map slot at its
+ * and go: 56–112 bytes a slot), the headers of the key and value strings
+ * with their rounding (about 40), and the protobuf framing the entry keeps
+ * around its value (2–22 bytes, see Entry). It takes the map slot at its
  * largest: bench B10 measures 218 bytes beyond key and value per entry of
  * 100-byte values in a full cache of 100,000 (heap and ArrayBuffer memory
  * after forced collections), where 256 are counted.
@@ -50,12 +52,23 @@ export interface CacheStats {
  * unix milliseconds, 0 for never. `generation` is the group's generation
  * when its load began (see `group.clear()`).
  *
+ * The bytes are held as the GetResponse a peer is answered with (`frame`):
+ * the value field, then expire and stale_until, all fixed for the entry's
+ * life. So the peer endpoint writes a hit as it is, with no encoding and no
+ * copy. The framing takes 2 to 22 bytes beside the value, which
+ * ENTRY_OVERHEAD_BYTES covers.
+ *
  * The bytes are copied into memory the entry owns: a codec's output is often
  * a view on a larger, reused buffer (msgpackr's, Node's Buffer pool, a
  * response body), and one small entry keeping such a view keeps all of it.
  */
 export class Entry extends Linked {
-  /** data holds the bytes: a one-byte string, or a Uint8Array of its own (see STRING_VALUE_MAX_BYTES). */
+  /**
+   * data holds the frame: a one-byte string (one character per byte), or a
+   * Uint8Array of its own (see STRING_VALUE_MAX_BYTES). Where the value
+   * lies in it is read from the frame's length prefix, not kept: two more
+   * fields would cost every entry 16 bytes.
+   */
   data: string | Uint8Array
   readonly expire: number
   /**
@@ -72,16 +85,38 @@ export class Entry extends Linked {
 
   constructor(bytes: Uint8Array, expire: number, generation: number, origin: 'load' | 'peer', staleUntil = 0) {
     super()
-    this.data = own(bytes)
+    const size = getResponseSize(bytes.length, timeField(expire), timeField(staleUntil))
+    const small = bytes.length <= STRING_VALUE_MAX_BYTES
+    // A small frame is written in Buffer's pool and read out as a string; a
+    // large one into memory of its own, not from the pool.
+    const out = small ? Buffer.allocUnsafe(size) : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size)
+    writeGetResponse(out, bytes, timeField(expire), timeField(staleUntil))
+    this.data = small ? (out as Buffer).toString('latin1', 0, size) : out
     this.expire = expire
     this.staleUntil = staleUntil
     this.generation = generation
     this.origin = origin
   }
 
-  /** byteLength is the length of the encoded value. */
+  /** byteLength is the length of the encoded value: the varint after the frame's first byte (the value's tag). */
   get byteLength(): number {
-    return this.data.length
+    const data = this.data
+    let length = 0
+    let scale = 1
+    for (let i = 1; ; i++) {
+      const b = typeof data === 'string' ? data.charCodeAt(i) : (data[i] as number)
+      length += (b & 0x7f) * scale
+      if (b < 0x80) return length
+      scale *= 128
+    }
+  }
+
+  /**
+   * frame is the GetResponse that answers a peer for this entry, as held:
+   * a one-byte string (write it as 'latin1') or bytes. Never write to it.
+   */
+  get frame(): string | Uint8Array {
+    return this.data
   }
 
   /**
@@ -90,11 +125,13 @@ export class Entry extends Linked {
    */
   get bytes(): Uint8Array {
     const data = this.data
-    if (typeof data !== 'string') return data.subarray(0)
+    const length = this.byteLength
+    const start = 1 + varintLength(length)
+    if (typeof data !== 'string') return data.subarray(start, start + length)
     // Not from Buffer's shared pool: a decoded value that views these bytes
     // must keep only them alive.
-    const copy = Buffer.allocUnsafeSlow(data.length)
-    copy.write(data, 0, 'latin1')
+    const copy = Buffer.allocUnsafeSlow(length)
+    copy.write(data.slice(start, start + length), 0, 'latin1')
     return copy
   }
 
@@ -105,7 +142,9 @@ export class Entry extends Linked {
    */
   scratchBytes(): Uint8Array {
     const data = this.data
-    return typeof data === 'string' ? Buffer.from(data, 'latin1') : data.subarray(0)
+    const length = this.byteLength
+    const start = 1 + varintLength(length)
+    return typeof data === 'string' ? Buffer.from(data.slice(start, start + length), 'latin1') : data.subarray(start, start + length)
   }
 
   /** fresh says whether `bytes` is a copy, which a decoder may hand out as it is. */
@@ -135,15 +174,6 @@ export class NotFoundEntry extends Entry {
 }
 
 const EMPTY = new Uint8Array(0)
-
-/** own copies bytes into memory of their own, unless they already are exactly that. */
-function own(bytes: Uint8Array): string | Uint8Array {
-  if (bytes.length <= STRING_VALUE_MAX_BYTES) {
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
-  }
-  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
-  return whole ? bytes : new Uint8Array(bytes)
-}
 
 /**
  * Cache is a group's byte budget split over two LRUs, as in Go: `main` holds

@@ -312,9 +312,20 @@ export interface GroupNode {
 /** ServedValue is what a group gives the peer endpoint for a peer's request. */
 export interface ServedValue {
   bytes: Uint8Array
+  /**
+   * frame is the GetResponse of the value (value, expire, stale_until) as
+   * the cache holds it, written to the peer as it is: a one-byte string
+   * (write it as 'latin1') or bytes. Never write to it.
+   */
+  readonly frame: string | Uint8Array
   expire: number
   staleUntil: number
   generation: number
+  /**
+   * minuteQps, when set, is sent as GetResponse field 2 after the frame:
+   * a figure of this answer, not of the cached value.
+   */
+  readonly minuteQps?: number | undefined
 }
 
 /** ServedOutcome is one key's part of a batch: its value, or why there is none. */
@@ -336,10 +347,13 @@ export interface ServedRequest {
  * make the signal lazily: most peer requests are cache hits, and a signal is
  * not free. `refreshWaitMs` (from REFRESH_HEADER, else 0) is how long `serve`
  * may wait for a refresh of a stale value before answering with the stale one.
+ * What `serve` can answer from the cache it answers at once, not as a
+ * promise (a value, or a throw: a remembered not-found, an overload), so
+ * that the endpoint writes a hit with no promise in between.
  */
 export interface ServedGroup {
   readonly maxEntryBytes: number
-  serve(key: string, request: ServedRequest, generation: number, refreshWaitMs?: number): Promise<ServedValue>
+  serve(key: string, request: ServedRequest, generation: number, refreshWaitMs?: number): ServedValue | Promise<ServedValue>
   /** serveMany answers a peer's batch, one outcome per key, in the keys' order. */
   serveMany(keys: readonly string[], request: ServedRequest, generation: number): Promise<ServedOutcome[]>
   removeLocally(key: string): void
@@ -723,7 +737,7 @@ export class Group<T = unknown> {
       maxEntryBytes: this.#maxEntryBytes,
       serve: (key, request, generation, refreshWaitMs = 0) =>
         serveTracing.hasSubscribers
-          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, () =>
+          ? runTraced(serveTracing, { self: this.#peers.self, group: this.name, key, headers: request.headers }, async () =>
               this.#serve(key, request, generation, refreshWaitMs),
             )
           : this.#serve(key, request, generation, refreshWaitMs),
@@ -749,7 +763,7 @@ export class Group<T = unknown> {
     const now = this.#node.now()
     const entry = this.#cache.peekMain(key, now)
     if (entry === undefined || entry instanceof NotFoundEntry || !isFresh(entry, now)) return undefined
-    return { bytes: entry.bytes, expire: entry.expire, generation: entry.generation, staleUntil: entry.staleUntil }
+    return entry
   }
 
   /**
@@ -840,9 +854,10 @@ export class Group<T = unknown> {
    * that has seen a later `clear()` brings this node up to date first.
    * A stale value is answered at once and refreshed here; a requester that
    * holds a stale copy itself (`refreshWaitMs` > 0) is answered when that
-   * refresh ends instead, for up to `refreshWaitMs`.
+   * refresh ends instead, for up to `refreshWaitMs`. An answer from the
+   * cache comes at once; only a load, or a wait for a refresh, is a promise.
    */
-  async #serve(key: string, request: ServedRequest, generation: number, refreshWaitMs: number): Promise<Entry> {
+  #serve(key: string, request: ServedRequest, generation: number, refreshWaitMs: number): Entry | Promise<Entry> {
     if (generation > this.#generation) this.#catchUp(generation)
     const stats = this.#stats
     stats.serverRequests++

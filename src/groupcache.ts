@@ -8,7 +8,7 @@ import { drain, Group, type GroupNode, type GroupOptions, handOff, isStaleMs, is
 import { createPeerHandler, type PeerHandler } from './handler.js'
 import { CHANGE_GUARD_MS, DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
 import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
-import { toPeerRequest, writePeerResponse } from './node-http.js'
+import { servePeerRequest } from './node-http.js'
 import { type PeerHealth, Peers, type PeerTransport } from './peers.js'
 import { DEFAULT_BASE_PATH, DEFAULT_MAX_KEY_BYTES } from './protocol.js'
 import { DEFAULT_REPLICAS } from './ring.js'
@@ -378,8 +378,9 @@ export class Groupcache {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw InvalidOptionError.expected('options.port', 'a port number', port)
     // Room for the longest escaped key: three bytes per key byte, plus the rest.
     const maxHeaderSize = Math.max(16 * 1024, 3 * this.maxKeyBytes + 4 * 1024)
+    const handler = this.handler
     const server = createServer({ maxHeaderSize }, (req, res) => {
-      void this.handler(toPeerRequest(req, res)).then((answer) => writePeerResponse(res, answer))
+      void servePeerRequest(handler, req, res)
     })
     this.#server = server
     await new Promise<void>((resolve, reject) => {

@@ -1,8 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import { BATCH_CONTENT_TYPE, type BatchItem, decodeBatchKeys, encodeBatchAnswer, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
 import { DEFERRED_TYPE, deferredBody, heartbeatEvery, parseWait, WAIT_HEADER } from './deferred.js'
 import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
-import type { ServedGroup, ServedOutcome } from './group.js'
+import type { ServedGroup, ServedOutcome, ServedValue } from './group.js'
 import { decodeHandoff, HANDOFF_TYPE, type HandoffEntry, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER } from './handoff.js'
 import {
   acceptGeneration,
@@ -18,7 +18,7 @@ import {
   STATS_PATH,
   unescapePathPart,
 } from './protocol.js'
-import { decodeGetResponse, encodeGetResponse } from './wire.js'
+import { decodeGetResponse, MINUTE_QPS_FIELD_BYTES, minuteQpsField } from './wire.js'
 
 // The peer server: how this node answers the others, whatever framework
 // carries the request. The client side is http.ts; what both must agree on
@@ -58,6 +58,54 @@ export interface PeerResponse {
 /** PeerHandler serves the peer endpoint; it never rejects. */
 export type PeerHandler = (req: PeerRequest) => Promise<PeerResponse>
 
+/**
+ * Reply is what the endpoint answers a request with inside this package: a
+ * PeerResponse, or, for a GET it can answer from the cache at once, the
+ * value itself, for the writer to send its frame as it is (see replyNow).
+ */
+export type Reply = PeerResponse | ServedValue
+
+/** isServedValue tells a value to send as its frame from a PeerResponse. */
+export function isServedValue(reply: Reply): reply is ServedValue {
+  return 'frame' in reply
+}
+
+/**
+ * replyNow keys, on a handler made by createPeerHandler, the function that
+ * answers what it can at once: a Reply, or a promise of a PeerResponse
+ * when the answer has to wait (a load, a body to read). The node:http
+ * glue (`servePeerRequest`) uses it to write a cache hit in the same turn
+ * as the request came, with no promise and no copy.
+ */
+export const replyNow: unique symbol = Symbol('groupcache.replyNow')
+
+/** FastPeerHandler is a PeerHandler that also answers at once when it can. */
+export interface FastPeerHandler extends PeerHandler {
+  readonly [replyNow]: (req: PeerRequest) => Reply | Promise<PeerResponse>
+}
+
+/** frameLength is how many bytes a value's answer body takes. */
+export function frameLength(value: ServedValue): number {
+  const frame = value.frame
+  return (typeof frame === 'string' ? frame.length : frame.byteLength) + (value.minuteQps === undefined ? 0 : MINUTE_QPS_FIELD_BYTES)
+}
+
+/**
+ * valueResponse is a value's answer as a PeerResponse, for callers of the
+ * handler: its body is a copy, so that nothing they do reaches the cache.
+ */
+function valueResponse(value: ServedValue): PeerResponse {
+  const headers: Record<string, string> = { 'content-type': PROTOBUF }
+  if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
+  const frame = value.frame
+  const qps = value.minuteQps
+  const body = Buffer.allocUnsafe(frameLength(value))
+  if (typeof frame === 'string') body.write(frame, 0, 'latin1')
+  else body.set(frame)
+  if (qps !== undefined) minuteQpsField(qps).copy(body, body.length - MINUTE_QPS_FIELD_BYTES)
+  return { status: 200, headers, body }
+}
+
 function text(status: number, message: string, extra?: Record<string, string>): PeerResponse {
   return {
     status,
@@ -89,22 +137,33 @@ function noContent(): PeerResponse {
 
 /**
  * SecretCheck compares an Authorization header with the accepted ones in
- * constant time. Every side is hashed first, so neither the content nor the
- * length of a secret leaks through timing, and every accepted secret is
- * compared each time, so neither does which one matched.
+ * constant time. The header is laid over a buffer the length of each
+ * accepted value (cut short or padded with zeros: the same work whatever its
+ * length), compared whole with timingSafeEqual, and its length compared as
+ * a number, so neither the content nor the length of a secret leaks through
+ * timing; every accepted secret is compared each time, so neither does
+ * which one matched. (Hashing both sides first does the same, at several
+ * microseconds a request.)
  */
 class SecretCheck {
-  readonly #accepted: Buffer[]
+  readonly #accepted: Array<{ expected: Buffer; scratch: Buffer }>
 
   constructor(secrets: readonly string[]) {
-    this.#accepted = secrets.map((secret) => createHash('sha256').update(bearer(secret)).digest())
+    this.#accepted = secrets.map((secret) => {
+      const expected = Buffer.from(bearer(secret), 'latin1')
+      return { expected, scratch: Buffer.alloc(expected.length) }
+    })
   }
 
   accepts(header: string | readonly string[] | undefined): boolean {
     const given = typeof header === 'string' ? header : ''
-    const digest = createHash('sha256').update(given).digest()
     let ok = false
-    for (const expected of this.#accepted) ok = timingSafeEqual(digest, expected) || ok
+    for (const { expected, scratch } of this.#accepted) {
+      // Header values are Latin-1 (one byte a character), as Node reads them.
+      scratch.fill(0, scratch.write(given, 0, 'latin1'))
+      const same = timingSafeEqual(scratch, expected)
+      ok = (same && given.length === expected.length) || ok
+    }
     return ok
   }
 }
@@ -152,11 +211,15 @@ export function createPeerHandler(options: {
   const acceptsChanges = options.acceptsChanges ?? true
   const now = options.now ?? Date.now
   // A generation on a read is a change too: ignored without a secret.
-  const generationOf = (req: PeerRequest): number => (acceptsChanges ? (acceptGeneration(req.headers[GENERATION_HEADER], now()) ?? 0) : 0)
+  const generationOf = (req: PeerRequest): number => {
+    const header = req.headers[GENERATION_HEADER]
+    return acceptsChanges && header !== undefined ? (acceptGeneration(header, now()) ?? 0) : 0
+  }
   const check = options.secrets.length === 0 ? undefined : new SecretCheck(options.secrets)
-  const serve = async (req: PeerRequest): Promise<PeerResponse> => {
-    const query = req.url.indexOf('?')
-    const path = query === -1 ? req.url : req.url.slice(0, query)
+  const serve = (req: PeerRequest): Reply | Promise<PeerResponse> => {
+    const url = req.url
+    const query = url.indexOf('?')
+    const path = query === -1 ? url : url.slice(0, query)
     if (!path.startsWith(basePath)) return text(404, 'not found')
     if (check !== undefined && !check.accepts(req.headers.authorization)) {
       return text(401, 'unauthorized', { 'www-authenticate': 'Bearer' })
@@ -193,7 +256,9 @@ export function createPeerHandler(options: {
     if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
     if (handingOff) return receive(group, req, maxKeyBytes, now())
     if (key === undefined) return clear(group, req, now())
-    if (Buffer.byteLength(key) > maxKeyBytes) return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
+    if (key.length * 3 > maxKeyBytes && Buffer.byteLength(key) > maxKeyBytes) {
+      return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
+    }
     if (method === 'DELETE') {
       group.removeLocally(key)
       return noContent()
@@ -201,34 +266,45 @@ export function createPeerHandler(options: {
     if (method === 'PUT') return set(group, key, req)
     // A peek answers from memory at once: never a load, never deferred.
     if (peeking) return peek(group, key, generationOf(req))
-    const answer = get(group, key, req, generationOf(req))
-    const wait = parseWait(req.headers[WAIT_HEADER])
-    return wait === undefined ? answer : deferIfSlow(answer, heartbeatEvery(wait))
+    return get(group, key, req, generationOf(req))
   }
-  return async function groupcachePeerHandler(req: PeerRequest): Promise<PeerResponse> {
-    const answer = await serve(req)
-    // Every answer says it comes from us, so that our peers can tell a Node
-    // node (which understands PUT and DELETE) from a Go one (which would
-    // answer them as a GET, loading the key).
-    answer.headers[PROTOCOL_HEADER] = PROTOCOL_VERSION
-    return answer
+  // Every answer says it comes from us, so that our peers can tell a Node
+  // node (which understands PUT and DELETE) from a Go one (which would
+  // answer them as a GET, loading the key). A value's writer says it too.
+  const reply = (req: PeerRequest): Reply | Promise<PeerResponse> => {
+    const answer = serve(req)
+    if (answer instanceof Promise) return answer.then(stamp)
+    return isServedValue(answer) ? answer : stamp(answer)
   }
+  async function groupcachePeerHandler(req: PeerRequest): Promise<PeerResponse> {
+    const answer = reply(req)
+    return answer instanceof Promise || !isServedValue(answer) ? answer : stamp(valueResponse(answer))
+  }
+  return Object.assign(groupcachePeerHandler, { [replyNow]: reply }) satisfies FastPeerHandler
 }
 
-async function get(group: ServedGroup, key: string, req: PeerRequest, generation: number): Promise<PeerResponse> {
+/** stamp marks an answer as ours (PROTOCOL_HEADER). */
+function stamp(answer: PeerResponse): PeerResponse {
+  answer.headers[PROTOCOL_HEADER] = PROTOCOL_VERSION
+  return answer
+}
+
+/**
+ * get answers a GET for a key: a value the group has at once is the reply
+ * itself; one that has to wait is answered when it comes, or deferred (see
+ * deferIfSlow) for our own peers when it is slow.
+ */
+function get(group: ServedGroup, key: string, req: PeerRequest, generation: number): Reply | Promise<PeerResponse> {
+  let value: ServedValue | Promise<ServedValue>
   try {
-    const wait = parseRefreshWait(req.headers[REFRESH_HEADER])
-    const value = await group.serve(key, req, generation, wait)
-    const headers: Record<string, string> = { 'content-type': PROTOBUF }
-    if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-    return {
-      status: 200,
-      headers,
-      body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }),
-    }
+    value = group.serve(key, req, generation, parseRefreshWait(req.headers[REFRESH_HEADER]))
   } catch (err) {
     return errorResponse(err)
   }
+  if (!(value instanceof Promise)) return value
+  const answer = value.then(valueResponse, errorResponse)
+  const wait = parseWait(req.headers[WAIT_HEADER])
+  return wait === undefined ? answer : deferIfSlow(answer, heartbeatEvery(wait))
 }
 
 /**
@@ -296,15 +372,13 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
 }
 
 /**
- * peek answers a new owner from the main cache only: 200 with the entry, or
- * 404 (without ERROR_HEADER: no verdict, just not cached). Never a load.
+ * peek answers a new owner from the main cache only: 200 with the entry (its
+ * frame, as a hit is written), or 404 (without ERROR_HEADER: no verdict,
+ * just not cached). Never a load.
  */
-function peek(group: ServedGroup, key: string, generation: number): PeerResponse {
+function peek(group: ServedGroup, key: string, generation: number): Reply {
   const value = group.peekLocally(key, generation)
-  if (value === undefined) return text(404, 'not cached')
-  const headers: Record<string, string> = { 'content-type': PROTOBUF }
-  if (value.generation > 0) headers[GENERATION_HEADER] = String(value.generation)
-  return { status: 200, headers, body: encodeGetResponse({ value: value.bytes, expire: value.expire, staleUntil: value.staleUntil }) }
+  return value === undefined ? text(404, 'not cached') : value
 }
 
 /**

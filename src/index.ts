@@ -85,7 +85,7 @@ export {
 export type { PeerHandler, PeerRequest, PeerResponse } from './handler.js'
 export { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
 export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_TIMEOUT_MS } from './http.js'
-export { toPeerRequest, writePeerResponse } from './node-http.js'
+export { servePeerRequest, toPeerRequest, writePeerResponse } from './node-http.js'
 export type { PeerHealth, PeerTransport } from './peers.js'
 export {
   DEFAULT_BASE_PATH,

@@ -1,9 +1,66 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http'
 import { BodyTooLarge } from './errors.js'
-import type { PeerRequest, PeerResponse } from './handler.js'
+import type { ServedValue } from './group.js'
+import {
+  type FastPeerHandler,
+  frameLength,
+  isServedValue,
+  type PeerHandler,
+  type PeerRequest,
+  type PeerResponse,
+  type Reply,
+  replyNow,
+} from './handler.js'
+import { GENERATION_HEADER, PROTOBUF, PROTOCOL_HEADER, PROTOCOL_VERSION } from './protocol.js'
+import { minuteQpsField } from './wire.js'
 
 // node:http's glue for the framework-neutral peer handler, shared by
 // `gc.listen()` and every adapter whose framework hands out node:http objects.
+
+/**
+ * NodePeerRequest is a node:http request as the handler sees it. It makes
+ * nothing per request that a cache hit does not need: the signal, and the
+ * listener that aborts it when the client goes away before the answer is
+ * written, are made only if a load asks for the signal.
+ */
+class NodePeerRequest implements PeerRequest {
+  readonly method: string
+  readonly url: string
+  readonly headers: IncomingMessage['headers']
+  readonly #req: IncomingMessage
+  readonly #res: ServerResponse
+  #controller: AbortController | undefined
+
+  constructor(req: IncomingMessage, res: ServerResponse) {
+    this.method = req.method ?? 'GET'
+    this.url = req.url ?? '/'
+    this.headers = req.headers
+    this.#req = req
+    this.#res = res
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      const controller = new AbortController()
+      this.#controller = controller
+      const res = this.#res
+      const gone = (): boolean => !res.writableFinished
+      if (res.destroyed) {
+        if (gone()) controller.abort()
+      } else {
+        res.once('close', () => {
+          if (gone()) controller.abort()
+        })
+      }
+    }
+    return this.#controller.signal
+  }
+
+  /** readBody collects the request body, refusing more than `maxBytes`. */
+  readBody(maxBytes: number): Promise<Uint8Array> {
+    return readBody(this.#req, maxBytes)
+  }
+}
 
 /**
  * toPeerRequest adapts a node:http request for the handler, as every
@@ -11,25 +68,7 @@ import type { PeerRequest, PeerResponse } from './handler.js'
  * before the answer is written; it is made only if a load asks for it.
  */
 export function toPeerRequest(req: IncomingMessage, res: ServerResponse): PeerRequest {
-  let controller: AbortController | undefined
-  let gone = false
-  res.once('close', () => {
-    gone = !res.writableFinished
-    if (gone) controller?.abort()
-  })
-  return {
-    method: req.method ?? 'GET',
-    url: req.url ?? '/',
-    headers: req.headers,
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController()
-        if (gone) controller.abort()
-      }
-      return controller.signal
-    },
-    readBody: (maxBytes) => readBody(req, maxBytes),
-  }
+  return new NodePeerRequest(req, res)
 }
 
 /** readBody collects a request body, refusing more than `maxBytes`. */
@@ -46,15 +85,74 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Ar
   return Buffer.concat(chunks)
 }
 
+/**
+ * servePeerRequest answers a node:http request with `handler` (a
+ * Groupcache's `handler`, or any PeerHandler) and writes the answer on
+ * `res`. With a Groupcache's own handler, an answer the cache has at once
+ * is written before this returns, as the cached GetResponse bytes, with no
+ * promise, copy or encoding in between; anything else is written when it
+ * is ready, and the returned promise then says when (it never rejects).
+ */
+export function servePeerRequest(handler: PeerHandler, req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
+  const now = (handler as Partial<FastPeerHandler>)[replyNow]
+  let reply: Reply | Promise<PeerResponse>
+  try {
+    reply = now === undefined ? handler(toPeerRequest(req, res)) : now(new NodePeerRequest(req, res))
+  } catch (err) {
+    res.destroy(err instanceof Error ? err : undefined)
+    return undefined
+  }
+  if (reply instanceof Promise) {
+    return reply.then(
+      (answer) => writePeerResponse(res, answer),
+      (err: unknown) => {
+        res.destroy(err instanceof Error ? err : undefined)
+      },
+    )
+  }
+  if (isServedValue(reply)) writeValue(res, reply)
+  else writePeerResponse(res, reply)
+  return undefined
+}
+
+/**
+ * writeValue writes a value's answer: its frame as held (a one-byte string
+ * goes out with the headers in one write), and the minute_qps field after
+ * it when the answer has one. Headers go as a flat list, which node:http
+ * takes without building an object.
+ */
+function writeValue(res: ServerResponse, value: ServedValue): void {
+  if (res.headersSent || res.destroyed) return
+  const length = frameLength(value)
+  const headers: OutgoingHttpHeader[] =
+    value.generation > 0
+      ? ['content-type', PROTOBUF, PROTOCOL_HEADER, PROTOCOL_VERSION, GENERATION_HEADER, String(value.generation), 'content-length', length]
+      : ['content-type', PROTOBUF, PROTOCOL_HEADER, PROTOCOL_VERSION, 'content-length', length]
+  res.writeHead(200, headers)
+  const frame = value.frame
+  const qps = value.minuteQps
+  if (typeof frame === 'string') {
+    res.end(qps === undefined ? frame : frame + minuteQpsField(qps).toString('latin1'), 'latin1')
+  } else if (qps === undefined) {
+    res.end(frame)
+  } else {
+    res.write(frame)
+    res.end(minuteQpsField(qps))
+  }
+}
+
 /** writePeerResponse writes the handler's answer on a node:http response. */
 export function writePeerResponse(res: ServerResponse, answer: PeerResponse): void {
   if (res.headersSent || res.destroyed) return
+  const headers: OutgoingHttpHeader[] = []
+  for (const name in answer.headers) headers.push(name, answer.headers[name] as string)
   if (answer.stream !== undefined) {
-    res.writeHead(answer.status, answer.headers)
+    res.writeHead(answer.status, headers)
     void writeStream(res, answer.stream)
     return
   }
-  res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length })
+  headers.push('content-length', answer.body.length)
+  res.writeHead(answer.status, headers)
   res.end(answer.body)
 }
 

@@ -47,35 +47,34 @@ export function writeVarint(out: Uint8Array, pos: number, n: number): number {
 }
 
 /** timeField is a time field's value as written: whole milliseconds, 0 for none. */
-function timeField(ms: number | undefined): number {
+export function timeField(ms: number | undefined): number {
   return ms !== undefined && ms > 0 ? Math.floor(Math.min(ms, Number.MAX_SAFE_INTEGER)) : 0
 }
 
 /**
- * encodeGetResponse writes a GetResponse. The value field is always written
- * (an empty value as `0a 00`); minute_qps, expire and stale_until only when
- * set.
+ * getResponseSize is the length of a GetResponse with a value of
+ * `valueLength` bytes, the given expiry and end of stale window (0 for
+ * none), and no minute_qps.
  */
-export function encodeGetResponse(msg: GetResponse): Uint8Array {
-  const { value } = msg
-  const expire = timeField(msg.expire)
-  const staleUntil = timeField(msg.staleUntil)
-  const qps = msg.minuteQps
-  let size = 1 + varintLength(value.length) + value.length
-  if (qps !== undefined) size += 9
+export function getResponseSize(valueLength: number, expire: number, staleUntil: number): number {
+  let size = 1 + varintLength(valueLength) + valueLength
   if (expire > 0) size += 1 + varintLength(expire)
   if (staleUntil > 0) size += 1 + varintLength(staleUntil)
-  const out = Buffer.allocUnsafe(size)
+  return size
+}
+
+/**
+ * writeGetResponse writes a GetResponse without minute_qps at the start of
+ * `out`, which must hold `getResponseSize` bytes, and returns where the
+ * value begins in it.
+ */
+export function writeGetResponse(out: Uint8Array, value: Uint8Array, expire: number, staleUntil: number): number {
   let pos = 0
   out[pos++] = TAG_VALUE
   pos = writeVarint(out, pos, value.length)
+  const start = pos
   out.set(value, pos)
   pos += value.length
-  if (qps !== undefined) {
-    out[pos++] = TAG_MINUTE_QPS
-    out.writeDoubleLE(qps, pos)
-    pos += 8
-  }
   if (expire > 0) {
     out[pos++] = TAG_EXPIRE
     pos = writeVarint(out, pos, expire)
@@ -83,6 +82,44 @@ export function encodeGetResponse(msg: GetResponse): Uint8Array {
   if (staleUntil > 0) {
     out[pos++] = TAG_STALE_UNTIL
     writeVarint(out, pos, staleUntil)
+  }
+  return start
+}
+
+/**
+ * MINUTE_QPS_FIELD_BYTES is the length of a minute_qps field: its tag and a
+ * little-endian double.
+ */
+export const MINUTE_QPS_FIELD_BYTES = 9
+
+/**
+ * minuteQpsField is field 2 (minute_qps) alone. Protobuf readers take fields
+ * in any order, so a field that changes with every answer can follow a
+ * GetResponse written once (a cached frame) instead of being encoded into it.
+ */
+export function minuteQpsField(qps: number): Buffer {
+  const out = Buffer.allocUnsafe(MINUTE_QPS_FIELD_BYTES)
+  out[0] = TAG_MINUTE_QPS
+  out.writeDoubleLE(qps, 1)
+  return out
+}
+
+/**
+ * encodeGetResponse writes a GetResponse. The value field is always written
+ * (an empty value as `0a 00`); expire and stale_until only when set, and
+ * minute_qps, when set, last.
+ */
+export function encodeGetResponse(msg: GetResponse): Uint8Array {
+  const { value } = msg
+  const expire = timeField(msg.expire)
+  const staleUntil = timeField(msg.staleUntil)
+  const qps = msg.minuteQps
+  const size = getResponseSize(value.length, expire, staleUntil)
+  const out = Buffer.allocUnsafe(size + (qps === undefined ? 0 : MINUTE_QPS_FIELD_BYTES))
+  writeGetResponse(out, value, expire, staleUntil)
+  if (qps !== undefined) {
+    out[size] = TAG_MINUTE_QPS
+    out.writeDoubleLE(qps, size + 1)
   }
   return out
 }

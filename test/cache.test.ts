@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Cache, type CacheKind, ENTRY_OVERHEAD_BYTES, Entry, isStale, STRING_VALUE_MAX_BYTES } from '../src/cache.js'
 import { BUFFER_BYTES, heapBytes, VIEW_BYTES } from '../src/heap.js'
+import { decodeGetResponse, encodeGetResponse } from '../src/wire.js'
 import { mulberry32 } from './helpers/prng.js'
 
 /** entry makes an Entry whose value is `size` bytes. */
@@ -321,16 +322,41 @@ describe('Entry', () => {
         e.bytes.every((b) => b === 0xab),
         `size ${size}: the entry kept its own copy`,
       )
-      if (typeof e.data !== 'string') assert.equal(e.data.buffer.byteLength, size, `size ${size}: the entry keeps only its own bytes`)
+      if (typeof e.data !== 'string') {
+        assert.equal(e.data.buffer.byteLength, e.data.byteLength, `size ${size}: the entry keeps only its own bytes`)
+        assert.ok(e.data.byteLength < size + 8, `size ${size}: its frame, ${e.data.byteLength} bytes, is the value and its framing`)
+      }
     }
   })
 
-  test('a large value that is exactly its own buffer is kept without a copy; a small one becomes a one-byte string', () => {
-    const large = pattern(STRING_VALUE_MAX_BYTES + 1)
-    assert.equal(new Entry(large, 0, 0, 'load').data, large)
-    const small = new Entry(pattern(100), 0, 0, 'load')
-    assert.equal(typeof small.data, 'string')
-    assert.equal(small.fresh, true)
+  test('holds its value framed as the GetResponse a peer is answered with: a small one as a one-byte string, a large one as bytes', () => {
+    for (const [size, expire, staleUntil] of [
+      [0, 0, 0],
+      [100, 0, 0],
+      [100, 1764000000000, 0],
+      [STRING_VALUE_MAX_BYTES, 1764000000000, 1764000020000],
+      [STRING_VALUE_MAX_BYTES + 1, 0, 0],
+      [70_000, 1764000000000, 1764000020000],
+    ] as const) {
+      const value = pattern(size)
+      const e = new Entry(value, expire, 0, 'load', staleUntil)
+      const frame = e.frame
+      assert.equal(typeof frame === 'string', size <= STRING_VALUE_MAX_BYTES, `size ${size}: held as a string`)
+      const bytes = typeof frame === 'string' ? Buffer.from(frame, 'latin1') : frame
+      assert.deepEqual(Buffer.from(bytes), Buffer.from(encodeGetResponse({ value, expire, staleUntil })), `size ${size}: the frame`)
+      assert.deepEqual([...decodeGetResponse(bytes).value], [...value], `size ${size}: the value`)
+    }
+    assert.equal(new Entry(pattern(100), 0, 0, 'load').fresh, true)
+  })
+
+  test('a copy holds the same frame and value', () => {
+    for (const size of [10, STRING_VALUE_MAX_BYTES + 1]) {
+      const e = new Entry(pattern(size), 5, 1, 'peer', 9)
+      const copy = e.copy()
+      assert.equal(copy.frame, e.frame)
+      assert.deepEqual([...copy.bytes], [...pattern(size)])
+      assert.deepEqual([copy.expire, copy.generation, copy.origin, copy.staleUntil, copy.byteLength], [5, 1, 'peer', 9, size])
+    }
   })
 
   test('bytes of a small value is a fresh copy each time, so a caller writing to it changes nothing', () => {

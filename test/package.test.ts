@@ -88,6 +88,7 @@ const EXPORTS = [
   'loadChannel',
   'loadTracing',
   'peerChannel',
+  'servePeerRequest',
   'serveTracing',
   'toPeerRequest',
   'writePeerResponse',

@@ -22,6 +22,7 @@ const scenarios: Scenario[] = [
   { id: 'B1', title: 'local hit, bytes codec', run: async () => (await import('./b1-local-hit.js')).run() },
   { id: 'B2', title: 'local hit, default codec object', run: async () => (await import('./b2-local-object.js')).run() },
   { id: 'B3', title: 'peer fetch', run: async () => (await import('./b3-peer-fetch.js')).run() },
+  { id: 'B3s', title: 'peer endpoint, server side', run: async () => (await import('./b3s-serve.js')).run() },
   { id: 'B4', title: 'cached route hit', run: async () => (await import('./b4-cached-route.js')).run() },
   { id: 'B5', title: 'thundering herd', run: async () => (await import('./b5-herd.js')).run() },
   { id: 'B6', title: 'Zipf workload', run: async () => (await import('./b6-zipf.js')).run() },
@@ -36,12 +37,12 @@ function selected(): Scenario[] {
   const i = process.argv.indexOf('--only')
   if (i === -1) return scenarios
   const ids = (process.argv[i + 1] ?? '').toUpperCase().split(',').filter(Boolean)
-  const unknown = ids.filter((id) => !scenarios.some((s) => s.id === id))
+  const unknown = ids.filter((id) => !scenarios.some((s) => s.id.toUpperCase() === id))
   if (ids.length === 0 || unknown.length > 0) {
     console.error(`--only expects scenario ids among ${scenarios.map((s) => s.id).join(', ')}, got ${process.argv[i + 1] ?? 'nothing'}`)
     process.exit(2)
   }
-  return scenarios.filter((s) => ids.includes(s.id))
+  return scenarios.filter((s) => ids.includes(s.id.toUpperCase()))
 }
 
 const chosen = selected()

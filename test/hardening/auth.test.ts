@@ -24,6 +24,7 @@ describe('the secret', () => {
         '',
         'Bearer',
         `Bearer ${SECRET}x`,
+        `Bearer ${SECRET}${SECRET}`, // starts with the right token
         `Bearer ${SECRET.slice(0, -1)}`,
         SECRET,
         `bearer ${SECRET}`,

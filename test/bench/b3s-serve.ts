@@ -1,0 +1,312 @@
+// B3s: the server side of a peer fetch. An owner answering peers' GETs for a
+// value it holds, through gc.listen() and through each adapter, against a
+// bare node:http server answering the same bytes. Each server runs in a child
+// process of its own (test/bench/b3s-server.ts, on the built package; a
+// framework in the baseline's process would slow node:http's own code there
+// too); this process is the client only: autocannon, run programmatically,
+// keeps connections busy with GETs over keys in rotation, on one server at a
+// time, and the child reports its CPU and GC time over each shot
+// (process.cpuUsage()).
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { reservePorts } from '../helpers/ports.js'
+import type { Counter, Kind, ServerConfig } from './b3s-server.js'
+import { track } from './cluster.js'
+import { fmtInt, fmtRatio, median, printTable, quick, record, sleep, withTimeout } from './lib.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const SERVER = 'test/bench/b3s-server.ts'
+const CONNECTIONS = 16
+const KEYS = 64
+const SIZE = 1024
+const SECRET = 'b3s-bench-secret'
+const RPS_TARGET = 0.8
+const CPU_TARGET = 1.25
+const START_TIMEOUT_MS = 30_000
+const STOP_GRACE_MS = 3_000
+
+/** Server is one running server child. */
+interface Server {
+  kind: Kind
+  url: string
+  child: ChildProcess
+  frame: Buffer
+  counter(): Promise<Counter>
+  stop(): Promise<void>
+}
+
+/** startServer spawns b3s-server.ts as `kind` and resolves once it listens. `nodeArgs` go to node (say `--cpu-prof`). */
+export async function startServer(kind: Kind, options: { secret?: string; nodeArgs?: string[]; size?: number } = {}): Promise<Server> {
+  const [port] = (await reservePorts(1)) as [number]
+  const config: ServerConfig = { kind, port, size: options.size ?? SIZE, keys: KEYS, secret: options.secret }
+  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), SERVER, JSON.stringify(config)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    // The adapters' warning about an endpoint without a secret is expected here.
+    env: { ...process.env, NODE_NO_WARNINGS: '1' },
+  })
+  track(child)
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve()
+    else child.once('exit', () => resolve())
+  })
+  let frame = Buffer.alloc(0)
+  const server: Server = {
+    kind,
+    url: `http://127.0.0.1:${port}`,
+    child,
+    get frame() {
+      return frame
+    },
+    counter: () =>
+      withTimeout(
+        new Promise<Counter>((resolve) => {
+          const onMessage = (msg: { counter?: Counter }): void => {
+            if (msg.counter === undefined) return
+            child.off('message', onMessage)
+            resolve(msg.counter)
+          }
+          child.on('message', onMessage)
+          child.send({ op: 'counter' })
+        }),
+        10_000,
+        `${kind} counter`,
+      ),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
+      if (child.connected) child.send({ op: 'close' }, () => {})
+      else child.kill('SIGTERM')
+      await Promise.race([exited, sleep(STOP_GRACE_MS + 2_000)])
+      clearTimeout(kill)
+    },
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${kind} server did not start in ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS)
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer)
+        reject(new Error(`${kind} server exited with ${code ?? signal}`))
+      })
+      child.on('message', (msg: { ready?: boolean; frame?: string }) => {
+        if (msg.ready) {
+          frame = Buffer.from(msg.frame ?? '', 'base64')
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    })
+  } catch (err) {
+    await server.stop()
+    throw err
+  }
+  return server
+}
+
+/** Shot is one autocannon run against one server, with that server's own CPU and GC time over it. */
+export interface Shot {
+  rps: number
+  total: number
+  errors: number
+  cpuMicrosPerRequest: number
+  gcMicrosPerRequest: number
+  /** served: requests the group counted as served, and of those cache hits. */
+  served?: { requests: number; hits: number; loads: number }
+}
+
+/**
+ * shoot keeps CONNECTIONS connections busy with GETs for the group's keys in
+ * rotation for `seconds` (a fixed duration: autocannon ends a fixed amount
+ * only at a whole second, which would blur req/s).
+ */
+export async function shoot(server: Server, seconds: number, secret?: string): Promise<Shot> {
+  const before = await server.counter()
+  const headers = secret === undefined ? undefined : { authorization: `Bearer ${secret}` }
+  const requests = Array.from({ length: KEYS }, (_, i) => ({ method: 'GET' as const, path: `/_groupcache/g/k${i}`, headers }))
+  const running = autocannon({
+    url: server.url,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: seconds,
+    requests,
+  }) as Promise<autocannon.Result> & {
+    stop?: () => void
+  }
+  let result: autocannon.Result
+  try {
+    result = await withTimeout(running, seconds * 1000 + 30_000, `autocannon ${server.kind}`)
+  } catch (err) {
+    running.stop?.()
+    throw err
+  }
+  const after = await server.counter()
+  const total = result.requests.total
+  const shot: Shot = {
+    rps: total / result.duration,
+    total,
+    errors: result.errors + result.timeouts + result.non2xx,
+    cpuMicrosPerRequest: (after.cpuMicros - before.cpuMicros) / Math.max(1, total),
+    gcMicrosPerRequest: (after.gcMicros - before.gcMicros) / Math.max(1, total),
+  }
+  if (after.served !== undefined && before.served !== undefined) {
+    shot.served = {
+      requests: after.served.serverRequests - before.served.serverRequests,
+      hits: after.served.cacheHits - before.served.cacheHits,
+      loads: after.served.loads - before.served.loads,
+    }
+  }
+  return shot
+}
+
+/** answer fetches one key from a server and returns its status and body. */
+async function answer(server: Server, secret?: string): Promise<{ status: number; body: Buffer }> {
+  const res = await withTimeout(
+    fetch(`${server.url}/_groupcache/g/k1`, secret === undefined ? {} : { headers: { authorization: `Bearer ${secret}` } }),
+    10_000,
+    `GET from ${server.kind}`,
+  )
+  return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
+}
+
+const ALL_KINDS: Kind[] = ['listen', 'express', 'fastify', 'koa', 'express-bare', 'fastify-bare', 'koa-bare', 'express-front']
+// `--servers listen,koa` measures only those.
+const chosen = process.argv.includes('--servers') ? (process.argv[process.argv.indexOf('--servers') + 1] ?? '').split(',') : undefined
+const KINDS = ALL_KINDS.filter((kind) => chosen === undefined || chosen.includes(kind))
+const NAMES: Record<Kind, string> = {
+  'node:http': 'bare node:http',
+  listen: 'gc.listen()',
+  express: 'Express adapter',
+  fastify: 'Fastify adapter',
+  koa: 'Koa adapter',
+  'express-bare': 'bare Express',
+  'fastify-bare': 'bare Fastify',
+  'koa-bare': 'bare Koa',
+  'express-front': 'Express app, servePeerRequest in front',
+}
+const FLOOR: Partial<Record<Kind, Kind>> = { express: 'express-bare', fastify: 'fastify-bare', koa: 'koa-bare' }
+const TARGETED: Kind[] = ['listen', 'express', 'fastify', 'koa']
+
+/** Pair is one shot at a server and one at the baseline beside it, back to back. */
+interface Pair {
+  server: Shot
+  bare: Shot
+}
+
+/** run measures B3s and prints its table. */
+export async function run(): Promise<void> {
+  const rounds = quick ? 3 : 7
+  const seconds = quick ? 1 : 1.5
+  const secret = process.argv.includes('--no-secret') ? undefined : SECRET
+  const servers: Server[] = []
+  const problems: string[] = []
+  try {
+    const bare = await startServer('node:http', secret === undefined ? {} : { secret })
+    servers.push(bare)
+    for (const kind of KINDS) servers.push(await startServer(kind, secret === undefined ? {} : { secret }))
+    const contenders = servers.slice(1)
+    // Every server answers a key with the very bytes the baseline sends.
+    for (const server of contenders) {
+      const got = await answer(server, secret)
+      if (got.status !== 200 || !got.body.equals(bare.frame)) problems.push(`${server.kind} answered ${got.status} with other bytes`)
+    }
+    // JIT warm-up, not counted.
+    for (const server of servers) await shoot(server, quick ? 0.5 : 1, secret)
+    // Each server's shot comes right after a shot at the baseline (right
+    // before it every other round, the servers then in reverse order):
+    // bursts of other work on a shared machine last seconds, and two shots
+    // that close are touched alike.
+    const pairs = new Map<Kind, Pair[]>(KINDS.map((kind) => [kind, []]))
+    for (let r = 0; r < rounds; r++) {
+      for (const server of r % 2 === 0 ? contenders : [...contenders].reverse()) {
+        const pair: Pair =
+          r % 2 === 0
+            ? { bare: await shoot(bare, seconds, secret), server: await shoot(server, seconds, secret) }
+            : { server: await shoot(server, seconds, secret), bare: await shoot(bare, seconds, secret) }
+        pairs.get(server.kind)?.push(pair)
+      }
+    }
+    for (const [kind, list] of pairs) {
+      for (const { server: shot, bare } of list) {
+        if (shot.errors + bare.errors > 0) problems.push(`${kind}: ${shot.errors + bare.errors} errors or non-2xx answers`)
+        // Every request was served from the cache: as many hits as requests, no load.
+        if (
+          shot.served !== undefined &&
+          (shot.served.hits !== shot.served.requests || shot.served.loads > 0 || shot.served.requests < shot.total)
+        ) {
+          problems.push(
+            `${kind}: ${shot.total} answers, ${shot.served.requests} served, ${shot.served.hits} hits, ${shot.served.loads} loads`,
+          )
+        }
+      }
+    }
+    const rps = (s: Shot): number => s.rps
+    const cpu = (s: Shot): number => s.cpuMicrosPerRequest
+    const gc = (s: Shot): number => s.gcMicrosPerRequest
+    const list = (kind: Kind): Pair[] => pairs.get(kind) as Pair[]
+    const med = (kind: Kind, pick: (s: Shot) => number): number => median(list(kind).map((p) => pick(p.server)))
+    // Each shot over the baseline's beside it, then the median.
+    const ratios = (kind: Kind, pick: (s: Shot) => number): number[] => list(kind).map((p) => pick(p.server) / pick(p.bare))
+    // A bare framework's figures are ratios to bare node:http too; one over the other compares the two.
+    const overFloor = (kind: Kind, floor: Kind, pick: (s: Shot) => number): number =>
+      median(ratios(kind, pick)) / median(ratios(floor, pick))
+    const span = (values: number[]): string => `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}`
+    const allBare = [...pairs.values()].flat().map((p) => p.bare)
+    const rows = [
+      [
+        'bare node:http',
+        fmtInt(median(allBare.map(rps))),
+        '1×',
+        median(allBare.map(cpu)).toFixed(1),
+        '1×',
+        '—',
+        median(allBare.map(gc)).toFixed(1),
+        '—',
+        '—',
+      ],
+      ...KINDS.map((kind) => {
+        const rpsRatio = median(ratios(kind, rps))
+        const cpuRatio = median(ratios(kind, cpu))
+        const floor = FLOOR[kind] !== undefined && KINDS.includes(FLOOR[kind]) ? FLOOR[kind] : undefined
+        const met = rpsRatio >= RPS_TARGET && cpuRatio <= CPU_TARGET && problems.length === 0
+        return [
+          NAMES[kind],
+          fmtInt(med(kind, rps)),
+          fmtRatio(rpsRatio),
+          med(kind, cpu).toFixed(1),
+          fmtRatio(cpuRatio),
+          span(ratios(kind, cpu)),
+          med(kind, gc).toFixed(1),
+          floor === undefined ? '—' : `${fmtRatio(overFloor(kind, floor, rps))} / ${fmtRatio(overFloor(kind, floor, cpu))}`,
+          TARGETED.includes(kind)
+            ? record('B3s', `${NAMES[kind]} ≥ ${RPS_TARGET}× req/s, ≤ ${CPU_TARGET}× CPU/request of bare node:http`, met)
+            : '—',
+        ]
+      }),
+    ]
+    printTable(
+      `B3s — the peer endpoint answering a cached ${SIZE}-byte value, vs a bare node:http server answering the same bytes (autocannon, separate processes)`,
+      [
+        'server',
+        'req/s',
+        'ratio to bare node:http',
+        'server CPU µs / request',
+        'CPU ratio',
+        'CPU ratio, lowest–highest pair',
+        'server GC µs / request',
+        'req/s / CPU ratio to the bare framework',
+        'target',
+      ],
+      rows,
+      [
+        `${rounds} rounds; in each, every server in turn gets a ${seconds} s shot right after one at the bare node:http server (right before it, the servers in reverse order, every other round), after ${quick ? 0.5 : 1} s of warm-up each; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the bare framework" divides the adapter\u2019s ratio by the bare framework\u2019s.`,
+        'Server CPU: the process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over a shot\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. The baseline answers every request with the same status, headers and protobuf bytes from a buffer, checking nothing; "bare Express/Fastify/Koa" do so from the framework\u2019s first middleware or a route, the least any adapter could cost. "servePeerRequest in front": the Express app with the adapter, behind a node:http listener that hands requests under basePath to `servePeerRequest` (README, Serving peers).',
+        problems.length === 0
+          ? 'checked: every server answered a key with the same bytes as the baseline; every groupcache request of every shot was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
+          : `**check failed**: ${problems.join('; ')}`,
+      ],
+    )
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()))
+  }
+}

@@ -1,0 +1,217 @@
+// The server side of B3s, one child process per contender: a groupcache node
+// (built package) serving the peer endpoint, or a server that answers every
+// request with the same bytes and does nothing else. Every groupcache node is
+// a single-node cluster (self = its own URL, peers = [self]) whose group `g`
+// (codec 'bytes') holds KEYS keys, all loaded before it says it is ready, so
+// every measured request is a hit on the owner.
+//
+//   node:http     bare node:http: writeHead + end of the protobuf answer
+//   listen        gc.listen()
+//   express       app.use(groupcache(gc)) on Express 5
+//   fastify       app.register(groupcache, { groupcache: gc }) on Fastify 5
+//   koa           app.use(groupcache(gc)) on Koa 3
+//   express-bare  Express answering the same bytes from a first middleware
+//   fastify-bare  Fastify answering them from a route under the base path
+//   koa-bare      Koa answering them from a first middleware
+//   express-front the Express adapter's app, behind a node:http listener that
+//                 hands requests under basePath to servePeerRequest (README's
+//                 recipe for the peer endpoint at full speed on the app's port)
+//
+// argv[2] is a ServerConfig (JSON). Over IPC it says { ready: true }, answers
+// { op: 'counter' } with a Counter, and exits on { op: 'close' }
+// (process.exit, so that `node --cpu-prof` writes its profile) and when the
+// parent goes away.
+import { createServer, type Server } from 'node:http'
+import express from 'express'
+import Fastify from 'fastify'
+import { Groupcache, servePeerRequest } from 'groupcache'
+import { groupcache as expressGroupcache } from 'groupcache/express'
+import fastifyGroupcache from 'groupcache/fastify'
+import { groupcache as koaGroupcache } from 'groupcache/koa'
+import Koa from 'koa'
+import { encodeGetResponse } from '../../dist/src/wire.js'
+
+/** Kind is one contender of B3s. */
+export type Kind = 'node:http' | 'listen' | 'express' | 'fastify' | 'koa' | 'express-bare' | 'fastify-bare' | 'koa-bare' | 'express-front'
+
+/** ServerConfig is what the parent passes as argv[2]. */
+export interface ServerConfig {
+  kind: Kind
+  port: number
+  /** size is the value's length in bytes. */
+  size: number
+  keys: number
+  /** secret, when set, is every groupcache node's `secret` (the bare servers check nothing). */
+  secret?: string | undefined
+}
+
+/** Counter is what the child answers to { op: 'counter' }. */
+export interface Counter {
+  /** cpuMicros: user + system CPU time of this process so far. */
+  cpuMicros: number
+  /** gcMicros: time spent in garbage collection so far (PerformanceObserver 'gc'). */
+  gcMicros: number
+  /** served: the group's serverRequests and cacheHits (absent for a bare server). */
+  served?: { serverRequests: number; cacheHits: number; loads: number }
+  monoMicros: number
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as ServerConfig
+const self = `http://127.0.0.1:${config.port}`
+const value = Buffer.alloc(config.size, 7)
+const BASE = '/_groupcache/'
+/** FRAME is the answer groupcache gives for a key of `g`, for the bare servers to send. */
+const FRAME = Buffer.from(encodeGetResponse({ value }))
+// The headers groupcache's answer carries, so that the bare servers write the same bytes.
+const HEADERS = { 'content-type': 'application/x-protobuf', 'x-groupcache-protocol': '1', 'content-length': String(FRAME.length) }
+
+let gcMicros = 0
+const { PerformanceObserver } = await import('node:perf_hooks')
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcMicros += entry.duration * 1000
+}).observe({ entryTypes: ['gc'] })
+
+function listen(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.port, '127.0.0.1', () => resolve())
+  })
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve())
+    server.closeAllConnections()
+  })
+}
+
+async function node(): Promise<Groupcache> {
+  const gc = new Groupcache({ self, peers: [self], ...(config.secret === undefined ? {} : { secret: config.secret }) })
+  const group = gc.newGroup<Uint8Array>({ name: 'g', maxBytes: 256 << 20, codec: 'bytes', load: () => value })
+  for (let i = 0; i < config.keys; i++) await group.get(`k${i}`)
+  return gc
+}
+
+let gc: Groupcache | undefined
+
+async function start(): Promise<() => Promise<void>> {
+  switch (config.kind) {
+    case 'node:http': {
+      const server = createServer((_req, res) => {
+        res.writeHead(200, HEADERS)
+        res.end(FRAME)
+      })
+      await listen(server)
+      return () => closeServer(server)
+    }
+    case 'listen': {
+      gc = await node()
+      await gc.listen({ port: config.port, host: '127.0.0.1' })
+      const own = gc
+      return () => own.close()
+    }
+    case 'express':
+    case 'express-bare': {
+      const app = express()
+      if (config.kind === 'express') {
+        gc = await node()
+        app.use(expressGroupcache(gc))
+      } else {
+        app.use((_req, res) => {
+          res.writeHead(200, HEADERS)
+          res.end(FRAME)
+        })
+      }
+      const server = createServer(app)
+      await listen(server)
+      const own = gc
+      return async () => {
+        await closeServer(server)
+        await own?.close()
+      }
+    }
+    case 'express-front': {
+      const front = await node()
+      gc = front
+      const app = express()
+      app.use(expressGroupcache(front))
+      const server = createServer((req, res) => {
+        if (req.url?.startsWith(front.basePath)) void servePeerRequest(front.handler, req, res)
+        else app(req, res)
+      })
+      await listen(server)
+      return async () => {
+        await closeServer(server)
+        await front.close()
+      }
+    }
+    case 'fastify':
+    case 'fastify-bare': {
+      const app = Fastify({ logger: false })
+      if (config.kind === 'fastify') {
+        gc = await node()
+        await app.register(fastifyGroupcache, { groupcache: gc })
+      } else {
+        app.get(`${BASE}*`, (_request, reply) => reply.headers(HEADERS).send(FRAME))
+      }
+      await app.listen({ port: config.port, host: '127.0.0.1' })
+      const own = gc
+      return async () => {
+        await app.close()
+        await own?.close()
+      }
+    }
+    case 'koa':
+    case 'koa-bare': {
+      const app = new Koa()
+      if (config.kind === 'koa') {
+        gc = await node()
+        app.use(koaGroupcache(gc))
+      } else {
+        app.use(async (ctx) => {
+          ctx.set(HEADERS)
+          ctx.body = FRAME
+        })
+      }
+      const server = createServer(app.callback())
+      await listen(server)
+      const own = gc
+      return async () => {
+        await closeServer(server)
+        await own?.close()
+      }
+    }
+  }
+}
+
+function counter(): Counter {
+  const cpu = process.cpuUsage()
+  const answer: Counter = { cpuMicros: cpu.user + cpu.system, gcMicros, monoMicros: Number(process.hrtime.bigint() / 1000n) }
+  const stats = gc?.stats().groups.g?.stats
+  if (stats !== undefined) answer.served = { serverRequests: stats.serverRequests, cacheHits: stats.cacheHits, loads: stats.loads }
+  return answer
+}
+
+const stop = await start()
+let closing = false
+function exit(): void {
+  if (closing) return
+  closing = true
+  // Bounded: whatever close() does, the process is gone within 2 s.
+  const timer = setTimeout(() => process.exit(0), 2_000)
+  stop().then(
+    () => {
+      clearTimeout(timer)
+      process.exit(0)
+    },
+    () => process.exit(0),
+  )
+}
+process.on('message', (msg: { op?: string }) => {
+  if (msg.op === 'close') exit()
+  else if (msg.op === 'counter') process.send?.({ counter: counter() })
+})
+// The parent going away (even killed) must not leave this process behind.
+process.on('disconnect', exit)
+process.on('SIGTERM', exit)
+process.send?.({ ready: true, frame: FRAME.toString('base64') })
