@@ -91,7 +91,8 @@ async function readLimited(
 export class HttpTransport implements PeerTransport {
   readonly #pools = new Map<string, { pool: Pool; prefix: string; breaker: Breaker }>()
   // What each peer has shown it is: ours (PUT, DELETE) or not (Go).
-  readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
+  // An early probe (see probeNow) fails no one: whoever waits on it probes again.
+  readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number; early?: boolean }>()
   // Peers of ours too old for batches (they answered one with 405), until when.
   readonly #noBatches = new Map<string, number>()
   readonly #basePath: string
@@ -214,19 +215,17 @@ export class HttpTransport implements PeerTransport {
   /**
    * probeNow learns what `peer` is ahead of need: a peek's short deadline
    * has no room for the probe that must come first, least of all on a node
-   * that has just started. It is quiet (no breaker), and only an answer is
-   * kept: a peer not listening yet is no failure, and is probed again when
-   * needed; nobody waits on this probe.
+   * that has just started. It is quiet (no breaker), and its failure fails
+   * nobody: a peer not listening yet is probed again by whoever needs to
+   * know, and whoever waited on this probe does that.
    */
   #probeNow(peer: string): void {
-    this.#request(peer, 'GET', '', this.#headers, { quiet: true }).then(
-      (res) => {
-        if (this.#pools.has(peer) && !this.#kinds.has(peer)) {
-          this.#kinds.set(peer, { ours: Promise.resolve(res.protocol !== undefined), until: Date.now() + PEER_KIND_TTL_MS })
-        }
-      },
-      () => {},
-    )
+    const ours = this.#request(peer, 'GET', '', this.#headers, { quiet: true }).then((res) => res.protocol !== undefined)
+    const known = { ours, until: Date.now() + PEER_KIND_TTL_MS, early: true }
+    this.#kinds.set(peer, known)
+    ours.catch(() => {
+      if (this.#kinds.get(peer) === known) this.#kinds.delete(peer)
+    })
   }
 
   /** isOurs says whether `peer` has shown our marker; it rejects when the probe could not be made. */
@@ -238,6 +237,7 @@ export class HttpTransport implements PeerTransport {
       this.#kinds.set(peer, known)
       probe.catch(() => this.#kinds.delete(peer))
     }
+    if (known.early === true) return known.ours.catch(() => this.#isOurs(peer))
     return known.ours
   }
 
