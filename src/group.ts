@@ -32,6 +32,7 @@ import {
   UnreachablePeersError,
 } from './errors.js'
 import { type AbortSource, Flight, type FlightCall, type FlightFn } from './flight.js'
+import { encodeHandoff, type HandoffEntry, MAX_HANDOFF_AGE_MS, MAX_HANDOFF_BODY_BYTES, RecentChanges, recordBytes } from './handoff.js'
 import { acceptGeneration } from './protocol.js'
 import { Rate } from './rate.js'
 import { type GroupStats, newGroupStats } from './stats.js'
@@ -291,6 +292,22 @@ export interface GroupPeers {
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
+  /** peeks is false when peeks are off (`handoffMs: 0`). */
+  readonly peeks: boolean
+  /** previousOwnerOf names the key's owner before the last ring change, within `handoffMs`, if another node. */
+  previousOwnerOf(key: string): string | undefined
+  /** nextOwnerOf names the key's owner on the ring without this node. */
+  nextOwnerOf(key: string): string | undefined
+  /** ownerWithout names the key's owner on the ring without `peer`: who takes its keys when it leaves. */
+  ownerWithout(key: string, peer: string): string | undefined
+  /**
+   * peekMany asks a peer for its cached copies of keys (from memory: it
+   * never loads), within the peek deadline; the answer holds the keys it
+   * had. It never rejects: a failure is a miss.
+   */
+  peekMany(peer: string, group: string, keys: readonly string[], generation: number): Promise<Map<string, PeerValue>>
+  /** handoff sends a peer a hand-off body (see handoff.ts): entries for it to store. */
+  handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void>
 }
 
 /**
@@ -302,6 +319,12 @@ export interface GroupNode {
   readonly maxKeyBytes: number
   /** acceptsChanges is false when peers refuse PUT, DELETE and generations (no secret). */
   readonly acceptsChanges: boolean
+  /**
+   * changeGuardMs is how long a key removed or set here is taken from no
+   * other node: CHANGE_GUARD_MS, or `handoffMs` if longer (a previous owner
+   * may be peeked at that long).
+   */
+  readonly changeGuardMs: number
   readonly closed: boolean
   now(): number
   random(): number
@@ -359,6 +382,14 @@ export interface ServedGroup {
   removeLocally(key: string): void
   setLocally(key: string, value: Uint8Array, expire: number, staleUntil?: number): void
   clearLocally(generation: number): void
+  /** peekLocally answers a peek: the main cache's entry, never a load. */
+  peekLocally(key: string, generation: number): ServedValue | undefined
+  /**
+   * receive stores entries a leaving peer handed over, as if loaded here,
+   * and returns how many it kept; false when the sender's generation is
+   * older than this node's (its entries predate a clear).
+   */
+  receive(entries: readonly HandoffEntry[], generation: number): number | false
 }
 
 /** served gives the node the group's peer-facing side, kept off the public API. */
@@ -366,6 +397,9 @@ export const served: unique symbol = Symbol('groupcache.served')
 
 /** drain lets the node wind a group down on close, kept off the public API. */
 export const drain: unique symbol = Symbol('groupcache.drain')
+
+/** handOff lets the node hand a group's entries over on close, kept off the public API. */
+export const handOff: unique symbol = Symbol('groupcache.handOff')
 
 /**
  * isTtl accepts a TTL in milliseconds: a positive number, or Infinity for
@@ -410,6 +444,13 @@ export class Group<T = unknown> {
   // together (see getMany and batchWindowMs).
   readonly #loads = new Batcher<LoadItem<T>>((items) => this.#loadBatch(items), MAX_BATCH_KEYS)
   readonly #fetches = new Batcher<FetchItem>((items) => this.#fetchBatch(items), Infinity)
+  // Peeks at previous owners started together (a getMany, a peer's batch),
+  // sent together: one request per previous owner, all answered at once, so
+  // that the misses among them still reach loadMany in one call.
+  readonly #peeks = new Batcher<PeekItem>((items) => this.#peekBatch(items), MAX_BATCH_KEYS)
+  // Keys removed or set here lately: no copy from another node is taken for
+  // them (a peek's answer, a hand-off), since it may predate the change.
+  readonly #changes: RecentChanges
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
   // A policy given as an option; undefined: by rate (see keepHot).
@@ -442,6 +483,7 @@ export class Group<T = unknown> {
     this.name = options.name
     this.#node = node
     this.#peers = node.peers
+    this.#changes = new RecentChanges(node.changeGuardMs)
     this.#load = options.load
     this.#loadMany = options.loadMany
     this.#notFoundTtlMs = options.notFoundTtlMs
@@ -740,7 +782,106 @@ export class Group<T = unknown> {
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire, staleUntil) => this.#setLocally(key, value, expire, staleUntil ?? 0),
       clearLocally: (generation) => this.#clearLocally(generation),
+      peekLocally: (key, generation) => this.#peekLocally(key, generation),
+      receive: (entries, generation) => this.#receive(entries, generation),
     }
+  }
+
+  /**
+   * peekLocally answers a new owner's peek from the main cache only: no
+   * load, no hot copy (a hot copy may be older than the owner's), no
+   * forwarding; nothing expired (a stale value needs the refresh a load
+   * is), and no remembered not-found verdict. A requester that has seen a
+   * later `clear()` brings this node up to date first (with a secret),
+   * which also drops what it would have answered.
+   */
+  #peekLocally(key: string, generation: number): ServedValue | undefined {
+    if (generation > this.#generation) this.#catchUp(generation)
+    const now = this.#node.now()
+    const entry = this.#cache.peekMain(key, now)
+    if (entry === undefined || entry instanceof NotFoundEntry || !isFresh(entry, now)) return undefined
+    return entry
+  }
+
+  /**
+   * receive stores what a leaving peer handed over, as if loaded here. A
+   * sender behind this node's generation is refused whole (its entries may
+   * predate a `clear()`); a sender ahead moves this node to its generation
+   * first. Some entries are skipped: expired ones, ones too large, and ones
+   * this node holds already or is loading (at least as fresh), or removed or
+   * set here lately (the hand-off may predate that change). The body lists
+   * the sender's most recently used first, so it is stored last to first,
+   * keeping that order here.
+   */
+  #receive(entries: readonly HandoffEntry[], generation: number): number | false {
+    if (generation < this.#generation) return false
+    if (generation > this.#generation) this.#catchUp(generation)
+    if (generation < this.#generation) return false
+    const now = this.#node.now()
+    let kept = 0
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const { key, value, expire, staleUntil } = entries[i] as HandoffEntry
+      if (expire !== 0 && expire <= now) continue
+      if (value.length + Buffer.byteLength(key) > this.#maxEntryBytes) continue
+      if (this.#changes.has(key, now) || this.#local.has(key) || this.#cache.peekMain(key, now) !== undefined) continue
+      this.#cache.hot.remove(key)
+      this.#store('main', key, new Entry(value, expire, this.#generation, 'load', staleUntil ?? 0))
+      kept++
+    }
+    this.#stats.handoffsReceived += kept
+    return kept
+  }
+
+  /**
+   * [handOff] sends this node's main-cache entries, most recently used first
+   * and at most `maxBytes` of them, to the node that owns each key once
+   * this one is gone, before `signal` aborts and at most MAX_HANDOFF_AGE_MS
+   * after its snapshot (a receiver remembers changes that long). Expired
+   * entries and not-found verdicts stay behind. Failures are not reported:
+   * whatever did not arrive is loaded again.
+   */
+  async [handOff](maxBytes: number, signal: AbortSignal): Promise<void> {
+    const peers = this.#peers
+    const now = this.#node.now()
+    const taken = performance.now()
+    const generation = this.#generation
+    const batches = new Map<string, HandoffEntry[][]>()
+    const sizes = new Map<string, number>()
+    let spent = 0
+    for (const [key, entry] of this.#cache.main.entries()) {
+      if (entry instanceof NotFoundEntry || !isFresh(entry, now)) continue
+      const record: HandoffEntry = { key, value: entry.bytes, expire: entry.expire, staleUntil: entry.staleUntil }
+      const size = recordBytes(record)
+      if (spent + size > maxBytes) break
+      const heir = peers.nextOwnerOf(key)
+      if (heir === undefined || heir === peers.self) continue
+      spent += size
+      let chunks = batches.get(heir)
+      if (chunks === undefined) {
+        chunks = [[]]
+        batches.set(heir, chunks)
+      }
+      let filled = sizes.get(heir) ?? 0
+      if (filled + size > MAX_HANDOFF_BODY_BYTES && (chunks.at(-1) as HandoffEntry[]).length > 0) {
+        chunks.push([])
+        filled = 0
+      }
+      ;(chunks.at(-1) as HandoffEntry[]).push(record)
+      sizes.set(heir, filled + size)
+    }
+    await Promise.all(
+      [...batches].map(async ([heir, chunks]) => {
+        for (const chunk of chunks) {
+          if (signal.aborted || performance.now() - taken > MAX_HANDOFF_AGE_MS) return
+          try {
+            await peers.handoff(heir, this.name, encodeHandoff(chunk), generation, signal)
+            this.#stats.handoffsSent += chunk.length
+          } catch {
+            return
+          }
+        }
+      }),
+    )
   }
 
   /**
@@ -899,10 +1040,10 @@ export class Group<T = unknown> {
       )
   }
 
-  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean, peek: PeekAt = 'moved'): Promise<Entry> {
     this.#peerLoads++
     try {
-      return await this.#loadLocally(key, signal, isCurrent, true)
+      return await this.#loadLocally(key, signal, isCurrent, true, peek)
     } finally {
       this.#peerLoads--
     }
@@ -966,10 +1107,12 @@ export class Group<T = unknown> {
   /**
    * reload runs the loader to refresh a key. A not-found verdict drops the
    * stale value: the key no longer exists, which is an answer, not an error.
+   * It never peeks at a previous owner: a refresh wants a newer value than
+   * the one this node holds, and another node's copy is no newer.
    */
   async #reload(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer: boolean): Promise<Entry> {
     try {
-      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent) : this.#loadLocally(key, signal, isCurrent))
+      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent, 'none') : this.#loadLocally(key, signal, isCurrent, false, 'none'))
     } catch (err) {
       if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
       throw err
@@ -1025,7 +1168,7 @@ export class Group<T = unknown> {
     // The refresh is in flight (the caller checked): this joins it, and, as
     // a peer, hears its end before this node's own callers.
     const refreshed = this.#local
-      .do(key, (c) => this.#loadForPeer(key, c.signal, c.isCurrent), request.signal, undefined, true)
+      .do(key, (c) => this.#loadForPeer(key, c.signal, c.isCurrent, 'none'), request.signal, undefined, true)
       .then(
         (entry) => (entry.expire === 0 || entry.expire > this.#node.now() ? entry : stale),
         (err: unknown) => {
@@ -1065,6 +1208,7 @@ export class Group<T = unknown> {
   }
 
   #removeLocally(key: string): void {
+    this.#changes.note(key, this.#node.now())
     this.#cache.remove(key)
     this.#local.forget(key)
     this.#remote.forget(key)
@@ -1145,9 +1289,100 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false): Promise<Entry> {
+  /**
+   * peekTarget names the node to peek at before loading a key, if any: for
+   * a key this node owns, its previous owner if it moved here lately; for a
+   * key a peer asked for (`forPeer`) that this node does not own, its owner
+   * here: the peer's ring and this node's disagree (one of them has not
+   * seen a change yet), and that owner may well hold it; for a key whose
+   * owner could not be reached (`heirOf`), the node that owns it once that
+   * owner is gone: a node that closed handed its entries there, and the
+   * others learn that it left only later (in Kubernetes, once its pod is
+   * gone from DNS). Never for a key removed or set here lately, nor with
+   * `handoffMs: 0`.
+   */
+  #peekTarget(key: string, forPeer: boolean, peek: PeekAt): string | undefined {
+    const peers = this.#peers
+    if (peek === 'none' || !peers.peeks) return undefined
+    let target: string | undefined
+    if (peek !== 'moved') {
+      target = peers.ownerWithout(key, peek.heirOf)
+    } else {
+      const owner = peers.ownerOf(key)
+      target = owner === peers.self ? peers.previousOwnerOf(key) : forPeer ? owner : undefined
+    }
+    if (target === undefined || target === peers.self || this.#changes.has(key, this.#node.now())) return undefined
+    return target
+  }
+
+  /**
+   * peek asks `target` (see peekTarget) for its cached copy of a key before
+   * the loader runs. A copy of an older generation, expired, unreadable, or
+   * of a key removed or set here meanwhile is a miss. A hit is kept as if
+   * loaded here.
+   */
+  async #peek(target: string, key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
+    const res = await new Promise<PeerValue | undefined>((resolve) => this.#peeks.add({ peer: target, key, resolve }, 'microtask'))
+    const now = this.#node.now()
+    if (res === undefined || res.generation < this.#generation || (res.expire !== 0 && res.expire <= now) || this.#changes.has(key, now)) {
+      this.#stats.peekMisses++
+      return undefined
+    }
+    const entry = new Entry(res.value, res.expire, res.generation, 'load', res.staleUntil ?? 0)
+    try {
+      // Bytes this node cannot read are a miss, never cached.
+      this.#valueOf(entry)
+    } catch {
+      this.#stats.peekMisses++
+      return undefined
+    }
+    this.#stats.peekHits++
+    // The previous owner saw a clear this node missed: catch up (this
+    // forgets the current flight, so the value is returned but not kept).
+    if (res.generation > this.#generation) this.#catchUp(res.generation)
+    if (isCurrent()) this.#store('main', key, entry)
+    return entry
+  }
+
+  /**
+   * peekBatch sends the peeks collected by `peek`: one request per peer,
+   * each key answered with its copy or undefined. All are answered at once,
+   * when the last peer has answered (or its deadline passed), so that the
+   * misses go on together and reach `loadMany` in one call.
+   */
+  #peekBatch(items: PeekItem[]): void {
+    const byPeer = new Map<string, PeekItem[]>()
+    for (const item of items) {
+      const list = byPeer.get(item.peer)
+      if (list === undefined) byPeer.set(item.peer, [item])
+      else list.push(item)
+    }
+    const answers = [...byPeer].map(([peer, list]) =>
+      this.#peers
+        .peekMany(peer, this.name, [...new Set(list.map((item) => item.key))], this.#generation)
+        .catch(() => new Map<string, PeerValue>()),
+    )
+    void Promise.all(answers).then((found) => {
+      let i = 0
+      for (const list of byPeer.values()) {
+        const copies = found[i++] as Map<string, PeerValue>
+        for (const item of list) item.resolve(copies.get(item.key))
+      }
+    })
+  }
+
+  /**
+   * loadLocally runs the loader for a key this node answers for. A key that
+   * moved lately is first peeked at (see peekTarget; `peek`: 'none' for a
+   * refresh), so that a membership change costs no reload.
+   */
+  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false, peek: PeekAt = 'moved'): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
+    // Only a key that moved peeks, so every other load keeps its timing.
+    const target = this.#peekTarget(key, forPeer, peek)
+    const peeked = target === undefined ? undefined : await this.#peek(target, key, isCurrent)
+    if (peeked !== undefined) return peeked
     const stats = this.#stats
     const generation = this.#generation
     const ctx: LoadContext = { group: this.name, signal }
@@ -1223,9 +1458,10 @@ export class Group<T = unknown> {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
       if (!(err instanceof PeerError)) throw err
       // Go's availability rule: an owner that cannot answer does not make
-      // the key unavailable; this node loads it instead.
+      // the key unavailable; this node loads it instead, unless the node
+      // that takes the owner's keys when it is gone has it (a hand-off).
       this.#stats.peerErrors++
-      return this.#local.do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), call)
+      return this.#local.do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent, false, { heirOf: owner }), call)
     }
     this.#stats.peerLoads++
     // The owner saw a clear this node missed: catch up (this forgets the
@@ -1502,6 +1738,11 @@ function valueOfSourced<V>(sourced: Sourced<V>): V {
   return sourced.value
 }
 
+/** isFresh says whether an entry is within its TTL (not expired, not stale). */
+function isFresh(entry: Entry, now: number): boolean {
+  return entry.expire === 0 || entry.expire > now
+}
+
 /** HotPolicy is how a fetched value may become a hot copy (see `hotPolicy`). */
 type HotPolicy = 'rate' | 'keep'
 
@@ -1585,6 +1826,20 @@ interface LoadItem<T> {
   ctx: LoadContext
   resolve: (value: T) => void
   reject: (err: unknown) => void
+}
+
+/**
+ * PeekAt says whom a load may peek at first: the usual target of a key that
+ * moved (`'moved'`), nobody (`'none'`: a refresh wants a newer value), or
+ * the heir of an owner that could not be reached.
+ */
+type PeekAt = 'moved' | 'none' | { heirOf: string }
+
+/** PeekItem is a key waiting to be peeked at on its previous owner, in a batch. */
+interface PeekItem {
+  peer: string
+  key: string
+  resolve: (value: PeerValue | undefined) => void
 }
 
 /** FetchItem is a key waiting to be asked of its owner in a batch. */

@@ -8,6 +8,7 @@ import type { Logger } from './diagnostics.js'
 import { AbortedError, errorMessage, GroupcacheError, PeerError } from './errors.js'
 import type { AbortSource } from './flight.js'
 import type { PeerValue } from './group.js'
+import { HANDOFF_TYPE, PEEK_HEADER } from './handoff.js'
 import { type PeerHealth, type PeerTransport, takesAbortSource } from './peers.js'
 import {
   answerError,
@@ -62,7 +63,8 @@ export class HttpTransport implements PeerTransport {
   readonly [takesAbortSource] = true
   readonly #pools = new Map<string, { pool: Pool; prefix: string; breaker: Breaker }>()
   // What each peer has shown it is: ours (PUT, DELETE) or not (Go).
-  readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
+  // An early probe (see probeNow) fails no one: whoever waits on it probes again.
+  readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number; early?: boolean }>()
   // Peers of ours too old for batches (they answered one with 405), until when.
   readonly #noBatches = new Map<string, number>()
   readonly #basePath: string
@@ -72,6 +74,7 @@ export class HttpTransport implements PeerTransport {
   // that an owner still loading the key answers early and keeps in touch.
   readonly #fetchHeaders: Record<string, string>
   readonly #random: () => number
+  readonly #probeEarly: boolean
   readonly #breaker: BreakerOptions
   readonly #logger: Logger | undefined
   // Peer and status of each refusal reported already: one line each, ever.
@@ -87,7 +90,10 @@ export class HttpTransport implements PeerTransport {
     logger?: Logger | undefined
     /** random draws the jitter of retries (default Math.random). */
     random?: (() => number) | undefined
+    /** probeEarly probes each new peer for our marker at once, for peeks (default false). */
+    probeEarly?: boolean | undefined
   }) {
+    this.#probeEarly = options.probeEarly ?? false
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
@@ -130,6 +136,7 @@ export class HttpTransport implements PeerTransport {
         prefix: url.pathname === '/' ? '' : url.pathname,
         breaker: new Breaker({ ...this.#breaker, peer }),
       })
+      if (this.#probeEarly) this.#probeNow(peer)
     }
   }
 
@@ -179,6 +186,22 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
+  /**
+   * probeNow learns what `peer` is ahead of need: a peek's short deadline
+   * has no room for the probe that must come first, least of all on a node
+   * that has just started. It is quiet (no breaker), and its failure fails
+   * nobody: a peer not listening yet is probed again by whoever needs to
+   * know, and whoever waited on this probe does that.
+   */
+  #probeNow(peer: string): void {
+    const ours = this.#request(peer, 'GET', '', this.#headers, { quiet: true }).then((res) => res.protocol !== undefined)
+    const known = { ours, until: Date.now() + PEER_KIND_TTL_MS, early: true }
+    this.#kinds.set(peer, known)
+    ours.catch(() => {
+      if (this.#kinds.get(peer) === known) this.#kinds.delete(peer)
+    })
+  }
+
   /** isOurs says whether `peer` has shown our marker; it rejects when the probe could not be made. */
   #isOurs(peer: string): Promise<boolean> {
     let known = this.#kinds.get(peer)
@@ -188,7 +211,52 @@ export class HttpTransport implements PeerTransport {
       this.#kinds.set(peer, known)
       probe.catch(() => this.#kinds.delete(peer))
     }
+    if (known.early === true) return known.ours.catch(() => this.#isOurs(peer))
     return known.ours
+  }
+
+  /**
+   * peek asks `peer` for its cached copy of a key, within `timeoutMs` (the
+   * marker probe included). Any failure is a miss: a peek is an optimisation,
+   * so it neither throws nor counts against the peer's circuit, and a peer
+   * whose circuit is not closed is not asked.
+   */
+  async peek(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined> {
+    const found = await this.peekMany(peer, group, [key], generation, timeoutMs)
+    return found.get(key)
+  }
+
+  /**
+   * peekMany is `peek` for several keys: one `GET` for one key, else one
+   * `POST {group}` batch per chunk, all with PEEK_HEADER, within `timeoutMs`
+   * together. It resolves to the copies that arrived in time.
+   */
+  async peekMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    generation: number,
+    timeoutMs: number,
+  ): Promise<Map<string, PeerValue>> {
+    const found = new Map<string, PeerValue>()
+    const target = this.#pools.get(peer)
+    if (target === undefined || target.breaker.state !== 'closed' || keys.length === 0) return found
+    let late = false
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs)
+    })
+    const keep = (key: string, value: PeerValue): void => {
+      if (!late) found.set(key, value)
+    }
+    // A peer that is gone refuses at once; one that is stuck costs the
+    // deadline, once per batch of misses (its circuit, if it is a current
+    // peer, soon opens on its fetches, and then it is not asked at all).
+    const work = this.#peekMany(peer, group, keys, generation, timeoutMs, keep).catch(() => {})
+    await Promise.race([work, deadline])
+    late = true
+    clearTimeout(timer)
+    return found
   }
 
   /**
@@ -292,6 +360,59 @@ export class HttpTransport implements PeerTransport {
     return items
   }
 
+  async #peekMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    generation: number,
+    timeoutMs: number,
+    keep: (key: string, value: PeerValue) => void,
+  ): Promise<void> {
+    // A Go peer would answer a peek as a get, loading the key: never ask one.
+    if (!(await this.#isOurs(peer))) return
+    const headers: Record<string, string> = { ...this.#headers, [PEEK_HEADER]: '1' }
+    if (generation > 0) headers[GENERATION_HEADER] = String(generation)
+    const only = keys.length === 1 ? (keys[0] as string) : undefined
+    if (only !== undefined) {
+      const res = await this.#request(peer, 'GET', keyPath(group, only), headers, { timeoutMs, quiet: true })
+      if (res.status !== 200 || res.protocol === undefined) return
+      const msg = decodeGetResponse(res.body)
+      keep(only, {
+        value: msg.value,
+        expire: msg.expire ?? 0,
+        staleUntil: msg.staleUntil ?? 0,
+        generation: parseGeneration(res.generation) ?? 0,
+      })
+      return
+    }
+    headers['content-type'] = BATCH_CONTENT_TYPE
+    await Promise.all(
+      chunkKeys(keys).map(async (chunk) => {
+        const res = await this.#request(peer, 'POST', escapePathPart(group), headers, {
+          body: encodeBatchKeys(chunk),
+          timeoutMs,
+          quiet: true,
+        })
+        if (res.status !== 200 || res.protocol === undefined) return
+        const asked = new Set(chunk)
+        for (const item of decodeBatchAnswer(res.body)) {
+          if ('value' in item && asked.has(item.key)) {
+            keep(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0, generation: item.generation })
+          }
+        }
+      }),
+    )
+  }
+
+  /** handoff sends `peer` a hand-off body: entries for it to store, as if loaded. */
+  async handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void> {
+    await this.#ours(peer, 'take entries over')
+    const headers: Record<string, string> = { ...this.#headers, 'content-type': HANDOFF_TYPE }
+    if (generation > 0) headers[GENERATION_HEADER] = String(generation)
+    const res = await this.#request(peer, 'PUT', escapePathPart(group), headers, { body, signal })
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
+  }
+
   async remove(peer: string, group: string, key: string): Promise<void> {
     await this.#ours(peer, 'remove keys')
     const res = await this.#request(peer, 'DELETE', keyPath(group, key), this.#headers)
@@ -329,14 +450,19 @@ export class HttpTransport implements PeerTransport {
       signal?: AbortSource | undefined
       judged?: boolean | undefined
       timeoutMs?: number | undefined
+      /**
+       * quiet leaves the peer's circuit as it found it (a peek): its failure
+       * says nothing of the peer's health, and it is no probe either.
+       */
+      quiet?: boolean | undefined
     } = {},
   ): Promise<RawAnswer> {
-    const { body, signal, judged = true } = options
+    const { body, signal, judged = true, quiet = false } = options
     const timeoutMs = Math.max(1, options.timeoutMs ?? this.#timeoutMs)
     const target = this.#pools.get(peer)
     if (target === undefined) throw new PeerError(peer, `${peer} is not a current peer`)
     const breaker = target.breaker
-    if (!breaker.allow()) {
+    if (!quiet && !breaker.allow()) {
       throw new PeerError(peer, `peer ${peer} is skipped for now after ${breaker.failures} failures in a row (last: ${breaker.lastError})`)
     }
     if (signal?.aborted) {
@@ -378,16 +504,16 @@ export class HttpTransport implements PeerTransport {
       }
     } catch (err) {
       if (signal?.aborted) {
-        breaker.release()
+        if (!quiet) breaker.release()
         throw new AbortedError(signal.reason)
       }
-      const why = err === TIMED_OUT ? `timed out after ${this.#timeoutMs} ms` : errorMessage(err)
-      breaker.failure(why)
+      const why = err === TIMED_OUT ? `timed out after ${quiet ? timeoutMs : this.#timeoutMs} ms` : errorMessage(err)
+      if (!quiet) breaker.failure(why)
       throw new PeerError(peer, `peer ${peer} failed: ${why}`, err === TIMED_OUT ? {} : { cause: err })
     }
     // The caller of an unjudged request judges the answer itself, once it
     // has decoded it.
-    if (judged) this.#judge(answer)
+    if (judged && !quiet) this.#judge(answer)
     return answer
   }
 

@@ -57,6 +57,10 @@ describe('Group.get on the owner', () => {
       staleHits: 0,
       refreshes: 0,
       refreshErrors: 0,
+      peekHits: 0,
+      peekMisses: 0,
+      handoffsSent: 0,
+      handoffsReceived: 0,
     })
     assert.equal(g.cacheStats('main').items, 1)
     assert.equal(g.cacheStats('hot').items, 0)
