@@ -26,6 +26,10 @@ export const GROUP_COUNTERS: ReadonlyArray<readonly [keyof GroupStats, string, s
   ['staleHits', 'stale_hits_total', 'Cache hits served stale, past ttlMs within staleMs.'],
   ['refreshes', 'refreshes_total', 'Background refreshes of stale values started (a load on the owner, else a request to it).'],
   ['refreshErrors', 'refresh_errors_total', 'Refreshes that failed; the stale value was kept.'],
+  ['peekHits', 'peek_hits_total', 'Moved keys taken from their previous owner instead of loaded.'],
+  ['peekMisses', 'peek_misses_total', 'Peeks at a previous owner that found nothing usable.'],
+  ['handoffsSent', 'handoffs_sent_total', 'Entries handed to their next owner on close.'],
+  ['handoffsReceived', 'handoffs_received_total', 'Entries a leaving peer handed over and this node kept.'],
 ]
 
 /** CACHE_GAUGES are each cache's sizes (labels `group`, `cache`). */

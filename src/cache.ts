@@ -320,6 +320,11 @@ export class Cache {
     return this.#usable(this.main, key, now) ?? this.#usable(this.hot, key, now)
   }
 
+  /** peekMain looks in main only, as a peek or a hand-off does. */
+  peekMain(key: string, now: number): Entry | undefined {
+    return this.#usable(this.main, key, now)
+  }
+
   #usable(lru: LRU<Entry>, key: string, now: number | (() => number)): Entry | undefined {
     const entry = lru.get(key)
     if (entry === undefined || entry.expire === 0) return entry

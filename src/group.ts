@@ -31,7 +31,8 @@ import {
   TooLargeError,
   UnreachablePeersError,
 } from './errors.js'
-import { Flight, type FlightFn } from './flight.js'
+import { type AbortSource, Flight, type FlightCall, type FlightFn } from './flight.js'
+import { encodeHandoff, type HandoffEntry, MAX_HANDOFF_AGE_MS, MAX_HANDOFF_BODY_BYTES, RecentChanges, recordBytes } from './handoff.js'
 import { acceptGeneration } from './protocol.js'
 import { Rate } from './rate.js'
 import { type GroupStats, newGroupStats } from './stats.js'
@@ -238,6 +239,12 @@ export interface PeerValue {
   generation: number
   /** minuteQps is the key's rate as the owner reported it (GetResponse field 2); undefined from Go peers. */
   minuteQps?: number | undefined
+  /**
+   * fresh, when true, says that nothing else holds or reuses `value`'s
+   * memory (the default transport's answers): the one caller of a fetch may
+   * have it as its own copy.
+   */
+  fresh?: boolean | undefined
 }
 
 /**
@@ -257,12 +264,14 @@ export interface GroupPeers {
    * propagation); `refresh` says this node holds a stale copy and asks on
    * behalf of no waiting caller (see REFRESH_HEADER); `accept` checks the
    * value before the answer counts as a success (see ValueCheck).
+   * `signal` is the flight's call itself, which makes no AbortSignal unless
+   * a transport needs one.
    */
   fetch(
     peer: string,
     group: string,
     key: string,
-    signal: AbortSignal,
+    signal: AbortSource,
     generation: number,
     headers?: Record<string, string>,
     refresh?: boolean,
@@ -283,6 +292,22 @@ export interface GroupPeers {
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
   clear(peer: string, group: string, generation: number): Promise<void>
+  /** peeks is false when peeks are off (`handoffMs: 0`). */
+  readonly peeks: boolean
+  /** previousOwnerOf names the key's owner before the last ring change, within `handoffMs`, if another node. */
+  previousOwnerOf(key: string): string | undefined
+  /** nextOwnerOf names the key's owner on the ring without this node. */
+  nextOwnerOf(key: string): string | undefined
+  /** ownerWithout names the key's owner on the ring without `peer`: who takes its keys when it leaves. */
+  ownerWithout(key: string, peer: string): string | undefined
+  /**
+   * peekMany asks a peer for its cached copies of keys (from memory: it
+   * never loads), within the peek deadline; the answer holds the keys it
+   * had. It never rejects: a failure is a miss.
+   */
+  peekMany(peer: string, group: string, keys: readonly string[], generation: number): Promise<Map<string, PeerValue>>
+  /** handoff sends a peer a hand-off body (see handoff.ts): entries for it to store. */
+  handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void>
 }
 
 /**
@@ -294,6 +319,12 @@ export interface GroupNode {
   readonly maxKeyBytes: number
   /** acceptsChanges is false when peers refuse PUT, DELETE and generations (no secret). */
   readonly acceptsChanges: boolean
+  /**
+   * changeGuardMs is how long a key removed or set here is taken from no
+   * other node: CHANGE_GUARD_MS, or `handoffMs` if longer (a previous owner
+   * may be peeked at that long).
+   */
+  readonly changeGuardMs: number
   readonly closed: boolean
   now(): number
   random(): number
@@ -351,6 +382,14 @@ export interface ServedGroup {
   removeLocally(key: string): void
   setLocally(key: string, value: Uint8Array, expire: number, staleUntil?: number): void
   clearLocally(generation: number): void
+  /** peekLocally answers a peek: the main cache's entry, never a load. */
+  peekLocally(key: string, generation: number): ServedValue | undefined
+  /**
+   * receive stores entries a leaving peer handed over, as if loaded here,
+   * and returns how many it kept; false when the sender's generation is
+   * older than this node's (its entries predate a clear).
+   */
+  receive(entries: readonly HandoffEntry[], generation: number): number | false
 }
 
 /** served gives the node the group's peer-facing side, kept off the public API. */
@@ -358,6 +397,9 @@ export const served: unique symbol = Symbol('groupcache.served')
 
 /** drain lets the node wind a group down on close, kept off the public API. */
 export const drain: unique symbol = Symbol('groupcache.drain')
+
+/** handOff lets the node hand a group's entries over on close, kept off the public API. */
+export const handOff: unique symbol = Symbol('groupcache.handOff')
 
 /**
  * isTtl accepts a TTL in milliseconds: a positive number, or Infinity for
@@ -402,6 +444,13 @@ export class Group<T = unknown> {
   // together (see getMany and batchWindowMs).
   readonly #loads = new Batcher<LoadItem<T>>((items) => this.#loadBatch(items), MAX_BATCH_KEYS)
   readonly #fetches = new Batcher<FetchItem>((items) => this.#fetchBatch(items), Infinity)
+  // Peeks at previous owners started together (a getMany, a peer's batch),
+  // sent together: one request per previous owner, all answered at once, so
+  // that the misses among them still reach loadMany in one call.
+  readonly #peeks = new Batcher<PeekItem>((items) => this.#peekBatch(items), MAX_BATCH_KEYS)
+  // Keys removed or set here lately: no copy from another node is taken for
+  // them (a peek's answer, a hand-off), since it may predate the change.
+  readonly #changes: RecentChanges
   readonly #codec: ResolvedCodec
   readonly #cache: Cache
   // A policy given as an option; undefined: by rate (see keepHot).
@@ -434,6 +483,7 @@ export class Group<T = unknown> {
     this.name = options.name
     this.#node = node
     this.#peers = node.peers
+    this.#changes = new RecentChanges(node.changeGuardMs)
     this.#load = options.load
     this.#loadMany = options.loadMany
     this.#notFoundTtlMs = options.notFoundTtlMs
@@ -618,8 +668,8 @@ export class Group<T = unknown> {
     const signal = options?.signal
     const owner = peers.ownerOf(key)
     return owner === undefined || owner === peers.self
-      ? this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal, this.#counted)
-      : this.#remote.do(key, (s, current) => this.#loadFromPeer(owner, key, s, current, batch), signal, this.#counted)
+      ? this.#local.do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), signal, this.#counted)
+      : this.#remote.do(key, (c) => this.#loadFromPeer(owner, key, c, batch), signal, this.#counted)
   }
 
   /**
@@ -732,7 +782,106 @@ export class Group<T = unknown> {
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire, staleUntil) => this.#setLocally(key, value, expire, staleUntil ?? 0),
       clearLocally: (generation) => this.#clearLocally(generation),
+      peekLocally: (key, generation) => this.#peekLocally(key, generation),
+      receive: (entries, generation) => this.#receive(entries, generation),
     }
+  }
+
+  /**
+   * peekLocally answers a new owner's peek from the main cache only: no
+   * load, no hot copy (a hot copy may be older than the owner's), no
+   * forwarding; nothing expired (a stale value needs the refresh a load
+   * is), and no remembered not-found verdict. A requester that has seen a
+   * later `clear()` brings this node up to date first (with a secret),
+   * which also drops what it would have answered.
+   */
+  #peekLocally(key: string, generation: number): ServedValue | undefined {
+    if (generation > this.#generation) this.#catchUp(generation)
+    const now = this.#node.now()
+    const entry = this.#cache.peekMain(key, now)
+    if (entry === undefined || entry instanceof NotFoundEntry || !isFresh(entry, now)) return undefined
+    return entry
+  }
+
+  /**
+   * receive stores what a leaving peer handed over, as if loaded here. A
+   * sender behind this node's generation is refused whole (its entries may
+   * predate a `clear()`); a sender ahead moves this node to its generation
+   * first. Some entries are skipped: expired ones, ones too large, and ones
+   * this node holds already or is loading (at least as fresh), or removed or
+   * set here lately (the hand-off may predate that change). The body lists
+   * the sender's most recently used first, so it is stored last to first,
+   * keeping that order here.
+   */
+  #receive(entries: readonly HandoffEntry[], generation: number): number | false {
+    if (generation < this.#generation) return false
+    if (generation > this.#generation) this.#catchUp(generation)
+    if (generation < this.#generation) return false
+    const now = this.#node.now()
+    let kept = 0
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const { key, value, expire, staleUntil } = entries[i] as HandoffEntry
+      if (expire !== 0 && expire <= now) continue
+      if (value.length + Buffer.byteLength(key) > this.#maxEntryBytes) continue
+      if (this.#changes.has(key, now) || this.#local.has(key) || this.#cache.peekMain(key, now) !== undefined) continue
+      this.#cache.hot.remove(key)
+      this.#store('main', key, new Entry(value, expire, this.#generation, 'load', staleUntil ?? 0))
+      kept++
+    }
+    this.#stats.handoffsReceived += kept
+    return kept
+  }
+
+  /**
+   * [handOff] sends this node's main-cache entries, most recently used first
+   * and at most `maxBytes` of them, to the node that owns each key once
+   * this one is gone, before `signal` aborts and at most MAX_HANDOFF_AGE_MS
+   * after its snapshot (a receiver remembers changes that long). Expired
+   * entries and not-found verdicts stay behind. Failures are not reported:
+   * whatever did not arrive is loaded again.
+   */
+  async [handOff](maxBytes: number, signal: AbortSignal): Promise<void> {
+    const peers = this.#peers
+    const now = this.#node.now()
+    const taken = performance.now()
+    const generation = this.#generation
+    const batches = new Map<string, HandoffEntry[][]>()
+    const sizes = new Map<string, number>()
+    let spent = 0
+    for (const [key, entry] of this.#cache.main.entries()) {
+      if (entry instanceof NotFoundEntry || !isFresh(entry, now)) continue
+      const record: HandoffEntry = { key, value: entry.bytes, expire: entry.expire, staleUntil: entry.staleUntil }
+      const size = recordBytes(record)
+      if (spent + size > maxBytes) break
+      const heir = peers.nextOwnerOf(key)
+      if (heir === undefined || heir === peers.self) continue
+      spent += size
+      let chunks = batches.get(heir)
+      if (chunks === undefined) {
+        chunks = [[]]
+        batches.set(heir, chunks)
+      }
+      let filled = sizes.get(heir) ?? 0
+      if (filled + size > MAX_HANDOFF_BODY_BYTES && (chunks.at(-1) as HandoffEntry[]).length > 0) {
+        chunks.push([])
+        filled = 0
+      }
+      ;(chunks.at(-1) as HandoffEntry[]).push(record)
+      sizes.set(heir, filled + size)
+    }
+    await Promise.all(
+      [...batches].map(async ([heir, chunks]) => {
+        for (const chunk of chunks) {
+          if (signal.aborted || performance.now() - taken > MAX_HANDOFF_AGE_MS) return
+          try {
+            await peers.handoff(heir, this.name, encodeHandoff(chunk), generation, signal)
+            this.#stats.handoffsSent += chunk.length
+          } catch {
+            return
+          }
+        }
+      }),
+    )
   }
 
   /**
@@ -766,7 +915,7 @@ export class Group<T = unknown> {
     if (!this.#local.has(key) && this.#peerLoads >= this.#maxPeerLoads) {
       throw new OverloadedError(`group ${this.name} is already running ${this.#maxPeerLoads} loads for peers`)
     }
-    return this.#local.do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, this.#counted, true).then(this.#served)
+    return this.#local.do(key, (c) => this.#loadForPeer(key, c.signal, c.isCurrent), request.signal, this.#counted, true).then(this.#served)
   }
 
   /**
@@ -880,7 +1029,7 @@ export class Group<T = unknown> {
   /** loadInto runs or joins a key's local load for a peer's batch, and keeps its outcome. */
   #loadInto(out: ServedOutcome[], i: number, key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<void> {
     return this.#local
-      .do(key, (s, current) => this.#loadLocally(key, s, current), request.signal, this.#counted, true)
+      .do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), request.signal, this.#counted, true)
       .then(
         (value) => {
           out[i] = { value }
@@ -891,10 +1040,10 @@ export class Group<T = unknown> {
       )
   }
 
-  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #loadForPeer(key: string, signal: AbortSignal, isCurrent: () => boolean, peek: PeekAt = 'moved'): Promise<Entry> {
     this.#peerLoads++
     try {
-      return await this.#loadLocally(key, signal, isCurrent, true)
+      return await this.#loadLocally(key, signal, isCurrent, true, peek)
     } finally {
       this.#peerLoads--
     }
@@ -927,9 +1076,7 @@ export class Group<T = unknown> {
     // Refreshes for peers count against the cap of loads run for peers.
     if (forPeer && this.#peerLoads >= this.#maxPeerLoads) return
     this.#stats.refreshes++
-    const run: FlightFn<Entry> = local
-      ? (signal, isCurrent) => this.#reload(key, signal, isCurrent, forPeer)
-      : (signal, isCurrent) => this.#askOwner(owner, key, signal, isCurrent)
+    const run: FlightFn<Entry> = local ? (c) => this.#reload(key, c.signal, c.isCurrent, forPeer) : (c) => this.#askOwner(owner, key, c)
     flight.do(key, run).then(
       (entry) => {
         // A value not to be kept (`ctx.cache = false`; a route that answered
@@ -960,10 +1107,12 @@ export class Group<T = unknown> {
   /**
    * reload runs the loader to refresh a key. A not-found verdict drops the
    * stale value: the key no longer exists, which is an answer, not an error.
+   * It never peeks at a previous owner: a refresh wants a newer value than
+   * the one this node holds, and another node's copy is no newer.
    */
   async #reload(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer: boolean): Promise<Entry> {
     try {
-      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent) : this.#loadLocally(key, signal, isCurrent))
+      return await (forPeer ? this.#loadForPeer(key, signal, isCurrent, 'none') : this.#loadLocally(key, signal, isCurrent, false, 'none'))
     } catch (err) {
       if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
       throw err
@@ -975,27 +1124,28 @@ export class Group<T = unknown> {
    * the owner answers when its own refresh ends. A fresh answer replaces the
    * stale copy whatever the promotion policy, since the stale copy was kept.
    */
-  async #askOwner(owner: string, key: string, signal: AbortSignal, isCurrent: () => boolean): Promise<Entry> {
+  async #askOwner(owner: string, key: string, call: FlightCall): Promise<Entry> {
     const traced = peerChannel.hasSubscribers ? performance.now() : undefined
     let res: PeerValue
     const check = new ValueCheck(this.#codec, owner, this.name)
     try {
       res = await (fetchTracing.hasSubscribers
-        ? this.#tracedFetch(owner, key, signal, true, check.accept)
-        : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, true, check.accept))
+        ? this.#tracedFetch(owner, key, call, true, check.accept)
+        : this.#peers.fetch(owner, this.name, key, call, this.#generation, undefined, true, check.accept))
       if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
     } catch (err) {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
       if (err instanceof PeerError) this.#stats.peerErrors++
-      else if (err instanceof NotFoundError && isCurrent()) this.#cache.remove(key)
+      else if (err instanceof NotFoundError && call.isCurrent()) this.#cache.remove(key)
       throw err
     }
     this.#stats.peerLoads++
     if (res.generation > this.#generation) this.#catchUp(res.generation)
     const entry = peerEntry(res)
+    check.keepIn(entry)
     const now = this.#node.now()
-    if (isCurrent() && (entry.expire === 0 || entry.expire > now)) {
+    if (call.isCurrent() && (entry.expire === 0 || entry.expire > now)) {
       this.#valueOf(entry)
       const minuteQps = reportedRate(res.minuteQps)
       if (minuteQps !== undefined) entry.rate = Rate.of(minuteQps, now)
@@ -1018,7 +1168,7 @@ export class Group<T = unknown> {
     // The refresh is in flight (the caller checked): this joins it, and, as
     // a peer, hears its end before this node's own callers.
     const refreshed = this.#local
-      .do(key, (s, current) => this.#loadForPeer(key, s, current), request.signal, undefined, true)
+      .do(key, (c) => this.#loadForPeer(key, c.signal, c.isCurrent, 'none'), request.signal, undefined, true)
       .then(
         (entry) => (entry.expire === 0 || entry.expire > this.#node.now() ? entry : stale),
         (err: unknown) => {
@@ -1058,6 +1208,7 @@ export class Group<T = unknown> {
   }
 
   #removeLocally(key: string): void {
+    this.#changes.note(key, this.#node.now())
     this.#cache.remove(key)
     this.#local.forget(key)
     this.#remote.forget(key)
@@ -1138,9 +1289,100 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false): Promise<Entry> {
+  /**
+   * peekTarget names the node to peek at before loading a key, if any: for
+   * a key this node owns, its previous owner if it moved here lately; for a
+   * key a peer asked for (`forPeer`) that this node does not own, its owner
+   * here: the peer's ring and this node's disagree (one of them has not
+   * seen a change yet), and that owner may well hold it; for a key whose
+   * owner could not be reached (`heirOf`), the node that owns it once that
+   * owner is gone: a node that closed handed its entries there, and the
+   * others learn that it left only later (in Kubernetes, once its pod is
+   * gone from DNS). Never for a key removed or set here lately, nor with
+   * `handoffMs: 0`.
+   */
+  #peekTarget(key: string, forPeer: boolean, peek: PeekAt): string | undefined {
+    const peers = this.#peers
+    if (peek === 'none' || !peers.peeks) return undefined
+    let target: string | undefined
+    if (peek !== 'moved') {
+      target = peers.ownerWithout(key, peek.heirOf)
+    } else {
+      const owner = peers.ownerOf(key)
+      target = owner === peers.self ? peers.previousOwnerOf(key) : forPeer ? owner : undefined
+    }
+    if (target === undefined || target === peers.self || this.#changes.has(key, this.#node.now())) return undefined
+    return target
+  }
+
+  /**
+   * peek asks `target` (see peekTarget) for its cached copy of a key before
+   * the loader runs. A copy of an older generation, expired, unreadable, or
+   * of a key removed or set here meanwhile is a miss. A hit is kept as if
+   * loaded here.
+   */
+  async #peek(target: string, key: string, isCurrent: () => boolean): Promise<Entry | undefined> {
+    const res = await new Promise<PeerValue | undefined>((resolve) => this.#peeks.add({ peer: target, key, resolve }, 'microtask'))
+    const now = this.#node.now()
+    if (res === undefined || res.generation < this.#generation || (res.expire !== 0 && res.expire <= now) || this.#changes.has(key, now)) {
+      this.#stats.peekMisses++
+      return undefined
+    }
+    const entry = new Entry(res.value, res.expire, res.generation, 'load', res.staleUntil ?? 0)
+    try {
+      // Bytes this node cannot read are a miss, never cached.
+      this.#valueOf(entry)
+    } catch {
+      this.#stats.peekMisses++
+      return undefined
+    }
+    this.#stats.peekHits++
+    // The previous owner saw a clear this node missed: catch up (this
+    // forgets the current flight, so the value is returned but not kept).
+    if (res.generation > this.#generation) this.#catchUp(res.generation)
+    if (isCurrent()) this.#store('main', key, entry)
+    return entry
+  }
+
+  /**
+   * peekBatch sends the peeks collected by `peek`: one request per peer,
+   * each key answered with its copy or undefined. All are answered at once,
+   * when the last peer has answered (or its deadline passed), so that the
+   * misses go on together and reach `loadMany` in one call.
+   */
+  #peekBatch(items: PeekItem[]): void {
+    const byPeer = new Map<string, PeekItem[]>()
+    for (const item of items) {
+      const list = byPeer.get(item.peer)
+      if (list === undefined) byPeer.set(item.peer, [item])
+      else list.push(item)
+    }
+    const answers = [...byPeer].map(([peer, list]) =>
+      this.#peers
+        .peekMany(peer, this.name, [...new Set(list.map((item) => item.key))], this.#generation)
+        .catch(() => new Map<string, PeerValue>()),
+    )
+    void Promise.all(answers).then((found) => {
+      let i = 0
+      for (const list of byPeer.values()) {
+        const copies = found[i++] as Map<string, PeerValue>
+        for (const item of list) item.resolve(copies.get(item.key))
+      }
+    })
+  }
+
+  /**
+   * loadLocally runs the loader for a key this node answers for. A key that
+   * moved lately is first peeked at (see peekTarget; `peek`: 'none' for a
+   * refresh), so that a membership change costs no reload.
+   */
+  async #loadLocally(key: string, signal: AbortSignal, isCurrent: () => boolean, forPeer = false, peek: PeekAt = 'moved'): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
+    // Only a key that moved peeks, so every other load keeps its timing.
+    const target = this.#peekTarget(key, forPeer, peek)
+    const peeked = target === undefined ? undefined : await this.#peek(target, key, isCurrent)
+    if (peeked !== undefined) return peeked
     const stats = this.#stats
     const generation = this.#generation
     const ctx: LoadContext = { group: this.name, signal }
@@ -1194,13 +1436,7 @@ export class Group<T = unknown> {
     return entry
   }
 
-  async #loadFromPeer(
-    owner: string,
-    key: string,
-    signal: AbortSignal,
-    isCurrent: () => boolean,
-    batch: BatchTiming | undefined,
-  ): Promise<Entry> {
+  async #loadFromPeer(owner: string, key: string, call: FlightCall, batch: BatchTiming | undefined): Promise<Entry> {
     const again = this.#lookAgain(key)
     if (again !== undefined) return again
     let res: PeerValue
@@ -1209,10 +1445,12 @@ export class Group<T = unknown> {
     try {
       res =
         batch !== undefined
-          ? await new Promise<PeerValue>((resolve, reject) => this.#fetches.add({ owner, key, signal, resolve, reject }, batch))
+          ? await new Promise<PeerValue>((resolve, reject) =>
+              this.#fetches.add({ owner, key, signal: call.signal, resolve, reject }, batch),
+            )
           : await (fetchTracing.hasSubscribers
-              ? this.#tracedFetch(owner, key, signal, false, check.accept)
-              : this.#peers.fetch(owner, this.name, key, signal, this.#generation, undefined, false, check.accept))
+              ? this.#tracedFetch(owner, key, call, false, check.accept)
+              : this.#peers.fetch(owner, this.name, key, call, this.#generation, undefined, false, check.accept))
       // A batch, or a custom transport, did not check the value: check it here.
       if (!check.done) check.acceptAsPeer(res.value)
       if (traced !== undefined) this.#tracePeer(key, owner, traced, 'ok', undefined)
@@ -1220,19 +1458,27 @@ export class Group<T = unknown> {
       if (traced !== undefined) this.#tracePeer(key, owner, traced, err instanceof PeerError ? 'error' : 'verdict', err)
       if (!(err instanceof PeerError)) throw err
       // Go's availability rule: an owner that cannot answer does not make
-      // the key unavailable; this node loads it instead.
+      // the key unavailable; this node loads it instead, unless the node
+      // that takes the owner's keys when it is gone has it (a hand-off).
       this.#stats.peerErrors++
-      return this.#local.do(key, (s, current) => this.#loadLocally(key, s, current), signal)
+      return this.#local.do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent, false, { heirOf: owner }), call)
     }
     this.#stats.peerLoads++
     // The owner saw a clear this node missed: catch up (this forgets the
     // current flight too, so its value is returned but not kept).
     if (res.generation > this.#generation) this.#catchUp(res.generation)
-    const entry = peerEntry(res)
     // A value the owner serves stale may be kept, for as long as it may be served.
     const now = this.#node.now()
-    const usable = entry.expire === 0 || entry.expire > now || entry.staleUntil > now
-    if (usable && isCurrent()) this.#keepHot(key, entry, reportedRate(res.minuteQps), now)
+    const staleUntil = res.staleUntil ?? 0
+    const usable = res.expire === 0 || res.expire > now || staleUntil > now
+    const minuteQps = reportedRate(res.minuteQps)
+    const policy = usable && call.isCurrent() ? this.#hotPolicy(key, res.value.length, minuteQps) : undefined
+    // An entry no cache keeps lives only while its callers decode it: it may
+    // view the answer's bytes, unless a value decoded from them may view
+    // them too (a custom immutable codec's), and outlive the flight.
+    const entry = policy !== undefined || this.#codec.viewsBytes ? peerEntry(res) : new AnswerEntry(res, call)
+    check.keepIn(entry)
+    if (policy !== undefined) this.#keepHot(key, entry, minuteQps, now, policy)
     return entry
   }
 
@@ -1244,25 +1490,33 @@ export class Group<T = unknown> {
    * flip copies every key asked for often enough, cold ones included. An
    * owner that reports no rate (Go) gets Go's coin flip.
    */
-  #keepHot(key: string, entry: Entry, minuteQps: number | undefined, now: number): void {
-    const promote = this.#promote
-    const byRate = promote === undefined && minuteQps !== undefined
-    if (!byRate && !(promote === undefined ? this.#node.random() < DEFAULT_HOT_PROMOTION : promote(key, entry.byteLength, minuteQps)))
-      return
-    if (entry.byteLength + Buffer.byteLength(key) > this.#maxEntryBytes) return
+  #keepHot(key: string, entry: Entry, minuteQps: number | undefined, now: number, policy: HotPolicy): void {
     // Decode before keeping a copy, so bytes this node cannot read are
     // reported now and never cached, and the decoded value is counted.
     this.#valueOf(entry)
     if (minuteQps !== undefined) entry.rate = Rate.of(minuteQps, now)
-    if (byRate) this.#cache.offerHot(key, entry, now)
+    if (policy === 'rate') this.#cache.offerHot(key, entry, now)
     else this.#cache.add('hot', key, entry)
+  }
+
+  /**
+   * hotPolicy says how a value of `bytes` bytes fetched from its owner may
+   * become a hot copy: offered by its rate (`'rate'`), kept (`'keep'`), or
+   * not at all (undefined), before any entry is made for it.
+   */
+  #hotPolicy(key: string, bytes: number, minuteQps: number | undefined): HotPolicy | undefined {
+    const promote = this.#promote
+    const byRate = promote === undefined && minuteQps !== undefined
+    if (!byRate && !(promote === undefined ? this.#node.random() < DEFAULT_HOT_PROMOTION : promote(key, bytes, minuteQps))) return undefined
+    if (bytes + Buffer.byteLength(key) > this.#maxEntryBytes) return undefined
+    return byRate ? 'rate' : 'keep'
   }
 
   /**
    * tracedFetch is the fetch from `owner` under the `groupcache:fetch`
    * tracing channel, sending the headers its subscribers add (`traceparent`).
    */
-  #tracedFetch(owner: string, key: string, signal: AbortSignal, refresh = false, accept?: (value: Uint8Array) => void): Promise<PeerValue> {
+  #tracedFetch(owner: string, key: string, signal: AbortSource, refresh = false, accept?: (value: Uint8Array) => void): Promise<PeerValue> {
     const message: FetchMessage = { self: this.#peers.self, group: this.name, key, peer: owner, headers: {} }
     return runTraced(fetchTracing, message, async () =>
       this.#peers.fetch(owner, this.name, key, signal, this.#generation, message.headers, refresh, accept),
@@ -1415,22 +1669,33 @@ export class Group<T = unknown> {
  * ValueCheck decodes a value fetched from a peer before the fetch counts as
  * a success: bytes this node's codec cannot read are the peer's failure (a
  * local load follows, the peer's breaker counts it), never the caller's
- * error and never cached. What it decodes is dropped: the entry keeps bytes
- * of its own, and a shared decoded value must view those, not the answer's.
+ * error and never cached. What it decodes is kept for the entry (`keepIn`)
+ * when the codec can share it, so that the value is decoded once per fetch,
+ * not twice; unless a shared value may view the bytes it came from (a
+ * custom immutable codec's): it must view the entry's own bytes then, not
+ * the answer's.
  */
 class ValueCheck {
   done = false
   readonly accept: (value: Uint8Array) => void
   /** acceptAsPeer is `accept` that throws a PeerError, for a transport that did not call it. */
   readonly acceptAsPeer: (value: Uint8Array) => void
+  readonly #codec: ResolvedCodec
+  #decoded = false
+  #value: unknown
 
   constructor(codec: ResolvedCodec, owner: string, group: string) {
+    this.#codec = codec
     this.accept = (bytes) => {
       this.done = true
       // 'bytes' reads any bytes: nothing to check, and a copy to save.
       if (codec.decodesAnything === true) return
       try {
-        codec.decode(bytes)
+        const value = codec.decode(bytes)
+        if (!codec.viewsBytes) {
+          this.#value = value
+          this.#decoded = true
+        }
       } catch (err) {
         throw new CodecError(`cannot decode a value of group ${group} from ${owner}: ${errorMessage(err)}`, { cause: err })
       }
@@ -1442,6 +1707,12 @@ class ValueCheck {
         throw new PeerError(owner, `peer ${owner} sent ${errorMessage(err)}`, { cause: err, status: 200 })
       }
     }
+  }
+
+  /** keepIn gives `entry` the value decoded from its bytes, if the codec can share it. */
+  keepIn(entry: Entry): void {
+    if (!this.#decoded || entry.decoded || !this.#codec.share(this.#value)) return
+    entry.keep(this.#value)
   }
 }
 
@@ -1467,9 +1738,70 @@ function valueOfSourced<V>(sourced: Sourced<V>): V {
   return sourced.value
 }
 
-/** peerEntry is the entry for an owner's answer. */
+/** isFresh says whether an entry is within its TTL (not expired, not stale). */
+function isFresh(entry: Entry, now: number): boolean {
+  return entry.expire === 0 || entry.expire > now
+}
+
+/** HotPolicy is how a fetched value may become a hot copy (see `hotPolicy`). */
+type HotPolicy = 'rate' | 'keep'
+
+/** peerEntry is the entry for an owner's answer, with bytes of its own, to keep in a cache. */
 function peerEntry(res: PeerValue): Entry {
   return new Entry(res.value, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
+}
+
+const NO_BYTES = new Uint8Array(0)
+
+/**
+ * AnswerEntry is the entry for an owner's answer that no cache keeps: it
+ * views the answer's bytes instead of copying them into bytes of its own,
+ * since it lives only while its callers decode it. Each caller's value is
+ * decoded from them into memory of its own, as from any entry; except that
+ * the one caller of a flight no other caller joined takes a fresh answer's
+ * bytes themselves as its copy (the 'bytes' codec then copies nothing):
+ * nobody else can read them, since a flight takes no callers once it has
+ * ended. Every read of the bytes goes through `value`, whatever an Entry
+ * holds its own bytes as.
+ */
+class AnswerEntry extends Entry {
+  readonly #value: Uint8Array
+  // The flight, if the answer's bytes may be taken by its one caller.
+  readonly #call: FlightCall | undefined
+  #taken = false
+
+  constructor(res: PeerValue, call: FlightCall) {
+    super(NO_BYTES, res.expire, res.generation, 'peer', res.staleUntil ?? 0)
+    this.#value = res.value
+    this.#call = res.fresh === true ? call : undefined
+  }
+
+  override get byteLength(): number {
+    return this.#value.length
+  }
+
+  override get bytes(): Uint8Array {
+    return this.#value.subarray(0)
+  }
+
+  override scratchBytes(): Uint8Array {
+    if (this.#taken || this.#call?.joins !== 1) return this.#value.subarray(0)
+    this.#taken = true
+    return this.#value
+  }
+
+  /** fresh is true once the one caller took the bytes themselves. */
+  override get fresh(): boolean {
+    return this.#taken
+  }
+
+  /** copy is an entry with bytes of its own, which a cache may keep. */
+  override copy(): Entry {
+    const copy = new Entry(this.#value, this.expire, this.generation, this.origin, this.staleUntil)
+    copy.value = this.value
+    copy.shared = this.shared
+    return copy
+  }
 }
 
 /**
@@ -1494,6 +1826,20 @@ interface LoadItem<T> {
   ctx: LoadContext
   resolve: (value: T) => void
   reject: (err: unknown) => void
+}
+
+/**
+ * PeekAt says whom a load may peek at first: the usual target of a key that
+ * moved (`'moved'`), nobody (`'none'`: a refresh wants a newer value), or
+ * the heir of an owner that could not be reached.
+ */
+type PeekAt = 'moved' | 'none' | { heirOf: string }
+
+/** PeekItem is a key waiting to be peeked at on its previous owner, in a batch. */
+interface PeekItem {
+  peer: string
+  key: string
+  resolve: (value: PeerValue | undefined) => void
 }
 
 /** FetchItem is a key waiting to be asked of its owner in a batch. */

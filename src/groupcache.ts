@@ -4,8 +4,9 @@ import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
 import { ClosedError, InvalidKeyError, InvalidOptionError } from './errors.js'
-import { drain, Group, type GroupNode, type GroupOptions, isStaleMs, isTtl, type ServedGroup, served } from './group.js'
+import { drain, Group, type GroupNode, type GroupOptions, handOff, isStaleMs, isTtl, type ServedGroup, served } from './group.js'
 import { createPeerHandler, type PeerHandler } from './handler.js'
+import { CHANGE_GUARD_MS, DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
 import { DEFAULT_PEER_TIMEOUT_MS, HttpTransport } from './http.js'
 import { servePeerRequest } from './node-http.js'
 import { type PeerHealth, Peers, type PeerTransport } from './peers.js'
@@ -51,6 +52,23 @@ export interface GroupcacheOptions {
    * single node only.
    */
   dangerouslyAllowUnauthenticatedChanges?: boolean | undefined
+  /**
+   * handoffMs is how long after a peer-list change (or its start) this node
+   * peeks at a moved key's previous owner before loading it (default 60 000; 0: never).
+   */
+  handoffMs?: number | undefined
+  /** peekTimeoutMs bounds one peek at a previous owner (default 50). */
+  peekTimeoutMs?: number | undefined
+  /** handoffBytes caps what `close()` hands over per group, most recently used first (default: all of main). */
+  handoffBytes?: number | undefined
+}
+
+/** CloseOptions are the options of `gc.close()`. */
+export interface CloseOptions {
+  /** graceMs bounds loads in flight and the hand-off together (default 5 000). */
+  graceMs?: number | undefined
+  /** handoff: false closes without handing entries over to their next owners. */
+  handoff?: boolean | undefined
 }
 
 // A secret travels in an Authorization header: printable ASCII only (undici
@@ -127,6 +145,14 @@ function positiveInteger(option: string, value: unknown, fallback: number): numb
   return value
 }
 
+function nonNegativeInteger(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw InvalidOptionError.expected(option, 'a non-negative integer', value)
+  }
+  return value
+}
+
 function optionalFunction<F>(option: string, value: unknown, fallback: F): F {
   if (value === undefined) return fallback
   if (typeof value !== 'function') throw InvalidOptionError.expected(option, 'a function', value)
@@ -162,7 +188,11 @@ export class Groupcache {
   readonly #now: () => number
   readonly #random: () => number
   readonly #node: GroupNode
+  readonly #handoffBytes: number
+  readonly #logger: Logger | undefined
   #closed = false
+  // Set once close() has handed the entries over: peeks are refused from then on.
+  #gone = false
   #closing: Promise<void> | undefined
   #server: Server | undefined
 
@@ -198,6 +228,10 @@ export class Groupcache {
     this.acceptsChanges = this.requiresSecret || unauthenticated
     this.#now = optionalFunction('options.now', options.now, Date.now)
     this.#random = optionalFunction('options.random', options.random, Math.random)
+    const handoffMs = nonNegativeInteger('options.handoffMs', options.handoffMs, DEFAULT_HANDOFF_MS)
+    const peekTimeoutMs = positiveInteger('options.peekTimeoutMs', options.peekTimeoutMs, DEFAULT_PEEK_TIMEOUT_MS)
+    this.#handoffBytes = nonNegativeInteger('options.handoffBytes', options.handoffBytes, Number.MAX_SAFE_INTEGER)
+    this.#logger = options.logger
     const transport = options.transport
     if (transport !== undefined && (typeof transport !== 'object' || transport === null || typeof transport.fetch !== 'function')) {
       throw InvalidOptionError.expected('options.transport', 'an object with a fetch method', transport)
@@ -214,13 +248,16 @@ export class Groupcache {
           breaker: { ...options.breaker, now: this.#now },
           logger: options.logger,
           random: this.#random,
+          probeEarly: handoffMs > 0,
         }),
+      { handoffMs, peekTimeoutMs, now: this.#now },
     )
     const node = this
     this.#node = {
       peers: this.#peers,
       maxKeyBytes: this.maxKeyBytes,
       acceptsChanges: this.acceptsChanges,
+      changeGuardMs: Math.max(CHANGE_GUARD_MS, handoffMs),
       get closed() {
         return node.#closed
       },
@@ -233,6 +270,7 @@ export class Groupcache {
       maxKeyBytes: this.maxKeyBytes,
       lookup: (name) => this.#groups.get(name)?.served,
       isClosed: () => this.#closed,
+      isGone: () => this.#gone,
       stats: () => this.stats(),
       acceptsChanges: this.acceptsChanges,
       now: this.#now,
@@ -391,20 +429,52 @@ export class Groupcache {
   /**
    * close winds the node down: peer requests get 503 at once and later gets
    * reject with ClosedError; loads in flight may finish for up to `graceMs`
-   * (default 5 s), then are aborted; then every server and client socket is
-   * closed. Calling it again returns the same promise.
+   * (default 5 s), then are aborted; then, within what is left of `graceMs`,
+   * each group's main-cache entries are handed to the nodes that own their
+   * keys without this one (unless `handoff: false`); then every server and
+   * client socket is closed. Calling it again returns the same promise.
    */
-  close(options: { graceMs?: number | undefined } = {}): Promise<void> {
-    this.#closing ??= this.#close(options.graceMs ?? DEFAULT_CLOSE_GRACE_MS)
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#close(options.graceMs ?? DEFAULT_CLOSE_GRACE_MS, options.handoff !== false)
     return this.#closing
   }
 
-  async #close(graceMs: number): Promise<void> {
+  /**
+   * mayHandOff says whether close() may hand entries over. A hand-off is a
+   * change (a PUT), which peers take only with the secret: without one it is
+   * skipped, and said so once (the peers load those keys again), unless
+   * `dangerouslyAllowUnauthenticatedChanges` lets it through.
+   */
+  #mayHandOff(): boolean {
+    if (this.acceptsChanges) return true
+    const holding = [...this.#groups.values()].some(({ group }) => group.cacheStats('main').items > 0)
+    if (holding && this.#peers.list.length > 1) {
+      const message =
+        'groupcache: close() hands no entries over to the other nodes: a hand-off needs options.secret on every node (or options.dangerouslyAllowUnauthenticatedChanges); their keys load again'
+      if (this.#logger !== undefined) this.#logger.warn({ self: this.self }, message)
+      else process.emitWarning(message, { code: 'GROUPCACHE_NO_HANDOFF' })
+    }
+    return false
+  }
+
+  async #close(graceMs: number, handoff: boolean): Promise<void> {
+    const started = performance.now()
     this.#closed = true
+    // The peer server keeps listening until the hand-off is done, answering
+    // 503 to everything but peeks: the nodes that took this one's keys may
+    // still take its copies, while it drains and hands the rest over.
     const server = this.#server
-    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
-    server?.closeIdleConnections()
     await Promise.all([...this.#groups.values()].map(({ group }) => group[drain](graceMs)))
+    const left = graceMs - (performance.now() - started)
+    if (handoff && left > 0 && this.#handoffBytes > 0 && this.#mayHandOff()) {
+      // Not unref()ed: a process waiting on close() must not exit under it.
+      const stop = new AbortController()
+      const timer = setTimeout(() => stop.abort(), left)
+      await Promise.all([...this.#groups.values()].map(({ group }) => group[handOff](this.#handoffBytes, stop.signal)))
+      clearTimeout(timer)
+    }
+    this.#gone = true
+    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     // Whatever answers were in flight have been written by now, or never will.
     server?.closeAllConnections()
     await Promise.all([serverClosed, this.#peers.close(graceMs)])

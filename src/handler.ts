@@ -3,6 +3,7 @@ import { BATCH_CONTENT_TYPE, type BatchItem, decodeBatchKeys, encodeBatchAnswer,
 import { DEFERRED_TYPE, deferredBody, heartbeatEvery, parseWait, WAIT_HEADER } from './deferred.js'
 import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
 import type { ServedGroup, ServedOutcome, ServedValue } from './group.js'
+import { decodeHandoff, HANDOFF_TYPE, type HandoffEntry, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER } from './handoff.js'
 import {
   acceptGeneration,
   bearer,
@@ -171,13 +172,16 @@ class SecretCheck {
  * createPeerHandler builds the framework-neutral peer endpoint:
  * `GET {group}/{key}` answers a value, `DELETE {group}/{key}` drops a key,
  * `PUT {group}/{key}` stores one, `DELETE {group}` with a generation header
- * clears the group, `POST {group}` answers a batch of keys (see serveBatch).
- * Checks run in an order that gives nothing away: the path must be under
- * `basePath` (else 404), then the secret (401, before any group is looked
- * at), the method (405), a change on a node without a secret (403), the
- * escapes (400), the group (404) and the key's length (400). A GET from our
- * own client that outlasts a third of its wait budget is answered early
- * (see deferred.ts).
+ * clears the group, `POST {group}` answers a batch of keys (see serveBatch),
+ * `PUT {group}` of HANDOFF_TYPE takes a leaving peer's entries (see
+ * receive); with PEEK_HEADER a `GET` or a batch answers from memory only
+ * (see peek). Checks run in an order that gives nothing away: the path
+ * must be under `basePath` (else 404), then the secret (401, before any
+ * group is looked at), the method (405), a change on a node without a
+ * secret (403: a hand-off is one), a closing node (503, except to a peek
+ * until its hand-off is done), the escapes (400), the group (404) and the
+ * key's length (400). A GET from our own client that outlasts a third of
+ * its wait budget is answered early (see deferred.ts); a peek never is.
  */
 export function createPeerHandler(options: {
   basePath: string
@@ -186,6 +190,12 @@ export function createPeerHandler(options: {
   maxKeyBytes: number
   lookup: (group: string) => ServedGroup | undefined
   isClosed: () => boolean
+  /**
+   * isGone is true once a closing node has handed its entries over: until
+   * then it still answers peeks (from memory), so that the nodes that took
+   * its keys can take its copies too. Default: `isClosed`.
+   */
+  isGone?: (() => boolean) | undefined
   /** stats answers `GET {basePath}_stats`, as JSON. */
   stats: () => unknown
   /**
@@ -197,6 +207,7 @@ export function createPeerHandler(options: {
   now?: (() => number) | undefined
 }): PeerHandler {
   const { basePath, maxKeyBytes, lookup, isClosed, stats } = options
+  const isGone = options.isGone ?? isClosed
   const acceptsChanges = options.acceptsChanges ?? true
   const now = options.now ?? Date.now
   // A generation on a read is a change too: ignored without a secret.
@@ -222,8 +233,10 @@ export function createPeerHandler(options: {
       return text(405, 'method not allowed', { allow: ALLOW })
     }
     if ((method === 'PUT' || method === 'DELETE') && !acceptsChanges) return refuseChange()
-    if (isClosed()) return text(503, 'closing', { connection: 'close' })
-    if (batch) return serveBatch(rest, req, maxKeyBytes, lookup, generationOf(req))
+    const peeking = req.headers[PEEK_HEADER] !== undefined && (method === 'GET' || batch)
+    if (peeking ? isGone() : isClosed()) return text(503, 'closing', { connection: 'close' })
+    // A batch of peeks answers from memory, as a single peek does.
+    if (batch) return (peeking ? peekBatch : serveBatch)(rest, req, maxKeyBytes, lookup, generationOf(req))
     // `_stats` has no `/`, so it can name no key of any group.
     if (rest === STATS_PATH && method === 'GET') {
       return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
@@ -237,9 +250,11 @@ export function createPeerHandler(options: {
     } catch {
       return text(400, 'bad request: malformed escape')
     }
-    if (key === undefined && method !== 'DELETE') return text(400, 'bad request: expected {group}/{key}')
+    const handingOff = key === undefined && method === 'PUT' && req.headers['content-type'] === HANDOFF_TYPE
+    if (key === undefined && method !== 'DELETE' && !handingOff) return text(400, 'bad request: expected {group}/{key}')
     const group = lookup(groupName)
     if (group === undefined) return text(404, `no such group: ${echo(groupName)}`)
+    if (handingOff) return receive(group, req, maxKeyBytes, now())
     if (key === undefined) return clear(group, req, now())
     if (key.length * 3 > maxKeyBytes && Buffer.byteLength(key) > maxKeyBytes) {
       return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
@@ -249,6 +264,8 @@ export function createPeerHandler(options: {
       return noContent()
     }
     if (method === 'PUT') return set(group, key, req)
+    // A peek answers from memory at once: never a load, never deferred.
+    if (peeking) return peek(group, key, generationOf(req))
     return get(group, key, req, generationOf(req))
   }
   // Every answer says it comes from us, so that our peers can tell a Node
@@ -355,6 +372,46 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
 }
 
 /**
+ * peek answers a new owner from the main cache only: 200 with the entry (its
+ * frame, as a hit is written), or 404 (without ERROR_HEADER: no verdict,
+ * just not cached). Never a load.
+ */
+function peek(group: ServedGroup, key: string, generation: number): Reply {
+  const value = group.peekLocally(key, generation)
+  return value === undefined ? text(404, 'not cached') : value
+}
+
+/**
+ * receive takes a leaving peer's hand-off (`PUT {group}`, HANDOFF_TYPE): a
+ * body of at most MAX_HANDOFF_BODY_BYTES (else 413), well formed as a whole
+ * or refused as a whole (400), from a sender whose generation, if it sends
+ * one, this node accepts (else 400) and is not behind its own (else 409).
+ * The group decides entry by entry what it keeps (see Group#receive).
+ */
+async function receive(group: ServedGroup, req: PeerRequest, maxKeyBytes: number, now: number): Promise<PeerResponse> {
+  const header = req.headers[GENERATION_HEADER]
+  const generation = header === undefined ? 0 : acceptGeneration(header, now)
+  if (generation === undefined) return text(400, "bad request: a hand-off generation must be at most an hour ahead of this node's clock")
+  if (req.readBody === undefined) return text(400, 'bad request: no body')
+  let body: Uint8Array
+  try {
+    body = await req.readBody(MAX_HANDOFF_BODY_BYTES)
+  } catch (err) {
+    if (err instanceof BodyTooLarge) return text(413, 'hand-off too large')
+    return text(400, 'bad request: unreadable body')
+  }
+  let entries: HandoffEntry[]
+  try {
+    entries = decodeHandoff(body, maxKeyBytes)
+  } catch {
+    return text(400, 'bad request: malformed hand-off')
+  }
+  const kept = group.receive(entries, generation)
+  if (kept === false) return text(409, 'hand-off from an older generation')
+  return noContent()
+}
+
+/**
  * serveBatch answers `POST {group}` of type `BATCH_CONTENT_TYPE`: the keys,
  * each a varint length and its UTF-8 bytes. The answer is a sequence of
  * length-delimited items, each a key and its GetResponse or the verdict an
@@ -372,6 +429,59 @@ async function serveBatch(
   lookup: (group: string) => ServedGroup | undefined,
   generation: number,
 ): Promise<PeerResponse> {
+  const asked = await readBatch(rest, req, maxKeyBytes, lookup)
+  if ('status' in asked) return asked
+  const { group, keys } = asked
+  let outcomes: ServedOutcome[]
+  try {
+    outcomes = await group.serveMany(keys, req, generation)
+  } catch (err) {
+    return errorResponse(err)
+  }
+  const items = outcomes.map((outcome, i): BatchItem => {
+    const key = keys[i] as string
+    if ('value' in outcome) {
+      const { bytes, expire, staleUntil, generation, minuteQps } = outcome.value
+      return { key, value: bytes, expire, staleUntil, generation, minuteQps }
+    }
+    return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
+  })
+  return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+}
+
+/**
+ * peekBatch answers a batch with PEEK_HEADER: each key from the main cache,
+ * as `peek` does for one, and a not-found item for a key not cached. It
+ * never loads: the asker loads what it lacks.
+ */
+async function peekBatch(
+  rest: string,
+  req: PeerRequest,
+  maxKeyBytes: number,
+  lookup: (group: string) => ServedGroup | undefined,
+  generation: number,
+): Promise<PeerResponse> {
+  const asked = await readBatch(rest, req, maxKeyBytes, lookup)
+  if ('status' in asked) return asked
+  const { group, keys } = asked
+  const items = keys.map((key): BatchItem => {
+    const value = group.peekLocally(key, generation)
+    if (value === undefined) return { key, error: 'ERR_GROUPCACHE_NOT_FOUND', message: 'not cached' }
+    return { key, value: value.bytes, expire: value.expire, staleUntil: value.staleUntil, generation: value.generation }
+  })
+  return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+}
+
+/**
+ * readBatch reads a batch request: its group and its keys, or the answer
+ * that refuses it (see serveBatch for the bounds).
+ */
+async function readBatch(
+  rest: string,
+  req: PeerRequest,
+  maxKeyBytes: number,
+  lookup: (group: string) => ServedGroup | undefined,
+): Promise<{ group: ServedGroup; keys: string[] } | PeerResponse> {
   let groupName: string
   try {
     groupName = unescapePathPart(rest)
@@ -397,21 +507,7 @@ async function serveBatch(
   if (keys.some((key) => key.length > maxKeyBytes / 3 && Buffer.byteLength(key) > maxKeyBytes)) {
     return text(400, `bad request: key longer than ${maxKeyBytes} bytes`)
   }
-  let outcomes: ServedOutcome[]
-  try {
-    outcomes = await group.serveMany(keys, req, generation)
-  } catch (err) {
-    return errorResponse(err)
-  }
-  const items = outcomes.map((outcome, i): BatchItem => {
-    const key = keys[i] as string
-    if ('value' in outcome) {
-      const { bytes, expire, staleUntil, generation, minuteQps } = outcome.value
-      return { key, value: bytes, expire, staleUntil, generation, minuteQps }
-    }
-    return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
-  })
-  return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+  return { group, keys }
 }
 
 /** isBatch says whether a content type is a batch's (parameters aside). */

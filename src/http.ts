@@ -1,12 +1,15 @@
-import { EventEmitter } from 'node:events'
-import { errors, Pool } from 'undici'
+import type { IncomingHttpHeaders } from 'node:http'
+import { type Dispatcher, Pool } from 'undici'
 import { BATCH_CONTENT_TYPE, type BatchItem, chunkKeys, decodeBatchAnswer, encodeBatchKeys } from './batch.js'
 import { Breaker, type BreakerOptions } from './breaker.js'
+import { Deadlines, type Expiring } from './deadlines.js'
 import { DEFERRED_TYPE, decodeDeferred, WAIT_HEADER } from './deferred.js'
 import type { Logger } from './diagnostics.js'
 import { AbortedError, errorMessage, GroupcacheError, PeerError } from './errors.js'
+import type { AbortSource } from './flight.js'
 import type { PeerValue } from './group.js'
-import type { PeerHealth, PeerTransport } from './peers.js'
+import { HANDOFF_TYPE, PEEK_HEADER } from './handoff.js'
+import { type PeerHealth, type PeerTransport, takesAbortSource } from './peers.js'
 import {
   answerError,
   bearer,
@@ -52,45 +55,16 @@ const PEER_KIND_TTL_MS = 60_000
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 /**
- * readLimited reads an answer's body, refusing one larger than `max` bytes
- * before reading it when its length is declared, and as soon as it passes
- * `max` when it is not.
- */
-async function readLimited(
-  body: AsyncIterable<Buffer> & { arrayBuffer(): Promise<ArrayBuffer>; destroy(): unknown },
-  length: string | undefined,
-  max: number,
-  onChunk?: () => void,
-): Promise<Uint8Array> {
-  if (length !== undefined && onChunk === undefined) {
-    if (Number(length) > max) {
-      body.destroy()
-      throw new Error(`answer of ${length} bytes is over the limit of ${max}`)
-    }
-    return new Uint8Array(await body.arrayBuffer())
-  }
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    onChunk?.()
-    size += chunk.length
-    if (size > max) {
-      body.destroy()
-      throw new Error(`answer is over the limit of ${max} bytes`)
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks)
-}
-
-/**
  * HttpTransport is the default PeerTransport: one keep-alive undici Pool per
  * peer, a timeout and the caller's AbortSignal on every request.
  */
 export class HttpTransport implements PeerTransport {
+  // fetch reads only what an AbortSource has of its signal.
+  readonly [takesAbortSource] = true
   readonly #pools = new Map<string, { pool: Pool; prefix: string; breaker: Breaker }>()
   // What each peer has shown it is: ours (PUT, DELETE) or not (Go).
-  readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number }>()
+  // An early probe (see probeNow) fails no one: whoever waits on it probes again.
+  readonly #kinds = new Map<string, { ours: Promise<boolean>; until: number; early?: boolean }>()
   // Peers of ours too old for batches (they answered one with 405), until when.
   readonly #noBatches = new Map<string, number>()
   readonly #basePath: string
@@ -100,10 +74,13 @@ export class HttpTransport implements PeerTransport {
   // that an owner still loading the key answers early and keeps in touch.
   readonly #fetchHeaders: Record<string, string>
   readonly #random: () => number
+  readonly #probeEarly: boolean
   readonly #breaker: BreakerOptions
   readonly #logger: Logger | undefined
   // Peer and status of each refusal reported already: one line each, ever.
   readonly #refusals = new Set<string>()
+  // The deadline of every exchange in flight, on one timer.
+  readonly #deadlines = new Deadlines()
 
   constructor(options: {
     basePath: string
@@ -113,7 +90,10 @@ export class HttpTransport implements PeerTransport {
     logger?: Logger | undefined
     /** random draws the jitter of retries (default Math.random). */
     random?: (() => number) | undefined
+    /** probeEarly probes each new peer for our marker at once, for peeks (default false). */
+    probeEarly?: boolean | undefined
   }) {
+    this.#probeEarly = options.probeEarly ?? false
     this.#basePath = options.basePath
     this.#timeoutMs = options.timeoutMs
     this.#headers = options.secret === undefined ? {} : { authorization: bearer(options.secret) }
@@ -156,6 +136,7 @@ export class HttpTransport implements PeerTransport {
         prefix: url.pathname === '/' ? '' : url.pathname,
         breaker: new Breaker({ ...this.#breaker, peer }),
       })
+      if (this.#probeEarly) this.#probeNow(peer)
     }
   }
 
@@ -163,7 +144,7 @@ export class HttpTransport implements PeerTransport {
     peer: string,
     group: string,
     key: string,
-    signal: AbortSignal,
+    signal: AbortSource,
     generation = 0,
     extra?: Record<string, string>,
     refresh = false,
@@ -205,6 +186,22 @@ export class HttpTransport implements PeerTransport {
     }
   }
 
+  /**
+   * probeNow learns what `peer` is ahead of need: a peek's short deadline
+   * has no room for the probe that must come first, least of all on a node
+   * that has just started. It is quiet (no breaker), and its failure fails
+   * nobody: a peer not listening yet is probed again by whoever needs to
+   * know, and whoever waited on this probe does that.
+   */
+  #probeNow(peer: string): void {
+    const ours = this.#request(peer, 'GET', '', this.#headers, { quiet: true }).then((res) => res.protocol !== undefined)
+    const known = { ours, until: Date.now() + PEER_KIND_TTL_MS, early: true }
+    this.#kinds.set(peer, known)
+    ours.catch(() => {
+      if (this.#kinds.get(peer) === known) this.#kinds.delete(peer)
+    })
+  }
+
   /** isOurs says whether `peer` has shown our marker; it rejects when the probe could not be made. */
   #isOurs(peer: string): Promise<boolean> {
     let known = this.#kinds.get(peer)
@@ -214,7 +211,52 @@ export class HttpTransport implements PeerTransport {
       this.#kinds.set(peer, known)
       probe.catch(() => this.#kinds.delete(peer))
     }
+    if (known.early === true) return known.ours.catch(() => this.#isOurs(peer))
     return known.ours
+  }
+
+  /**
+   * peek asks `peer` for its cached copy of a key, within `timeoutMs` (the
+   * marker probe included). Any failure is a miss: a peek is an optimisation,
+   * so it neither throws nor counts against the peer's circuit, and a peer
+   * whose circuit is not closed is not asked.
+   */
+  async peek(peer: string, group: string, key: string, generation: number, timeoutMs: number): Promise<PeerValue | undefined> {
+    const found = await this.peekMany(peer, group, [key], generation, timeoutMs)
+    return found.get(key)
+  }
+
+  /**
+   * peekMany is `peek` for several keys: one `GET` for one key, else one
+   * `POST {group}` batch per chunk, all with PEEK_HEADER, within `timeoutMs`
+   * together. It resolves to the copies that arrived in time.
+   */
+  async peekMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    generation: number,
+    timeoutMs: number,
+  ): Promise<Map<string, PeerValue>> {
+    const found = new Map<string, PeerValue>()
+    const target = this.#pools.get(peer)
+    if (target === undefined || target.breaker.state !== 'closed' || keys.length === 0) return found
+    let late = false
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs)
+    })
+    const keep = (key: string, value: PeerValue): void => {
+      if (!late) found.set(key, value)
+    }
+    // A peer that is gone refuses at once; one that is stuck costs the
+    // deadline, once per batch of misses (its circuit, if it is a current
+    // peer, soon opens on its fetches, and then it is not asked at all).
+    const work = this.#peekMany(peer, group, keys, generation, timeoutMs, keep).catch(() => {})
+    await Promise.race([work, deadline])
+    late = true
+    clearTimeout(timer)
+    return found
   }
 
   /**
@@ -318,6 +360,59 @@ export class HttpTransport implements PeerTransport {
     return items
   }
 
+  async #peekMany(
+    peer: string,
+    group: string,
+    keys: readonly string[],
+    generation: number,
+    timeoutMs: number,
+    keep: (key: string, value: PeerValue) => void,
+  ): Promise<void> {
+    // A Go peer would answer a peek as a get, loading the key: never ask one.
+    if (!(await this.#isOurs(peer))) return
+    const headers: Record<string, string> = { ...this.#headers, [PEEK_HEADER]: '1' }
+    if (generation > 0) headers[GENERATION_HEADER] = String(generation)
+    const only = keys.length === 1 ? (keys[0] as string) : undefined
+    if (only !== undefined) {
+      const res = await this.#request(peer, 'GET', keyPath(group, only), headers, { timeoutMs, quiet: true })
+      if (res.status !== 200 || res.protocol === undefined) return
+      const msg = decodeGetResponse(res.body)
+      keep(only, {
+        value: msg.value,
+        expire: msg.expire ?? 0,
+        staleUntil: msg.staleUntil ?? 0,
+        generation: parseGeneration(res.generation) ?? 0,
+      })
+      return
+    }
+    headers['content-type'] = BATCH_CONTENT_TYPE
+    await Promise.all(
+      chunkKeys(keys).map(async (chunk) => {
+        const res = await this.#request(peer, 'POST', escapePathPart(group), headers, {
+          body: encodeBatchKeys(chunk),
+          timeoutMs,
+          quiet: true,
+        })
+        if (res.status !== 200 || res.protocol === undefined) return
+        const asked = new Set(chunk)
+        for (const item of decodeBatchAnswer(res.body)) {
+          if ('value' in item && asked.has(item.key)) {
+            keep(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0, generation: item.generation })
+          }
+        }
+      }),
+    )
+  }
+
+  /** handoff sends `peer` a hand-off body: entries for it to store, as if loaded. */
+  async handoff(peer: string, group: string, body: Uint8Array, generation: number, signal: AbortSignal): Promise<void> {
+    await this.#ours(peer, 'take entries over')
+    const headers: Record<string, string> = { ...this.#headers, 'content-type': HANDOFF_TYPE }
+    if (generation > 0) headers[GENERATION_HEADER] = String(generation)
+    const res = await this.#request(peer, 'PUT', escapePathPart(group), headers, { body, signal })
+    if (res.status !== 204) throw answerError(peer, res.status, res.errorCode, res.body)
+  }
+
   async remove(peer: string, group: string, key: string): Promise<void> {
     await this.#ours(peer, 'remove keys')
     const res = await this.#request(peer, 'DELETE', keyPath(group, key), this.#headers)
@@ -352,78 +447,73 @@ export class HttpTransport implements PeerTransport {
     headers: Record<string, string>,
     options: {
       body?: Uint8Array | undefined
-      signal?: AbortSignal | undefined
+      signal?: AbortSource | undefined
       judged?: boolean | undefined
       timeoutMs?: number | undefined
+      /**
+       * quiet leaves the peer's circuit as it found it (a peek): its failure
+       * says nothing of the peer's health, and it is no probe either.
+       */
+      quiet?: boolean | undefined
     } = {},
   ): Promise<RawAnswer> {
-    const { body, signal, judged = true } = options
+    const { body, signal, judged = true, quiet = false } = options
     const timeoutMs = Math.max(1, options.timeoutMs ?? this.#timeoutMs)
     const target = this.#pools.get(peer)
     if (target === undefined) throw new PeerError(peer, `${peer} is not a current peer`)
     const breaker = target.breaker
-    if (!breaker.allow()) {
+    if (!quiet && !breaker.allow()) {
       throw new PeerError(peer, `peer ${peer} is skipped for now after ${breaker.failures} failures in a row (last: ${breaker.lastError})`)
     }
-    // One deadline for the whole exchange, the owner's load included. undici's
-    // own timeouts tick once a second, too coarse for a short peerTimeoutMs,
-    // and a timeout AbortSignal (plus AbortSignal.any) costs several times
-    // what a plain timer and an EventEmitter do, on every request.
-    const abort = new EventEmitter()
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      abort.emit('abort')
-    }, timeoutMs)
-    const onAbort = (): void => {
-      abort.emit('abort')
+    if (signal?.aborted) {
+      breaker.release()
+      throw new AbortedError(signal.reason)
     }
-    signal?.addEventListener('abort', onAbort, { once: true })
     let answer: RawAnswer
     try {
-      const res = await target.pool.request({
-        path: `${target.prefix}${this.#basePath}${path}`,
-        method,
-        headers,
-        body: body ?? null,
-        signal: abort,
-        headersTimeout: timeoutMs,
-        bodyTimeout: this.#timeoutMs,
+      // One deadline for the whole exchange, the owner's load included, on
+      // the transport's one timer (undici's own timeouts are off: they tick
+      // once a second, too coarse for a short peerTimeoutMs, and cost a timer
+      // per request). The exchange reads the answer whole, without a stream.
+      const exchange = await new Promise<Exchange>((resolve, reject) => {
+        const exchange = new Exchange(timeoutMs, DEFAULT_MAX_RESPONSE_BYTES, signal, this.#deadlines, resolve, reject)
+        target.pool.dispatch(
+          {
+            path: `${target.prefix}${this.#basePath}${path}`,
+            method,
+            headers,
+            body: body ?? null,
+            headersTimeout: 0,
+            bodyTimeout: 0,
+          },
+          exchange,
+        )
       })
-      const deferred = firstHeader(res.headers['content-type']) === DEFERRED_TYPE && res.statusCode === 200
-      // A deferred answer says the owner is working on the key: from here on
-      // only silence counts, so the deadline restarts with every heartbeat.
-      const heard = deferred ? () => timer.refresh() : undefined
-      heard?.()
-      const bytes = await readLimited(res.body, firstHeader(res.headers['content-length']), DEFAULT_MAX_RESPONSE_BYTES, heard)
-      const inner = deferred ? decodeDeferred(bytes) : undefined
-      const h = inner === undefined ? res.headers : inner.headers
+      const bytes = exchange.body()
+      const inner = exchange.deferred ? decodeDeferred(bytes) : undefined
+      const h = inner === undefined ? exchange.headers : inner.headers
       answer = {
         peer,
         breaker,
-        status: inner?.status ?? res.statusCode,
+        status: inner?.status ?? exchange.status,
         errorCode: firstHeader(h[ERROR_HEADER]),
         generation: firstHeader(h[GENERATION_HEADER]),
-        protocol: firstHeader(res.headers[PROTOCOL_HEADER]),
+        protocol: firstHeader(exchange.headers[PROTOCOL_HEADER]),
         retryAfter: firstHeader(h['retry-after']),
         body: inner?.body ?? bytes,
       }
     } catch (err) {
       if (signal?.aborted) {
-        breaker.release()
+        if (!quiet) breaker.release()
         throw new AbortedError(signal.reason)
       }
-      const late = timedOut || err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError
-      const why = late ? `timed out after ${this.#timeoutMs} ms` : errorMessage(err)
-      breaker.failure(why)
-      throw new PeerError(peer, `peer ${peer} failed: ${why}`, { cause: err })
-    } finally {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
+      const why = err === TIMED_OUT ? `timed out after ${quiet ? timeoutMs : this.#timeoutMs} ms` : errorMessage(err)
+      if (!quiet) breaker.failure(why)
+      throw new PeerError(peer, `peer ${peer} failed: ${why}`, err === TIMED_OUT ? {} : { cause: err })
     }
     // The caller of an unjudged request judges the answer itself, once it
     // has decoded it.
-    if (judged) this.#judge(answer)
+    if (judged && !quiet) this.#judge(answer)
     return answer
   }
 
@@ -479,6 +569,7 @@ export class HttpTransport implements PeerTransport {
    */
   async close(graceMs = 0): Promise<void> {
     const pools = [...this.#pools.values()].map(({ pool }) => pool)
+    this.#deadlines.clear()
     this.#pools.clear()
     this.#kinds.clear()
     this.#noBatches.clear()
@@ -495,6 +586,148 @@ export class HttpTransport implements PeerTransport {
     )
   }
 }
+
+/** TIMED_OUT is what an exchange fails with when its deadline passes. */
+const TIMED_OUT = new Error('timed out')
+
+/**
+ * Exchange is one request to a peer, its deadline and its answer, read
+ * whole: the undici dispatch handler, the deadline and the caller's signal
+ * in one object, so that an exchange costs one promise and no stream. It
+ * resolves with itself once the answer has ended, and rejects with the
+ * first failure: the transport's, TIMED_OUT when the deadline passed (for a
+ * deferred answer, the silence since the last byte), the signal's reason,
+ * or an answer over `max` bytes (refused before it is read when its length
+ * is declared). Whatever happens after that is ignored, and the request,
+ * if still running, is aborted (undici then drops its connection).
+ */
+class Exchange implements Dispatcher.DispatchHandler, Expiring {
+  deadline: number
+  slot = -1
+  status = 0
+  headers: IncomingHttpHeaders = {}
+  /** deferred says the answer is a deferred one (see deferred.ts): heartbeats, then a frame. */
+  deferred = false
+  readonly #silenceMs: number
+  readonly #max: number
+  readonly #signal: AbortSource | undefined
+  readonly #deadlines: Deadlines
+  readonly #resolve: (exchange: Exchange) => void
+  readonly #reject: (err: unknown) => void
+  #controller: Dispatcher.DispatchController | undefined
+  #settled = false
+  #first: Buffer | undefined
+  #chunks: Buffer[] | undefined
+  #size = 0
+
+  constructor(
+    silenceMs: number,
+    max: number,
+    signal: AbortSource | undefined,
+    deadlines: Deadlines,
+    resolve: (exchange: Exchange) => void,
+    reject: (err: unknown) => void,
+  ) {
+    this.#silenceMs = silenceMs
+    this.deadline = performance.now() + silenceMs
+    this.#max = max
+    this.#signal = signal
+    this.#deadlines = deadlines
+    this.#resolve = resolve
+    this.#reject = reject
+    deadlines.add(this)
+    signal?.addEventListener('abort', this.#onAbort)
+  }
+
+  /** body is the answer's bytes: the one chunk it came in as is, else the chunks joined. */
+  body(): Uint8Array {
+    const chunks = this.#chunks
+    const first = this.#first
+    this.#chunks = undefined
+    this.#first = undefined
+    if (chunks !== undefined) return Buffer.concat(chunks, this.#size)
+    return first ?? EMPTY
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.#settled) controller.abort(ENDED)
+    else this.#controller = controller
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    if (this.#settled) {
+      controller.abort(ENDED)
+      return
+    }
+    if (status < 200) return
+    this.status = status
+    this.headers = headers
+    if (status === 200 && firstHeader(headers['content-type']) === DEFERRED_TYPE) {
+      // The owner is working on the key: from here on only silence counts,
+      // so the deadline moves with every heartbeat.
+      this.deferred = true
+      this.deadline = performance.now() + this.#silenceMs
+      return
+    }
+    const length = firstHeader(headers['content-length'])
+    if (length !== undefined && Number(length) > this.#max)
+      this.#fail(new Error(`answer of ${length} bytes is over the limit of ${this.#max}`))
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#settled) {
+      controller.abort(ENDED)
+      return
+    }
+    if (this.deferred) this.deadline = performance.now() + this.#silenceMs
+    this.#size += chunk.length
+    if (this.#size > this.#max) {
+      this.#fail(new Error(`answer is over the limit of ${this.#max} bytes`))
+      return
+    }
+    if (this.#first === undefined) this.#first = chunk
+    else if (this.#chunks === undefined) this.#chunks = [this.#first, chunk]
+    else this.#chunks.push(chunk)
+  }
+
+  onResponseEnd(): void {
+    if (this.#settled) return
+    this.#settle()
+    this.#resolve(this)
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#fail(err)
+  }
+
+  expire(): void {
+    this.#fail(TIMED_OUT)
+  }
+
+  readonly #onAbort = (): void => {
+    this.#fail(this.#signal?.reason)
+  }
+
+  #settle(): void {
+    this.#settled = true
+    this.#deadlines.delete(this)
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+  }
+
+  #fail(err: unknown): void {
+    if (this.#settled) return
+    this.#settle()
+    this.#first = undefined
+    this.#chunks = undefined
+    this.#controller?.abort(err instanceof Error ? err : ENDED)
+    this.#reject(err)
+  }
+}
+
+/** ENDED aborts a request whose exchange has already ended. */
+const ENDED = new Error('the exchange ended')
+
+const EMPTY = new Uint8Array(0)
 
 interface RawAnswer {
   peer: string
@@ -536,6 +769,8 @@ function readValue(peer: string, res: RawAnswer, accept: ((value: Uint8Array) =>
     staleUntil: msg.staleUntil ?? 0,
     generation: parseGeneration(res.generation) ?? 0,
     minuteQps: msg.minuteQps,
+    // The answer's own memory: read from the socket for this exchange alone.
+    fresh: true,
   }
 }
 
@@ -557,7 +792,7 @@ function retryDelay(retryAfter: string | undefined, random: number): number {
 }
 
 /** pause waits `ms`, or rejects with AbortedError when `signal` aborts first. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+function pause(ms: number, signal: AbortSource | undefined): Promise<void> {
   if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason))
   return new Promise((resolve, reject) => {
     const onAbort = (): void => {
@@ -568,7 +803,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
       signal?.removeEventListener('abort', onAbort)
       resolve()
     }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
+    signal?.addEventListener('abort', onAbort)
   })
 }
 

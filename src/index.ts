@@ -74,8 +74,16 @@ export {
   type Source,
   type Sourced,
 } from './group.js'
-export { DEFAULT_CLOSE_GRACE_MS, Groupcache, type GroupcacheOptions, type ListenOptions, type NodeStats } from './groupcache.js'
+export {
+  type CloseOptions,
+  DEFAULT_CLOSE_GRACE_MS,
+  Groupcache,
+  type GroupcacheOptions,
+  type ListenOptions,
+  type NodeStats,
+} from './groupcache.js'
 export type { PeerHandler, PeerRequest, PeerResponse } from './handler.js'
+export { DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
 export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_TIMEOUT_MS } from './http.js'
 export { servePeerRequest, toPeerRequest, writePeerResponse } from './node-http.js'
 export type { PeerHealth, PeerTransport } from './peers.js'

@@ -72,6 +72,11 @@ export class LRU<V extends Linked> {
     if (this.remove(key)) this.hits--
   }
 
+  /** entries yields every value with its key, most recently used first, without touching their order. */
+  *entries(): IterableIterator<[string, V]> {
+    for (let v = this.#newest; v !== undefined; v = v.older as V | undefined) yield [v.key as string, v]
+  }
+
   /**
    * add stores or replaces a value as the most recently used, at `size`.
    * A value held elsewhere must be removed from there first.

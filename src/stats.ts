@@ -37,6 +37,14 @@ export interface GroupStats {
    * (stale-if-error) and the next attempt backs off.
    */
   refreshErrors: number
+  /** peekHits counts moved keys a new owner got from their previous owner's cache instead of loading. */
+  peekHits: number
+  /** peekMisses counts peeks that found nothing usable (then the key loads). */
+  peekMisses: number
+  /** handoffsSent counts entries this node handed to their next owner on close. */
+  handoffsSent: number
+  /** handoffsReceived counts entries a leaving peer handed over that this node kept. */
+  handoffsReceived: number
 }
 
 /** newGroupStats returns a zeroed set of counters. */
@@ -54,5 +62,9 @@ export function newGroupStats(): GroupStats {
     staleHits: 0,
     refreshes: 0,
     refreshErrors: 0,
+    peekHits: 0,
+    peekMisses: 0,
+    handoffsSent: 0,
+    handoffsReceived: 0,
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { AbortedError } from '../src/errors.js'
-import { Flight } from '../src/flight.js'
+import { Flight, type FlightCall } from '../src/flight.js'
 import { type Deferred, deferred } from './helpers/wait.js'
 
 /**
@@ -9,13 +9,13 @@ import { type Deferred, deferred } from './helpers/wait.js'
  * call got and returns a promise the test settles by hand.
  */
 function held<T>(): {
-  fn: (signal: AbortSignal) => Promise<T>
+  fn: (call: FlightCall) => Promise<T>
   calls: Array<{ signal: AbortSignal; result: Deferred<T> }>
 } {
   const calls: Array<{ signal: AbortSignal; result: Deferred<T> }> = []
-  const fn = (signal: AbortSignal): Promise<T> => {
+  const fn = (call: FlightCall): Promise<T> => {
     const result = deferred<T>()
-    calls.push({ signal, result })
+    calls.push({ signal: call.signal, result })
     return result.promise
   }
   return { fn, calls }
@@ -294,11 +294,59 @@ describe('Flight', () => {
     assert.deepEqual(order, ['peer', 'local', 'local with a signal'])
   })
 
+  test('a caller that goes first finishes its work on the result, however many promise hops it takes, before the others hear it', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    const order: string[] = []
+    const locals = Array.from({ length: 50 }, () => flight.do('k', () => held.promise).then(() => void order.push('local')))
+    // A peer's answer goes through a framework: many hops between the result and the write.
+    const peer = flight
+      .do('k', () => held.promise, undefined, undefined, true)
+      .then(async () => {
+        for (let i = 0; i < 50; i++) await Promise.resolve()
+        order.push('peer answered')
+      })
+    held.resolve('v')
+    await Promise.all([peer, ...locals])
+    assert.equal(order[0], 'peer answered')
+    assert.equal(order.length, 51)
+  })
+
+  test('a caller that comes while the others have yet to hear the result joins the call instead of starting another', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    let calls = 0
+    const fn = (): Promise<string> => (calls++, held.promise)
+    const local = flight.do('k', fn)
+    let late: Promise<string> | undefined
+    const peer = flight.do('k', fn, undefined, undefined, true).then((value) => {
+      // The first caller heard; the local one has not yet.
+      late = flight.do('k', fn)
+      return value
+    })
+    held.resolve('v')
+    assert.deepEqual(await Promise.all([peer, local]), ['v', 'v'])
+    assert.equal(await late, 'v')
+    assert.equal(calls, 1)
+    assert.equal(flight.size, 0)
+  })
+
+  test('without a caller that goes first, every caller hears the result in the same round of microtasks', async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    let heard = 0
+    const callers = Array.from({ length: 3 }, () => flight.do('k', () => held.promise).then(() => void heard++))
+    held.resolve('v')
+    for (let i = 0; i < 20 && heard < 3; i++) await Promise.resolve()
+    assert.equal(heard, 3)
+    await Promise.all(callers)
+  })
+
   test('abortAll aborts every call and rejects its callers at once, even when fn ignores its signal', async () => {
     const flight = new Flight<string>()
     const held = deferred<string>()
     let signal: AbortSignal | undefined
-    const fn = (s: AbortSignal): Promise<string> => ((signal = s), held.promise)
+    const fn = (c: FlightCall): Promise<string> => ((signal = c.signal), held.promise)
     const callers = [flight.do('k', fn), flight.do('k', fn, new AbortController().signal), flight.do('k', fn, undefined, undefined, true)]
     const closed = new Error('closed')
     flight.abortAll('shutting down', closed)
@@ -306,5 +354,42 @@ describe('Flight', () => {
     assert.equal(signal?.aborted, true)
     assert.equal(flight.size, 0, 'the next caller starts afresh')
     held.resolve('too late')
+  })
+
+  test("a call's own listeners hear every caller leave once, and its signal is made only when asked for, aborted if it is late", async () => {
+    const flight = new Flight<string>()
+    const held = deferred<string>()
+    let flightCall: FlightCall | undefined
+    const leaving = new AbortController()
+    const p = flight.do(
+      'k',
+      (c) => {
+        flightCall = c
+        return held.promise
+      },
+      leaving.signal,
+    )
+    await ticks()
+    assert.ok(flightCall !== undefined)
+    const heard: string[] = []
+    const removed = (): number => heard.push('removed')
+    flightCall.addEventListener('abort', () => heard.push('first'))
+    flightCall.addEventListener('abort', removed)
+    flightCall.addEventListener('abort', () => heard.push('second'))
+    flightCall.removeEventListener('abort', removed)
+    assert.equal(flightCall.aborted, false)
+    leaving.abort()
+    await assert.rejects(p, isAborted)
+    assert.deepEqual(heard, ['first', 'second'])
+    assert.equal(flightCall.aborted, true)
+    assert.ok(flightCall.reason instanceof AbortedError)
+    assert.equal(flightCall.isCurrent(), false)
+    // Made after the abort, the signal says so at once, with the same reason.
+    assert.equal(flightCall.signal.aborted, true)
+    assert.equal(flightCall.signal.reason, flightCall.reason)
+    flightCall.addEventListener('abort', () => heard.push('late'))
+    held.resolve('too late')
+    await ticks()
+    assert.deepEqual(heard, ['first', 'second'])
   })
 })

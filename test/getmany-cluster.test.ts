@@ -40,6 +40,13 @@ async function loadsPerKey(cluster: Cluster): Promise<Map<string, number>> {
 
 const KEYS = Array.from({ length: 1000 }, (_, i) => `item-${i}`)
 
+// These tests count every peer request of a cluster that has just started.
+// For handoffMs after its start, a node peeks at its keys' previous owners
+// (one batch of peeks per previous owner for the misses of one turn; see
+// test/handoff.test.ts): requests between owners that these counts are not
+// about, so peeks are off here.
+const NO_PEEKS = { handoffMs: 0 }
+
 /** since counts what each proxy received after `marks` (earlier counts). */
 function since(proxies: CountingProxy[], marks: number[]): Array<{ all: number; posts: number; kinds: string }> {
   return proxies.map((p, i) => {
@@ -89,7 +96,7 @@ async function coldGetMany(t: TestContext, cluster: Cluster, proxies: CountingPr
 describe('3 nodes with a single-key loader and batchWindowMs 5', () => {
   let env: Awaited<ReturnType<typeof proxiedCluster>>
   before(async () => {
-    env = await proxiedCluster(3, { batchWindowMs: 5 })
+    env = await proxiedCluster(3, { ...NO_PEEKS, batchWindowMs: 5 })
   })
   after(() => env?.stop())
 
@@ -122,7 +129,7 @@ describe('3 nodes with a single-key loader and batchWindowMs 5', () => {
 describe('3 nodes with loadMany', () => {
   let env: Awaited<ReturnType<typeof proxiedCluster>>
   before(async () => {
-    env = await proxiedCluster(3, { loadMany: true, loadDelayMs: 20 })
+    env = await proxiedCluster(3, { ...NO_PEEKS, loadMany: true, loadDelayMs: 20 })
   })
   after(() => env?.stop())
 

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, test } from 'node:test'
 import { HOT_SCAN } from '../src/cache.js'
 import { PeerError } from '../src/errors.js'
@@ -15,9 +17,9 @@ import {
   type PeerValue,
 } from '../src/index.js'
 import { RATE_BYTES } from '../src/rate.js'
-import { decodeGetResponse } from '../src/wire.js'
+import { decodeGetResponse, encodeGetResponse } from '../src/wire.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
-import { deferred } from './helpers/wait.js'
+import { deferred, waitFor } from './helpers/wait.js'
 
 const SELF = 'http://127.0.0.1:1'
 const OTHER = 'http://127.0.0.1:2'
@@ -55,6 +57,10 @@ describe('Group.get on the owner', () => {
       staleHits: 0,
       refreshes: 0,
       refreshErrors: 0,
+      peekHits: 0,
+      peekMisses: 0,
+      handoffsSent: 0,
+      handoffsReceived: 0,
     })
     assert.equal(g.cacheStats('main').items, 1)
     assert.equal(g.cacheStats('hot').items, 0)
@@ -315,6 +321,27 @@ describe('Group.get with a caller that gives up', () => {
   })
 })
 
+describe('Group.get on the owner, with a peer waiting', () => {
+  test("hears a load's value only after the peer's answer is ready, however many of this node's callers wait", async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER] })
+    const held = deferred<string>()
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => held.promise })
+    const key = keyOwnedBy(gc, SELF)
+    const order: string[] = []
+    const peer = gc.handler({ method: 'GET', url: `/_groupcache/g/${key}`, headers: {} }).then((res) => {
+      assert.equal(res.status, 200)
+      order.push('peer answered')
+    })
+    const locals = Array.from({ length: 100 }, () => g.get(key).then(() => void order.push('local')))
+    await waitFor('the peer request to join the load', () => g.stats.serverRequests === 1)
+    held.resolve('v')
+    await Promise.all([peer, ...locals])
+    assert.equal(order.indexOf('peer answered'), 0)
+    assert.equal(g.stats.localLoads, 1)
+    await gc.close()
+  })
+})
+
 describe('Group.get on a non-owner', () => {
   test('fetches from the owner and keeps a hot copy when promotion says so', async () => {
     const transport = fakeTransport(async (_p, _g, key) => ({ value: Buffer.from(`remote:${key}`), expire: 0, generation: 0 }))
@@ -372,6 +399,82 @@ describe('Group.get on a non-owner', () => {
     assert.equal(g.stats.peerErrors, 1)
     assert.equal(g.cacheStats('hot').items, 0)
     await gc.close()
+  })
+
+  test("gives each caller of one fetch its own copy of binary data, and never writes to the owner's answer", async () => {
+    const answer = Buffer.from('0123456789')
+    const held = deferred<void>()
+    const transport = fakeTransport(async () => {
+      await held.promise
+      return { value: answer.subarray(2, 8), expire: 0, generation: 0 }
+    })
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+    const g = gc.newGroup<Uint8Array>({ name: 'g', maxBytes: 1 << 20, codec: 'bytes', promote: false, load: () => Buffer.from('local') })
+    const key = keyOwnedBy(gc, OTHER)
+    const gets = [g.get(key), g.get(key), g.getWithSource(key).then((s) => s.value)]
+    held.resolve()
+    const values = await Promise.all(gets)
+    assert.deepEqual(transport.calls, [key])
+    for (const value of values) assert.equal(Buffer.from(value).toString(), '234567')
+    ;(values[0] as Uint8Array)[0] = 0x78
+    ;(values[1] as Uint8Array)[1] = 0x78
+    assert.equal(Buffer.from(values[2] as Uint8Array).toString(), '234567')
+    assert.equal(answer.toString(), '0123456789')
+    assert.equal(Buffer.from(await g.get(key)).toString(), '234567')
+    assert.equal(g.cacheStats('hot').items, 0)
+    await gc.close()
+  })
+
+  test('gives binary data from a real owner to its callers as their own, alone or together', async () => {
+    const frame = encodeGetResponse({ value: Buffer.from('owner value') })
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' })
+      res.end(frame)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const owner = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const gc = new Groupcache({ self: SELF, peers: [SELF, owner] })
+    try {
+      const g = gc.newGroup<Uint8Array>({ name: 'g', maxBytes: 1 << 20, codec: 'bytes', promote: false, load: () => Buffer.from('local') })
+      const key = keyOwnedBy(gc, owner)
+      const alone = await g.get(key)
+      alone.fill(0x78)
+      const together = await Promise.all([g.get(key), g.get(key)])
+      together[0]?.fill(0x79)
+      for (const value of [together[1], await g.get(key)]) assert.equal(Buffer.from(value as Uint8Array).toString(), 'owner value')
+      assert.equal(g.stats.peerLoads, 3)
+    } finally {
+      await gc.close()
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+
+  test('hands every caller of one fetch the same deep-frozen value, kept or not', async () => {
+    for (const promote of [false, true]) {
+      const held = deferred<void>()
+      const transport = fakeTransport(async () => {
+        await held.promise
+        return { value: Buffer.from(JSON.stringify({ list: [1, 2], nested: { a: 'b' } })), expire: 0, generation: 0 }
+      })
+      const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+      const g = gc.newGroup<{ list: number[]; nested: { a: string } }>({
+        name: 'g',
+        maxBytes: 1 << 20,
+        codec: 'json',
+        promote,
+        load: () => ({ list: [], nested: { a: 'local' } }),
+      })
+      const key = keyOwnedBy(gc, OTHER)
+      const gets = [g.get(key), g.get(key)]
+      held.resolve()
+      const [first, second] = await Promise.all(gets)
+      assert.equal(first, second, `promote: ${promote}`)
+      assert.deepEqual(first, { list: [1, 2], nested: { a: 'b' } })
+      assert.ok(Object.isFrozen(first) && Object.isFrozen(first?.list) && Object.isFrozen(first?.nested))
+      assert.equal(g.cacheStats('hot').items, promote ? 1 : 0)
+      await gc.close()
+    }
   })
 })
 

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import { createServer, type IncomingHttpHeaders } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { HttpTransport } from '../src/http.js'
-import { Groupcache, NotFoundError, REFRESH_HEADER } from '../src/index.js'
+import { DEFAULT_MAX_RESPONSE_BYTES, HttpTransport } from '../src/http.js'
+import { AbortedError, Groupcache, NotFoundError, PeerError, REFRESH_HEADER } from '../src/index.js'
 import { decodeGetResponse, encodeGetResponse } from '../src/wire.js'
 import { rawRequest } from './helpers/raw.js'
+import { waitFor } from './helpers/wait.js'
 
 describe('the peer endpoint served by gc.listen()', () => {
   let gc: Groupcache
@@ -143,5 +144,100 @@ describe('HttpTransport', () => {
       await transport.close()
       await new Promise((resolve) => server.close(resolve))
     }
+  })
+
+  /**
+   * withPeer runs `body` against a transport whose one peer answers with
+   * `handler`, and closes both, whatever happened.
+   */
+  async function withPeer(
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    body: (transport: HttpTransport, peer: string) => Promise<void>,
+    timeoutMs = 60_000,
+  ): Promise<void> {
+    const server = createServer(handler)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const peer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const transport = new HttpTransport({ basePath: '/_groupcache/', timeoutMs })
+    transport.setPeers([peer])
+    try {
+      await body(transport, peer)
+    } finally {
+      await transport.close()
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  }
+
+  test('reads an answer that comes in many pieces, with or without its length, whole', async () => {
+    const value = Buffer.alloc(300_000)
+    for (let i = 0; i < value.length; i++) value[i] = i % 251
+    const frame = encodeGetResponse({ value, expire: 7 })
+    for (const declared of [true, false]) {
+      await withPeer(
+        (_req, res) => {
+          res.writeHead(200, { 'content-type': 'application/x-protobuf', ...(declared ? { 'content-length': String(frame.length) } : {}) })
+          for (let at = 0; at < frame.length; at += 40_000) res.write(frame.subarray(at, at + 40_000))
+          res.end()
+        },
+        async (transport, peer) => {
+          const answer = await transport.fetch(peer, 'g', 'k', new AbortController().signal)
+          assert.ok(Buffer.from(answer.value).equals(value), `declared: ${declared}`)
+          assert.equal(answer.expire, 7)
+        },
+      )
+    }
+  })
+
+  test('refuses an answer that declares more than DEFAULT_MAX_RESPONSE_BYTES before reading it: a failure of the peer', async () => {
+    await withPeer(
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': String(DEFAULT_MAX_RESPONSE_BYTES + 1) })
+        res.write(Buffer.alloc(10)) // and nothing more: only the declared length can end this
+      },
+      async (transport, peer) => {
+        await assert.rejects(transport.fetch(peer, 'g', 'k', new AbortController().signal), (err: unknown) => {
+          assert.ok(err instanceof PeerError)
+          assert.match(err.message, /over the limit/)
+          return true
+        })
+        assert.equal(transport.health()[0]?.failures, 1)
+      },
+    )
+  })
+
+  test("a caller's abort ends the exchange at once and does not count against the peer", async () => {
+    let asked = 0
+    await withPeer(
+      () => {
+        asked++ // and never answer
+      },
+      async (transport, peer) => {
+        const controller = new AbortController()
+        const fetching = transport.fetch(peer, 'g', 'k', controller.signal)
+        await waitFor('the peer to be asked', () => asked === 1)
+        const reason = new Error('the user went away')
+        controller.abort(reason)
+        await assert.rejects(fetching, (err: unknown) => err instanceof AbortedError && err.cause === reason)
+        assert.equal(transport.health()[0]?.failures, 0)
+      },
+    )
+  })
+
+  test('a silent peer fails once its deadline passes, counted once against it, and the next exchange gets a deadline of its own', async () => {
+    await withPeer(
+      () => {}, // never answer
+      async (transport, peer) => {
+        for (const expected of [1, 2]) {
+          await assert.rejects(transport.fetch(peer, 'g', 'k', new AbortController().signal), (err: unknown) => {
+            assert.ok(err instanceof PeerError)
+            assert.match(err.message, /timed out after 50 ms/)
+            return true
+          })
+          assert.equal(transport.health()[0]?.failures, expected)
+        }
+      },
+      50,
+    )
   })
 })

@@ -124,6 +124,8 @@ describe('servePeerRequest', () => {
       removeLocally: () => {},
       setLocally: () => {},
       clearLocally: () => {},
+      peekLocally: () => undefined,
+      receive: () => 0,
     }
     const handler = createPeerHandler({
       basePath: '/_groupcache/',

@@ -41,4 +41,13 @@ app.get('/healthz', async () => ({ ok: true, peers: discovery.peers.length }))
 
 await discovery.refresh() // the first lookup, so the pod starts with the peers DNS knows
 await app.listen({ port, host: process.env.HOST ?? '0.0.0.0' })
-process.once('SIGTERM', () => void app.close()) // closes groupcache and stops discovery
+// On SIGTERM, Kubernetes takes the pod out of the clients' Service at once,
+// but the headless peers Service keeps it until the pod is gone
+// (publishNotReadyAddresses). So: keep serving for DRAIN_MS while clients
+// move away, then close. Closing lets loads in flight finish (5 s at most)
+// and hands this pod's entries to the pods that own its keys without it.
+// Until the others see it gone from DNS (about 10 s), their fetches from it
+// fail and they take those keys from those pods (a peek), not from the
+// loader. terminationGracePeriodSeconds (30) covers it all.
+const DRAIN_MS = 5_000
+process.once('SIGTERM', () => void sleep(DRAIN_MS).then(() => app.close())) // closes groupcache and stops discovery

@@ -10,8 +10,11 @@ import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
 import Koa from 'koa'
 import { Pool } from 'undici'
+import type { GroupStats } from '../../dist/src/stats.js'
 import { encodeGetResponse } from '../../dist/src/wire.js'
+import { type Child, startChildren, stopChildren } from '../helpers/child.js'
 import { reservePorts, urlsFor } from '../helpers/ports.js'
+import type { ClientConfig, RunResult } from './b3c-client.js'
 import { closeServer, fmtInt, fmtRatio, listenOn, median, printTable, quick, record, requestsPerSecond } from './lib.js'
 
 const SIZES = [1024, 64 * 1024]
@@ -181,4 +184,88 @@ export async function run(): Promise<void> {
     await pool.close()
     await closeServer(bare)
   }
+}
+
+// B3c: the client side alone. Each contender runs in a child process of its
+// own (b3c-client.ts), with a bare node:http server of its own that answers
+// every request with the same GetResponse and our protocol marker, as an
+// owner holding every key would: the server costs both the same, so the
+// ratio compares what each client costs, undici's `pool.request()` against a
+// whole `group.get()` of a non-owner. Processes of their own, because in one
+// process each contender pays for garbage collections the other's
+// allocations start: with 64 KB answers the one that allocates more small
+// objects pays most of the collections that both sides' buffers call for.
+
+const CLIENT_SIZES = [1024, 64 * 1024]
+const CLIENT_CONCURRENCIES = [1, 16, 64]
+const CLIENT_SCRIPT = 'test/bench/b3c-client.ts'
+
+/** runClient measures B3c and prints its table. */
+export async function runClient(): Promise<void> {
+  const rounds = quick ? 3 : 7
+  const seconds = quick ? 0.2 : 1
+  const rows: string[][] = []
+  const checks: string[] = []
+  for (const size of CLIENT_SIZES) {
+    const children = await startChildren(
+      (['baseline', 'group.get'] as const).map((contender) => ({
+        what: `B3c ${contender} (${size} B)`,
+        script: CLIENT_SCRIPT,
+        args: [JSON.stringify({ contender, size, keys: KEYS } satisfies ClientConfig)],
+        ready: 'ipc' as const,
+        stopWith: { op: 'close' },
+      })),
+    )
+    const [baseline, ours] = children as [Child, Child]
+    const run = (child: Child, concurrency: number, s: number): Promise<RunResult> =>
+      child.call<RunResult>({ op: 'run', concurrency, seconds: s }, 120_000)
+    try {
+      for (const concurrency of CLIENT_CONCURRENCIES) {
+        for (const child of children) await run(child, concurrency, quick ? 0.2 : 0.5) // warm up
+        const samples: Record<'baseline' | 'ours', RunResult[]> = { baseline: [], ours: [] }
+        for (let r = 0; r < rounds; r++) {
+          samples.baseline.push(await run(baseline, concurrency, seconds))
+          samples.ours.push(await run(ours, concurrency, seconds))
+        }
+        const rate = (list: RunResult[]): number => median(list.map((x) => x.rate))
+        const cpu = (list: RunResult[]): number => median(list.map((x) => x.cpuUs))
+        const ratio = rate(samples.ours) / rate(samples.baseline)
+        rows.push([
+          `${size / 1024} KB`,
+          String(concurrency),
+          fmtInt(rate(samples.baseline)),
+          fmtInt(rate(samples.ours)),
+          fmtRatio(ratio),
+          `${cpu(samples.baseline).toFixed(0)} / ${cpu(samples.ours).toFixed(0)} µs (${fmtRatio(cpu(samples.baseline) / cpu(samples.ours))})`,
+          concurrency === 16 ? record('B3c', `${size / 1024} KB, c16, group.get() ≥ 0.8×`, ratio >= 0.8) : '—',
+        ])
+      }
+      const s = await ours.call<GroupStats>({ op: 'stats' })
+      if (s.peerErrors > 0 || s.cacheHits > 0 || s.localLoads > 0) {
+        checks.push(`${size / 1024} KB: peerErrors ${s.peerErrors}, cacheHits ${s.cacheHits}, localLoads ${s.localLoads}`)
+      }
+    } finally {
+      await stopChildren(children)
+    }
+  }
+  printTable(
+    'B3c — the client: `group.get()` of keys cached on their owner (`promote: false`), req/s (ratio to the baseline)',
+    [
+      'value',
+      'concurrency',
+      'baseline: undici Pool → bare node:http',
+      'group.get()',
+      'ratio',
+      'CPU per request: baseline / group.get() (ratio)',
+      'target',
+    ],
+    rows,
+    [
+      `median of ${rounds} interleaved rounds of ${seconds} s per contender. Each contender is a child process holding a bare node:http server (one GetResponse with our protocol marker for every request, as an owner holding every key would) and its client, on 127.0.0.1; one runs at a time. A ratio compares the whole cost of a request, the same server in both.`,
+      `groupcache: \`group.get()\` on a non-owner over ${KEYS} keys in rotation (ring lookup, flight, request with its deadline, decode, breaker, the caller's own copy). Baseline: \`pool.request()\` and \`body.arrayBuffer()\`. Both keep 32 connections. CPU per request is the child's user + system time (its GC threads included) over a round's requests; its ratio is baseline ÷ group.get().`,
+      checks.length === 0
+        ? 'checked: every groupcache get was a fetch from the owner (no local hit, no load, no peer error).'
+        : `**check failed**: ${checks.join('; ')}`,
+    ],
+  )
 }

@@ -22,6 +22,7 @@ const scenarios: Scenario[] = [
   { id: 'B1', title: 'local hit, object and string', run: async () => (await import('./b1-local-hit.js')).run() },
   { id: 'B2', title: 'local hit, default codec object', run: async () => (await import('./b2-local-object.js')).run() },
   { id: 'B3', title: 'peer fetch', run: async () => (await import('./b3-peer-fetch.js')).run() },
+  { id: 'B3c', title: 'peer fetch, the client', run: async () => (await import('./b3-peer-fetch.js')).runClient() },
   { id: 'B3s', title: 'peer endpoint, server side', run: async () => (await import('./b3s-serve.js')).run() },
   { id: 'B4', title: 'cached route hit', run: async () => (await import('./b4-cached-route.js')).run() },
   { id: 'B5', title: 'thundering herd', run: async () => (await import('./b5-herd.js')).run() },

@@ -1,6 +1,6 @@
 // A cluster of groupcache nodes in child processes (node-main.ts), driven
 // over IPC: what the multi-node tests of the core run against.
-import { type Child, startChildren, stopChildren } from './child.js'
+import { type Child, startChild, startChildren, stopChildren } from './child.js'
 import type { Command, HammerReport, NodeConfig } from './node-main.js'
 import type { SpanRecord } from './otel.js'
 import { reservePorts, urlsFor } from './ports.js'
@@ -105,6 +105,17 @@ export class TestNode {
     return this.#call({ op: 'spans' }) as Promise<SpanRecord[]>
   }
 
+  /** getAll gets every key on this node, 32 at a time; resolves to how many failed. */
+  getAll(keys: string[]): Promise<number> {
+    return this.#call({ op: 'getAll', keys })
+  }
+
+  /** close closes the node's instance (handing its entries over unless `handoff` is false) and ends the process. */
+  async close(handoff = true): Promise<void> {
+    await this.#call({ op: 'close', handoff })
+    await this.child.exited
+  }
+
   setPeers(peers: string[]): Promise<unknown> {
     return this.#call({ op: 'setPeers', peers })
   }
@@ -146,4 +157,20 @@ export async function startCluster(
   )
   const nodes = children.map((child, i) => new TestNode(urls[i] as string, child))
   return { nodes, urls, stop: () => stopChildren(children) }
+}
+
+/**
+ * startNode forks one node with `config` on its port (see reservePorts), with
+ * PEER_TIMEOUT_MS unless `config` says otherwise: a node that joins a running
+ * cluster.
+ */
+export async function startNode(config: NodeConfig): Promise<TestNode> {
+  const child = await startChild({
+    what: `node ${config.self}`,
+    script: MAIN,
+    args: [JSON.stringify({ peerTimeoutMs: PEER_TIMEOUT_MS, ...config })],
+    ready: 'ipc',
+    stopWith: { op: 'close' },
+  })
+  return new TestNode(config.self, child)
 }

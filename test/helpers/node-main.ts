@@ -18,6 +18,11 @@ export interface NodeConfig {
   /** numbered makes values `value-of:<key>#<n>`, n counting this node's loads of the key. */
   numbered?: boolean
   ttlMs?: number
+  handoffMs?: number
+  peekTimeoutMs?: number
+  handoffBytes?: number
+  /** maxBytes is the group's budget (default 1 MiB). */
+  maxBytes?: number
   staleMs?: number
   refreshRetryMs?: number
   /** loadMany gives the group a batch loader (and no single-key loader). */
@@ -45,7 +50,8 @@ export type Command =
   | { id: number; op: 'stats' }
   | { id: number; op: 'owner'; key: string }
   | { id: number; op: 'setPeers'; peers: string[] }
-  | { id: number; op: 'close' }
+  | { id: number; op: 'close'; handoff?: boolean }
+  | { id: number; op: 'getAll'; keys: string[] }
   | { id: number; op: 'remove'; key: string }
   | { id: number; op: 'set'; key: string; value: string }
   | { id: number; op: 'clear' }
@@ -74,13 +80,16 @@ const gc = new Groupcache({
   replicas: config.replicas,
   secret: config.secret,
   peerTimeoutMs: config.peerTimeoutMs,
+  handoffMs: config.handoffMs,
+  peekTimeoutMs: config.peekTimeoutMs,
+  handoffBytes: config.handoffBytes,
 })
 // The SDK first, then instrument(), as an app's start-up does.
 const exporter = config.otel === undefined ? undefined : (await import('./otel.js')).registerTracing()
 if (config.otel !== undefined) (await import('../../adapters/otel.js')).instrument(gc, config.otel)
 const group = gc.newGroup<string>({
   name: 'test',
-  maxBytes: 1 << 20,
+  maxBytes: config.maxBytes ?? 1 << 20,
   codec: 'string',
   promote: config.promote,
   ttlMs: config.ttlMs,
@@ -160,6 +169,23 @@ async function run(cmd: Command): Promise<unknown> {
       gates.get(cmd.key)?.open()
       gates.delete(cmd.key)
       return null
+    case 'getAll': {
+      // Gets every key, 32 at a time; answers how many failed or came back wrong.
+      let failed = 0
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < cmd.keys.length) {
+          const key = cmd.keys[next++] as string
+          try {
+            if ((await group.get(key)) !== `value-of:${key}`) failed++
+          } catch {
+            failed++
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: 32 }, worker))
+      return failed
+    }
     case 'failing':
       failing = cmd.on
       return null
@@ -178,7 +204,7 @@ async function run(cmd: Command): Promise<unknown> {
     case 'spans':
       return exporter === undefined ? [] : (await import('./otel.js')).records(exporter)
     case 'close':
-      await gc.close()
+      await gc.close(cmd.handoff === false ? { handoff: false } : {})
       setImmediate(() => process.exit(0))
       return null
   }

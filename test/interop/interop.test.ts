@@ -465,16 +465,17 @@ describe('a mixed cluster: a Go groupcache node, a Node node on gc.listen() and 
       assert.equal(valueOf(byNode.body), 'go:a b', `${node.kind} read '+' as a space`)
     }
     // Go answered for the key "a+b" (forwarding to its owner, as Go does);
-    // each Node server loaded "a b" itself (ours never forwards).
+    // each Node server answered "a b" without asking Go (ours never
+    // forwards): by loading it, or, if the other Node node owns it on its
+    // ring, maybe by taking that node's copy (a peek: memory only).
     const all = await countersOfAll()
     assert.deepEqual(
       all.map((c) => c.loads['a+b']),
       members.map((m) => (m === ownerOf('a+b') ? 1 : undefined)),
     )
-    assert.deepEqual(
-      all.map((c) => c.loads['a b']),
-      [undefined, 1, 1],
-    )
+    const ab = all.map((c) => c.loads['a b'])
+    assert.equal(ab[0], undefined, 'Go never saw "a b"')
+    assert.ok(ab[1] === 1 && (ab[2] === 1 || ab[2] === undefined), `loads of "a b": ${JSON.stringify(ab)}`)
   })
 
   test("Go's server answers DELETE and PUT like a GET, loading the key (or fetching it from its owner), and a group DELETE with 400", async (t) => {
