@@ -22,7 +22,7 @@ import { getResponseSize, timeField, varintLength, writeGetResponse } from './wi
  * and go: 56–112 bytes a slot), the headers of the key and value strings
  * with their rounding (about 40), and the protobuf framing the entry keeps
  * around its value (2–22 bytes, see Entry). It takes the map slot at its
- * largest: bench B10 measures 237 bytes beyond key and value per entry of
+ * largest: bench B10 measures 234 bytes beyond key and value per entry of
  * 100-byte values in a full cache of 100,000 (heap and ArrayBuffer memory
  * after forced collections), where 256 are counted.
  */
