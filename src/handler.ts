@@ -440,10 +440,7 @@ async function serveBatch(
   }
   const items = outcomes.map((outcome, i): BatchItem => {
     const key = keys[i] as string
-    if ('value' in outcome) {
-      const { bytes, expire, staleUntil, generation, minuteQps } = outcome.value
-      return { key, value: bytes, expire, staleUntil, generation, minuteQps }
-    }
+    if ('value' in outcome) return valueItem(key, outcome.value)
     return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
   })
   return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
@@ -467,9 +464,15 @@ async function peekBatch(
   const items = keys.map((key): BatchItem => {
     const value = group.peekLocally(key, generation)
     if (value === undefined) return { key, error: 'ERR_GROUPCACHE_NOT_FOUND', message: 'not cached' }
-    return { key, value: value.bytes, expire: value.expire, staleUntil: value.staleUntil, generation: value.generation }
+    return valueItem(key, value)
   })
   return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
+}
+
+/** valueItem is a batch answer's item for a value, as a GET would answer it. */
+function valueItem(key: string, value: ServedValue): BatchItem {
+  const { bytes, expire, staleUntil, generation, minuteQps } = value
+  return { key, value: bytes, expire, staleUntil, generation, minuteQps }
 }
 
 /**

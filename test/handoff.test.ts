@@ -115,6 +115,13 @@ interface Pair {
   closeAll(): Promise<void>
 }
 
+/** countingGroups makes group 'g' on every node, loading `v:{key}` and noting each load in `loads`. */
+function countingGroups(nodes: Groupcache[], loads: string[]): Array<Group<string>> {
+  return nodes.map((gc) =>
+    gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (key) => (loads.push(key), `v:${key}`) }),
+  )
+}
+
 /**
  * pair starts `a` alone (it loads `count` keys), then `b` joins: both take
  * the two-node list, so `b` owns some of `a`'s keys and, within
@@ -258,15 +265,7 @@ describe('hand-off on close (in process)', () => {
       const loads: string[] = []
       const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: SECRET, handoffMs: 0 }))
       try {
-        const groups = nodes.map((gc) =>
-          gc.newGroup<string>({
-            name: 'g',
-            maxBytes: 1 << 20,
-            codec: 'string',
-            promote: false,
-            load: (key) => (loads.push(key), `v:${key}`),
-          }),
-        )
+        const groups = countingGroups(nodes, loads)
         const keys = Array.from({ length: 20 }, (_, i) => keyOwnedBy(nodes[0]!, urls[0]!, `k${i}-`))
         for (const key of keys) await groups[1]!.get(key)
         assert.equal(loads.length, 20)
@@ -286,15 +285,7 @@ describe('hand-off on close (in process)', () => {
     const loads: string[] = []
     const { nodes, urls, closeAll } = await startLocalNodes(3, () => ({ secret: SECRET, peekTimeoutMs: PEEK_TIMEOUT_MS }))
     try {
-      const groups = nodes.map((gc) =>
-        gc.newGroup<string>({
-          name: 'g',
-          maxBytes: 1 << 20,
-          codec: 'string',
-          promote: false,
-          load: (key) => (loads.push(key), `v:${key}`),
-        }),
-      )
+      const groups = countingGroups(nodes, loads)
       const a = nodes[0]!
       // Keys a owns, which go to b once a is gone.
       const rest = new Groupcache({ self: urls[1]!, peers: [urls[1]!, urls[2]!] })
@@ -327,15 +318,7 @@ describe('hand-off on close (in process)', () => {
       ...(i === 0 ? { handoffBytes: 300 } : {}),
     }))
     try {
-      const groups = nodes.map((gc) =>
-        gc.newGroup<string>({
-          name: 'g',
-          maxBytes: 1 << 20,
-          codec: 'string',
-          promote: false,
-          load: (key) => (loads.push(key), `v:${key}`),
-        }),
-      )
+      const groups = countingGroups(nodes, loads)
       const keys = Array.from({ length: 10 }, (_, i) => keyOwnedBy(nodes[0]!, urls[0]!, `k${i}-`))
       for (const key of keys) await groups[0]!.get(key)
       await nodes[0]!.close()
@@ -364,15 +347,7 @@ describe('hand-off on close (in process)', () => {
           dangerouslyAllowUnauthenticatedChanges: dangerous,
         }))
         try {
-          const groups = nodes.map((gc) =>
-            gc.newGroup<string>({
-              name: 'g',
-              maxBytes: 1 << 20,
-              codec: 'string',
-              promote: false,
-              load: (key) => (loads.push(key), `v:${key}`),
-            }),
-          )
+          const groups = countingGroups(nodes, loads)
           const keys = Array.from({ length: 5 }, (_, i) => keyOwnedBy(nodes[0]!, urls[0]!, `k${i}-`))
           for (const key of keys) await groups[0]!.get(key)
           await nodes[0]!.close()
