@@ -153,7 +153,11 @@ function appHandler(get: (key: string) => Promise<string>, latencies: number[]) 
 const routeLatencies: number[] = []
 
 async function startGroupcache(): Promise<{ system: System; closeApp: () => Promise<void> }> {
-  const gc = new Groupcache({ self: config.self, peers: config.peers })
+  // handoffMs 0: the scenarios measure a cluster in its steady state, past
+  // the window after a start or a change in which a new owner first peeks at
+  // a key's previous owner (one extra request per cold key; README, Rolling
+  // deploys). B5 within that window: see README's B5 note.
+  const gc = new Groupcache({ self: config.self, peers: config.peers, handoffMs: 0 })
   const promote = config.promote === 'random' ? () => Math.random() < 0.1 : config.promote
   const group: Group<string> = gc.newGroup<string>({
     name: 'bench',
