@@ -30,6 +30,7 @@ import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
 import Koa from 'koa'
 import { encodeGetResponse } from '../../dist/src/wire.js'
+import { runAsChild } from './lib.js'
 
 /** Kind is one contender of B3s. */
 export type Kind = 'node:http' | 'listen' | 'express' | 'fastify' | 'koa' | 'express-bare' | 'fastify-bare' | 'koa-bare' | 'express-front'
@@ -192,26 +193,6 @@ function counter(): Counter {
   return answer
 }
 
-const stop = await start()
-let closing = false
-function exit(): void {
-  if (closing) return
-  closing = true
-  // Bounded: whatever close() does, the process is gone within 2 s.
-  const timer = setTimeout(() => process.exit(0), 2_000)
-  stop().then(
-    () => {
-      clearTimeout(timer)
-      process.exit(0)
-    },
-    () => process.exit(0),
-  )
-}
-process.on('message', (msg: { op?: string }) => {
-  if (msg.op === 'close') exit()
-  else if (msg.op === 'counter') process.send?.({ counter: counter() })
+runAsChild(await start(), { frame: FRAME.toString('base64') }, (msg) => {
+  if (msg.op === 'counter') process.send?.({ counter: counter() })
 })
-// The parent going away (even killed) must not leave this process behind.
-process.on('disconnect', exit)
-process.on('SIGTERM', exit)
-process.send?.({ ready: true, frame: FRAME.toString('base64') })

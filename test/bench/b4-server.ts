@@ -23,6 +23,7 @@ import { groupcache as expressGroupcache } from 'groupcache/express'
 import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
 import Koa from 'koa'
+import { runAsChild } from './lib.js'
 
 /** Framework is one of the adapters B4 measures. */
 export type Framework = 'express' | 'fastify' | 'koa'
@@ -149,25 +150,4 @@ async function start(): Promise<() => Promise<void>> {
   }
 }
 
-const stop = await start()
-let closing = false
-function exit(): void {
-  if (closing) return
-  closing = true
-  // Bounded: whatever close() does, the process is gone within 2 s.
-  const timer = setTimeout(() => process.exit(0), 2_000)
-  stop().then(
-    () => {
-      clearTimeout(timer)
-      process.exit(0)
-    },
-    () => process.exit(0),
-  )
-}
-process.on('message', (msg: { op?: string }) => {
-  if (msg.op === 'close') exit()
-})
-// The parent going away (even killed) must not leave this process behind.
-process.on('disconnect', exit)
-process.on('SIGTERM', exit)
-process.send?.({ ready: true })
+runAsChild(await start())

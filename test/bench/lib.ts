@@ -224,3 +224,36 @@ export function closeServer(server: Server): Promise<void> {
     server.closeAllConnections()
   })
 }
+
+/**
+ * runAsChild wires a bench server child to its parent: `ready` (with any
+ * extra fields) once started, `close` from the parent, its disconnect (even
+ * when killed) or SIGTERM stop it within 2 s whatever `stop` does, and
+ * other messages go to `onMessage`.
+ */
+export function runAsChild(
+  stop: () => Promise<unknown>,
+  ready: Record<string, unknown> = {},
+  onMessage?: (msg: { op?: string }) => void,
+): void {
+  let closing = false
+  const exit = (): void => {
+    if (closing) return
+    closing = true
+    const timer = setTimeout(() => process.exit(0), 2_000)
+    stop().then(
+      () => {
+        clearTimeout(timer)
+        process.exit(0)
+      },
+      () => process.exit(0),
+    )
+  }
+  process.on('message', (msg: { op?: string }) => {
+    if (msg.op === 'close') exit()
+    else onMessage?.(msg)
+  })
+  process.on('disconnect', exit)
+  process.on('SIGTERM', exit)
+  process.send?.({ ready: true, ...ready })
+}
