@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { type Dispatcher, Pool } from 'undici'
+import type { Socket } from 'node:net'
+import { Client, type Dispatcher, Pool } from 'undici'
 import { BATCH_CONTENT_TYPE, type BatchItem, chunkKeys, decodeBatchAnswer, encodeBatchKeys } from './batch.js'
 import { Breaker, type BreakerOptions } from './breaker.js'
 import { Deadlines, type Expiring } from './deadlines.js'
@@ -132,7 +133,7 @@ export class HttpTransport implements PeerTransport {
       if (this.#pools.has(peer)) continue
       const url = new URL(peer)
       this.#pools.set(peer, {
-        pool: new Pool(url.origin, { connections: DEFAULT_PEER_CONNECTIONS, pipelining: 1 }),
+        pool: new Pool(url.origin, { connections: DEFAULT_PEER_CONNECTIONS, pipelining: 1, factory: PeerClient.create }),
         prefix: url.pathname === '/' ? '' : url.pathname,
         breaker: new Breaker({ ...this.#breaker, peer }),
       })
@@ -475,20 +476,7 @@ export class HttpTransport implements PeerTransport {
       // the transport's one timer (undici's own timeouts are off: they tick
       // once a second, too coarse for a short peerTimeoutMs, and cost a timer
       // per request). The exchange reads the answer whole, without a stream.
-      const exchange = await new Promise<Exchange>((resolve, reject) => {
-        const exchange = new Exchange(timeoutMs, DEFAULT_MAX_RESPONSE_BYTES, signal, this.#deadlines, resolve, reject)
-        target.pool.dispatch(
-          {
-            path: `${target.prefix}${this.#basePath}${path}`,
-            method,
-            headers,
-            body: body ?? null,
-            headersTimeout: 0,
-            bodyTimeout: 0,
-          },
-          exchange,
-        )
-      })
+      const exchange = await this.#exchange(target, method, path, headers, body, timeoutMs, signal)
       const bytes = exchange.body()
       const inner = exchange.deferred ? decodeDeferred(bytes) : undefined
       const h = inner === undefined ? exchange.headers : inner.headers
@@ -515,6 +503,47 @@ export class HttpTransport implements PeerTransport {
     // has decoded it.
     if (judged && !quiet) this.#judge(answer)
     return answer
+  }
+
+  /**
+   * exchange runs one request on `target`'s pool within `timeoutMs`, and
+   * sends a replayable one once more, at once, when its connection was lost
+   * under it (see Exchange.lost): a kept-alive connection that the peer
+   * closed as idle (its keep-alive timeout, a restart during a deploy) just
+   * as the request went out. undici fails such a request and does not send
+   * it again; counted as the peer's failure, it would make the caller load
+   * the key itself, the duplicate load groupcache exists to prevent. Go's
+   * Transport sends it again too. Once only, within the same deadline, and
+   * never after a byte of an answer, a timeout or the caller's abort. A GET
+   * may be replayed, and so may a batch: its POST only reads, as the GETs it
+   * stands for do (the owner loads or peeks, and a repeat joins the load
+   * running). The changes (PUT, DELETE) never are.
+   */
+  async #exchange(
+    target: { pool: Pool; prefix: string },
+    method: 'GET' | 'PUT' | 'DELETE' | 'POST',
+    path: string,
+    headers: Record<string, string>,
+    body: Uint8Array | undefined,
+    timeoutMs: number,
+    signal: AbortSource | undefined,
+  ): Promise<Exchange> {
+    const url = `${target.prefix}${this.#basePath}${path}`
+    const deadline = performance.now() + timeoutMs
+    let replay = method === 'GET' || method === 'POST'
+    for (;;) {
+      let exchange: Exchange | undefined
+      try {
+        return await new Promise<Exchange>((resolve, reject) => {
+          exchange = new Exchange(deadline - performance.now(), DEFAULT_MAX_RESPONSE_BYTES, signal, this.#deadlines, resolve, reject)
+          const options: ExchangeOptions = { path: url, method, headers, body: body ?? null, headersTimeout: 0, bodyTimeout: 0, exchange }
+          target.pool.dispatch(options, exchange)
+        })
+      } catch (err) {
+        if (!replay || exchange?.lost(err) !== true || signal?.aborted || deadline - performance.now() < 1) throw err
+        replay = false
+      }
+    }
   }
 
   /**
@@ -615,6 +644,11 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
   readonly #resolve: (exchange: Exchange) => void
   readonly #reject: (err: unknown) => void
   #controller: Dispatcher.DispatchController | undefined
+  #client: PeerClient | undefined
+  // The connection the request went out on, if it had carried one before,
+  // and what had been read from it by then (see lost).
+  #reused: Socket | undefined
+  #readBefore = 0
   #settled = false
   #first: Buffer | undefined
   #chunks: Buffer[] | undefined
@@ -649,9 +683,35 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
     return first ?? EMPTY
   }
 
+  /** takenBy is told which connection of the pool carries this exchange. */
+  takenBy(client: PeerClient): void {
+    this.#client = client
+  }
+
+  /**
+   * lost says whether `err`, which this exchange failed with, is the loss of
+   * a connection that had carried requests before, before a byte of the
+   * answer came: the peer closed it as idle just as the request went out
+   * (what Go's Transport calls a request that may be retried on a new
+   * connection). A fresh connection that fails is no such race, and an
+   * answer begun (a status line, even a garbled one) means the peer saw the
+   * request.
+   */
+  lost(err: unknown): boolean {
+    const socket = this.#reused
+    if (socket === undefined || socket.bytesRead !== this.#readBefore) return false
+    const code = err instanceof Error && 'code' in err ? err.code : undefined
+    return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE'
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    if (this.#settled) controller.abort(ENDED)
-    else this.#controller = controller
+    if (this.#settled) {
+      controller.abort(ENDED)
+      return
+    }
+    this.#controller = controller
+    this.#reused = this.#client?.start()
+    if (this.#reused !== undefined) this.#readBefore = this.#reused.bytesRead
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
@@ -721,6 +781,60 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
     this.#chunks = undefined
     this.#controller?.abort(err instanceof Error ? err : ENDED)
     this.#reject(err)
+  }
+}
+
+/** ExchangeOptions are a request's options, with the exchange that runs it, for PeerClient. */
+interface ExchangeOptions extends Dispatcher.DispatchOptions {
+  exchange: Exchange
+}
+
+/**
+ * PeerClient is one connection of a peer's pool: undici's Client, made to
+ * tell each exchange it carries what undici tells no handler, the socket
+ * its request goes out on and whether that connection carried a request
+ * before (see Exchange.lost). The pool hands it each request's options as
+ * they were dispatched, the exchange among them.
+ */
+class PeerClient extends Client {
+  #socket: Socket | undefined
+  // Requests started on #socket.
+  #carried = 0
+
+  /**
+   * create is the pool's factory: a client whose connector, the pool's own,
+   * shows it each new connection.
+   */
+  static create(this: void, origin: URL, options: object): PeerClient {
+    const { connect } = options as Client.Options
+    if (typeof connect !== 'function') return new PeerClient(origin, options)
+    const client: PeerClient = new PeerClient(origin, {
+      ...options,
+      connect: (opts, callback) =>
+        connect(opts, (...outcome) => {
+          if (outcome[1] !== null) client.#adopt(outcome[1])
+          callback(...outcome)
+        }),
+    })
+    return client
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    ;(options as Partial<ExchangeOptions>).exchange?.takenBy(this)
+    return super.dispatch(options, handler)
+  }
+
+  /**
+   * start counts a request going out on the current connection; it returns
+   * that connection if it had carried a request before.
+   */
+  start(): Socket | undefined {
+    return this.#carried++ > 0 ? this.#socket : undefined
+  }
+
+  #adopt(socket: Socket): void {
+    this.#socket = socket
+    this.#carried = 0
   }
 }
 

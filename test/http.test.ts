@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { DEFAULT_MAX_RESPONSE_BYTES, HttpTransport } from '../src/http.js'
-import { AbortedError, Groupcache, NotFoundError, PeerError, REFRESH_HEADER } from '../src/index.js'
+import { AbortedError, type Group, Groupcache, NotFoundError, PeerError, REFRESH_HEADER, servePeerRequest } from '../src/index.js'
 import { decodeGetResponse, encodeGetResponse } from '../src/wire.js'
 import { rawRequest } from './helpers/raw.js'
 import { waitFor } from './helpers/wait.js'
@@ -238,6 +238,303 @@ describe('HttpTransport', () => {
         }
       },
       50,
+    )
+  })
+})
+
+describe('the peer client on kept-alive connections', () => {
+  /** Asked is one request the owner's front server received. */
+  interface Asked {
+    /** connection numbers the connections in the order they opened, from 1. */
+    connection: number
+    /** nth counts the requests on that connection, from 1. */
+    nth: number
+    method: string
+    key: string
+  }
+  /**
+   * Verdict is what the front does with a request: serve it, reset its
+   * connection without an answer (the peer closing a kept-alive connection
+   * just as the request arrives), or hold it until the test releases it.
+   */
+  type Verdict = 'serve' | 'reset' | 'hold'
+
+  /**
+   * withFrontedOwner runs `body` with a caller node whose one peer, owner of
+   * the keys `ownedKeys` gives, is a real node behind a front server that
+   * asks `policy` what to do with each request. Everything is closed afterwards.
+   */
+  async function withFrontedOwner(
+    policy: (asked: Asked, all: readonly Asked[]) => Verdict,
+    body: (cluster: {
+      caller: Groupcache
+      g: Group<string>
+      asked: Asked[]
+      callerLoads: string[]
+      ownerLoads: string[]
+      ownedKeys: (n: number) => string[]
+      release: (asked: Asked, verdict: 'serve' | 'reset') => void
+    }) => Promise<void>,
+    peerTimeoutMs = 60_000,
+  ): Promise<void> {
+    const secret = 'kept-alive'
+    const callerLoads: string[] = []
+    const ownerLoads: string[] = []
+    const owner = new Groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'], secret, handoffMs: 0 })
+    owner.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (key) => {
+        ownerLoads.push(key)
+        return `owner:${key}`
+      },
+    })
+    const asked: Asked[] = []
+    const held = new Map<Asked, { req: IncomingMessage; res: ServerResponse }>()
+    const counts = new WeakMap<Socket, { connection: number; nth: number }>()
+    let connections = 0
+    const answer = (req: IncomingMessage, res: ServerResponse, verdict: 'serve' | 'reset'): void => {
+      if (verdict === 'serve') void servePeerRequest(owner.handler, req, res)
+      else req.socket.destroy()
+    }
+    const front = createServer((req, res) => {
+      let seen = counts.get(req.socket)
+      if (seen === undefined) {
+        seen = { connection: ++connections, nth: 0 }
+        counts.set(req.socket, seen)
+      }
+      seen.nth++
+      const key = decodeURIComponent(req.url?.split('/')[3] ?? '')
+      const one: Asked = { connection: seen.connection, nth: seen.nth, method: req.method ?? '', key }
+      asked.push(one)
+      const verdict = policy(one, asked)
+      if (verdict === 'hold') held.set(one, { req, res })
+      else answer(req, res, verdict)
+    })
+    // Far longer than the test: the front never closes an idle connection itself.
+    front.keepAliveTimeout = 600_000
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
+    const peer = `http://127.0.0.1:${(front.address() as AddressInfo).port}`
+    const self = 'http://127.0.0.1:2'
+    // No hand-off: no probe or peek shares the connections the test counts.
+    const caller = new Groupcache({ self, peers: [self, peer], secret, handoffMs: 0, peerTimeoutMs })
+    const g = caller.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      load: (key) => {
+        callerLoads.push(key)
+        return `local:${key}`
+      },
+    })
+    const ownedKeys = (n: number): string[] => {
+      const keys: string[] = []
+      for (let i = 0; keys.length < n; i++) if (caller.ownerOf(`k${i}`) === peer) keys.push(`k${i}`)
+      return keys
+    }
+    const release = (one: Asked, verdict: 'serve' | 'reset'): void => {
+      const exchange = held.get(one)
+      assert.ok(exchange, `${one.key} is held`)
+      held.delete(one)
+      answer(exchange.req, exchange.res, verdict)
+    }
+    try {
+      await body({ caller, g, asked, callerLoads, ownerLoads, ownedKeys, release })
+    } finally {
+      await caller.close()
+      for (const { res } of held.values()) res.destroy()
+      front.closeAllConnections()
+      await new Promise((resolve) => front.close(resolve))
+      await owner.close()
+    }
+  }
+
+  /**
+   * nextTurn lets the event loop turn once: only then does the pool take a
+   * connection back after its answer (a request before that opens another).
+   */
+  const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+  /**
+   * getUntil gets keys one after the other, each once the pool has taken the
+   * last connection back, until `done` holds; it returns the keys it got.
+   */
+  async function getUntil(g: Group<string>, keys: readonly string[], done: () => boolean): Promise<string[]> {
+    const got: string[] = []
+    for (const key of keys) {
+      await nextTurn()
+      await g.get(key)
+      got.push(key)
+      if (done()) return got
+    }
+    throw new Error(`no request went out on a kept-alive connection in ${keys.length} gets`)
+  }
+
+  const onKeptAlive = (a: Asked): boolean => a.nth > 1
+
+  test('a GET whose kept-alive connection the owner closes as it arrives is asked again on a new one: the owner loads the key once, the caller never, and no peer error', async () => {
+    await withFrontedOwner(
+      (asked) => (onKeptAlive(asked) ? 'reset' : 'serve'),
+      async ({ caller, g, asked, callerLoads, ownerLoads, ownedKeys }) => {
+        const keys = await getUntil(g, ownedKeys(20), () => asked.some(onKeptAlive))
+        for (const key of keys) assert.equal(await g.get(key), `owner:${key}`)
+        assert.deepEqual(callerLoads, [])
+        assert.deepEqual(ownerLoads, keys)
+        assert.equal(g.stats.peerErrors, 0)
+        assert.deepEqual(
+          caller.peerHealth().map((h) => h.failures),
+          [0],
+        )
+        // Reset before any answer, then asked once more, on a connection of its own.
+        const lost = asked.find(onKeptAlive)?.key
+        assert.deepEqual(
+          asked.filter((a) => a.key === lost).map((a) => a.nth),
+          [2, 1],
+        )
+        assert.equal(asked.length, keys.length + 1)
+      },
+    )
+  })
+
+  test('a peer that resets every connection: a GET is asked again after losing a kept-alive connection, never after a fresh one failed', async () => {
+    await withFrontedOwner(
+      // Once a kept-alive connection was reset, every request is.
+      (_asked, all) => (all.some(onKeptAlive) ? 'reset' : 'serve'),
+      async ({ caller, g, asked, callerLoads, ownedKeys }) => {
+        const keys = await getUntil(g, ownedKeys(20), () => asked.some(onKeptAlive))
+        const lost = keys.at(-1) as string
+        assert.deepEqual(
+          asked.filter((a) => a.key === lost).map((a) => a.nth),
+          [2, 1],
+        )
+        const next = ownedKeys(keys.length + 1).at(-1) as string
+        await nextTurn()
+        assert.equal(await g.get(next), `local:${next}`)
+        assert.deepEqual(
+          asked.filter((a) => a.key === next).map((a) => a.nth),
+          [1],
+        )
+        assert.deepEqual(callerLoads, [lost, next])
+        assert.equal(g.stats.peerErrors, 2)
+        const [health] = caller.peerHealth()
+        assert.equal(health?.failures, 2)
+        assert.match(health?.lastError ?? '', /other side closed|ECONNRESET|EPIPE|closed/)
+      },
+    )
+  })
+
+  test('a GET asked again on another kept-alive connection and lost there too is not asked a third time', async () => {
+    let hold = ''
+    let lose = ''
+    await withFrontedOwner(
+      (asked, all) => {
+        if (asked.key === hold) return 'hold'
+        if (asked.key === lose) return all.filter((a) => a.key === lose).length === 1 ? 'hold' : 'reset'
+        return 'serve'
+      },
+      async ({ caller, g, asked, callerLoads, ownedKeys, release }) => {
+        const [a, b, h, k] = ownedKeys(4) as [string, string, string, string]
+        hold = h
+        lose = k
+        // Two connections, both kept alive.
+        await Promise.all([g.get(a), g.get(b)])
+        await nextTurn()
+        // The first carries h (held), so k goes out on the second.
+        const gettingH = g.get(h)
+        await waitFor('the owner to be asked for h', () => asked.some((x) => x.key === h))
+        const gettingK = g.get(k)
+        await waitFor('the owner to be asked for k', () => asked.some((x) => x.key === k))
+        const askedH = asked.find((x) => x.key === h) as Asked
+        const askedK = asked.find((x) => x.key === k) as Asked
+        assert.deepEqual([askedH.nth, askedK.nth], [2, 2])
+        assert.notEqual(askedH.connection, askedK.connection)
+        // h is answered, and its connection taken back: the one k is asked again on.
+        release(askedH, 'serve')
+        assert.equal(await gettingH, `owner:${h}`)
+        await nextTurn()
+        release(askedK, 'reset')
+        assert.equal(await gettingK, `local:${k}`)
+        assert.deepEqual(
+          asked.filter((x) => x.key === k).map((x) => [x.connection, x.nth]),
+          [
+            [askedK.connection, 2],
+            [askedH.connection, 3],
+          ],
+        )
+        assert.deepEqual(callerLoads, [k])
+        assert.equal(g.stats.peerErrors, 1)
+        assert.equal(caller.peerHealth()[0]?.failures, 1)
+      },
+    )
+  })
+
+  test('a batch whose kept-alive connection the owner closes as it arrives is sent again: a batch only reads', async () => {
+    await withFrontedOwner(
+      (asked) => (onKeptAlive(asked) ? 'reset' : 'serve'),
+      async ({ g, asked, callerLoads, ownerLoads, ownedKeys }) => {
+        const keys = ownedKeys(40)
+        const got: string[] = []
+        for (let i = 0; i < keys.length && !asked.some(onKeptAlive); i += 2) {
+          await nextTurn()
+          const pair = keys.slice(i, i + 2)
+          const values = await g.getMany(pair)
+          for (const key of pair) assert.equal(values.get(key), `owner:${key}`)
+          got.push(...pair)
+        }
+        const reset = asked.find(onKeptAlive)
+        assert.equal(reset?.method, 'POST')
+        assert.deepEqual(
+          asked.slice(asked.indexOf(reset)).map((a) => [a.method, a.nth]),
+          [
+            ['POST', 2],
+            ['POST', 1],
+          ],
+        )
+        assert.deepEqual(callerLoads, [])
+        assert.deepEqual([...ownerLoads].sort(), [...got].sort())
+        assert.equal(g.stats.peerErrors, 0)
+      },
+    )
+  })
+
+  test('a GET that times out on a kept-alive connection is not asked again', async () => {
+    await withFrontedOwner(
+      (asked) => (onKeptAlive(asked) ? 'hold' : 'serve'),
+      async ({ caller, g, asked, callerLoads, ownedKeys }) => {
+        const keys = await getUntil(g, ownedKeys(20), () => asked.some(onKeptAlive))
+        const held = keys.at(-1) as string
+        assert.deepEqual(
+          asked.filter((a) => a.key === held).map((a) => a.nth),
+          [2],
+        )
+        assert.ok(callerLoads.includes(held))
+        assert.match(caller.peerHealth()[0]?.lastError ?? '', /timed out/)
+      },
+      1_500,
+    )
+  })
+
+  test('a DELETE lost on a kept-alive connection is not sent again: a change is never replayed', async () => {
+    await withFrontedOwner(
+      (asked) => (onKeptAlive(asked) ? 'reset' : 'serve'),
+      async ({ g, asked, ownedKeys }) => {
+        let failed: unknown
+        for (const key of ownedKeys(20)) {
+          await nextTurn()
+          await g.remove(key).catch((err: unknown) => {
+            failed = err
+          })
+          if (asked.some(onKeptAlive)) break
+        }
+        const reset = asked.find(onKeptAlive)
+        assert.equal(reset?.method, 'DELETE')
+        assert.deepEqual(
+          asked.filter((a) => a.method === 'DELETE' && a.key === reset.key).map((a) => a.nth),
+          [2],
+        )
+        assert.ok(failed instanceof Error)
+      },
     )
   })
 })
