@@ -180,8 +180,9 @@ class SecretCheck {
  * group is looked at), the method (405), a change on a node without a
  * secret (403: a hand-off is one), a closing node (503, except to a peek
  * until its hand-off is done), the escapes (400), the group (404) and the
- * key's length (400). A GET from our own client that outlasts a third of
- * its wait budget is answered early (see deferred.ts); a peek never is.
+ * key's length (400). A GET or a batch from our own client that outlasts a
+ * third of its wait budget is answered early (see deferred.ts); a peek
+ * never is.
  */
 export function createPeerHandler(options: {
   basePath: string
@@ -235,8 +236,14 @@ export function createPeerHandler(options: {
     if ((method === 'PUT' || method === 'DELETE') && !acceptsChanges) return refuseChange()
     const peeking = req.headers[PEEK_HEADER] !== undefined && (method === 'GET' || batch)
     if (peeking ? isGone() : isClosed()) return text(503, 'closing', { connection: 'close' })
-    // A batch of peeks answers from memory, as a single peek does.
-    if (batch) return (peeking ? peekBatch : serveBatch)(rest, req, maxKeyBytes, lookup, generationOf(req))
+    // A batch of peeks answers from memory, as a single peek does; a batch
+    // from our client that outlasts a third of its wait is deferred, as a GET.
+    if (batch) {
+      if (peeking) return peekBatch(rest, req, maxKeyBytes, lookup, generationOf(req))
+      const answer = serveBatch(rest, req, maxKeyBytes, lookup, generationOf(req))
+      const wait = parseWait(req.headers[WAIT_HEADER])
+      return wait === undefined ? answer : deferIfSlow(answer, heartbeatEvery(wait))
+    }
     // `_stats` has no `/`, so it can name no key of any group.
     if (rest === STATS_PATH && method === 'GET') {
       return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
