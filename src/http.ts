@@ -269,7 +269,7 @@ export class HttpTransport implements PeerTransport {
    * of ours refuses, are fetched one GET each. Keys the owner refused for
    * overload are asked for again, as `fetch` does (see fetchChunk). A chunk
    * that fails as a whole (a transport failure, a 503) gives each of its
-   * keys that error.
+   * keys that error. `extra` headers (a tracer's) go with every request.
    */
   async fetchMany(
     peer: string,
@@ -277,6 +277,7 @@ export class HttpTransport implements PeerTransport {
     keys: readonly string[],
     signal: AbortSignal,
     generation = 0,
+    extra?: Record<string, string>,
   ): Promise<Map<string, PeerValue | Error>> {
     const answers = new Map<string, PeerValue | Error>()
     let ours: boolean
@@ -288,7 +289,7 @@ export class HttpTransport implements PeerTransport {
       return answers
     }
     const one = (key: string): Promise<void> =>
-      this.fetch(peer, group, key, signal, generation).then(
+      this.fetch(peer, group, key, signal, generation, extra).then(
         (value) => void answers.set(key, value),
         (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, errorMessage(err))),
       )
@@ -297,7 +298,11 @@ export class HttpTransport implements PeerTransport {
       return answers
     }
     // The wait header, as for a GET: an owner still loading the batch keeps in touch.
-    const headers: Record<string, string> = { ...this.#fetchHeaders, 'content-type': BATCH_CONTENT_TYPE }
+    const headers: Record<string, string> = {
+      ...(extra === undefined ? undefined : lowerCased(extra)),
+      ...this.#fetchHeaders,
+      'content-type': BATCH_CONTENT_TYPE,
+    }
     if (generation > 0) headers[GENERATION_HEADER] = String(generation)
     const path = escapePathPart(group)
     await Promise.all(chunkKeys(keys).map((chunk) => this.#fetchChunk(peer, path, chunk, headers, signal, answers, one)))
