@@ -1,5 +1,13 @@
 import { timingSafeEqual } from 'node:crypto'
-import { BATCH_CONTENT_TYPE, type BatchItem, decodeBatchKeys, encodeBatchAnswer, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
+import {
+  BATCH_CONTENT_TYPE,
+  type BatchItem,
+  decodeBatchKeys,
+  encodeBatchAnswer,
+  type FramedItem,
+  MAX_BATCH_BODY_BYTES,
+  MAX_BATCH_KEYS,
+} from './batch.js'
 import { DEFERRED_TYPE, deferredBody, heartbeatEvery, parseWait, WAIT_HEADER } from './deferred.js'
 import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
 import type { ServedGroup, ServedOutcome, ServedValue } from './group.js'
@@ -445,7 +453,7 @@ async function serveBatch(
   } catch (err) {
     return errorResponse(err)
   }
-  const items = outcomes.map((outcome, i): BatchItem => {
+  const items = outcomes.map((outcome, i): BatchItem | FramedItem => {
     const key = keys[i] as string
     if ('value' in outcome) return valueItem(key, outcome.value)
     return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
@@ -468,7 +476,7 @@ async function peekBatch(
   const asked = await readBatch(rest, req, maxKeyBytes, lookup)
   if ('status' in asked) return asked
   const { group, keys } = asked
-  const items = keys.map((key): BatchItem => {
+  const items = keys.map((key): BatchItem | FramedItem => {
     const value = group.peekLocally(key, generation)
     if (value === undefined) return { key, error: 'ERR_GROUPCACHE_NOT_FOUND', message: 'not cached' }
     return valueItem(key, value)
@@ -476,10 +484,13 @@ async function peekBatch(
   return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
 }
 
-/** valueItem is a batch answer's item for a value, as a GET would answer it. */
-function valueItem(key: string, value: ServedValue): BatchItem {
-  const { bytes, expire, staleUntil, generation, minuteQps } = value
-  return { key, value: bytes, expire, staleUntil, generation, minuteQps }
+/**
+ * valueItem is a batch answer's item for a value, as a GET would answer it:
+ * the value's frame as the cache holds it, written as it is (no copy of the
+ * value to make, no GetResponse to encode), then the key's rate.
+ */
+function valueItem(key: string, value: ServedValue): FramedItem {
+  return { key, frame: value.frame, generation: value.generation, minuteQps: value.minuteQps }
 }
 
 /**
