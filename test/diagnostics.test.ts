@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { channel, subscribe, type TracingChannel, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
-import { createServer } from 'node:net'
 import { describe, test } from 'node:test'
 import {
   FETCH_CHANNEL,
@@ -25,6 +24,7 @@ import {
   serveTracing,
 } from '../src/index.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
+import { reservePorts } from './helpers/ports.js'
 import { rawRequest } from './helpers/raw.js'
 
 /** listenOn collects what a diagnostics channel publishes while `fn` runs. */
@@ -144,11 +144,9 @@ describe('the logger', () => {
       warn: (obj: object, msg?: string) => void lines.push(['warn', obj, msg]),
       info: (obj: object, msg?: string) => void lines.push(['info', obj, msg]),
     }
-    // A port that refuses connections until the test starts a server there.
-    const probe = createServer()
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-    const port = (probe.address() as { port: number }).port
-    await new Promise((resolve) => probe.close(resolve))
+    // A port that refuses connections until the test starts a server there
+    // (reservePorts: one no other process's listen(0) is given meanwhile).
+    const [port] = (await reservePorts(1)) as [number]
     const peer = `http://127.0.0.1:${port}`
     let now = 1_000
     const gc = new Groupcache({
