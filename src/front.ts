@@ -101,11 +101,6 @@ export class PeerFronts {
     return true
   }
 
-  /** has says whether a front stands before `server`'s listeners. */
-  has(server: unknown): boolean {
-    return this.#fronts.has(server as FrontServer)
-  }
-
   /** restoreAll puts back every server's own listeners. */
   restoreAll(): void {
     for (const front of [...this.#fronts.values()]) front.restore()

@@ -150,7 +150,14 @@ describe('gc.servePeersFirst', () => {
       gc.servePeersFirst(app.server)
       // Absolute-form, a doubled slash, no trailing slash, a different case,
       // an escaped base path: none starts with basePath, all go to the app.
-      const toApp = ['/_groupcache', '//_groupcache/g/k', 'http://h/_groupcache/g/k', '/_GROUPCACHE/g/k', '/%5Fgroupcache/g/k', '/_groupcache%2Fg%2Fk']
+      const toApp = [
+        '/_groupcache',
+        '//_groupcache/g/k',
+        'http://h/_groupcache/g/k',
+        '/_GROUPCACHE/g/k',
+        '/%5Fgroupcache/g/k',
+        '/_groupcache%2Fg%2Fk',
+      ]
       // Dot segments and a bad escape start with basePath: the endpoint answers them, as the app would have.
       const toEndpoint = ['/_groupcache/../x', '/_groupcache/g/../../x', '/_groupcache/g/100%', '/_groupcache/_stats']
       for (const path of [...toApp, ...toEndpoint]) {

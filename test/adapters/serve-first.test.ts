@@ -407,7 +407,7 @@ describe('close() gives the framework its server back', () => {
 })
 
 describe('where the framework must stay in front', () => {
-  test("cached routes still render through the framework when a peer asks the owner for a `_routes` entry", async () => {
+  test('cached routes still render through the framework when a peer asks the owner for a `_routes` entry', async () => {
     for (const framework of ['express', 'fastify', 'koa'] as const) {
       const gc = node(true)
       const runs: string[] = []
