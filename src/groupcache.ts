@@ -446,8 +446,10 @@ export class Groupcache {
   }
 
   /**
-   * close winds the node down: peer requests get 503 at once and later gets
-   * reject with ClosedError; loads in flight may finish for up to `graceMs`
+   * close winds the node down: servers it answered peers in front of
+   * (`servePeersFirst`) get their own listeners back, peer requests get 503
+   * at once and later gets reject with ClosedError; loads in flight may
+   * finish for up to `graceMs`
    * (default 5 s), then are aborted; then, within what is left of `graceMs`,
    * each group's main-cache entries are handed to the nodes that own their
    * keys without this one (unless `handoff: false`); then every server and
