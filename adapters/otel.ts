@@ -19,6 +19,8 @@ import {
   trace,
 } from '@opentelemetry/api'
 import {
+  type BatchTraceMessage,
+  fetchManyTracing,
   fetchTracing,
   type Groupcache,
   GroupcacheError,
@@ -27,6 +29,9 @@ import {
   PEER_CHANNEL,
   PeerError,
   type PeerEvent,
+  type ServeManyMessage,
+  type ServeMessage,
+  serveManyTracing,
   serveTracing,
   type TraceMessage,
 } from '../src/index.js'
@@ -95,7 +100,9 @@ export interface Instrumentation {
  * owner), `groupcache.fetch` for a peer fetch, which sends the trace on in
  * `traceparent` through the global propagator, `groupcache.serve` on the
  * owner, continuing the caller's trace, and `groupcache.load` around the
- * loader, current while it runs. Without a registered SDK it subscribes to
+ * loader, current while it runs. A batch (`getMany`, `batchWindowMs`) makes
+ * one fetch span per owner and one serve span per batch request, with
+ * `groupcache.batch.size`. Without a registered SDK it subscribes to
  * nothing, so it costs nothing: call it after the SDK has started.
  */
 export function instrument(gc: Groupcache, options: OtelOptions = {}): Instrumentation {
@@ -133,16 +140,31 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
   const requireParent = options.requireParentSpan ?? DEFAULT_REQUIRE_PARENT_SPAN
   const sanitize = options.includeKeys === true ? (options.keySanitizer ?? ((key: string) => key)) : undefined
   const wholeErrors = options.includeKeys === true && options.keySanitizer === undefined
-  const spans = new WeakMap<TraceMessage, Span>()
+  const spans = new WeakMap<TraceMessage | BatchTraceMessage, Span>()
 
-  /** begin starts a span for this node's message and makes it current for the operation. */
-  const begin = (message: TraceMessage, name: string, kind: SpanKind, parent: Context, attributes: Attributes): Context | undefined => {
+  /**
+   * begin starts a span for this node's message and makes it current for
+   * the operation. A batch's span has its size, and its keys with `includeKeys`.
+   */
+  const begin = (
+    message: TraceMessage | BatchTraceMessage,
+    name: string,
+    kind: SpanKind,
+    parent: Context,
+    attributes: Attributes,
+  ): Context | undefined => {
     if (message.self !== gc.self) return undefined
     const parentSpan = trace.getSpanContext(parent)
     if (requireParent && (parentSpan === undefined || !trace.isSpanContextValid(parentSpan))) return undefined
     attributes['groupcache.group'] = message.group
-    const key = sanitize === undefined ? undefined : safely(() => sanitize(message.key))
-    if (key !== undefined) attributes['groupcache.key'] = key
+    if ('keys' in message) {
+      attributes['groupcache.batch.size'] = message.keys.length
+      const keys = sanitize === undefined ? undefined : safely(() => sanitizeAll(message.keys, sanitize))
+      if (keys !== undefined && keys.length > 0) attributes['groupcache.keys'] = keys
+    } else {
+      const key = sanitize === undefined ? undefined : safely(() => sanitize(message.key))
+      if (key !== undefined) attributes['groupcache.key'] = key
+    }
     const span = tracer.startSpan(name, { kind, attributes }, parent)
     spans.set(message, span)
     const active = trace.setSpan(parent, span)
@@ -152,7 +174,7 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
     return active
   }
   /** finish ends the message's span, if it has one, with what `describe` adds once the operation is over. */
-  const finish = <M extends TraceMessage>(message: M, describe?: (span: Span, message: M) => void): void => {
+  const finish = <M extends TraceMessage | BatchTraceMessage>(message: M, describe?: (span: Span, message: M) => void): void => {
     const span = spans.get(message)
     if (span === undefined) return
     spans.delete(message)
@@ -164,6 +186,15 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
       span.setStatus({ code: SpanStatusCode.ERROR, message: wholeErrors && message.error instanceof Error ? message.error.message : type })
     }
     span.end()
+  }
+
+  /** serve starts the owner's span, continuing the peer's trace. */
+  const serve = (m: ServeMessage | ServeManyMessage): void => {
+    // An HTTP instrumentation may already have continued the peer's
+    // trace in a span of its own: nest under that, else continue it here.
+    const active = context.active()
+    const parent = trace.getSpan(active) === undefined ? propagation.extract(active, m.headers) : active
+    begin(m, 'groupcache.serve', SpanKind.SERVER, parent, {})
   }
 
   const unsubscribes = [
@@ -187,16 +218,25 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
           span.setAttribute('groupcache.outcome', m.error === undefined ? 'ok' : m.error instanceof PeerError ? 'error' : 'verdict'),
         ),
     }),
-    on(serveTracing, {
+    on(fetchManyTracing, {
       start: (m) => {
-        // An HTTP instrumentation may already have continued the peer's
-        // trace in a span of its own: nest under that, else continue it here.
-        const active = context.active()
-        const parent = trace.getSpan(active) === undefined ? propagation.extract(active, m.headers) : active
-        begin(m, 'groupcache.serve', SpanKind.SERVER, parent, {})
+        const active = begin(m, 'groupcache.fetch', SpanKind.CLIENT, context.active(), { 'groupcache.peer': m.peer })
+        if (active !== undefined) propagation.inject(active, m.headers)
       },
-      asyncEnd: (m) => finish(m),
+      // The worst outcome among the keys; the owner failing to answer some
+      // of them (they load here) is the span's error, as for one key.
+      asyncEnd: (m) =>
+        finish(m, (span) => {
+          const outcome = m.error === undefined ? m.outcome : m.error instanceof PeerError ? 'error' : 'verdict'
+          if (outcome !== undefined) span.setAttribute('groupcache.outcome', outcome)
+          if (outcome === 'error' && m.error === undefined) {
+            span.setAttribute('error.type', PEER_ERROR)
+            span.setStatus({ code: SpanStatusCode.ERROR, message: PEER_ERROR })
+          }
+        }),
     }),
+    on(serveTracing, { start: (m) => serve(m), asyncEnd: (m) => finish(m) }),
+    on(serveManyTracing, { start: (m) => serve(m), asyncEnd: (m) => finish(m) }),
     on(loadTracing, {
       start: (m) => void begin(m, 'groupcache.load', SpanKind.INTERNAL, context.active(), { 'groupcache.for_peer': m.forPeer }),
       asyncEnd: (m) => finish(m),
@@ -208,7 +248,7 @@ function traceSpans(gc: Groupcache, provider: TracerProvider, options: OtelOptio
 }
 
 /** on subscribes to the two events a span needs; the others cost nothing unheard. */
-function on<M extends TraceMessage>(
+function on<M extends TraceMessage | BatchTraceMessage>(
   channel: TracingChannel<unknown, M>,
   handlers: Pick<TracingChannelSubscribers<M>, 'start' | 'asyncEnd'>,
 ): () => void {
@@ -260,6 +300,22 @@ function recordMetrics(gc: Groupcache, meter: Meter, options: OtelOptions): () =
     unsubscribe(PEER_CHANNEL, onPeer)
     meter.removeBatchObservableCallback(collect, observables)
   }
+}
+
+/** PEER_ERROR is PeerError's code: an owner that could not answer. */
+const PEER_ERROR = 'ERR_GROUPCACHE_PEER'
+
+/**
+ * sanitizeAll turns a batch's keys into what is recorded, leaving out those
+ * the sanitizer records nothing for.
+ */
+function sanitizeAll(keys: readonly string[], sanitize: (key: string) => string | undefined): string[] {
+  const out: string[] = []
+  for (const key of keys) {
+    const recorded = sanitize(key)
+    if (recorded !== undefined) out.push(recorded)
+  }
+  return out
 }
 
 /** errorType names an error by its stable code when it has one: never its message, which may quote a key. */

@@ -1,4 +1,14 @@
-import { decodeGetResponse, encodeGetResponse, readVarint, varintLength, writeVarint } from './wire.js'
+import {
+  decodeGetResponse,
+  getResponseSize,
+  MINUTE_QPS_FIELD_BYTES,
+  readVarint,
+  TAG_MINUTE_QPS,
+  timeField,
+  varintLength,
+  writeGetResponse,
+  writeVarint,
+} from './wire.js'
 
 /**
  * BATCH_CONTENT_TYPE is the content type of a batch request and of its
@@ -88,49 +98,121 @@ export function decodeBatchKeys(bytes: Uint8Array, maxKeys: number): string[] {
 }
 
 /**
- * encodeBatchAnswer frames the items of a batch answer, leaving out those
- * that would take it past `maxBytes` (the first item is always kept: one GET
- * would carry it too). The asker fetches what was left out one by one.
+ * FramedItem is a value's item whose GetResponse is framed already: a cached
+ * entry's frame (value, expire, stale_until: a one-byte string, one
+ * character per byte, or bytes), written into the answer as it is, with the
+ * minute_qps field after it when the answer reports one, as a GET answers.
+ * Its bytes are those of the BatchItem with the same value.
  */
-export function encodeBatchAnswer(items: readonly BatchItem[], maxBytes = MAX_BATCH_ANSWER_BYTES): Uint8Array {
-  const parts: Uint8Array[] = []
-  let size = 0
-  for (const item of items) {
-    const part = encodeItem(item)
-    const framed = varintLength(part.length) + part.length
-    if (parts.length > 0 && size + framed > maxBytes) continue
-    parts.push(part)
-    size += framed
-  }
-  return frame(parts)
+export interface FramedItem {
+  key: string
+  frame: string | Uint8Array
+  generation: number
+  minuteQps?: number | undefined
 }
 
-function encodeItem(item: BatchItem): Uint8Array {
-  const fields: Array<[number, Uint8Array | number]> = [[TAG_KEY, Buffer.from(item.key)]]
-  if ('value' in item) {
-    fields.push([
-      TAG_RESPONSE,
-      encodeGetResponse({ value: item.value, expire: item.expire, staleUntil: item.staleUntil, minuteQps: item.minuteQps }),
-    ])
-    if (item.generation > 0) fields.push([TAG_GENERATION, item.generation])
-  } else {
-    fields.push([TAG_ERROR, Buffer.from(item.error)], [TAG_MESSAGE, Buffer.from(item.message)])
-  }
+/**
+ * encodeBatchAnswer frames the items of a batch answer, leaving out those
+ * that would take it past `maxBytes` (the first item is always kept: one GET
+ * would carry it too). The asker fetches what was left out one by one. The
+ * answer is written in one buffer, each value copied once into it: a
+ * FramedItem's frame as it is, a BatchItem's value framed there.
+ */
+export function encodeBatchAnswer(items: readonly (BatchItem | FramedItem)[], maxBytes = MAX_BATCH_ANSWER_BYTES): Uint8Array {
+  // Per item: its key's UTF-8 length, its response's (or error's) length and
+  // its whole length; -1 for an item left out.
+  const sizes: number[] = new Array<number>(items.length * 3)
   let size = 0
-  for (const [, v] of fields) size += 1 + (typeof v === 'number' ? varintLength(v) : varintLength(v.length) + v.length)
+  let kept = 0
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as BatchItem | FramedItem
+    const keyLength = Buffer.byteLength(item.key)
+    let length = 1 + varintLength(keyLength) + keyLength
+    let inner: number
+    if ('error' in item) {
+      inner = Buffer.byteLength(item.error)
+      const message = Buffer.byteLength(item.message)
+      length += 1 + varintLength(inner) + inner + 1 + varintLength(message) + message
+    } else {
+      inner = responseLength(item)
+      length += 1 + varintLength(inner) + inner
+      if (item.generation > 0) length += 1 + varintLength(item.generation)
+    }
+    const framed = varintLength(length) + length
+    if (kept > 0 && size + framed > maxBytes) {
+      sizes[i * 3 + 2] = -1
+      continue
+    }
+    sizes[i * 3] = keyLength
+    sizes[i * 3 + 1] = inner
+    sizes[i * 3 + 2] = length
+    size += framed
+    kept++
+  }
   const out = Buffer.allocUnsafe(size)
   let pos = 0
-  for (const [tag, v] of fields) {
-    out[pos++] = tag
-    if (typeof v === 'number') {
-      pos = writeVarint(out, pos, v)
-    } else {
-      pos = writeVarint(out, pos, v.length)
-      out.set(v, pos)
-      pos += v.length
+  for (let i = 0; i < items.length; i++) {
+    const length = sizes[i * 3 + 2] as number
+    if (length < 0) continue
+    const item = items[i] as BatchItem | FramedItem
+    const inner = sizes[i * 3 + 1] as number
+    pos = writeVarint(out, pos, length)
+    out[pos++] = TAG_KEY
+    pos = writeVarint(out, pos, sizes[i * 3] as number)
+    pos += out.write(item.key, pos, 'utf8')
+    if ('error' in item) {
+      out[pos++] = TAG_ERROR
+      pos = writeVarint(out, pos, inner)
+      pos += out.write(item.error, pos, 'utf8')
+      out[pos++] = TAG_MESSAGE
+      pos = writeVarint(out, pos, Buffer.byteLength(item.message))
+      pos += out.write(item.message, pos, 'utf8')
+      continue
+    }
+    out[pos++] = TAG_RESPONSE
+    pos = writeVarint(out, pos, inner)
+    pos = writeResponse(out, pos, item)
+    if (item.generation > 0) {
+      out[pos++] = TAG_GENERATION
+      pos = writeVarint(out, pos, item.generation)
     }
   }
   return out
+}
+
+/** responseLength is the length of an item's GetResponse, minute_qps included. */
+function responseLength(item: Extract<BatchItem, { value: Uint8Array }> | FramedItem): number {
+  const qps = item.minuteQps === undefined ? 0 : MINUTE_QPS_FIELD_BYTES
+  if ('frame' in item) return (typeof item.frame === 'string' ? item.frame.length : item.frame.byteLength) + qps
+  return getResponseSize(item.value.length, timeField(item.expire), timeField(item.staleUntil)) + qps
+}
+
+/**
+ * writeResponse writes an item's GetResponse at `pos`, as encodeGetResponse
+ * would: a frame as it is (or the value framed), then minute_qps.
+ */
+function writeResponse(out: Buffer, pos: number, item: Extract<BatchItem, { value: Uint8Array }> | FramedItem): number {
+  if ('frame' in item) {
+    const frame = item.frame
+    if (typeof frame === 'string') {
+      pos += out.write(frame, pos, 'latin1')
+    } else {
+      out.set(frame, pos)
+      pos += frame.byteLength
+    }
+  } else {
+    const expire = timeField(item.expire)
+    const staleUntil = timeField(item.staleUntil)
+    writeGetResponse(out.subarray(pos), item.value, expire, staleUntil)
+    pos += getResponseSize(item.value.length, expire, staleUntil)
+  }
+  const qps = item.minuteQps
+  if (qps !== undefined) {
+    out[pos] = TAG_MINUTE_QPS
+    out.writeDoubleLE(qps, pos + 1)
+    pos += MINUTE_QPS_FIELD_BYTES
+  }
+  return pos
 }
 
 /**

@@ -29,6 +29,22 @@ export const LOAD_CHANNEL = 'groupcache:load'
 export const SERVE_CHANNEL = 'groupcache:serve'
 
 /**
+ * FETCH_MANY_CHANNEL names the tracing channel of one batch fetch from an
+ * owner (a FetchManyMessage): the keys of a `getMany`, or of gets batched
+ * by `batchWindowMs`, that one owner is asked for together, in one batch
+ * request per `MAX_BATCH_KEYS` keys (a Go owner: one GET each), the
+ * owner's loads included.
+ */
+export const FETCH_MANY_CHANNEL = 'groupcache:fetchMany'
+
+/**
+ * SERVE_MANY_CHANNEL names the tracing channel of the peer endpoint
+ * answering a peer's batch (`POST {group}`, a ServeManyMessage), once the
+ * request has passed the secret and its keys have been read.
+ */
+export const SERVE_MANY_CHANNEL = 'groupcache:serveMany'
+
+/**
  * PEER_CHANNEL names the plain channel of PeerEvents; LOAD_CHANNEL is also
  * the name of the plain channel of LoadEvents.
  */
@@ -81,7 +97,7 @@ export const peerChannel = channel(PEER_CHANNEL)
 
 /**
  * TraceMessage is the context object of every tracing channel of this
- * library. Node's `tracePromise` adds `result` or `error` to it when the
+ * library about one key (a BatchTraceMessage for several). Node's `tracePromise` adds `result` or `error` to it when the
  * operation settles; a subscriber may keep what it needs on it (a span) in
  * a WeakMap.
  */
@@ -100,6 +116,16 @@ export interface TraceMessage {
    * started inside (a loader's database query) are its children.
    */
   wrap?: <R>(operation: () => R) => R
+}
+
+/**
+ * BatchTraceMessage is the context object of a tracing channel about
+ * several keys at once (a batch): a TraceMessage with `keys` in place of
+ * `key`.
+ */
+export interface BatchTraceMessage extends Omit<TraceMessage, 'key'> {
+  /** keys are the cache keys, each once. They may be personal data: record them only when told to. */
+  readonly keys: readonly string[]
 }
 
 /**
@@ -131,6 +157,21 @@ export interface FetchMessage extends TraceMessage {
   readonly headers: Record<string, string>
 }
 
+/** FetchManyMessage is the context of `groupcache:fetchMany`. */
+export interface FetchManyMessage extends BatchTraceMessage {
+  /** peer is the URL of the owner asked. */
+  readonly peer: string
+  /** headers are sent with each request to the owner, as FetchMessage's are. */
+  readonly headers: Record<string, string>
+  /**
+   * outcome is set once the answers are in, as `groupcache:peer` says it
+   * for each key, the worst of them: `error` when the owner could not
+   * answer some key (it loads here), else `verdict` when it reported some
+   * key's loader failure or not-found, else `ok`.
+   */
+  outcome?: PeerEvent['outcome']
+}
+
 /** LoadMessage is the context of `groupcache:load`. */
 export interface LoadMessage extends TraceMessage {
   /** forPeer is true when a peer's request started this load. */
@@ -146,6 +187,12 @@ export interface ServeMessage extends TraceMessage {
   readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>
 }
 
+/** ServeManyMessage is the context of `groupcache:serveMany`. */
+export interface ServeManyMessage extends BatchTraceMessage {
+  /** headers are the peer's request headers, as ServeMessage's are. */
+  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>
+}
+
 /** getTracing is the tracing channel named GET_CHANNEL. */
 export const getTracing = tracingChannel<unknown, GetMessage>(GET_CHANNEL)
 
@@ -158,6 +205,12 @@ export const loadTracing = tracingChannel<unknown, LoadMessage>(LOAD_CHANNEL)
 /** serveTracing is the tracing channel named SERVE_CHANNEL. */
 export const serveTracing = tracingChannel<unknown, ServeMessage>(SERVE_CHANNEL)
 
+/** fetchManyTracing is the tracing channel named FETCH_MANY_CHANNEL. */
+export const fetchManyTracing = tracingChannel<unknown, FetchManyMessage>(FETCH_MANY_CHANNEL)
+
+/** serveManyTracing is the tracing channel named SERVE_MANY_CHANNEL. */
+export const serveManyTracing = tracingChannel<unknown, ServeManyMessage>(SERVE_MANY_CHANNEL)
+
 /**
  * runTraced runs `operation` under a tracing channel: start, end, then
  * asyncStart and asyncEnd (or error) as it settles, honouring a `wrap` the
@@ -166,7 +219,7 @@ export const serveTracing = tracingChannel<unknown, ServeMessage>(SERVE_CHANNEL)
  * `channel.hasSubscribers` first, so an untraced operation pays for one
  * property read.
  */
-export function runTraced<M extends TraceMessage, R>(
+export function runTraced<M extends TraceMessage | BatchTraceMessage, R>(
   channel: TracingChannel<unknown, M>,
   message: M,
   operation: () => Promise<R>,

@@ -3,7 +3,9 @@ import { allAborted, Batcher, type BatchTiming, shareSignal } from './batcher.js
 import { Cache, type CacheKind, type CacheStats, Entry, isStale, NotFoundEntry } from './cache.js'
 import { type Codec, type CodecName, encodeValue, type Frozen, type ResolvedCodec, resolveCodec } from './codec.js'
 import {
+  type FetchManyMessage,
   type FetchMessage,
+  fetchManyTracing,
   fetchTracing,
   type GetMessage,
   getTracing,
@@ -14,6 +16,7 @@ import {
   peerChannel,
   runTraced,
   type ServeMessage,
+  serveManyTracing,
   serveTracing,
 } from './diagnostics.js'
 import {
@@ -280,7 +283,8 @@ export interface GroupPeers {
   /**
    * fetchMany asks one owner for several keys (one batch request per chunk
    * for our peers, one GET per key for Go's) and answers each key with its
-   * value or its error.
+   * value or its error. `headers` go along with each request (trace
+   * propagation).
    */
   fetchMany(
     peer: string,
@@ -288,6 +292,7 @@ export interface GroupPeers {
     keys: readonly string[],
     signal: AbortSignal,
     generation: number,
+    headers?: Record<string, string>,
   ): Promise<Map<string, PeerValue | Error>>
   remove(peer: string, group: string, key: string): Promise<void>
   set(peer: string, group: string, key: string, value: Uint8Array, expire: number, staleUntil: number): Promise<void>
@@ -778,7 +783,12 @@ export class Group<T = unknown> {
               this.#serve(key, request, generation, refreshWaitMs),
             )
           : this.#serve(key, request, generation, refreshWaitMs),
-      serveMany: (keys, request, generation) => this.#serveMany(keys, request, generation),
+      serveMany: (keys, request, generation) =>
+        serveManyTracing.hasSubscribers
+          ? runTraced(serveManyTracing, { self: this.#peers.self, group: this.name, keys, headers: request.headers }, async () =>
+              this.#serveMany(keys, request, generation),
+            )
+          : this.#serveMany(keys, request, generation),
       removeLocally: (key) => this.#removeLocally(key),
       setLocally: (key, value, expire, staleUntil) => this.#setLocally(key, value, expire, staleUntil ?? 0),
       clearLocally: (generation) => this.#clearLocally(generation),
@@ -1026,10 +1036,14 @@ export class Group<T = unknown> {
     await Promise.all(Array.from({ length: width }, worker))
   }
 
-  /** loadInto runs or joins a key's local load for a peer's batch, and keeps its outcome. */
+  /**
+   * loadInto runs or joins a key's local load for a peer's batch, and keeps
+   * its outcome. The load is for a peer, as a single request's is: traced
+   * so, and a key this node does not own is peeked at its owner first.
+   */
   #loadInto(out: ServedOutcome[], i: number, key: string, request: { readonly signal?: AbortSignal | undefined }): Promise<void> {
     return this.#local
-      .do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent), request.signal, this.#counted, true)
+      .do(key, (c) => this.#loadLocally(key, c.signal, c.isCurrent, true), request.signal, this.#counted, true)
       .then(
         (value) => {
           out[i] = { value }
@@ -1591,7 +1605,10 @@ export class Group<T = unknown> {
     for (const [owner, list] of byOwner) {
       const keys = [...new Set(list.map((item) => item.key))]
       const { signal, release } = allAborted(list.map((item) => item.signal))
-      this.#peers.fetchMany(owner, this.name, keys, signal, this.#generation).then(
+      const fetched = fetchManyTracing.hasSubscribers
+        ? this.#tracedFetchMany(owner, keys, signal)
+        : this.#peers.fetchMany(owner, this.name, keys, signal, this.#generation)
+      fetched.then(
         (answers) => {
           release()
           for (const item of list) {
@@ -1607,6 +1624,29 @@ export class Group<T = unknown> {
         },
       )
     }
+  }
+
+  /**
+   * tracedFetchMany is one owner's batch fetch under the
+   * `groupcache:fetchMany` tracing channel, sending the headers its
+   * subscribers add (`traceparent`) and saying, before the end, the worst
+   * outcome among its keys.
+   */
+  #tracedFetchMany(owner: string, keys: readonly string[], signal: AbortSignal): Promise<Map<string, PeerValue | Error>> {
+    const message: FetchManyMessage = { self: this.#peers.self, group: this.name, keys, peer: owner, headers: {} }
+    return runTraced(fetchManyTracing, message, async () => {
+      const answers = await this.#peers.fetchMany(owner, this.name, keys, signal, this.#generation, message.headers)
+      let outcome: PeerEvent['outcome'] = 'ok'
+      for (const answer of answers.values()) {
+        if (answer instanceof PeerError) {
+          outcome = 'error'
+          break
+        }
+        if (answer instanceof Error) outcome = 'verdict'
+      }
+      message.outcome = outcome
+      return answers
+    })
   }
 
   /**

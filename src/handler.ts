@@ -1,5 +1,13 @@
 import { timingSafeEqual } from 'node:crypto'
-import { BATCH_CONTENT_TYPE, type BatchItem, decodeBatchKeys, encodeBatchAnswer, MAX_BATCH_BODY_BYTES, MAX_BATCH_KEYS } from './batch.js'
+import {
+  BATCH_CONTENT_TYPE,
+  type BatchItem,
+  decodeBatchKeys,
+  encodeBatchAnswer,
+  type FramedItem,
+  MAX_BATCH_BODY_BYTES,
+  MAX_BATCH_KEYS,
+} from './batch.js'
 import { DEFERRED_TYPE, deferredBody, heartbeatEvery, parseWait, WAIT_HEADER } from './deferred.js'
 import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
 import type { ServedGroup, ServedOutcome, ServedValue } from './group.js'
@@ -180,8 +188,9 @@ class SecretCheck {
  * group is looked at), the method (405), a change on a node without a
  * secret (403: a hand-off is one), a closing node (503, except to a peek
  * until its hand-off is done), the escapes (400), the group (404) and the
- * key's length (400). A GET from our own client that outlasts a third of
- * its wait budget is answered early (see deferred.ts); a peek never is.
+ * key's length (400). A GET or a batch from our own client that outlasts a
+ * third of its wait budget is answered early (see deferred.ts); a peek
+ * never is.
  */
 export function createPeerHandler(options: {
   basePath: string
@@ -235,8 +244,14 @@ export function createPeerHandler(options: {
     if ((method === 'PUT' || method === 'DELETE') && !acceptsChanges) return refuseChange()
     const peeking = req.headers[PEEK_HEADER] !== undefined && (method === 'GET' || batch)
     if (peeking ? isGone() : isClosed()) return text(503, 'closing', { connection: 'close' })
-    // A batch of peeks answers from memory, as a single peek does.
-    if (batch) return (peeking ? peekBatch : serveBatch)(rest, req, maxKeyBytes, lookup, generationOf(req))
+    // A batch of peeks answers from memory, as a single peek does; a batch
+    // from our client that outlasts a third of its wait is deferred, as a GET.
+    if (batch) {
+      if (peeking) return peekBatch(rest, req, maxKeyBytes, lookup, generationOf(req))
+      const answer = serveBatch(rest, req, maxKeyBytes, lookup, generationOf(req))
+      const wait = parseWait(req.headers[WAIT_HEADER])
+      return wait === undefined ? answer : deferIfSlow(answer, heartbeatEvery(wait))
+    }
     // `_stats` has no `/`, so it can name no key of any group.
     if (rest === STATS_PATH && method === 'GET') {
       return { status: 200, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(stats())) }
@@ -438,7 +453,7 @@ async function serveBatch(
   } catch (err) {
     return errorResponse(err)
   }
-  const items = outcomes.map((outcome, i): BatchItem => {
+  const items = outcomes.map((outcome, i): BatchItem | FramedItem => {
     const key = keys[i] as string
     if ('value' in outcome) return valueItem(key, outcome.value)
     return { key, error: verdictCode(outcome.error), message: errorMessage(outcome.error).slice(0, MAX_ERROR_TEXT) }
@@ -461,7 +476,7 @@ async function peekBatch(
   const asked = await readBatch(rest, req, maxKeyBytes, lookup)
   if ('status' in asked) return asked
   const { group, keys } = asked
-  const items = keys.map((key): BatchItem => {
+  const items = keys.map((key): BatchItem | FramedItem => {
     const value = group.peekLocally(key, generation)
     if (value === undefined) return { key, error: 'ERR_GROUPCACHE_NOT_FOUND', message: 'not cached' }
     return valueItem(key, value)
@@ -469,10 +484,13 @@ async function peekBatch(
   return { status: 200, headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeBatchAnswer(items) }
 }
 
-/** valueItem is a batch answer's item for a value, as a GET would answer it. */
-function valueItem(key: string, value: ServedValue): BatchItem {
-  const { bytes, expire, staleUntil, generation, minuteQps } = value
-  return { key, value: bytes, expire, staleUntil, generation, minuteQps }
+/**
+ * valueItem is a batch answer's item for a value, as a GET would answer it:
+ * the value's frame as the cache holds it, written as it is (no copy of the
+ * value to make, no GetResponse to encode), then the key's rate.
+ */
+function valueItem(key: string, value: ServedValue): FramedItem {
+  return { key, frame: value.frame, generation: value.generation, minuteQps: value.minuteQps }
 }
 
 /**

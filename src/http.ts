@@ -17,6 +17,7 @@ import {
   escapePathPart,
   GENERATION_HEADER,
   keyPath,
+  MAX_ERROR_TEXT,
   PROTOBUF,
   PROTOCOL_HEADER,
   parseGeneration,
@@ -162,7 +163,7 @@ export class HttpTransport implements PeerTransport {
       const res = await this.#request(peer, 'GET', path, headers, { signal, judged: false, timeoutMs: deadline - performance.now() })
       if (res.status === 200) return readValue(peer, res, accept)
       this.#judge(res)
-      if (res.status !== 503 || res.errorCode !== 'ERR_GROUPCACHE_OVERLOADED') throw answerError(peer, res.status, res.errorCode, res.body)
+      if (res.status !== 503 || res.errorCode !== OVERLOADED) throw answerError(peer, res.status, res.errorCode, res.body)
       // The owner is alive but at its cap: loading the key here would be the
       // very duplicate load the cap prevents. Ask again after Retry-After
       // (jittered, so refused askers do not come back at once), as long as
@@ -265,8 +266,10 @@ export class HttpTransport implements PeerTransport {
    * has shown our marker, and one GET per key to any other (Go's server
    * would not understand a batch). Keys a batch answer leaves out (it keeps
    * under `MAX_BATCH_ANSWER_BYTES`), and every key of a batch an older peer
-   * of ours refuses, are fetched one GET each. A chunk that fails as a whole
-   * (a transport failure, a 503) gives each of its keys that error.
+   * of ours refuses, are fetched one GET each. Keys the owner refused for
+   * overload are asked for again, as `fetch` does (see fetchChunk). A chunk
+   * that fails as a whole (a transport failure, a 503) gives each of its
+   * keys that error. `extra` headers (a tracer's) go with every request.
    */
   async fetchMany(
     peer: string,
@@ -274,6 +277,7 @@ export class HttpTransport implements PeerTransport {
     keys: readonly string[],
     signal: AbortSignal,
     generation = 0,
+    extra?: Record<string, string>,
   ): Promise<Map<string, PeerValue | Error>> {
     const answers = new Map<string, PeerValue | Error>()
     let ours: boolean
@@ -285,7 +289,7 @@ export class HttpTransport implements PeerTransport {
       return answers
     }
     const one = (key: string): Promise<void> =>
-      this.fetch(peer, group, key, signal, generation).then(
+      this.fetch(peer, group, key, signal, generation, extra).then(
         (value) => void answers.set(key, value),
         (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, errorMessage(err))),
       )
@@ -293,48 +297,104 @@ export class HttpTransport implements PeerTransport {
       await Promise.all(keys.map(one))
       return answers
     }
-    const headers: Record<string, string> = { ...this.#headers, 'content-type': BATCH_CONTENT_TYPE }
+    // The wait header, as for a GET: an owner still loading the batch keeps in touch.
+    const headers: Record<string, string> = {
+      ...(extra === undefined ? undefined : lowerCased(extra)),
+      ...this.#fetchHeaders,
+      'content-type': BATCH_CONTENT_TYPE,
+    }
     if (generation > 0) headers[GENERATION_HEADER] = String(generation)
-    await Promise.all(
-      chunkKeys(keys).map(async (chunk) => {
-        let items: BatchItem[] | undefined
-        try {
-          items = await this.#batch(peer, escapePathPart(group), chunk, headers, signal)
-        } catch (err) {
-          const error = err instanceof Error ? err : new PeerError(peer, errorMessage(err))
-          for (const key of chunk) answers.set(key, error)
-          return
-        }
-        const asked = new Set(chunk)
-        for (const item of items ?? []) {
-          if (!asked.has(item.key)) continue
-          asked.delete(item.key)
-          if ('value' in item)
-            answers.set(item.key, {
-              value: item.value,
-              expire: item.expire,
-              staleUntil: item.staleUntil,
-              generation: item.generation,
-              minuteQps: item.minuteQps,
-            })
-          else
-            answers.set(
-              item.key,
-              verdictError(item.error, item.message) ??
-                new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`),
-            )
-        }
-        await Promise.all([...asked].map(one))
-      }),
-    )
+    const path = escapePathPart(group)
+    await Promise.all(chunkKeys(keys).map((chunk) => this.#fetchChunk(peer, path, chunk, headers, signal, answers, one)))
     return answers
   }
 
   /**
-   * batch sends one chunk and reads its items. It resolves to undefined when
-   * the peer refused the batch itself (an older version of ours: 400, 405
-   * or 413), so that the keys are fetched one by one; after a 405 the peer
-   * gets no batch for a while, as long as what we learnt of its kind holds.
+   * fetchChunk asks for one chunk of keys and keeps each key's answer in
+   * `answers`; `one` fetches a key by GET (a key the answer left out, or
+   * every key when the peer refused the batch itself). Keys the owner
+   * refused under its `maxPeerLoads` (items with ERR_GROUPCACHE_OVERLOADED,
+   * or a whole 503 that says so) are asked for again after Retry-After,
+   * jittered, within one peerTimeoutMs for the chunk: loading them here
+   * would be the very duplicate load the cap prevents. Past the deadline
+   * they get a PeerError, and are loaded here after all.
+   */
+  async #fetchChunk(
+    peer: string,
+    path: string,
+    chunk: readonly string[],
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    answers: Map<string, PeerValue | Error>,
+    one: (key: string) => Promise<void>,
+  ): Promise<void> {
+    const deadline = performance.now() + this.#timeoutMs
+    const singles: Array<Promise<void>> = []
+    let pending = chunk
+    while (pending.length > 0) {
+      let answer: BatchAnswer | undefined
+      try {
+        answer = await this.#batch(peer, path, pending, headers, signal, deadline - performance.now())
+      } catch (err) {
+        const error = err instanceof Error ? err : new PeerError(peer, errorMessage(err))
+        for (const key of pending) answers.set(key, error)
+        break
+      }
+      if (answer === undefined) {
+        singles.push(...pending.map(one))
+        break
+      }
+      const asked = new Set(pending)
+      const refused: string[] = []
+      for (const item of answer.items) {
+        if (!asked.has(item.key)) continue
+        asked.delete(item.key)
+        if ('value' in item) {
+          answers.set(item.key, {
+            value: item.value,
+            expire: item.expire,
+            staleUntil: item.staleUntil,
+            generation: item.generation,
+            minuteQps: item.minuteQps,
+          })
+        } else if (item.error === OVERLOADED) {
+          refused.push(item.key)
+        } else {
+          answers.set(
+            item.key,
+            verdictError(item.error, item.message) ??
+              new PeerError(peer, `peer ${peer} could not answer for ${JSON.stringify(item.key)}: ${item.message}`),
+          )
+        }
+      }
+      singles.push(...[...asked].map(one))
+      pending = refused
+      if (refused.length === 0) break
+      const delay = retryDelay(answer.retryAfter, this.#random())
+      let error: Error | undefined
+      if (performance.now() + delay >= deadline) {
+        error = new PeerError(peer, `peer ${peer} stayed at its cap of loads for peers for ${this.#timeoutMs} ms`, { status: 503 })
+      } else {
+        error = await pause(delay, signal).then(
+          () => undefined,
+          (err: unknown) => (err instanceof Error ? err : new AbortedError(err)),
+        )
+      }
+      if (error !== undefined) {
+        for (const key of refused) answers.set(key, error)
+        break
+      }
+    }
+    await Promise.all(singles)
+  }
+
+  /**
+   * batch sends one chunk and reads its items, within `timeoutMs`. It
+   * resolves to undefined when the peer refused the batch itself (an older
+   * version of ours: 400, 405 or 413), so that the keys are fetched one by
+   * one; after a 405 the peer gets no batch for a while, as long as what we
+   * learnt of its kind holds. A 503 for overload is an answer that refuses
+   * every key for overload.
    */
   async #batch(
     peer: string,
@@ -342,11 +402,16 @@ export class HttpTransport implements PeerTransport {
     keys: readonly string[],
     headers: Record<string, string>,
     signal: AbortSignal,
-  ): Promise<BatchItem[] | undefined> {
-    const res = await this.#request(peer, 'POST', path, headers, { body: encodeBatchKeys(keys), signal, judged: false })
+    timeoutMs: number,
+  ): Promise<BatchAnswer | undefined> {
+    const res = await this.#request(peer, 'POST', path, headers, { body: encodeBatchKeys(keys), signal, judged: false, timeoutMs })
     if (res.status === 405) this.#noBatches.set(peer, Date.now() + PEER_KIND_TTL_MS)
     if (res.status !== 200) this.#judge(res)
     if (res.status === 400 || res.status === 405 || res.status === 413) return undefined
+    if (res.status === 503 && res.errorCode === OVERLOADED) {
+      const message = Buffer.from(res.body).toString('utf8').slice(0, MAX_ERROR_TEXT).trim()
+      return { items: keys.map((key) => ({ key, error: OVERLOADED, message })), retryAfter: res.retryAfter }
+    }
     if (res.status !== 200) throw answerError(peer, res.status, res.errorCode, res.body)
     // A success for the peer's breaker only once the answer was decoded.
     let items: BatchItem[]
@@ -357,7 +422,7 @@ export class HttpTransport implements PeerTransport {
       throw new PeerError(peer, `peer ${peer} sent a malformed batch answer: ${errorMessage(err)}`, { cause: err, status: 200 })
     }
     res.breaker.success()
-    return items
+    return { items, retryAfter: res.retryAfter }
   }
 
   async #peekMany(
@@ -728,6 +793,15 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
 const ENDED = new Error('the exchange ended')
 
 const EMPTY = new Uint8Array(0)
+
+/** BatchAnswer is a batch's items, and the Retry-After that came with them. */
+interface BatchAnswer {
+  items: BatchItem[]
+  retryAfter: string | undefined
+}
+
+/** OVERLOADED is the code of a refusal under the owner's `maxPeerLoads`. */
+const OVERLOADED = 'ERR_GROUPCACHE_OVERLOADED'
 
 interface RawAnswer {
   peer: string

@@ -9,8 +9,12 @@ export {
 export { type CacheKind, type CacheStats, ENTRY_OVERHEAD_BYTES, HOT_SHARE, MIN_HOT_COPIES } from './cache.js'
 export { type Codec, type CodecName, DEFAULT_CODEC, type Frozen } from './codec.js'
 export {
+  type BatchTraceMessage,
   FETCH_CHANNEL,
+  FETCH_MANY_CHANNEL,
+  type FetchManyMessage,
   type FetchMessage,
+  fetchManyTracing,
   fetchTracing,
   GET_CHANNEL,
   type GetMessage,
@@ -26,7 +30,10 @@ export {
   type PeerEvent,
   peerChannel,
   SERVE_CHANNEL,
+  SERVE_MANY_CHANNEL,
+  type ServeManyMessage,
   type ServeMessage,
+  serveManyTracing,
   serveTracing,
   type TraceMessage,
 } from './diagnostics.js'

@@ -35,8 +35,9 @@ export interface PeerTransport {
   /**
    * fetchMany asks the owner for several keys at once and answers each key
    * with its value or its error (a PeerError for a key the owner could not
-   * answer, the owner's verdict otherwise). Without it, keys are fetched one
-   * by one.
+   * answer, the owner's verdict otherwise). `headers`, when given, go along
+   * with each request, as `fetch`'s do. Without it, keys are fetched one by
+   * one.
    */
   fetchMany?(
     peer: string,
@@ -44,6 +45,7 @@ export interface PeerTransport {
     keys: readonly string[],
     signal: AbortSignal,
     generation?: number,
+    headers?: Record<string, string>,
   ): Promise<Map<string, PeerValue | Error>>
   /** remove drops a key from a peer's caches (`DELETE`). */
   remove?(peer: string, group: string, key: string): Promise<void>
@@ -282,10 +284,11 @@ export class Peers implements GroupPeers {
     keys: readonly string[],
     signal: AbortSignal,
     generation: number,
+    headers?: Record<string, string>,
   ): Promise<Map<string, PeerValue | Error>> {
     return (
-      this.#transport.fetchMany?.(peer, group, keys, signal, generation) ??
-      fetchEach(this.#transport, peer, group, keys, signal, generation)
+      this.#transport.fetchMany?.(peer, group, keys, signal, generation, headers) ??
+      fetchEach(this.#transport, peer, group, keys, signal, generation, headers)
     )
   }
 
@@ -331,11 +334,12 @@ async function fetchEach(
   keys: readonly string[],
   signal: AbortSignal,
   generation: number,
+  headers: Record<string, string> | undefined,
 ): Promise<Map<string, PeerValue | Error>> {
   const answers = new Map<string, PeerValue | Error>()
   await Promise.all(
     keys.map((key) =>
-      transport.fetch(peer, group, key, signal, generation).then(
+      transport.fetch(peer, group, key, signal, generation, headers).then(
         (value) => void answers.set(key, value),
         (err: unknown) => void answers.set(key, err instanceof Error ? err : new PeerError(peer, String(err))),
       ),

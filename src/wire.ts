@@ -22,7 +22,8 @@ export class WireError extends Error {
 }
 
 const TAG_VALUE = (1 << 3) | 2 // field 1, length-delimited
-const TAG_MINUTE_QPS = (2 << 3) | 1 // field 2, 64-bit
+/** TAG_MINUTE_QPS is the tag of minute_qps (field 2, 64-bit), which batch answers write after a frame too. */
+export const TAG_MINUTE_QPS = (2 << 3) | 1
 const TAG_EXPIRE = (3 << 3) | 0 // field 3, varint
 const TAG_STALE_UNTIL = (4 << 3) | 0 // field 4, varint
 

@@ -11,10 +11,16 @@ import {
   MAX_BATCH_BODY_BYTES,
   MAX_BATCH_KEYS,
 } from '../src/batch.js'
+import { Entry } from '../src/cache.js'
+import { encodeGetResponse, writeVarint } from '../src/wire.js'
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
+const varint = (n: number): Buffer => {
+  const out = new Uint8Array(10)
+  return Buffer.from(out.subarray(0, writeVarint(out, 0, n)))
+}
 
 describe('batch keys', () => {
   test('frame each key as a varint length and its UTF-8 bytes', () => {
@@ -89,6 +95,65 @@ describe('batch answers', () => {
     const [first] = decodeBatchAnswer(bytes)
     assert.ok(first !== undefined && 'value' in first)
     assert.equal(first.value.byteLength, first.value.buffer.byteLength)
+  })
+
+  test("write a cached entry's frame as it is: the bytes of the item of the same value, expiry, stale window, rate and generation", () => {
+    // Today's item, spelt out: key = 1, response = 2 (Go's GetResponse as a GET answers it), generation = 5 when set.
+    const field = (tag: number, bytes: Uint8Array): Buffer => Buffer.concat([Buffer.of(tag), varint(bytes.length), bytes])
+    const expected = (
+      key: string,
+      value: Uint8Array,
+      expire: number,
+      staleUntil: number,
+      generation: number,
+      minuteQps?: number,
+    ): Buffer => {
+      const item = Buffer.concat([
+        field(0x0a, utf8(key)),
+        field(0x12, encodeGetResponse({ value, expire, staleUntil, minuteQps })),
+        generation > 0 ? Buffer.concat([Buffer.of(0x28), varint(generation)]) : Buffer.alloc(0),
+      ])
+      return Buffer.concat([varint(item.length), item])
+    }
+    let cases = 0
+    // One-byte-string frames (up to 1 KiB) and byte frames; expiries with a fraction of a millisecond, as a clock may give.
+    for (const length of [0, 1, 127, 128, 1024, 1025, 20_000]) {
+      for (const [expire, staleUntil] of [
+        [0, 0],
+        [1764000000000.5, 0],
+        [1764000000000, 1764000020000],
+      ] as const) {
+        for (const generation of [0, 1764000000123]) {
+          for (const minuteQps of [undefined, 0, 2 / 60]) {
+            const value = new Uint8Array(length).map((_, i) => (i * 7 + length) % 256)
+            const entry = new Entry(value, expire, generation, 'load', staleUntil)
+            const key = `ключ-${length}`
+            const framed = encodeBatchAnswer([{ key, frame: entry.frame, generation, minuteQps }])
+            const plain = encodeBatchAnswer([{ key, value, expire, staleUntil, generation, minuteQps }])
+            const want = expected(key, value, expire, staleUntil, generation, minuteQps)
+            assert.equal(hex(framed), hex(want), `${length} bytes, expire ${expire}, generation ${generation}, qps ${minuteQps}`)
+            assert.equal(hex(plain), hex(want))
+            cases++
+          }
+        }
+      }
+    }
+    assert.equal(cases, 7 * 3 * 2 * 3)
+  })
+
+  test('frame several framed, plain and error items in one answer, as each alone', () => {
+    const entry = new Entry(utf8('cached'), 0, 0, 'load')
+    const list: Array<Parameters<typeof encodeBatchAnswer>[0][number]> = [
+      { key: 'f', frame: entry.frame, generation: 2, minuteQps: 1 },
+      items[0] as BatchItem,
+      items[2] as BatchItem,
+      { key: 'é', frame: new Uint8Array(Buffer.from(entry.frame as string, 'latin1')), generation: 0 },
+    ]
+    assert.equal(hex(encodeBatchAnswer(list)), list.map((item) => hex(encodeBatchAnswer([item]))).join(''))
+    assert.deepEqual(
+      decodeBatchAnswer(encodeBatchAnswer(list)).map((item) => ('value' in item ? Buffer.from(item.value).toString() : item.error)),
+      ['cached', 'value of a', 'ERR_GROUPCACHE_NOT_FOUND', 'cached'],
+    )
   })
 
   test('leave out the items past the byte bound, but always keep the first', () => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { channel, subscribe, type TracingChannel, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
-import { createServer } from 'node:net'
 import { describe, test } from 'node:test'
 import {
   FETCH_CHANNEL,
+  FETCH_MANY_CHANNEL,
+  fetchManyTracing,
   fetchTracing,
   GET_CHANNEL,
   Groupcache,
@@ -18,9 +19,12 @@ import {
   type PeerEvent,
   peerChannel,
   SERVE_CHANNEL,
+  SERVE_MANY_CHANNEL,
+  serveManyTracing,
   serveTracing,
 } from '../src/index.js'
 import { keyOwnedBy, startLocalNodes } from './helpers/local.js'
+import { reservePorts } from './helpers/ports.js'
 import { rawRequest } from './helpers/raw.js'
 
 /** listenOn collects what a diagnostics channel publishes while `fn` runs. */
@@ -140,11 +144,9 @@ describe('the logger', () => {
       warn: (obj: object, msg?: string) => void lines.push(['warn', obj, msg]),
       info: (obj: object, msg?: string) => void lines.push(['info', obj, msg]),
     }
-    // A port that refuses connections until the test starts a server there.
-    const probe = createServer()
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-    const port = (probe.address() as { port: number }).port
-    await new Promise((resolve) => probe.close(resolve))
+    // A port that refuses connections until the test starts a server there
+    // (reservePorts: one no other process's listen(0) is given meanwhile).
+    const [port] = (await reservePorts(1)) as [number]
     const peer = `http://127.0.0.1:${port}`
     let now = 1_000
     const gc = new Groupcache({
@@ -211,10 +213,20 @@ async function traceOn<M extends object>(
 describe('tracing channels', () => {
   test('the channel names are the named constants, and the plain channels keep theirs', () => {
     assert.deepEqual(
-      [GET_CHANNEL, FETCH_CHANNEL, LOAD_CHANNEL, SERVE_CHANNEL, PEER_CHANNEL],
-      ['groupcache:get', 'groupcache:fetch', 'groupcache:load', 'groupcache:serve', 'groupcache:peer'],
+      [GET_CHANNEL, FETCH_CHANNEL, LOAD_CHANNEL, SERVE_CHANNEL, FETCH_MANY_CHANNEL, SERVE_MANY_CHANNEL, PEER_CHANNEL],
+      [
+        'groupcache:get',
+        'groupcache:fetch',
+        'groupcache:load',
+        'groupcache:serve',
+        'groupcache:fetchMany',
+        'groupcache:serveMany',
+        'groupcache:peer',
+      ],
     )
     assert.equal(getTracing.start, tracingChannel(GET_CHANNEL).start)
+    assert.equal(fetchManyTracing.start, tracingChannel(FETCH_MANY_CHANNEL).start)
+    assert.equal(serveManyTracing.start, tracingChannel(SERVE_MANY_CHANNEL).start)
     assert.equal(loadChannel, channel('groupcache:load'))
     assert.equal(peerChannel, channel('groupcache:peer'))
   })
@@ -348,6 +360,63 @@ describe('tracing channels', () => {
         [[urls[1], true]],
       )
       assert.equal(groups[0]!.stats.peerLoads, 1)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test("groupcache:fetchMany traces one owner's batch and sends a subscriber's headers with it; the owner's groupcache:serveMany hears them", async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: 's3cret', handoffMs: 0 }))
+    try {
+      const groups = nodes.map((gc) =>
+        gc.newGroup<string>({
+          name: 'g',
+          maxBytes: 1 << 20,
+          codec: 'string',
+          promote: false,
+          load: (k) => {
+            if (k.startsWith('nf')) throw new NotFoundError('no')
+            return `v:${k}`
+          },
+        }),
+      )
+      const keys = [keyOwnedBy(nodes[0]!, urls[1]!, 'a-'), keyOwnedBy(nodes[0]!, urls[1]!, 'b-'), keyOwnedBy(nodes[0]!, urls[1]!, 'nf-')]
+      const mine = keyOwnedBy(nodes[0]!, urls[0]!, 'mine-')
+      let served: Seen[] = []
+      let loads: Seen[] = []
+      const fetched = await traceOn(
+        fetchManyTracing,
+        async () => {
+          served = await traceOn(serveManyTracing, async () => {
+            loads = await traceOn(loadTracing, () => groups[0]!.getMany([...keys, mine]))
+          })
+        },
+        (m) => {
+          m.headers.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+          m.headers.Authorization = 'Bearer wrong'
+        },
+      )
+      // One batch to the one other owner; the local key is no fetch.
+      assert.deepEqual(
+        fetched.map(([event]) => event),
+        ['start', 'end', 'asyncStart', 'asyncEnd'],
+      )
+      const end = fetched[3]![1]
+      assert.deepEqual(
+        [end.self, end.group, end.peer, end.keys, end.outcome, end.error],
+        [urls[0], 'g', urls[1], keys, 'verdict', undefined],
+      )
+      const serve = served.find(([event]) => event === 'start')?.[1]
+      assert.deepEqual([serve?.self, serve?.group, serve?.keys], [urls[1], 'g', keys])
+      assert.equal((serve?.headers as Record<string, string>).traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')
+      assert.deepEqual(
+        loads
+          .filter(([event]) => event === 'start')
+          .map(([, m]) => [m.self, m.key, m.forPeer])
+          .sort(),
+        [...keys.map((key) => [urls[1], key, true]), [urls[0], mine, false]].sort(),
+      )
+      assert.equal(groups[0]!.stats.peerLoads, 2)
     } finally {
       await closeAll()
     }

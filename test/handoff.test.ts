@@ -507,8 +507,18 @@ describe('remove, set and clear against peeks and hand-offs', () => {
 // without, is the soak row (test/soak/rolling.ts).
 const ACCEPTANCE_KEYS = keysOf(600)
 
+// The keys that move at each step are whichever the ring gives the node that
+// joins or leaves: with random ports about a quarter, but a joining node can
+// get as few as one in eight (about once in 75 runs), so a precondition on
+// that share is a coin toss. The steps below need only enough keys for their
+// ratios to mean something (MIN_MOVED; fewer is about once in 4,000 runs),
+// and the node that leaves is the one that owns the most keys.
+const MIN_MOVED = 40
+
 describe('membership changes with real processes: join, leave, rolling restart', () => {
-  const config = rollingConfig(true, PEEK_TIMEOUT_MS)
+  // The peek window is a tunable whose default (60 s) a step of this test can
+  // outlast on a machine this busy; the test is of what happens inside it.
+  const config = { ...rollingConfig(true, PEEK_TIMEOUT_MS), handoffMs: 600_000 }
   const keys = ACCEPTANCE_KEYS
   let nodes: TestNode[] = []
   after(async () => {
@@ -529,7 +539,7 @@ describe('membership changes with real processes: join, leave, rolling restart',
     await Promise.all(old.map((node) => node.setPeers(all)))
     const moved: string[] = []
     for (const key of keys) if ((await joined.owner(key)) === url) moved.push(key)
-    assert.ok(moved.length > keys.length / 8, `expected about a quarter of the keys to move, got ${moved.length}`)
+    assert.ok(moved.length >= MIN_MOVED, `expected about a quarter of the keys to move, got ${moved.length}`)
     const before = await loadsOf(old, moved)
     assert.equal(before, moved.length)
     // Gets arrive anywhere, as behind a load balancer.
@@ -552,11 +562,13 @@ describe('membership changes with real processes: join, leave, rolling restart',
 
   test('one of the 4 closes and the others drop it: at most 5 % of its keys are loaded again', async () => {
     assert.equal(nodes.length, 4, 'the cluster the test before left')
-    const leaving = nodes[1]!
+    const owned = new Map<string, string[]>(nodes.map((node) => [node.url, []]))
+    for (const key of keys) owned.get(await nodes[0]!.owner(key))?.push(key)
+    // The node that owns the most keys leaves: at least a quarter of them.
+    const leaving = nodes.reduce((a, b) => (owned.get(b.url)!.length > owned.get(a.url)!.length ? b : a))
     const stayers = nodes.filter((node) => node !== leaving)
-    const its: string[] = []
-    for (const key of keys) if ((await stayers[0]!.owner(key)) === leaving.url) its.push(key)
-    assert.ok(its.length > keys.length / 8, `expected about a quarter of the keys to be the leaving node's, got ${its.length}`)
+    const its = owned.get(leaving.url)!
+    assert.ok(its.length >= keys.length / 4, `the leaving node owns ${its.length} keys`)
     const before = await loadsOf(stayers, its)
     const received = async (): Promise<number> => {
       let n = 0

@@ -6,13 +6,23 @@ import type { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base'
 import { Registry } from 'prom-client'
 import { instrument } from '../../adapters/otel.js'
 import { registerMetrics } from '../../adapters/prometheus.js'
-import { fetchTracing, Groupcache, getTracing, loadTracing, NotFoundError, serveTracing } from '../../src/index.js'
+import {
+  fetchManyTracing,
+  fetchTracing,
+  Groupcache,
+  getTracing,
+  loadTracing,
+  NotFoundError,
+  serveManyTracing,
+  serveTracing,
+} from '../../src/index.js'
 import { startCluster } from '../helpers/cluster.js'
 import { keyOwnedBy, startLocalNodes } from '../helpers/local.js'
 import { mentions, records, registerTracing, type SpanRecord } from '../helpers/otel.js'
 import { rawRequest } from '../helpers/raw.js'
 
-const anyTraced = (): boolean => [getTracing, fetchTracing, loadTracing, serveTracing].some((c) => c.hasSubscribers)
+const anyTraced = (): boolean =>
+  [getTracing, fetchTracing, loadTracing, serveTracing, fetchManyTracing, serveManyTracing].some((c) => c.hasSubscribers)
 
 /** inSpan runs `fn` inside an active span named `request`, as an instrumented route handler would. */
 function inSpan<T>(fn: () => Promise<T>): Promise<T> {
@@ -92,6 +102,80 @@ describe('with an OpenTelemetry SDK', () => {
       for (const span of [...onA, ...onB]) assert.equal(mentions(span, key), false, `${span.name} mentions the key`)
     } finally {
       await cluster.stop()
+    }
+  })
+
+  test("a getMany on A of keys B owns is one trace: one fetch span for the batch, B's serve span under it and a load per key under that; no key recorded", async () => {
+    const cluster = await startCluster(2, () => ({ otel: {}, promote: false, handoffMs: 0 }))
+    try {
+      const [a, b] = cluster.nodes as [NonNullable<(typeof cluster.nodes)[0]>, NonNullable<(typeof cluster.nodes)[1]>]
+      const keys: string[] = []
+      for (let i = 0; keys.length < 5; i++) if ((await a.owner(`user-${i}@example.com`)) === b.url) keys.push(`user-${i}@example.com`)
+      assert.deepEqual(
+        await a.tracedGetMany(keys),
+        keys.map((key) => [key, `value-of:${key}`]),
+      )
+      const onA = await a.spans()
+      const onB = await b.spans()
+      const request = one(onA, 'request')
+      const fetch = one(onA, 'groupcache.fetch')
+      const serve = one(onB, 'groupcache.serve')
+      const loads = named(onB, 'groupcache.load')
+      assert.equal(loads.length, keys.length)
+      for (const span of [fetch, serve, ...loads]) assert.equal(span.traceId, request.traceId, `${span.name} is in the request's trace`)
+      assert.equal(fetch.parentSpanId, request.spanId)
+      assert.equal(serve.parentSpanId, fetch.spanId)
+      for (const load of loads) assert.equal(load.parentSpanId, serve.spanId)
+      assert.deepEqual([fetch.kind, serve.kind], [SpanKind.CLIENT, SpanKind.SERVER])
+      assert.deepEqual(fetch.attributes, {
+        'groupcache.group': 'test',
+        'groupcache.peer': b.url,
+        'groupcache.batch.size': keys.length,
+        'groupcache.outcome': 'ok',
+      })
+      assert.deepEqual(serve.attributes, { 'groupcache.group': 'test', 'groupcache.batch.size': keys.length })
+      for (const span of [...onA, ...onB]) for (const key of keys) assert.equal(mentions(span, key), false, `${span.name} mentions ${key}`)
+    } finally {
+      await cluster.stop()
+    }
+  })
+
+  test('a batch records its keys only with includeKeys, through keySanitizer; an owner that cannot answer makes its fetch span an error', async () => {
+    exporter.reset()
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ handoffMs: 0 }))
+    const sanitizer = (key: string): string | undefined => (key.startsWith('secret') ? undefined : key.replace(/@.*/, '@***'))
+    const otel = nodes.map((gc) => instrument(gc, { includeKeys: true, keySanitizer: sanitizer }))
+    try {
+      const groups = nodes.map((gc) =>
+        gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', promote: false, load: (k) => `v:${k}` }),
+      )
+      const keys = [keyOwnedBy(nodes[0]!, urls[1]!, 'a@x.org-'), keyOwnedBy(nodes[0]!, urls[1]!, 'secret-')]
+      await inSpan(() => groups[0]!.getMany(keys))
+      const spans = records(exporter)
+      const recorded = [`${keys[0]!.replace(/@.*/, '@***')}`]
+      assert.deepEqual(one(spans, 'groupcache.fetch').attributes['groupcache.keys'], recorded)
+      assert.deepEqual(one(spans, 'groupcache.serve').attributes['groupcache.keys'], recorded)
+      assert.equal(
+        spans.some((span) => mentions(span, 'x.org') || mentions(span, keys[1]!)),
+        false,
+      )
+      // The owner gone, the batch's keys load here: the fetch span says so.
+      exporter.reset()
+      await nodes[1]!.close()
+      const down = [keyOwnedBy(nodes[0]!, urls[1]!, 'down-a-'), keyOwnedBy(nodes[0]!, urls[1]!, 'down-b-')]
+      assert.deepEqual(
+        [...(await inSpan(() => groups[0]!.getMany(down))).values()],
+        down.map((key) => `v:${key}`),
+      )
+      const fetch = one(records(exporter), 'groupcache.fetch')
+      assert.deepEqual(
+        [fetch.attributes['groupcache.outcome'], fetch.attributes['error.type'], fetch.status.code],
+        ['error', 'ERR_GROUPCACHE_PEER', SpanStatusCode.ERROR],
+      )
+      assert.equal(fetch.attributes['groupcache.batch.size'], 2)
+    } finally {
+      for (const o of otel) o.uninstrument()
+      await closeAll()
     }
   })
 

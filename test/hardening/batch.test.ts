@@ -9,6 +9,7 @@ import {
   BATCH_CONTENT_TYPE,
   type BatchItem,
   decodeBatchAnswer,
+  decodeBatchKeys,
   encodeBatchAnswer,
   encodeBatchKeys,
   MAX_BATCH_BODY_BYTES,
@@ -318,11 +319,20 @@ async function fakePeer(handle: (req: IncomingMessage, body: Buffer, res: Server
   }
 }
 
-/** asker is a node (not listening: it only asks) whose peers are itself and `peer`. */
-async function asker(peer: string, promote = false): Promise<{ gc: Groupcache; group: Group<string>; loaded: string[] }> {
+/** asker is a node (not listening: it only asks) whose peers are itself and `peer`, with `peerTimeoutMs` if given. */
+async function asker(
+  peer: string,
+  promote = false,
+  peerTimeoutMs?: number,
+): Promise<{ gc: Groupcache; group: Group<string>; loaded: string[] }> {
   const [port] = (await reservePorts(1)) as [number]
   const self = urlsFor([port])[0] as string
-  const gc = new Groupcache({ self, peers: [self, peer], breaker: { failures: 1000 } })
+  const gc = new Groupcache({
+    self,
+    peers: [self, peer],
+    breaker: { failures: 1000 },
+    ...(peerTimeoutMs === undefined ? {} : { peerTimeoutMs }),
+  })
   const loaded: string[] = []
   const group = gc.newGroup<string>({
     name: 'g',
@@ -461,17 +471,60 @@ describe('peers that cannot or will not answer a batch', () => {
     }
   })
 
-  test('an item refused for a reason that is no verdict (overloaded) is loaded here, like a 503', async () => {
+  test('keys refused for overload, by item or by a whole 503, are asked for again after Retry-After, not loaded here', async () => {
+    for (const whole of [false, true]) {
+      let posts = 0
+      const busy = await fakePeer((req, body, res) => {
+        if (req.method !== 'POST') {
+          res.writeHead(400, { 'x-groupcache-protocol': '1' }).end('bad request\n')
+          return
+        }
+        const keys = decodeBatchKeys(body, MAX_BATCH_KEYS)
+        // The first batch: the first key answered, the others refused; then the rest answered.
+        const first = posts++ === 0
+        if (first && whole) {
+          res
+            .writeHead(503, { 'x-groupcache-protocol': '1', 'x-groupcache-error': 'ERR_GROUPCACHE_OVERLOADED', 'retry-after': '0' })
+            .end('busy\n')
+          return
+        }
+        const answer = keys.map(
+          (key, i): BatchItem =>
+            first && i > 0
+              ? { key, error: 'ERR_GROUPCACHE_OVERLOADED', message: 'busy' }
+              : { key, value: Buffer.from(`peer:${key}`), expire: 0, generation: 0 },
+        )
+        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE, 'x-groupcache-protocol': '1' }).end(encodeBatchAnswer(answer))
+      })
+      const { gc, group, loaded } = await asker(busy.url)
+      try {
+        const keys = keysOwnedBy(gc, busy.url, 3)
+        assert.deepEqual(
+          [...(await group.getMany(keys)).values()],
+          keys.map((key) => `peer:${key}`),
+        )
+        assert.deepEqual(loaded, [])
+        assert.equal(group.stats.peerErrors, 0)
+        assert.equal(posts, 2, 'one batch, and one for the keys refused')
+        assert.equal(gc.peerHealth()[0]?.failures, 0, 'a refusal is no failure of the peer')
+      } finally {
+        await Promise.all([gc.close(), busy.close()])
+      }
+    }
+  })
+
+  test('a key refused for overload for longer than peerTimeoutMs is loaded here, a peer error', async () => {
     const busy = await fakePeer((req, body, res) => {
       if (req.method !== 'POST') {
         res.writeHead(400, { 'x-groupcache-protocol': '1' }).end('bad request\n')
         return
       }
       const key = new TextDecoder().decode(body.subarray(1))
-      res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE, 'x-groupcache-protocol': '1' })
+      // Retry-After 0: the asker's least pause, asking again until its deadline.
+      res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE, 'x-groupcache-protocol': '1', 'retry-after': '0' })
       res.end(encodeBatchAnswer([{ key, error: 'ERR_GROUPCACHE_OVERLOADED', message: 'busy' }]))
     })
-    const { gc, group, loaded } = await asker(busy.url)
+    const { gc, group, loaded } = await asker(busy.url, false, 500)
     try {
       const [key] = keysOwnedBy(gc, busy.url, 1) as [string]
       assert.deepEqual([...(await group.getMany([key])).values()], [`local:${key}`])

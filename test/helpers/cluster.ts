@@ -100,6 +100,11 @@ export class TestNode {
     return this.#call({ op: 'tracedGet', key }) as Promise<string>
   }
 
+  /** tracedGetMany gets `keys` with getMany inside an active span named `request` (the node needs `otel`). */
+  tracedGetMany(keys: string[]): Promise<Array<[string, string]>> {
+    return this.#call({ op: 'tracedGetMany', keys }) as Promise<Array<[string, string]>>
+  }
+
   /** spans are the spans the node has finished (the node needs `otel`). */
   spans(): Promise<SpanRecord[]> {
     return this.#call({ op: 'spans' }) as Promise<SpanRecord[]>

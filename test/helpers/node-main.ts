@@ -60,6 +60,7 @@ export type Command =
   | { id: number; op: 'failing'; on: boolean }
   | { id: number; op: 'hammer'; key: string; durationMs: number; intervalMs: number }
   | { id: number; op: 'tracedGet'; key: string }
+  | { id: number; op: 'tracedGetMany'; keys: string[] }
   | { id: number; op: 'spans' }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig
@@ -191,11 +192,12 @@ async function run(cmd: Command): Promise<unknown> {
       return null
     case 'hammer':
       return hammer(cmd.key, cmd.durationMs, cmd.intervalMs)
-    case 'tracedGet': {
+    case 'tracedGet':
+    case 'tracedGetMany': {
       const { trace } = await import('@opentelemetry/api')
       return trace.getTracer('test').startActiveSpan('request', async (span) => {
         try {
-          return await group.get(cmd.key)
+          return cmd.op === 'tracedGet' ? await group.get(cmd.key) : [...(await group.getMany(cmd.keys))]
         } finally {
           span.end()
         }

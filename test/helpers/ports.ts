@@ -1,20 +1,68 @@
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 
 /**
- * reservePorts asks the OS for `n` free ports on 127.0.0.1 (port 0), holding
- * them all open at once so they are distinct, then releases them for the
- * nodes under test, whose `self` URL must be known before they bind.
+ * LOWEST_PORT is the lowest port reservePorts picks: clear of the well-known
+ * and most registered service ports.
+ */
+const LOWEST_PORT = 10_000
+/** MIN_CHOICE is how many ports below the ephemeral range make picking there worth it. */
+const MIN_CHOICE = 4_096
+/** TRIES bounds the ports tried for one reservation before falling back to port 0. */
+const TRIES = 50
+
+/**
+ * choice is the span of ports reservePorts picks from: below the kernel's
+ * ephemeral range (Linux's ip_local_port_range), where no listen(0) and no
+ * outgoing connection of any process is ever given a port, so a port freed
+ * for a child stays free until the child binds it. Undefined where the range
+ * cannot be read or leaves too little room: then port 0 it is.
+ */
+function choice(): { from: number; to: number } | undefined {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    return Number.isInteger(low) && low - LOWEST_PORT >= MIN_CHOICE ? { from: LOWEST_PORT, to: low } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function listen(server: Server, port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' && port !== 0 ? resolve(false) : reject(err)))
+    server.listen(port, '127.0.0.1', () => resolve(true))
+  })
+}
+
+/**
+ * reservePorts asks for `n` free ports on 127.0.0.1, holding them all open
+ * at once so they are distinct, then releases them for the nodes under
+ * test, whose `self` URL must be known before they bind.
+ *
+ * Between the release and the child's bind (seconds: a child compiles its
+ * imports with tsx first) any other process may take a port, and the child
+ * then dies with EADDRINUSE. A port the OS picked (port 0) comes from the
+ * ephemeral range, which every listen(0) of the other test file running
+ * alongside draws from too; so the ports are picked at random below that
+ * range instead (see `choice`), where only an explicit bind to that very
+ * number can take them.
  */
 export async function reservePorts(n: number): Promise<number[]> {
+  const span = choice()
   const servers: Server[] = []
   try {
     for (let i = 0; i < n; i++) {
-      const server = createServer()
+      let server = createServer()
       servers.push(server)
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(0, '127.0.0.1', () => resolve())
-      })
+      let bound = false
+      for (let tries = 0; span !== undefined && !bound && tries < TRIES; tries++) {
+        bound = await listen(server, span.from + Math.floor(Math.random() * (span.to - span.from)))
+        if (!bound) {
+          server = createServer()
+          servers[servers.length - 1] = server
+        }
+      }
+      if (!bound) await listen(server, 0)
     }
     return servers.map((s) => {
       const address = s.address()
@@ -22,7 +70,7 @@ export async function reservePorts(n: number): Promise<number[]> {
       return address.port
     })
   } finally {
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
+    await Promise.all(servers.map((s) => new Promise((resolve) => (s.listening ? s.close(resolve) : resolve(undefined)))))
   }
 }
 
