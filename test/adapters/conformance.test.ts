@@ -106,7 +106,11 @@ describe('the peer endpoint answers alike through every adapter and gc.listen()'
   const apps = new Map<string, RunningApp>()
 
   before(async () => {
-    const options = { self: SELF, peers: [SELF], secret: SECRET, maxKeyBytes: 256 }
+    // One frozen clock for every node: answers carry each key's rate
+    // (minute_qps), which a moving clock would make differ between nodes
+    // asked a few milliseconds apart.
+    const now = Date.now()
+    const options = { self: SELF, peers: [SELF], secret: SECRET, maxKeyBytes: 256, now: () => now }
     for (const framework of FRAMEWORKS) apps.set(framework, await startApp(framework, options, setup))
     for (const framework of THROUGH) {
       apps.set(`${framework} through the framework`, await startApp(framework, options, setup, 0, { servePeersFirst: false }))
