@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Application, NextFunction, Request, Response } from 'express'
 import { type Groupcache, servePeerRequest } from '../src/index.js'
 import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
-import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
+import { type AdapterInput, type AdapterOptions, injectRenderer, loadInject, middlewareSetup, serveFirstFrom } from './shared.js'
 
 declare global {
   namespace Express {
@@ -59,10 +59,12 @@ export interface GroupcacheMiddleware extends Middleware {
  * at the app's root serves the peer endpoint under `basePath` (no body
  * parser involved) and sets `req.groupcache` for every route. Given options,
  * the middleware owns the instance and closes it when the app's HTTP server
- * closes; given an instance, the caller keeps it.
+ * closes; given an instance, the caller keeps it. With `servePeersFirst`
+ * (the default with a secret), the first peer request that reaches it at
+ * the root of the server puts the endpoint in front of Express.
  */
-export function groupcache(input: AdapterInput): GroupcacheMiddleware {
-  const { instance, watch, routes, notMounted } = middlewareSetup(input)
+export function groupcache(input: AdapterInput, options?: AdapterOptions): GroupcacheMiddleware {
+  const { instance, first, watch, routes, notMounted } = middlewareSetup(input, options)
   const basePath = instance.basePath
   let app: Application | undefined
   // The route cache renders by replaying requests into this very app, which
@@ -80,6 +82,9 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     watch(req.socket)
     if (app === undefined) renderWith(req.app)
     if (req.url.startsWith(basePath)) {
+      // Peers skip Express from the next request on, unless this app is
+      // mounted under a path (a baseUrl): the server's root is not its own.
+      if (first && req.baseUrl === '') serveFirstFrom(instance, req, req.url, req.originalUrl)
       // The peer endpoint answers here: a cache hit before this returns.
       void servePeerRequest(instance.handler, req, res)
       return
@@ -125,3 +130,4 @@ export {
   type RouteRequest,
   SOURCE_HEADER,
 } from './route-cache.js'
+export type { AdapterOptions } from './shared.js'

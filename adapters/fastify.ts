@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
 import { type Groupcache, type GroupcacheOptions, InvalidOptionError, servePeerRequest } from '../src/index.js'
 import { type CacheRouteOptions, RouteCaches, SOURCE_HEADER } from './route-cache.js'
-import { openEndpointWarning, resolveInstance } from './shared.js'
+import { type AdapterOptions, openEndpointWarning, resolveInstance, servePeersFirstOption } from './shared.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,8 +21,11 @@ declare module 'fastify' {
   }
 }
 
-/** FastifyGroupcacheOptions: options for a new instance, or an existing one. */
-export type FastifyGroupcacheOptions = GroupcacheOptions | { groupcache: Groupcache }
+/**
+ * FastifyGroupcacheOptions: options for a new instance, or an existing one,
+ * and the adapter's own (`servePeersFirst`).
+ */
+export type FastifyGroupcacheOptions = (GroupcacheOptions | { groupcache: Groupcache }) & AdapterOptions
 
 // CACHED marks our onRequest hook, so a route copied by Fastify (its HEAD
 // twin) does not get it twice.
@@ -40,8 +43,10 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
         'peers ask for basePath at the root of every node. Register it on the root instance.',
     )
   }
+  const { servePeersFirst, ...rest } = options
+  const first = servePeersFirstOption({ servePeersFirst })
   // An instance built here logs through the app's logger, unless told otherwise.
-  const { instance, owned } = resolveInstance('groupcache' in options ? options.groupcache : { logger: app.log, ...options })
+  const { instance, owned } = resolveInstance('groupcache' in rest ? rest.groupcache : { logger: app.log, ...rest })
   app.decorate('groupcache', instance)
   if (!app.hasRequestDecorator('groupcache')) {
     app.decorateRequest('groupcache', {
@@ -90,6 +95,11 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
     route.onRequest = [...hooks, Object.assign(cached, { [CACHED]: true }) as onRequestHookHandler]
   })
 
+  // Peers are answered from the server's 'request' event, before Fastify
+  // routes them, when asked or by default with a secret. The child below
+  // still answers the requests that come another way: inject(), a server
+  // that cannot be wrapped (HTTP/2), the requests after close().
+  if (first ?? instance.requiresSecret) instance.servePeersFirst(app.server)
   // The endpoint lives in an encapsulated child under basePath: its body
   // parser (none: the body is never read) and its not-found handler stay out
   // of the host app. Every method Fastify knows is routed to the endpoint,
@@ -133,7 +143,9 @@ const PLUGIN_META = {
  * `await app.register(groupcache, { self, peers, secret })` serves the peer
  * endpoint under `basePath` and decorates `app.groupcache` and
  * `request.groupcache`. Given options, it owns the instance and closes it
- * with the app; given `{ groupcache: instance }`, the caller keeps it.
+ * with the app; given `{ groupcache: instance }`, the caller keeps it. With
+ * `servePeersFirst` (the default with a secret), peers are answered in front
+ * of Fastify on `app.server`.
  */
 export const groupcache: FastifyPluginAsync<FastifyGroupcacheOptions> = Object.assign(groupcachePlugin, PLUGIN_META)
 
@@ -149,3 +161,4 @@ export {
   type RouteRequest,
   SOURCE_HEADER,
 } from './route-cache.js'
+export type { AdapterOptions } from './shared.js'

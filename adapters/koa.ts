@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa'
 import { type Groupcache, servePeerRequest } from '../src/index.js'
 import { type CacheRouteOptions, SOURCE_HEADER } from './route-cache.js'
-import { type AdapterInput, injectRenderer, loadInject, middlewareSetup } from './shared.js'
+import { type AdapterInput, type AdapterOptions, injectRenderer, loadInject, middlewareSetup, serveFirstFrom } from './shared.js'
 
 declare module 'koa' {
   interface DefaultContext {
@@ -32,10 +32,12 @@ export interface GroupcacheMiddleware extends Middleware {
  * serves the peer endpoint under `basePath` and sets `ctx.groupcache` and
  * `ctx.state.groupcache` for the middleware after it. Given options, the
  * middleware owns the instance and closes it when the app's HTTP server
- * closes; given an instance, the caller keeps it.
+ * closes; given an instance, the caller keeps it. With `servePeersFirst`
+ * (the default with a secret), the first peer request that reaches it at
+ * the root of the server puts the endpoint in front of Koa.
  */
-export function groupcache(input: AdapterInput): GroupcacheMiddleware {
-  const { instance, watch, routes, notMounted } = middlewareSetup(input)
+export function groupcache(input: AdapterInput, options?: AdapterOptions): GroupcacheMiddleware {
+  const { instance, first, watch, routes, notMounted } = middlewareSetup(input, options)
   const basePath = instance.basePath
   let rendering = false
   // The route cache renders by replaying requests into this very app, which
@@ -48,6 +50,9 @@ export function groupcache(input: AdapterInput): GroupcacheMiddleware {
     watch(ctx.req.socket)
     if (!rendering) renderWith(ctx)
     if (ctx.url.startsWith(basePath)) {
+      // Peers skip Koa from the next request on, unless a mount path was
+      // taken off the URL: the server's root is not this app's.
+      if (first) serveFirstFrom(instance, ctx.req, ctx.url, ctx.originalUrl)
       // The peer endpoint writes its answer itself (a cache hit before this
       // returns), so Koa must not write one: respond = false.
       ctx.respond = false
@@ -94,3 +99,4 @@ export {
   type RouteRequest,
   SOURCE_HEADER,
 } from './route-cache.js'
+export type { AdapterOptions } from './shared.js'

@@ -1,4 +1,4 @@
-import type { RequestListener } from 'node:http'
+import type { IncomingMessage, RequestListener } from 'node:http'
 import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import { Groupcache, type GroupcacheOptions, InvalidOptionError } from '../src/index.js'
@@ -6,6 +6,49 @@ import { type Captured, type Renderer, RouteCaches } from './route-cache.js'
 
 /** AdapterInput is what every adapter accepts: options, or an instance. */
 export type AdapterInput = GroupcacheOptions | Groupcache
+
+/** AdapterOptions are what an adapter takes beside the node's own options. */
+export interface AdapterOptions {
+  /**
+   * servePeersFirst answers peers from the HTTP server's 'request' event,
+   * before the framework (see `gc.servePeersFirst`): peer requests then skip
+   * the framework's per-request work, and also the app's middleware, hooks
+   * and loggers. Default: true when the node has a `secret` (the endpoint
+   * then authenticates every request itself), false without one, so that
+   * middleware that guards the endpoint (an IP allow-list, auth) keeps
+   * seeing every peer request; true without a secret must be asked for.
+   */
+  servePeersFirst?: boolean | undefined
+}
+
+/**
+ * servePeersFirstOption checks the adapter's `servePeersFirst` option
+ * before any instance is built; undefined leaves the default to the
+ * instance: on with a secret, off without.
+ */
+export function servePeersFirstOption(options: AdapterOptions | undefined): boolean | undefined {
+  const value = options?.servePeersFirst
+  if (value !== undefined && typeof value !== 'boolean') throw InvalidOptionError.expected('options.servePeersFirst', 'a boolean', value)
+  return value
+}
+
+/**
+ * serveFirstFrom puts the endpoint in front of the server a peer request
+ * came through, but only when the middleware saw it at the root of that
+ * server: `url` is the target as the framework shows it to the middleware,
+ * and it must be the one the server parsed, with no mount path stripped by
+ * this framework (`originalUrl`) or by one around it (Express and Connect
+ * keep theirs on the request). A sub-app mounted under a path would
+ * otherwise take the root's peer URLs. A request made up in-process
+ * (light-my-request) has no server behind it and changes nothing.
+ */
+export function serveFirstFrom(instance: Groupcache, req: IncomingMessage, url: string, originalUrl: string): void {
+  if (url !== originalUrl || url !== req.url) return
+  const outer = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl
+  if (outer !== undefined && outer !== url) return
+  const server = (req.socket as (Socket & { server?: unknown }) | undefined)?.server
+  if (server !== undefined) instance.servePeersFirst(server as Parameters<Groupcache['servePeersFirst']>[0])
+}
 
 /**
  * resolveInstance returns the instance to serve and whether the adapter owns
@@ -52,15 +95,21 @@ export function closeWithServer(instance: Groupcache, owned: boolean): (socket: 
 /**
  * middlewareSetup is what the Express and Koa middleware share: the
  * instance (and whether they own it), the one start-up warning, closing with
- * the server, and the route cache.
+ * the server, the route cache, and whether to serve peers first.
  */
-export function middlewareSetup(input: AdapterInput): {
+export function middlewareSetup(
+  input: AdapterInput,
+  options: AdapterOptions | undefined,
+): {
   instance: Groupcache
+  /** first: serve peers in front of the framework once a peer request shows the server. */
+  first: boolean
   watch: (socket: Socket) => void
   routes: RouteCaches
   /** notMounted warns, once, that a cached route ran without the middleware in front. */
   notMounted: () => void
 } {
+  const first = servePeersFirstOption(options)
   const { instance, owned } = resolveInstance(input)
   const warning = openEndpointWarning(instance)
   if (warning !== undefined) process.emitWarning(warning, { code: 'GROUPCACHE_OPEN_ENDPOINT' })
@@ -74,7 +123,13 @@ export function middlewareSetup(input: AdapterInput): {
       { code: 'GROUPCACHE_NOT_MOUNTED' },
     )
   }
-  return { instance, watch: closeWithServer(instance, owned), routes: new RouteCaches(instance), notMounted }
+  return {
+    instance,
+    first: first ?? instance.requiresSecret,
+    watch: closeWithServer(instance, owned),
+    routes: new RouteCaches(instance),
+    notMounted,
+  }
 }
 
 /** Inject is the one light-my-request call the route cache makes. */

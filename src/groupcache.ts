@@ -4,6 +4,7 @@ import type { BreakerOptions, BreakerState } from './breaker.js'
 import type { CacheStats } from './cache.js'
 import type { Logger } from './diagnostics.js'
 import { ClosedError, InvalidKeyError, InvalidOptionError } from './errors.js'
+import { type FrontServer, PeerFronts } from './front.js'
 import { drain, Group, type GroupNode, type GroupOptions, handOff, isStaleMs, isTtl, type ServedGroup, served } from './group.js'
 import { createPeerHandler, type PeerHandler } from './handler.js'
 import { CHANGE_GUARD_MS, DEFAULT_HANDOFF_MS, DEFAULT_PEEK_TIMEOUT_MS } from './handoff.js'
@@ -195,6 +196,7 @@ export class Groupcache {
   #gone = false
   #closing: Promise<void> | undefined
   #server: Server | undefined
+  readonly #fronts: PeerFronts
 
   constructor(options: GroupcacheOptions) {
     if (typeof options !== 'object' || options === null) throw InvalidOptionError.expected('options', 'an object', options)
@@ -275,6 +277,7 @@ export class Groupcache {
       acceptsChanges: this.acceptsChanges,
       now: this.#now,
     })
+    this.#fronts = new PeerFronts(basePath, this.handler)
   }
 
   /** peers is the current peer list, this node included. */
@@ -394,6 +397,22 @@ export class Groupcache {
   }
 
   /**
+   * servePeersFirst answers peers on `server` before its own request
+   * listeners run: a request whose target starts with `basePath` is answered
+   * by the peer endpoint from the server's 'request' event, and every other
+   * one goes to the listeners that were there, unchanged. The adapters call
+   * it (see their `servePeersFirst` option) so that peers skip the
+   * framework's per-request work and its middleware, hooks and loggers too.
+   * Once per server; undone by `close()` or when the server closes. Returns
+   * false, and leaves the server alone, after `close()` and for a server
+   * that is not a node:http or node:https server (HTTP/2).
+   */
+  servePeersFirst(server: FrontServer): boolean {
+    if (this.#closed) return false
+    return this.#fronts.attach(server)
+  }
+
+  /**
    * stats is this node's view of the cluster, as `GET {basePath}_stats`
    * answers it: itself, each peer with its health, every group's counters.
    */
@@ -427,8 +446,10 @@ export class Groupcache {
   }
 
   /**
-   * close winds the node down: peer requests get 503 at once and later gets
-   * reject with ClosedError; loads in flight may finish for up to `graceMs`
+   * close winds the node down: servers it answered peers in front of
+   * (`servePeersFirst`) get their own listeners back, peer requests get 503
+   * at once and later gets reject with ClosedError; loads in flight may
+   * finish for up to `graceMs`
    * (default 5 s), then are aborted; then, within what is left of `graceMs`,
    * each group's main-cache entries are handed to the nodes that own their
    * keys without this one (unless `handoff: false`); then every server and
@@ -460,6 +481,9 @@ export class Groupcache {
   async #close(graceMs: number, handoff: boolean): Promise<void> {
     const started = performance.now()
     this.#closed = true
+    // From now on the framework sees peer requests again, and answers them
+    // through the adapter as it did before servePeersFirst: 503, peeks.
+    this.#fronts.restoreAll()
     // The peer server keeps listening until the hand-off is done, answering
     // 503 to everything but peeks: the nodes that took this one's keys may
     // still take its copies, while it drains and hands the rest over.

@@ -169,22 +169,35 @@ async function answer(server: Server, secret?: string): Promise<{ status: number
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
 }
 
-const ALL_KINDS: Kind[] = ['listen', 'express', 'fastify', 'koa', 'express-bare', 'fastify-bare', 'koa-bare', 'express-front']
-// `--servers listen,koa` measures only those.
+const ALL_KINDS: Kind[] = ['listen', 'express', 'fastify', 'koa', 'express-framework', 'fastify-framework', 'koa-framework']
+// `--servers listen,koa` measures only those; the bare frameworks
+// (express-bare, fastify-bare, koa-bare) only when named there.
 const chosen = process.argv.includes('--servers') ? (process.argv[process.argv.indexOf('--servers') + 1] ?? '').split(',') : undefined
-const KINDS = ALL_KINDS.filter((kind) => chosen === undefined || chosen.includes(kind))
+const KINDS: Kind[] = chosen === undefined ? ALL_KINDS : (chosen as Kind[])
 const NAMES: Record<Kind, string> = {
   'node:http': 'bare node:http',
   listen: 'gc.listen()',
   express: 'Express adapter',
   fastify: 'Fastify adapter',
   koa: 'Koa adapter',
+  'express-framework': 'Express adapter, servePeersFirst: false',
+  'fastify-framework': 'Fastify adapter, servePeersFirst: false',
+  'koa-framework': 'Koa adapter, servePeersFirst: false',
   'express-bare': 'bare Express',
   'fastify-bare': 'bare Fastify',
   'koa-bare': 'bare Koa',
-  'express-front': 'Express app, servePeerRequest in front',
 }
-const FLOOR: Partial<Record<Kind, Kind>> = { express: 'express-bare', fastify: 'fastify-bare', koa: 'koa-bare' }
+// What the last column compares a row with: an adapter with the one that
+// leaves peers to the framework (what servePeersFirst gains), that one with
+// the bare framework (what the adapter adds to the framework's own cost).
+const FLOOR: Partial<Record<Kind, Kind>> = {
+  express: 'express-framework',
+  fastify: 'fastify-framework',
+  koa: 'koa-framework',
+  'express-framework': 'express-bare',
+  'fastify-framework': 'fastify-bare',
+  'koa-framework': 'koa-bare',
+}
 const TARGETED: Kind[] = ['listen', 'express', 'fastify', 'koa']
 
 /** Pair is one shot at a server and one at the baseline beside it, back to back. */
@@ -195,7 +208,9 @@ interface Pair {
 
 /** run measures B3s and prints its table. */
 export async function run(): Promise<void> {
-  const rounds = quick ? 3 : 7
+  // `--rounds 15` takes more pairs, for a busy machine.
+  const asked = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : undefined
+  const rounds = asked !== undefined && Number.isInteger(asked) && asked > 0 ? asked : quick ? 3 : 7
   const seconds = quick ? 1 : 1.5
   const secret = process.argv.includes('--no-secret') ? undefined : SECRET
   const servers: Server[] = []
@@ -252,7 +267,7 @@ export async function run(): Promise<void> {
     const med = (kind: Kind, pick: (s: Shot) => number): number => median(list(kind).map((p) => pick(p.server)))
     // Each shot over the baseline's beside it, then the median.
     const ratios = (kind: Kind, pick: (s: Shot) => number): number[] => list(kind).map((p) => pick(p.server) / pick(p.bare))
-    // A bare framework's figures are ratios to bare node:http too; one over the other compares the two.
+    // The row compared with (FLOOR) has ratios to bare node:http too; one over the other compares the two.
     const overFloor = (kind: Kind, floor: Kind, pick: (s: Shot) => number): number =>
       median(ratios(kind, pick)) / median(ratios(floor, pick))
     const span = (values: number[]): string => `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}`
@@ -266,6 +281,7 @@ export async function run(): Promise<void> {
         '1×',
         '—',
         median(allBare.map(gc)).toFixed(1),
+        '—',
         '—',
         '—',
       ],
@@ -283,6 +299,10 @@ export async function run(): Promise<void> {
           span(ratios(kind, cpu)),
           med(kind, gc).toFixed(1),
           floor === undefined ? '—' : `${fmtRatio(overFloor(kind, floor, rps))} / ${fmtRatio(overFloor(kind, floor, cpu))}`,
+          // An adapter serving peers first runs gc.listen()'s code: this says what the framework's process still costs.
+          kind !== 'listen' && KINDS.includes('listen')
+            ? `${fmtRatio(overFloor(kind, 'listen', rps))} / ${fmtRatio(overFloor(kind, 'listen', cpu))}`
+            : '—',
           TARGETED.includes(kind)
             ? record('B3s', `${NAMES[kind]} ≥ ${RPS_TARGET}× req/s, ≤ ${CPU_TARGET}× CPU/request of bare node:http`, met)
             : '—',
@@ -299,13 +319,14 @@ export async function run(): Promise<void> {
         'CPU ratio',
         'CPU ratio, lowest–highest pair',
         'server GC µs / request',
-        'req/s / CPU ratio to the bare framework',
+        'req/s / CPU ratio to the row compared with',
+        'req/s / CPU ratio to gc.listen()',
         'target',
       ],
       rows,
       [
-        `${rounds} rounds; in each, every server in turn gets a ${seconds} s shot right after one at the bare node:http server (right before it, the servers in reverse order, every other round), after ${quick ? 0.5 : 1} s of warm-up each; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the bare framework" divides the adapter\u2019s ratio by the bare framework\u2019s.`,
-        'Server CPU: the process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over a shot\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. The baseline answers every request with the same status, headers and protobuf bytes from a buffer, checking nothing; "bare Express/Fastify/Koa" do so from the framework\u2019s first middleware or a route, the least any adapter could cost. "servePeerRequest in front": the Express app with the adapter, behind a node:http listener that hands requests under basePath to `servePeerRequest` (README, Serving peers).',
+        `${rounds} rounds; in each, every server in turn gets a ${seconds} s shot right after one at the bare node:http server (right before it, the servers in reverse order, every other round), after ${quick ? 0.5 : 1} s of warm-up each; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the row compared with" divides the row\u2019s ratio by that of the same adapter with \`servePeersFirst: false\` (for an adapter) or of the bare framework (for an adapter with \`servePeersFirst: false\`), when both were measured.`,
+        'Server CPU: the process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over a shot\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. The baseline answers every request with the same status, headers and protobuf bytes from a buffer, checking nothing. An adapter row is the adapter as configured by default (with a secret, peers are served in front of the framework: `servePeersFirst`); "servePeersFirst: false" leaves peers to the framework, as the adapters did before; "bare Express/Fastify/Koa" (only with `--servers`) answer from the framework\u2019s first middleware or a route, the least a framework path could cost.',
         problems.length === 0
           ? 'checked: every server answered a key with the same bytes as the baseline; every groupcache request of every shot was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
           : `**check failed**: ${problems.join('; ')}`,

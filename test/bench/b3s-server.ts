@@ -7,15 +7,16 @@
 //
 //   node:http     bare node:http: writeHead + end of the protobuf answer
 //   listen        gc.listen()
-//   express       app.use(groupcache(gc)) on Express 5
+//   express       app.use(groupcache(gc)) on Express 5 (with a secret, peers
+//                 are served in front of Express: servePeersFirst)
 //   fastify       app.register(groupcache, { groupcache: gc }) on Fastify 5
 //   koa           app.use(groupcache(gc)) on Koa 3
+//   express-framework, fastify-framework, koa-framework
+//                 the same with servePeersFirst: false: peers go through the
+//                 framework to the adapter (the adapters before servePeersFirst)
 //   express-bare  Express answering the same bytes from a first middleware
 //   fastify-bare  Fastify answering them from a route under the base path
 //   koa-bare      Koa answering them from a first middleware
-//   express-front the Express adapter's app, behind a node:http listener that
-//                 hands requests under basePath to servePeerRequest (README's
-//                 recipe for the peer endpoint at full speed on the app's port)
 //
 // argv[2] is a ServerConfig (JSON). Over IPC it says { ready: true }, answers
 // { op: 'counter' } with a Counter, and exits on { op: 'close' }
@@ -24,7 +25,7 @@
 import { createServer, type Server } from 'node:http'
 import express from 'express'
 import Fastify from 'fastify'
-import { Groupcache, servePeerRequest } from 'groupcache'
+import { Groupcache } from 'groupcache'
 import { groupcache as expressGroupcache } from 'groupcache/express'
 import fastifyGroupcache from 'groupcache/fastify'
 import { groupcache as koaGroupcache } from 'groupcache/koa'
@@ -33,7 +34,18 @@ import { encodeGetResponse } from '../../dist/src/wire.js'
 import { runAsChild } from './lib.js'
 
 /** Kind is one contender of B3s. */
-export type Kind = 'node:http' | 'listen' | 'express' | 'fastify' | 'koa' | 'express-bare' | 'fastify-bare' | 'koa-bare' | 'express-front'
+export type Kind =
+  | 'node:http'
+  | 'listen'
+  | 'express'
+  | 'fastify'
+  | 'koa'
+  | 'express-framework'
+  | 'fastify-framework'
+  | 'koa-framework'
+  | 'express-bare'
+  | 'fastify-bare'
+  | 'koa-bare'
 
 /** ServerConfig is what the parent passes as argv[2]. */
 export interface ServerConfig {
@@ -94,6 +106,8 @@ async function node(): Promise<Groupcache> {
 }
 
 let gc: Groupcache | undefined
+/** adapterOptions: the *-framework kinds leave peers to the framework; the others keep the default. */
+const adapterOptions = config.kind.endsWith('-framework') ? { servePeersFirst: false } : {}
 
 async function start(): Promise<() => Promise<void>> {
   switch (config.kind) {
@@ -112,11 +126,12 @@ async function start(): Promise<() => Promise<void>> {
       return () => own.close()
     }
     case 'express':
+    case 'express-framework':
     case 'express-bare': {
       const app = express()
-      if (config.kind === 'express') {
+      if (config.kind !== 'express-bare') {
         gc = await node()
-        app.use(expressGroupcache(gc))
+        app.use(expressGroupcache(gc, adapterOptions))
       } else {
         app.use((_req, res) => {
           res.writeHead(200, HEADERS)
@@ -131,27 +146,13 @@ async function start(): Promise<() => Promise<void>> {
         await own?.close()
       }
     }
-    case 'express-front': {
-      const front = await node()
-      gc = front
-      const app = express()
-      app.use(expressGroupcache(front))
-      const server = createServer((req, res) => {
-        if (req.url?.startsWith(front.basePath)) void servePeerRequest(front.handler, req, res)
-        else app(req, res)
-      })
-      await listen(server)
-      return async () => {
-        await closeServer(server)
-        await front.close()
-      }
-    }
     case 'fastify':
+    case 'fastify-framework':
     case 'fastify-bare': {
       const app = Fastify({ logger: false })
-      if (config.kind === 'fastify') {
+      if (config.kind !== 'fastify-bare') {
         gc = await node()
-        await app.register(fastifyGroupcache, { groupcache: gc })
+        await app.register(fastifyGroupcache, { groupcache: gc, ...adapterOptions })
       } else {
         app.get(`${BASE}*`, (_request, reply) => reply.headers(HEADERS).send(FRAME))
       }
@@ -163,11 +164,12 @@ async function start(): Promise<() => Promise<void>> {
       }
     }
     case 'koa':
+    case 'koa-framework':
     case 'koa-bare': {
       const app = new Koa()
-      if (config.kind === 'koa') {
+      if (config.kind !== 'koa-bare') {
         gc = await node()
-        app.use(koaGroupcache(gc))
+        app.use(koaGroupcache(gc, adapterOptions))
       } else {
         app.use(async (ctx) => {
           ctx.set(HEADERS)

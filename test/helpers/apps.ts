@@ -9,6 +9,7 @@ import Koa from 'koa'
 import { groupcache as expressGroupcache } from '../../adapters/express.js'
 import fastifyGroupcache from '../../adapters/fastify.js'
 import { groupcache as koaGroupcache } from '../../adapters/koa.js'
+import type { AdapterOptions } from '../../adapters/shared.js'
 import { Groupcache, type GroupcacheOptions } from '../../src/index.js'
 
 export type Framework = 'listen' | 'express' | 'express4' | 'fastify' | 'koa' | 'koa2'
@@ -52,13 +53,15 @@ function listenOn(server: Server, port: number): Promise<number> {
  * handler reached the instance; `/item/:id` answers `group.get(id)` of the
  * group named `items`) on 127.0.0.1:`port` (0 for any) with a
  * Groupcache built from `options` by the adapter (which then owns it), and
- * lets `setup` add groups before the first request.
+ * lets `setup` add groups before the first request. `adapter` are the
+ * adapter's own options (`servePeersFirst`).
  */
 export async function startApp(
   framework: Framework,
   options: GroupcacheOptions,
   setup: (gc: Groupcache) => void,
   port = 0,
+  adapter: AdapterOptions = {},
 ): Promise<RunningApp> {
   const itemOf = async (gc: Groupcache, id: string): Promise<unknown> => gc.getGroup('items')?.get(id)
   switch (framework) {
@@ -71,7 +74,7 @@ export async function startApp(
     case 'express':
     case 'express4': {
       const app = expressMajors[framework]()
-      const mw = expressGroupcache(options)
+      const mw = expressGroupcache(options, adapter)
       setup(mw.groupcache)
       app.use(mw)
       app.get('/whoami', (req, res) => {
@@ -90,7 +93,7 @@ export async function startApp(
     }
     case 'fastify': {
       const app = Fastify()
-      await app.register(fastifyGroupcache, options)
+      await app.register(fastifyGroupcache, { ...options, ...adapter })
       setup(app.groupcache)
       app.get('/whoami', async (request) => ({ reached: request.groupcache === app.groupcache }))
       app.get<{ Params: { id: string } }>('/item/:id', async (request) => itemOf(request.groupcache, request.params.id))
@@ -100,7 +103,7 @@ export async function startApp(
     case 'koa':
     case 'koa2': {
       const app = new koaMajors[framework]()
-      const mw = koaGroupcache(options)
+      const mw = koaGroupcache(options, adapter)
       setup(mw.groupcache)
       const router = new Router()
       router.get('/whoami', (ctx) => {
