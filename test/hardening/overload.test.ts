@@ -29,27 +29,40 @@ async function waitFor(what: string, check: () => boolean): Promise<void> {
   }
 }
 
+/**
+ * cappedGroups makes group 'g' on each node, with `maxPeerLoads`, whose
+ * loader counts loads per key and holds a key named `blocker…` until `held`
+ * resolves: that fills the owner's slots for peers.
+ */
+function cappedGroups(
+  nodes: readonly Groupcache[],
+  maxPeerLoads: number,
+): { held: ReturnType<typeof deferred<void>>; loads: Record<string, number>; groups: [Group<string>, Group<string>] } {
+  const held = deferred<void>()
+  const loads: Record<string, number> = {}
+  const groups = nodes.map((gc, i) =>
+    gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      maxPeerLoads,
+      load: async (key) => {
+        loads[key] = (loads[key] ?? 0) + 1
+        if (key.startsWith('blocker')) await held.promise
+        return `${key} by ${i}`
+      },
+    }),
+  )
+  return { held, loads, groups: groups as [Group<string>, Group<string>] }
+}
+
 describe('an overloaded owner', () => {
   test('is asked again after Retry-After instead of the asker loading the key itself', async () => {
     const { nodes, urls, closeAll } = await startLocalNodes(2)
     try {
       const a = nodes[0]!
-      const held = deferred<void>()
-      const loads: Record<string, number> = {}
-      const groups: Array<Group<string>> = nodes.map((gc, i) =>
-        gc.newGroup<string>({
-          name: 'g',
-          maxBytes: 1 << 20,
-          codec: 'string',
-          maxPeerLoads: 2,
-          load: async (key) => {
-            loads[key] = (loads[key] ?? 0) + 1
-            if (key.startsWith('blocker')) await held.promise
-            return `${key} by ${i}`
-          },
-        }),
-      )
-      const [ga, gb] = groups as [Group<string>, Group<string>]
+      const { held, loads, groups } = cappedGroups(nodes, 2)
+      const [ga, gb] = groups
       const blockers = [keyOwnedBy(a, urls[1]!, 'blocker-a-'), keyOwnedBy(a, urls[1]!, 'blocker-b-')]
       const blocked = blockers.map((k) => ga.get(k))
       await waitFor('the owner to run both loads for peers', () => blockers.every((k) => loads[k] === 1))
@@ -79,22 +92,8 @@ describe('an overloaded owner of a batch', () => {
     const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ handoffMs: 0 }))
     try {
       const [a, b] = nodes as [Groupcache, Groupcache]
-      const held = deferred<void>()
-      const loads: Record<string, number> = {}
-      const groups: Array<Group<string>> = nodes.map((gc, i) =>
-        gc.newGroup<string>({
-          name: 'g',
-          maxBytes: 1 << 20,
-          codec: 'string',
-          maxPeerLoads: 1,
-          load: async (key) => {
-            loads[key] = (loads[key] ?? 0) + 1
-            if (key.startsWith('blocker')) await held.promise
-            return `${key} by ${i}`
-          },
-        }),
-      )
-      const [ga, gb] = groups as [Group<string>, Group<string>]
+      const { held, loads, groups } = cappedGroups(nodes, 1)
+      const [ga, gb] = groups
       // The owner's one slot for peers is taken by a held load.
       const blocker = keyOwnedBy(a, urls[1]!, 'blocker-')
       const blocked = ga.get(blocker)
