@@ -210,20 +210,39 @@ interface Pair {
 export async function run(): Promise<void> {
   // `--rounds 15` takes more pairs, for a busy machine.
   const asked = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : undefined
-  const rounds = asked !== undefined && Number.isInteger(asked) && asked > 0 ? asked : quick ? 3 : 7
-  const seconds = quick ? 1 : 1.5
+  // Many short pairs rather than a few long ones: two shots of the same
+  // server on this shared machine differ by up to 2× in CPU per request,
+  // in bursts that last seconds, which shots close together share.
+  const rounds = asked !== undefined && Number.isInteger(asked) && asked > 0 ? asked : quick ? 4 : 20
+  // `--seconds 3`: longer shots.
+  const askedSeconds = process.argv.includes('--seconds') ? Number(process.argv[process.argv.indexOf('--seconds') + 1]) : undefined
+  const seconds = askedSeconds !== undefined && askedSeconds > 0 ? askedSeconds : quick ? 0.5 : 0.75
   const secret = process.argv.includes('--no-secret') ? undefined : SECRET
   const servers: Server[] = []
   const problems: string[] = []
   try {
-    const bare = await startServer('node:http', secret === undefined ? {} : { secret })
-    servers.push(bare)
-    for (const kind of KINDS) servers.push(await startServer(kind, secret === undefined ? {} : { secret }))
-    const contenders = servers.slice(1)
+    // Each contender has a bare node:http server of its own, shot beside it
+    // and idle while it is: V8 treats a process that sat idle for seconds
+    // differently (an idle heap is shrunk, and the next second pays for
+    // growing it again: measured, a bare server's GC per request went from
+    // 0.4 to 2–3 µs with 3 s of idleness before its shots), so one baseline
+    // shot in every pair, never idle, would favour the baseline.
+    const options = secret === undefined ? {} : { secret }
+    const contenders: Server[] = []
+    const bares = new Map<Server, Server>()
+    for (const kind of KINDS) {
+      const bare = await startServer('node:http', options)
+      servers.push(bare)
+      const server = await startServer(kind, options)
+      servers.push(server)
+      contenders.push(server)
+      bares.set(server, bare)
+    }
     // Every server answers a key with the very bytes the baseline sends,
     // plus the key's minute_qps (field 2, tag 0x11, a 9-byte tail) that an
     // owner reports to peers.
     for (const server of contenders) {
+      const bare = bares.get(server) as Server
       const got = await answer(server, secret)
       const sameFrame = got.body.subarray(0, bare.frame.length).equals(bare.frame)
       const tail = got.body.subarray(bare.frame.length)
@@ -232,13 +251,14 @@ export async function run(): Promise<void> {
     }
     // JIT warm-up, not counted.
     for (const server of servers) await shoot(server, quick ? 0.5 : 1, secret)
-    // Each server's shot comes right after a shot at the baseline (right
+    // Each server's shot comes right after a shot at its baseline (right
     // before it every other round, the servers then in reverse order):
     // bursts of other work on a shared machine last seconds, and two shots
     // that close are touched alike.
     const pairs = new Map<Kind, Pair[]>(KINDS.map((kind) => [kind, []]))
     for (let r = 0; r < rounds; r++) {
       for (const server of r % 2 === 0 ? contenders : [...contenders].reverse()) {
+        const bare = bares.get(server) as Server
         const pair: Pair =
           r % 2 === 0
             ? { bare: await shoot(bare, seconds, secret), server: await shoot(server, seconds, secret) }
@@ -325,7 +345,7 @@ export async function run(): Promise<void> {
       ],
       rows,
       [
-        `${rounds} rounds; in each, every server in turn gets a ${seconds} s shot right after one at the bare node:http server (right before it, the servers in reverse order, every other round), after ${quick ? 0.5 : 1} s of warm-up each; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the row compared with" divides the row\u2019s ratio by that of the same adapter with \`servePeersFirst: false\` (for an adapter) or of the bare framework (for an adapter with \`servePeersFirst: false\`), when both were measured.`,
+        `${rounds} rounds; in each, every server in turn gets a ${seconds} s shot right after one at a bare node:http server of its own, idle as long as it is (right before it, the servers in reverse order, every other round), after ${quick ? 0.5 : 1} s of warm-up each; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the row compared with" divides the row\u2019s ratio by that of the same adapter with \`servePeersFirst: false\` (for an adapter) or of the bare framework (for an adapter with \`servePeersFirst: false\`), when both were measured.`,
         'Server CPU: the process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over a shot\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. The baseline answers every request with the same status, headers and protobuf bytes from a buffer, checking nothing. An adapter row is the adapter as configured by default (with a secret, peers are served in front of the framework: `servePeersFirst`); "servePeersFirst: false" leaves peers to the framework, as the adapters did before; "bare Express/Fastify/Koa" (only with `--servers`) answer from the framework\u2019s first middleware or a route, the least a framework path could cost.',
         problems.length === 0
           ? 'checked: every server answered a key with the same bytes as the baseline; every groupcache request of every shot was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
