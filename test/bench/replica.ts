@@ -100,6 +100,8 @@ export interface ReplicaStats {
   peerErrors: number
 }
 
+/** BENCH_SECRET is every groupcache replica's `secret`. */
+const BENCH_SECRET = 'bench-replica-secret'
 const config = JSON.parse(process.argv[2] ?? '{}') as ReplicaConfig
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 let loads = 0
@@ -129,7 +131,30 @@ interface System {
   close(): Promise<void>
 }
 
-function appHandler(get: (key: string) => Promise<string>, latencies: number[]) {
+/**
+ * Latencies are the in-replica times of the `/item/` requests' get()s, in ms:
+ * `settled` until the promise get() returned settled, `continued` until the
+ * route's own code after it ran. When one load answers a hundred callers at
+ * once, their continuations run one after another, each writing its response,
+ * so the last caller's `continued` also holds the 99 responses written before
+ * it (the app's work, the same for every cache); `settled` is taken for every
+ * caller before any of them goes on (a `.then` that runs first, in the order
+ * the callers were resolved).
+ */
+interface Latencies {
+  settled: number[]
+  continued: number[]
+}
+
+/** timed returns what `get` returns, recording both latencies of the call. */
+function timed<T>(got: Promise<T>, start: number, into: Latencies): Promise<T> {
+  return got.then((value) => {
+    into.settled.push(performance.now() - start)
+    return value
+  })
+}
+
+function appHandler(get: (key: string) => Promise<string>, latencies: Latencies) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/'
     if (!url.startsWith('/item/')) {
@@ -137,9 +162,9 @@ function appHandler(get: (key: string) => Promise<string>, latencies: number[]) 
       return
     }
     const start = performance.now()
-    get(decodeURIComponent(url.slice('/item/'.length))).then(
+    timed(get(decodeURIComponent(url.slice('/item/'.length))), start, latencies).then(
       (value) => {
-        latencies.push(performance.now() - start)
+        latencies.continued.push(performance.now() - start)
         res.writeHead(200, { 'content-type': 'text/plain' }).end(value)
       },
       (err: unknown) => {
@@ -149,15 +174,17 @@ function appHandler(get: (key: string) => Promise<string>, latencies: number[]) 
   }
 }
 
-/** routeLatencies holds the in-replica time of each `/item/` request's get(), in ms. */
-const routeLatencies: number[] = []
+/** routeLatencies holds the latencies of the `/item/` requests since the parent last took them. */
+const routeLatencies: Latencies = { settled: [], continued: [] }
 
 async function startGroupcache(): Promise<{ system: System; closeApp: () => Promise<void> }> {
   // handoffMs 0: the scenarios measure a cluster in its steady state, past
   // the window after a start or a change in which a new owner first peeks at
   // a key's previous owner (one extra request per cold key; README, Rolling
   // deploys). B5 within that window: see README's B5 note.
-  const gc = new Groupcache({ self: config.self, peers: config.peers, handoffMs: 0 })
+  // A secret, as README sets one on every node: peers then skip the
+  // adapters' frameworks (servePeersFirst) and are authenticated.
+  const gc = new Groupcache({ self: config.self, peers: config.peers, handoffMs: 0, secret: BENCH_SECRET })
   const promote = config.promote === 'random' ? () => Math.random() < 0.1 : config.promote
   const group: Group<string> = gc.newGroup<string>({
     name: 'bench',
@@ -214,8 +241,8 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
       await app.register(fastifyGroupcache, { groupcache: gc })
       app.get<{ Params: { key: string } }>('/item/:key', async (request, reply) => {
         const start = performance.now()
-        const value = await get(request.params.key)
-        routeLatencies.push(performance.now() - start)
+        const value = await timed(get(request.params.key), start, routeLatencies)
+        routeLatencies.continued.push(performance.now() - start)
         return reply.type('text/plain').send(value)
       })
       await app.listen({ port: config.appPort, host: '127.0.0.1' })
@@ -228,8 +255,8 @@ async function startGroupcache(): Promise<{ system: System; closeApp: () => Prom
       app.use(async (ctx, next) => {
         if (!ctx.path.startsWith('/item/')) return next()
         const start = performance.now()
-        const value = await get(decodeURIComponent(ctx.path.slice('/item/'.length)))
-        routeLatencies.push(performance.now() - start)
+        const value = await timed(get(decodeURIComponent(ctx.path.slice('/item/'.length))), start, routeLatencies)
+        routeLatencies.continued.push(performance.now() - start)
         ctx.type = 'text/plain'
         ctx.body = value
       })
@@ -446,8 +473,12 @@ async function handle(cmd: Command): Promise<unknown> {
   switch (cmd.op) {
     case 'run':
       return runKeys(cmd.keys, cmd.concurrency)
-    case 'takeLatencies':
-      return routeLatencies.splice(0, routeLatencies.length)
+    case 'takeLatencies': {
+      const taken = { settled: routeLatencies.settled, continued: routeLatencies.continued }
+      routeLatencies.settled = []
+      routeLatencies.continued = []
+      return taken
+    }
     case 'stats':
       return { loads, distinctLoaded: loaded.size, ...system.stats() } satisfies ReplicaStats
     case 'remoteSample':
