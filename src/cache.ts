@@ -150,9 +150,11 @@ export class Entry extends Linked {
 
   /**
    * keep keeps a decoded value beside the bytes, to be shared by every
-   * caller: it must be immutable (deep-frozen). The promise is frozen too,
-   * so that no caller can give it a `then` or a `constructor` of its own
-   * that the next caller would meet. A string that reads as its own bytes
+   * caller: it must be immutable (deep-frozen). The promise is not frozen:
+   * async_hooks (AsyncLocalStorage on Node 20 and 22, OpenTelemetry's
+   * context managers, APMs) writes its ids onto a promise the first time
+   * one is chained to it, and a frozen one makes that throw inside the
+   * hook, which ends the process. A string that reads as its own bytes
    * (ASCII text with the 'string' codec) is kept as `text`, a slice of the
    * frame: one copy of the characters, not two (see `decodedBytes`).
    */
@@ -162,7 +164,7 @@ export class Entry extends Linked {
       if (value === text) value = text
     }
     this.value = value
-    this.shared = Object.freeze(Promise.resolve(value))
+    this.shared = Promise.resolve(value)
   }
 
   /** byteLength is the length of the encoded value: the varint after the frame's first byte (the value's tag). */

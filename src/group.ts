@@ -536,7 +536,7 @@ export class Group<T = unknown> {
    * Hence the `Frozen<T>` type: what every caller shares cannot be changed.
    * A value past its `ttlMs` but within its `staleMs` is returned at once,
    * and one refresh runs for the whole cluster, on the key's owner. A hit on
-   * a shared value returns the same resolved (and frozen) promise to every
+   * a shared value returns the same resolved promise (of a frozen value) to every
    * caller, so that a hit costs about a lookup.
    */
   get(key: string, options?: GetOptions): Promise<Frozen<T>> {
