@@ -104,14 +104,24 @@ export function groupcache(input: AdapterInput, options?: AdapterOptions): Group
         notMounted()
         if (app === undefined) renderWith(full.app)
       }
+      // The decision comes later, in a promise callback: a throw there would
+      // be an unhandled rejection, which ends the process. Something else
+      // may have answered meanwhile (a timeout middleware: writing then
+      // throws ERR_HTTP_HEADERS_SENT), so an answered response is left as
+      // it is, and any other throw goes to Express's error handling.
       decide({ method: req.method, url: req.originalUrl, headers: req.headers }).then((decision) => {
         if (decision.action === 'next') {
-          if (decision.source !== undefined) res.setHeader(SOURCE_HEADER, decision.source)
+          if (decision.source !== undefined && !res.headersSent) res.setHeader(SOURCE_HEADER, decision.source)
           next()
           return
         }
-        res.writeHead(decision.status, decision.headers)
-        res.end(decision.body)
+        if (res.headersSent) return
+        try {
+          res.writeHead(decision.status, decision.headers)
+          res.end(decision.body)
+        } catch (err) {
+          next(err)
+        }
       }, next)
     }
   }

@@ -5,9 +5,11 @@
 // in the middle of a test), and concurrent requests are made to overlap by
 // holding the handler until every one of them has reached the cache.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { type Decision, normalizeUrl, RouteCaches, SOURCE_HEADER } from '../../adapters/route-cache.js'
 import { DEFAULT_REFRESH_RETRY_MS, Groupcache, InvalidOptionError } from '../../src/index.js'
+import { ROOT } from '../helpers/child.js'
 import { fetchFresh } from '../helpers/fetch.js'
 import { type ExampleFramework, type Replica, startReplicas, stopReplicas } from '../helpers/replicas.js'
 import { waitFor } from '../helpers/wait.js'
@@ -123,6 +125,53 @@ test("a route given a group of its own keeps a flood of random URLs from evictin
   assert.deepEqual(await flood('search'), Array(20).fill('hit'))
   // Sharing the group, the same flood pushes the pages out.
   assert.deepEqual(await flood('shared'), Array(20).fill('miss'))
+})
+
+test('on Express, a cached route whose request another middleware answered while it waited (a timeout) leaves the process running', () => {
+  // The route's decision comes in a promise callback; writing it on a
+  // response already answered throws ERR_HTTP_HEADERS_SENT, and a throw
+  // there is an unhandled rejection, which ends the process. Both kinds of
+  // decision are tried: a cached answer (a render) and a bypass (a cookie).
+  const script = `
+    import { once } from 'node:events'
+    import express from 'express'
+    import { groupcache } from './adapters/express.ts'
+    const app = express()
+    const gc = groupcache({ self: 'http://127.0.0.1:1', peers: ['http://127.0.0.1:1'] })
+    app.use(gc)
+    // As connect-timeout does once a request is slow, but at once: answer, and let the route go on.
+    app.use((req, res, next) => {
+      if (req.headers['x-timed-out'] !== undefined) res.status(503).end('timed out')
+      next()
+    })
+    app.get('/r', gc.cacheRoute({ ttlMs: 60000 }), (req, res) => {
+      if (!res.headersSent) res.send('rendered')
+    })
+    const server = app.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const url = 'http://127.0.0.1:' + server.address().port + '/r'
+    const seen = []
+    for (const headers of [{ 'x-timed-out': '1' }, { 'x-timed-out': '1', cookie: 'a=1' }, {}]) {
+      const res = await fetch(url, { headers })
+      seen.push([res.status, await res.text()])
+    }
+    // The last request joined or hit the first one's render, so the first one's decision has come by now.
+    await new Promise((resolve) => setImmediate(resolve))
+    console.log(JSON.stringify(seen))
+    server.closeAllConnections()
+    server.close()
+  `
+  const child = spawnSync(process.execPath, ['--no-warnings', '--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  assert.equal(child.status, 0, child.stderr)
+  assert.deepEqual(JSON.parse(child.stdout), [
+    [503, 'timed out'],
+    [503, 'timed out'],
+    [200, 'rendered'],
+  ])
 })
 
 for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
