@@ -1608,7 +1608,7 @@ export class Group<T = unknown> {
       const fetched = fetchManyTracing.hasSubscribers
         ? this.#tracedFetchMany(owner, keys, signal)
         : this.#peers.fetchMany(owner, this.name, keys, signal, this.#generation)
-      fetched.then(
+      const handed = fetched.then(
         (answers) => {
           release()
           for (const item of list) {
@@ -1623,6 +1623,13 @@ export class Group<T = unknown> {
           for (const item of list) item.reject(err)
         },
       )
+      // An answer that is no Map (a custom transport's) throws above, as an
+      // unhandled rejection, which would end the process and leave the keys
+      // not yet answered waiting: each gets the error instead (an answered
+      // one keeps its answer).
+      handed.catch((err: unknown) => {
+        for (const item of list) item.reject(err)
+      })
     }
   }
 

@@ -278,7 +278,14 @@ export class Peers implements GroupPeers {
     return this.#transport.fetch(peer, group, key, given, generation, headers, refresh, accept)
   }
 
-  fetchMany(
+  /**
+   * fetchMany asks a transport's `fetchMany`, or its `fetch` once per key.
+   * It is async, whatever the transport's method is: a group calls it from
+   * a batch's timer or microtask, where a custom transport's synchronous
+   * throw (or an answer that is no promise) would end the process and
+   * leave the batch's callers waiting; here it is a rejection.
+   */
+  async fetchMany(
     peer: string,
     group: string,
     keys: readonly string[],
@@ -286,10 +293,8 @@ export class Peers implements GroupPeers {
     generation: number,
     headers?: Record<string, string>,
   ): Promise<Map<string, PeerValue | Error>> {
-    return (
-      this.#transport.fetchMany?.(peer, group, keys, signal, generation, headers) ??
-      fetchEach(this.#transport, peer, group, keys, signal, generation, headers)
-    )
+    return await (this.#transport.fetchMany?.(peer, group, keys, signal, generation, headers) ??
+      fetchEach(this.#transport, peer, group, keys, signal, generation, headers))
   }
 
   remove(peer: string, group: string, key: string): Promise<void> {

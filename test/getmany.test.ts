@@ -2,6 +2,7 @@
 // between nodes in this process (fake transports, or real HTTP on loopback).
 // The multi-process acceptance runs are in batch-cluster.test.ts.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { describe, test } from 'node:test'
 import { PeerError } from '../src/errors.js'
 import {
@@ -17,6 +18,7 @@ import {
   type PeerTransport,
   type PeerValue,
 } from '../src/index.js'
+import { ROOT } from './helpers/child.js'
 import { deferred, keyOwnedBy, startLocalNodes } from './helpers/local.js'
 
 const SELF = 'http://127.0.0.1:1'
@@ -493,6 +495,41 @@ describe('Group.getMany on a non-owner', () => {
     assert.deepEqual([...(await many).values()], [`remote:${a}`, `remote:${b}`])
     assert.deepEqual(transport.batches, [[b]])
     await gc.close()
+  })
+
+  test("a custom transport's fetchMany that throws instead of rejecting, answers no promise or no Map fails or answers its keys, without ending the process", () => {
+    // A batch is sent from a microtask or a timer: a throw there ends the
+    // process, and leaves the batch's callers waiting. So in a child process.
+    const script = `
+      import { Groupcache } from './src/index.ts'
+      const SELF = '${SELF}'
+      const OTHER = '${OTHER}'
+      const answers = {
+        throws: () => { throw new TypeError('fetchMany threw') },
+        plain: (keys) => new Map(keys.map((key) => [key, { value: Buffer.from('remote:' + key), expire: 0, generation: 0 }])),
+        object: () => Promise.resolve({}),
+      }
+      const seen = []
+      for (const [name, fetchMany] of Object.entries(answers)) {
+        const transport = { fetch: async () => { throw new Error('unused') }, fetchMany: (_peer, _group, keys) => fetchMany(keys) }
+        const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport })
+        const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: (key) => 'local:' + key })
+        const keys = []
+        for (let i = 0; keys.length < 2; i++) if (gc.ownerOf('k' + i) === OTHER) keys.push('k' + i)
+        seen.push(await g.getMany(keys).then((found) => [name, [...found.values()]], (err) => [name, err.name]))
+        await gc.close()
+      }
+      console.log(JSON.stringify(seen))
+    `
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    assert.equal(child.status, 0, child.stderr)
+    const [plain] = (JSON.parse(child.stdout) as Array<[string, unknown]>).filter(([name]) => name === 'plain')
+    assert.deepEqual(JSON.parse(child.stdout), [['throws', 'TypeError'], plain, ['object', 'TypeError']])
+    assert.match(JSON.stringify(plain), /^\["plain",\["remote:k\d+","remote:k\d+"\]\]$/)
   })
 
   test('a transport without fetchMany is asked one key at a time', async () => {
