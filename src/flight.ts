@@ -100,6 +100,8 @@ interface Call<T> {
   waiters: number
   /** firsts counts the callers that asked to go first. */
   firsts: number
+  /** ended is true once the call has its outcome. */
+  ended: boolean
 }
 
 /**
@@ -158,6 +160,11 @@ class Calls<V> {
  */
 export class Flight<T> {
   readonly #calls = new Calls<Call<T>>()
+  // Calls forgotten (`forget`, `forgetAll`) that have not ended, whose
+  // callers still wait: `drain` and `abortAll` must reach them too, or a
+  // shutdown would leave them waiting on a `fn` that never ends. A Set is
+  // fine here: a call is forgotten only by a remove, set or clear.
+  readonly #forgotten = new Set<Call<T>>()
 
   /** size is the number of calls in flight, for tests and stats. */
   get size(): number {
@@ -208,6 +215,8 @@ export class Flight<T> {
     const end = (ok: boolean, outcome: unknown): void => {
       if (done) return
       done = true
+      call.ended = true
+      this.#forgotten.delete(call)
       if (ok) resolveEarly(outcome as T)
       else rejectEarly(outcome)
       const late = ok ? resolveLate : rejectLate
@@ -221,7 +230,7 @@ export class Flight<T> {
       if (call.firsts > 0) setImmediate(finish)
       else finish()
     }
-    const call: Call<T> = { early, promise, call: flightCall, stop: (err) => end(false, err), waiters: 0, firsts: 0 }
+    const call: Call<T> = { early, promise, call: flightCall, stop: (err) => end(false, err), waiters: 0, firsts: 0, ended: false }
     this.#calls.set(key, call)
     // Started on a microtask, after the caller that starts it has joined;
     // a synchronous throw is a rejection like any other.
@@ -250,12 +259,20 @@ export class Flight<T> {
    * makes sure that a load begun before it is neither stored nor joined.
    */
   forget(key: string): void {
+    const call = this.#calls.get(key)
+    if (call === undefined) return
     this.#calls.delete(key)
+    this.#keepForgotten(call)
   }
 
   /** forgetAll detaches every call in flight, as `forget` does for one. */
   forgetAll(): void {
+    for (const call of this.#calls.values()) this.#keepForgotten(call)
     this.#calls.clear()
+  }
+
+  #keepForgotten(call: Call<T>): void {
+    if (!call.ended && call.waiters > 0) this.#forgotten.add(call)
   }
 
   /** has says whether a call for `key` is in flight (a new caller would join it). */
@@ -264,11 +281,12 @@ export class Flight<T> {
   }
 
   /**
-   * drain waits until the calls in flight now have settled, then resolves.
-   * It never rejects: their outcome belongs to their callers.
+   * drain waits until the calls in flight now have settled, forgotten ones
+   * with callers included, then resolves. It never rejects: their outcome
+   * belongs to their callers.
    */
   async drain(): Promise<void> {
-    await Promise.allSettled(this.#calls.values().map((call) => call.promise))
+    await Promise.allSettled([...this.#calls.values(), ...this.#forgotten].map((call) => call.promise))
   }
 
   /**
@@ -278,8 +296,9 @@ export class Flight<T> {
    * returns later reaches nobody.
    */
   abortAll(reason: unknown, error: unknown = reason): void {
-    const calls = this.#calls.values()
+    const calls = [...this.#calls.values(), ...this.#forgotten]
     this.#calls.clear()
+    this.#forgotten.clear()
     for (const call of calls) {
       call.call.abort(reason)
       // Every caller at once: no one goes first at a shutdown.
@@ -312,6 +331,7 @@ export class Flight<T> {
     call.waiters--
     if (call.waiters > 0) return
     if (this.#calls.get(key) === call) this.#calls.delete(key)
+    this.#forgotten.delete(call)
     call.call.abort(new AbortedError('every caller left'))
   }
 }

@@ -356,6 +356,34 @@ describe('Flight', () => {
     held.resolve('too late')
   })
 
+  test('drain waits for, and abortAll rejects, the callers of calls that were forgotten while they waited', async () => {
+    const flight = new Flight<string>()
+    const never = new Promise<string>(() => {})
+    const signals: AbortSignal[] = []
+    const fn = (c: FlightCall): Promise<string> => (signals.push(c.signal), never)
+    const one = flight.do('one', fn)
+    const all = flight.do('all', fn, new AbortController().signal)
+    await ticks()
+    flight.forget('one')
+    flight.forgetAll()
+    assert.equal(flight.size, 0)
+    let drained = false
+    const draining = flight.drain().then(() => {
+      drained = true
+    })
+    await ticks()
+    assert.equal(drained, false, 'drain waits for the forgotten calls too')
+    const closed = new Error('closed')
+    flight.abortAll('shutting down', closed)
+    await assert.rejects(one, (err: unknown) => err === closed)
+    await assert.rejects(all, (err: unknown) => err === closed)
+    await draining
+    assert.deepEqual(
+      signals.map((s) => s.aborted),
+      [true, true],
+    )
+  })
+
   test("a call's own listeners hear every caller leave once, and its signal is made only when asked for, aborted if it is late", async () => {
     const flight = new Flight<string>()
     const held = deferred<string>()

@@ -99,4 +99,30 @@ describe('gc.close() with loaders that ignore ctx.signal', () => {
       held.resolve('too late')
     }
   })
+
+  test('rejects with ClosedError the callers of loads that remove() and clear() detached from their keys', async () => {
+    // remove() and clear() let a load in flight answer its callers but keep
+    // nothing; a loader that never ends kept those callers waiting past
+    // close(), for ever.
+    const { nodes } = await startLocalNodes(1)
+    const gc = nodes[0]!
+    const held = deferred<string>()
+    let started = 0
+    const group = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: async () => (started++, held.promise) })
+    try {
+      const removed = group.get('removed')
+      const cleared = group.get('cleared')
+      await waitFor('both loads to start', () => started === 2)
+      await group.remove('removed')
+      await group.clear()
+      const hung = new Promise<never>((_resolve, reject) =>
+        setTimeout(() => reject(new Error('still waiting long after the grace period')), 10_000).unref(),
+      )
+      await Promise.race([gc.close({ graceMs: 100 }), hung])
+      await Promise.race([assert.rejects(removed, ClosedError), hung])
+      await Promise.race([assert.rejects(cleared, ClosedError), hung])
+    } finally {
+      held.resolve('too late')
+    }
+  })
 })
