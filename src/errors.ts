@@ -92,8 +92,9 @@ export class InvalidOptionError extends GroupcacheError {
 }
 
 /**
- * InvalidKeyError is thrown before any I/O when a key is not a string or is
- * longer than `maxKeyBytes` in UTF-8: such a key could never be sent to a peer.
+ * InvalidKeyError is thrown before any I/O when a key is not a string, is
+ * longer than `maxKeyBytes` in UTF-8, or holds a lone surrogate (no UTF-8
+ * form at all): such a key could never be sent to a peer.
  */
 export class InvalidKeyError extends GroupcacheError {
   constructor(message: string) {

@@ -584,7 +584,10 @@ export class Group<T = unknown> {
       throw new InvalidKeyError(`expected keys to be an array or another iterable of strings, got ${keys === null ? 'null' : typeof keys}`)
     }
     const unique = [...new Set(keys)]
-    for (const key of unique) this.#checkKey(key)
+    for (const key of unique) {
+      this.#checkKey(key)
+      this.#checkSendable(key)
+    }
     const entries = new Map<string, Entry>()
     const misses: string[] = []
     for (const key of unique) {
@@ -668,6 +671,7 @@ export class Group<T = unknown> {
 
   /** miss loads a key that is not cached here: on this node if it owns it, else from its owner. */
   #miss(key: string, options: GetOptions | undefined, batch: BatchTiming | undefined = this.#window): Promise<Entry> {
+    this.#checkSendable(key)
     this.#stats.loads++
     const peers = this.#peers
     const signal = options?.signal
@@ -688,6 +692,7 @@ export class Group<T = unknown> {
   async remove(key: string): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
+    this.#checkSendable(key)
     this.#checkChanges('remove')
     await this.#everywhere(
       key,
@@ -705,6 +710,7 @@ export class Group<T = unknown> {
   async set(key: string, value: T | Frozen<T>, options?: SetOptions): Promise<void> {
     this.#checkOpen()
     this.#checkKey(key)
+    this.#checkSendable(key)
     this.#checkChanges('set')
     const ttlMs = options?.ttlMs ?? this.#ttlMs
     if (ttlMs !== undefined && !isTtl(ttlMs)) {
@@ -1279,6 +1285,19 @@ export class Group<T = unknown> {
     // A UTF-16 unit is at most 3 UTF-8 bytes: most keys need no byte count.
     if (key.length * 3 > max && Buffer.byteLength(key) > max) {
       throw new InvalidKeyError(`expected key to be at most ${max} bytes in UTF-8, got ${Buffer.byteLength(key)}`)
+    }
+  }
+
+  /**
+   * checkSendable refuses a key with a lone surrogate (half of a UTF-16
+   * pair): it has no UTF-8 form, so it cannot be sent to its owner (escaping
+   * it for the URL throws a URIError) and would reach peers as U+FFFD, the
+   * bytes of another key. It is checked where a key may be loaded, stored
+   * or sent, not on a hit: no such key is ever cached, so a hit costs no scan.
+   */
+  #checkSendable(key: string): void {
+    if (!(key as string & { isWellFormed(): boolean }).isWellFormed()) {
+      throw new InvalidKeyError('expected key to be well-formed Unicode, got one with a lone surrogate, which has no UTF-8 form')
     }
   }
 

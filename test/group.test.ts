@@ -283,6 +283,27 @@ describe('Group.get on the owner', () => {
     await gc.close()
   })
 
+  test('refuses a key with a lone surrogate (it has no UTF-8 form) with InvalidKeyError, on its owner and before asking a peer', async () => {
+    const transport = fakeTransport(async (_peer, _group, key) => ({ value: Buffer.from(key), expire: 0, generation: 0 }))
+    const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER], transport, dangerouslyAllowUnauthenticatedChanges: true })
+    let loads = 0
+    const g = gc.newGroup<string>({ name: 'g', maxBytes: 1 << 20, codec: 'string', load: () => String(++loads) })
+    const mine = keyOwnedBy(gc, SELF, '\uD800')
+    const theirs = keyOwnedBy(gc, OTHER, '\uDFFF')
+    for (const key of [mine, theirs, `${mine}\uDC00\uDC00`]) {
+      await assert.rejects(g.get(key), { code: 'ERR_GROUPCACHE_INVALID_KEY', message: /lone surrogate/ })
+      await assert.rejects(g.getWithSource(key), InvalidKeyError)
+      await assert.rejects(g.getMany(['fine', key]), InvalidKeyError)
+      await assert.rejects(g.set(key, 'v'), InvalidKeyError)
+      await assert.rejects(g.remove(key), InvalidKeyError)
+    }
+    assert.equal(loads, 0)
+    assert.deepEqual(transport.calls, [])
+    // A well-formed pair is one character, not two halves.
+    assert.equal(await g.get(keyOwnedBy(gc, SELF, '\uD83D\uDE00')), '1')
+    await gc.close()
+  })
+
   test('rejects gets after close with ClosedError', async () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
     const g = gc.newGroup({ name: 'g', maxBytes: 1 << 20, load: () => 1 })
