@@ -219,11 +219,18 @@ function writeResponse(out: Buffer, pos: number, item: Extract<BatchItem, { valu
  * decodeBatchAnswer reads a batch answer. Unknown fields are skipped, as
  * protobuf requires, so later versions may add some. An item must have a key
  * and either a value or an error code. Values are copies, owned by the item.
+ * An answer has an item per key asked for at most: past `maxItems` it is
+ * malformed, and the rest is not read. An answer may be 64 MiB long, which
+ * holds 13 million items of a few bytes: decoding them all blocked the
+ * event loop for seconds and took a gigabyte of heap, from one bad peer.
  */
-export function decodeBatchAnswer(bytes: Uint8Array): BatchItem[] {
+export function decodeBatchAnswer(bytes: Uint8Array, maxItems = Infinity): BatchItem[] {
   const items: BatchItem[] = []
   try {
-    for (const part of frames(bytes)) items.push(decodeItem(part))
+    for (const part of frames(bytes)) {
+      if (items.length >= maxItems) throw new BatchError(`more than the ${maxItems} items asked for`)
+      items.push(decodeItem(part))
+    }
   } catch (err) {
     throw err instanceof BatchError ? err : new BatchError(err instanceof Error ? err.message : String(err))
   }

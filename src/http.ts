@@ -417,7 +417,7 @@ export class HttpTransport implements PeerTransport {
     // A success for the peer's breaker only once the answer was decoded.
     let items: BatchItem[]
     try {
-      items = decodeBatchAnswer(res.body)
+      items = decodeBatchAnswer(res.body, keys.length)
     } catch (err) {
       res.breaker.failure('a malformed batch answer')
       throw new PeerError(peer, `peer ${peer} sent a malformed batch answer: ${errorMessage(err)}`, { cause: err, status: 200 })
@@ -461,7 +461,7 @@ export class HttpTransport implements PeerTransport {
         })
         if (res.status !== 200 || res.protocol === undefined) return
         const asked = new Set(chunk)
-        for (const item of decodeBatchAnswer(res.body)) {
+        for (const item of decodeBatchAnswer(res.body, chunk.length)) {
           if ('value' in item && asked.has(item.key)) {
             keep(item.key, { value: item.value, expire: item.expire, staleUntil: item.staleUntil ?? 0, generation: item.generation })
           }

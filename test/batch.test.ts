@@ -90,6 +90,17 @@ describe('batch answers', () => {
     }
   })
 
+  test('an answer with more items than keys were asked for is malformed, and is not read past that many', () => {
+    const tiny: BatchItem = { key: '', error: 'E', message: '' }
+    const three = encodeBatchAnswer([tiny, tiny, tiny])
+    assert.equal(decodeBatchAnswer(three, 3).length, 3)
+    assert.throws(() => decodeBatchAnswer(three, 2), { name: 'BatchError', message: /more than the 2 items asked for/ })
+    // Garbage after the bound is never reached: the count refuses first.
+    const garbage = Buffer.concat([encodeBatchAnswer([tiny, tiny]), fromHex('7f')])
+    assert.throws(() => decodeBatchAnswer(garbage, 1), { name: 'BatchError', message: /items asked for/ })
+    assert.throws(() => decodeBatchAnswer(garbage, 2), { name: 'BatchError', message: /past the end|truncated/ })
+  })
+
   test('values are copies that do not keep the whole answer alive', () => {
     const bytes = encodeBatchAnswer(items)
     const [first] = decodeBatchAnswer(bytes)

@@ -438,6 +438,36 @@ describe('peers that cannot or will not answer a batch', () => {
     }
   })
 
+  test('a peer whose batch answer holds more items than keys were asked for (a flood of tiny ones) sent a malformed answer: its keys load here', async () => {
+    // An answer may be 64 MiB: of items of a few bytes, 13 million, which
+    // took seconds of the event loop and a gigabyte of heap to decode.
+    // Here a megabyte of them after a value for every key asked for.
+    const tiny = encodeBatchAnswer([{ key: '', error: 'E', message: '' }])
+    const flood = Buffer.alloc(tiny.length * Math.floor((1024 * 1024) / tiny.length), tiny)
+    const flooding = await fakePeer((req, body, res) => {
+      if (req.method !== 'POST') {
+        res.writeHead(400, { 'x-groupcache-protocol': '1' }).end('bad request\n')
+        return
+      }
+      const asked = decodeBatchKeys(body, MAX_BATCH_KEYS)
+      const answer = encodeBatchAnswer(asked.map((key) => ({ key, value: Buffer.from(`batch:${key}`), expire: 0, generation: 0 })))
+      res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE, 'x-groupcache-protocol': '1' }).end(Buffer.concat([answer, flood]))
+    })
+    const { gc, group, loaded } = await asker(flooding.url)
+    try {
+      const keys = keysOwnedBy(gc, flooding.url, 3)
+      assert.deepEqual(
+        [...(await group.getMany(keys)).values()],
+        keys.map((key) => `local:${key}`),
+      )
+      assert.deepEqual(loaded.sort(), [...keys].sort())
+      assert.equal(group.stats.peerErrors, 3)
+      assert.match(gc.peerHealth()[0]?.lastError ?? '', /malformed batch answer/)
+    } finally {
+      await Promise.all([gc.close(), flooding.close()])
+    }
+  })
+
   test('keys an answer leaves out are fetched by GET; keys it was not asked for are ignored', async () => {
     const partial = await fakePeer((req, body, res) => {
       const rest = (req.url ?? '').slice('/_groupcache/'.length)
