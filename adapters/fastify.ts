@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler } from 'fastify'
 import { type Groupcache, type GroupcacheOptions, InvalidOptionError, servePeerRequest } from '../src/index.js'
 import { type CacheRouteOptions, RouteCaches, SOURCE_HEADER } from './route-cache.js'
-import { type AdapterOptions, openEndpointWarning, resolveInstance, servePeersFirstOption } from './shared.js'
+import { type AdapterOptions, openEndpointWarning, resolveInstance, serveFirstFrom, servePeersFirstOption } from './shared.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -99,7 +99,8 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   // routes them, when asked or by default with a secret. The child below
   // still answers the requests that come another way: inject(), a server
   // that cannot be wrapped (HTTP/2), the requests after close().
-  if (first ?? instance.requiresSecret) instance.servePeersFirst(app.server)
+  const front = first ?? instance.requiresSecret
+  if (front) instance.servePeersFirst(app.server)
   // The endpoint lives in an encapsulated child under basePath: its body
   // parser (none: the body is never read) and its not-found handler stay out
   // of the host app. Every method Fastify knows is routed to the endpoint,
@@ -107,7 +108,13 @@ async function groupcachePlugin(app: FastifyInstance, options: FastifyGroupcache
   // handler, so that it answers as every other adapter does (405, 404…).
   // The endpoint writes its answers itself (a cache hit before the handler
   // returns), so the reply is hijacked: Fastify sends nothing of its own.
+  // A peer request that reaches it through a server the endpoint does not
+  // stand in front of yet (the extra servers Fastify makes when it listens
+  // on a name with several addresses, or one of the app's own handing
+  // requests to `app.routing`) puts it there for the next ones, as the
+  // Express and Koa middleware do.
   const serve = (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined => {
+    if (front) serveFirstFrom(instance, request.raw, request.raw.url ?? '', request.raw.url ?? '')
     reply.hijack()
     return servePeerRequest(instance.handler, request.raw, reply.raw)
   }

@@ -180,6 +180,36 @@ describe('with a secret, peers are answered in front of the framework', () => {
       await gc.close()
     }
   })
+
+  test("fastify: a server of the app's own that hands requests to app.routing (as Fastify's servers for extra addresses do) is put behind the endpoint by its first peer request", async () => {
+    const gc = node(true)
+    const seen: string[] = []
+    const app = await fastifyApp(gc, undefined, seen)
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const extra = createServer((req, res) => app.routing(req, res))
+    try {
+      const port = await listenOn(extra)
+      const answers = []
+      for (let i = 0; i < 3; i++) answers.push(await rawRequest(port, `/_groupcache/g/k${i}`, { headers: AUTH }))
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [200, 200, 200],
+      )
+      assert.match(answers[2]!.body.toString('latin1'), /v:k2/)
+      assert.deepEqual(seen, ['/_groupcache/g/k0'], 'only the first peer request went through Fastify')
+      // The app's other requests on that server still go to Fastify.
+      assert.equal((await rawRequest(port, '/users/1')).status, 404)
+      assert.deepEqual(seen, ['/_groupcache/g/k0', '/users/1'])
+      // close() gives the server its own listener back: peers go through Fastify again.
+      await gc.close()
+      await rawRequest(port, '/_groupcache/g/k1', { headers: AUTH })
+      assert.deepEqual(seen, ['/_groupcache/g/k0', '/users/1', '/_groupcache/g/k1'])
+    } finally {
+      await closeServer(extra)
+      await app.close()
+      await gc.close()
+    }
+  })
 })
 
 describe('without a secret, peers go through the framework', () => {

@@ -21,6 +21,8 @@ const SIZES = [1024, 64 * 1024]
 const CONCURRENCIES = [1, 16, 64]
 const KEYS = 1024 // in rotation: no two concurrent gets share a key, so none is deduplicated
 const SERVERS = ['listen', 'express', 'fastify', 'koa'] as const
+/** SECRET is both nodes' `secret`. */
+const SECRET = 'b3-bench-secret'
 type ServerKind = (typeof SERVERS)[number]
 
 /** Pair is an owner served one way and a non-owner that fetches from it. */
@@ -64,8 +66,10 @@ async function makePair(kind: ServerKind, values: Map<number, Buffer>): Promise<
   const [fetcherPort, ownerPort] = (await reservePorts(2)) as [number, number]
   const [fetcherUrl, ownerUrl] = urlsFor([fetcherPort, ownerPort]) as [string, string]
   const peers = [fetcherUrl, ownerUrl]
-  const owner = new Groupcache({ self: ownerUrl, peers })
-  const fetcher = new Groupcache({ self: fetcherUrl, peers })
+  // A secret, as README sets one on every node (the adapters then answer
+  // peers in front of the framework).
+  const owner = new Groupcache({ self: ownerUrl, peers, secret: SECRET })
+  const fetcher = new Groupcache({ self: fetcherUrl, peers, secret: SECRET })
   const groups = new Map<number, { fetch: Group<Uint8Array>; keys: string[] }>()
   for (const [size, value] of values) {
     const name = `g${size}`
@@ -92,7 +96,7 @@ async function makePair(kind: ServerKind, values: Map<number, Buffer>): Promise<
 
 /** run measures B3 and prints its table. */
 export async function run(): Promise<void> {
-  const rounds = quick ? 1 : 3
+  const rounds = quick ? 1 : 5
   const seconds = quick ? 0.15 : 1
   const values = new Map(SIZES.map((size) => [size, Buffer.alloc(size, 7)]))
   const payloads = new Map(SIZES.map((size) => [size, encodeGetResponse({ value: values.get(size) as Buffer })]))
@@ -173,7 +177,7 @@ export async function run(): Promise<void> {
       rows,
       [
         `median of ${rounds} interleaved round${rounds > 1 ? 's' : ''} of ${seconds} s per contender; everything in this one process on 127.0.0.1 (client and server share its event loop, so a ratio compares the whole cost of a request).`,
-        `groupcache: \`group.get()\` on the non-owner, over ${KEYS} keys in rotation that the owner holds: a full peer round trip each (protobuf answer, a fresh copy for the caller). Baseline: the same protobuf bytes from a server that does nothing else, read with \`pool.request()\`; both sides keep 32 connections.`,
+        `groupcache: \`group.get()\` on the non-owner, over ${KEYS} keys in rotation that the owner holds: a full peer round trip each (protobuf answer, a fresh copy for the caller), both nodes with a \`secret\` (so the adapters answer peers in front of their framework). Baseline: the same protobuf bytes from a server that does nothing else, read with \`pool.request()\`; both sides keep 32 connections.`,
         checks.length === 0
           ? 'checked: every groupcache get was a fetch from the owner (no local hit, no load, no peer error).'
           : `**check failed**: ${checks.join('; ')}`,

@@ -120,7 +120,7 @@ export interface Shot {
  * rotation for `seconds` (a fixed duration: autocannon ends a fixed amount
  * only at a whole second, which would blur req/s).
  */
-export async function shoot(server: Server, seconds: number, secret?: string, rate?: number): Promise<Shot> {
+export async function shoot(server: Server, seconds: number, secret?: string): Promise<Shot> {
   const before = await server.counter()
   const headers = secret === undefined ? undefined : { authorization: `Bearer ${secret}` }
   const requests = Array.from({ length: KEYS }, (_, i) => ({ method: 'GET' as const, path: `/_groupcache/g/k${i}`, headers }))
@@ -130,7 +130,6 @@ export async function shoot(server: Server, seconds: number, secret?: string, ra
     pipelining: 1,
     duration: seconds,
     requests,
-    ...(rate === undefined ? {} : { overallRate: rate }),
   }) as Promise<autocannon.Result> & {
     stop?: () => void
   }

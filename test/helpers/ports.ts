@@ -78,3 +78,26 @@ export async function reservePorts(n: number): Promise<number[]> {
 export function urlsFor(ports: number[]): string[] {
   return ports.map((port) => `http://127.0.0.1:${port}`)
 }
+
+/**
+ * reservePortWhere reserves one port for which `accept` holds, as
+ * reservePorts does. It tests port numbers before binding any (a test that
+ * needs a port giving some ring layout may find one in a few hundred), in
+ * a random order over the whole span, so that it fails only if no free
+ * port there is accepted at all.
+ */
+export async function reservePortWhere(accept: (port: number) => boolean): Promise<number> {
+  const span = choice() ?? { from: LOWEST_PORT, to: LOWEST_PORT + MIN_CHOICE }
+  const size = span.to - span.from
+  const start = Math.floor(Math.random() * size)
+  for (let i = 0; i < size; i++) {
+    const port = span.from + ((start + i) % size)
+    if (!accept(port)) continue
+    const server = createServer()
+    if (await listen(server, port)) {
+      await new Promise((resolve) => server.close(resolve))
+      return port
+    }
+  }
+  throw new Error(`no free port in ${span.from}–${span.to} was accepted`)
+}
