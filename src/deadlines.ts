@@ -90,3 +90,70 @@ export class Deadlines {
     for (const item of due) item.expire()
   }
 }
+
+/**
+ * MAX_TIMER_MS is the longest delay `setTimeout` takes (about 24.8 days);
+ * a longer one would fire at once. A longer deadline waits this long.
+ */
+const MAX_TIMER_MS = 2_147_483_647
+
+/**
+ * withDeadline runs `run` with a signal that aborts when `signal` does, or
+ * when `ms` have passed: then it aborts with the error `timeout()` makes,
+ * and the promise rejects with that error at once, whatever `run` does later
+ * (its result reaches nobody). One timer, cleared when `run` settles. It is
+ * the group's `loadTimeoutMs`: a loader that hangs must not hold its callers
+ * (nor its slot) for ever.
+ *
+ * The timer keeps the process alive while someone waits for the outcome;
+ * once `signal` has aborted (every caller left, or a shutdown) it no longer
+ * does, and it fires only to end the work.
+ */
+export function withDeadline<R>(
+  ms: number,
+  signal: AbortSignal,
+  timeout: () => Error,
+  run: (signal: AbortSignal) => R | Promise<R>,
+): Promise<R> {
+  const controller = new AbortController()
+  return new Promise<R>((resolve, reject) => {
+    const timer = setTimeout(
+      () => {
+        signal.removeEventListener('abort', onAbort)
+        const err = timeout()
+        // The callers first: a loader's abort listener must not delay them.
+        reject(err)
+        controller.abort(err)
+      },
+      Math.min(Math.max(1, ms), MAX_TIMER_MS),
+    )
+    const onAbort = (): void => {
+      timer.unref()
+      controller.abort(signal.reason)
+    }
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+    const settled = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+    }
+    let result: Promise<R>
+    try {
+      result = Promise.resolve(run(controller.signal))
+    } catch (err) {
+      settled()
+      reject(err)
+      return
+    }
+    result.then(
+      (value) => {
+        settled()
+        resolve(value)
+      },
+      (err: unknown) => {
+        settled()
+        reject(err)
+      },
+    )
+  })
+}

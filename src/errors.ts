@@ -6,6 +6,7 @@ export type GroupcacheErrorCode =
   | 'ERR_GROUPCACHE_INVALID_OPTION'
   | 'ERR_GROUPCACHE_INVALID_KEY'
   | 'ERR_GROUPCACHE_LOAD_FAILED'
+  | 'ERR_GROUPCACHE_LOAD_TIMEOUT'
   | 'ERR_GROUPCACHE_NOT_FOUND'
   | 'ERR_GROUPCACHE_CODEC'
   | 'ERR_GROUPCACHE_PEER'
@@ -28,6 +29,7 @@ const HTTP_STATUS: Readonly<Record<GroupcacheErrorCode, readonly [status: number
   ERR_GROUPCACHE_INVALID_OPTION: [500, false],
   ERR_GROUPCACHE_INVALID_KEY: [400, true],
   ERR_GROUPCACHE_LOAD_FAILED: [500, false],
+  ERR_GROUPCACHE_LOAD_TIMEOUT: [504, false],
   ERR_GROUPCACHE_NOT_FOUND: [404, true],
   ERR_GROUPCACHE_CODEC: [500, false],
   ERR_GROUPCACHE_PEER: [502, false],
@@ -109,9 +111,29 @@ export class InvalidKeyError extends GroupcacheError {
  * time. Loader errors are never cached.
  */
 export class LoadError extends GroupcacheError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_GROUPCACHE_LOAD_FAILED', message, options)
+  /** `code` is for LoadTimeoutError; a LoadError of its own is 'ERR_GROUPCACHE_LOAD_FAILED'. */
+  constructor(
+    message: string,
+    options?: { cause?: unknown },
+    code: 'ERR_GROUPCACHE_LOAD_FAILED' | 'ERR_GROUPCACHE_LOAD_TIMEOUT' = 'ERR_GROUPCACHE_LOAD_FAILED',
+  ) {
+    super(code, message, options)
     this.name = 'LoadError'
+  }
+}
+
+/**
+ * LoadTimeoutError means a load ran past the group's `loadTimeoutMs` (on
+ * this node or on the key's owner) and was given up: the loader's
+ * `ctx.signal` aborted with it, its callers were answered with it, and
+ * whatever the loader returns later is dropped. It is a LoadError, so the
+ * owner's timeout is a verdict too: the caller's node does not load the key
+ * a second time against a database that hangs. Its status is 504.
+ */
+export class LoadTimeoutError extends LoadError {
+  constructor(message: string) {
+    super(message, undefined, 'ERR_GROUPCACHE_LOAD_TIMEOUT')
+    this.name = 'LoadTimeoutError'
   }
 }
 

@@ -2,6 +2,7 @@ import { MAX_BATCH_KEYS } from './batch.js'
 import { allAborted, Batcher, type BatchTiming, shareSignal } from './batcher.js'
 import { Cache, type CacheKind, type CacheStats, Entry, isStale, NotFoundEntry } from './cache.js'
 import { type Codec, type CodecName, encodeValue, type Frozen, type ResolvedCodec, resolveCodec } from './codec.js'
+import { withDeadline } from './deadlines.js'
 import {
   type FetchManyMessage,
   type FetchMessage,
@@ -28,6 +29,7 @@ import {
   InvalidKeyError,
   InvalidOptionError,
   LoadError,
+  LoadTimeoutError,
   NotFoundError,
   OverloadedError,
   PeerError,
@@ -209,6 +211,14 @@ export interface GroupOptions<T> {
    * (default 1000).
    */
   refreshRetryMs?: number | undefined
+  /**
+   * loadTimeoutMs, when set, gives up a load (`load`, `loadMany`, a refresh,
+   * a load for a peer) that has not settled after that long: its
+   * `ctx.signal` aborts, its callers (here and on peers) reject with
+   * LoadTimeoutError, and what it returns later is dropped. Default: none,
+   * as in Go.
+   */
+  loadTimeoutMs?: number | undefined
 }
 
 /** SetOptions are per-call options of `group.set`. */
@@ -468,6 +478,8 @@ export class Group<T = unknown> {
   // that the back-off goes when the entry does (evicted, removed, replaced).
   readonly #retries = new WeakMap<Entry, RefreshRetry>()
   readonly #maxPeerLoads: number
+  // Undefined: a load may take as long as it takes (no timer at all).
+  readonly #loadTimeoutMs: number | undefined
   #peerLoads = 0
   readonly #stats: GroupStats = newGroupStats()
   // Two flights, so that a load that may wait on a peer never blocks one that
@@ -501,6 +513,7 @@ export class Group<T = unknown> {
     this.#staleMs = options.staleMs
     this.#refreshRetryMs = options.refreshRetryMs ?? DEFAULT_REFRESH_RETRY_MS
     this.#maxPeerLoads = options.maxPeerLoads ?? DEFAULT_MAX_PEER_LOADS
+    this.#loadTimeoutMs = options.loadTimeoutMs
     const promote = options.promote
     this.#promote = typeof promote === 'function' ? promote : promote === true ? () => true : promote === false ? () => false : undefined
   }
@@ -1418,17 +1431,34 @@ export class Group<T = unknown> {
     if (peeked !== undefined) return peeked
     const stats = this.#stats
     const generation = this.#generation
-    const ctx: LoadContext = { group: this.name, signal }
     const traced = loadChannel.hasSubscribers ? performance.now() : undefined
+    // The loader's context; its signal is the flight's, or, under
+    // `loadTimeoutMs`, one that also aborts when the load is given up.
+    let ctx!: LoadContext
+    const start = (loadSignal: AbortSignal): T | Promise<T> => {
+      ctx = { group: this.name, signal: loadSignal }
+      return loadTracing.hasSubscribers
+        ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#runLoader(key, ctx))
+        : this.#runLoader(key, ctx)
+    }
+    const timeoutMs = this.#loadTimeoutMs
     let value: T
     let bytes: Uint8Array
     let expire: number
     let staleUntil = 0
     try {
       try {
-        value = await (loadTracing.hasSubscribers
-          ? runTraced(loadTracing, { self: this.#peers.self, group: this.name, key, forPeer }, async () => this.#runLoader(key, ctx))
-          : this.#runLoader(key, ctx))
+        value = await (timeoutMs === undefined
+          ? start(signal)
+          : withDeadline(
+              timeoutMs,
+              signal,
+              () =>
+                new LoadTimeoutError(
+                  `loading ${JSON.stringify(key)} in group ${this.name} took longer than loadTimeoutMs (${timeoutMs} ms): given up`,
+                ),
+              start,
+            ))
       } catch (err) {
         if (err instanceof GroupcacheError && err.code !== 'ERR_GROUPCACHE_ABORTED') throw err
         throw new LoadError(`loading ${JSON.stringify(key)} in group ${this.name} failed: ${errorMessage(err)}`, {

@@ -335,6 +335,10 @@ export class Groupcache {
         options.notFoundTtlMs,
       )
     }
+    const loadTimeoutMs = options.loadTimeoutMs
+    if (loadTimeoutMs !== undefined && (typeof loadTimeoutMs !== 'number' || !Number.isFinite(loadTimeoutMs) || loadTimeoutMs <= 0)) {
+      throw InvalidOptionError.expected('options.loadTimeoutMs', 'a positive finite number of milliseconds', loadTimeoutMs)
+    }
     const window = options.batchWindowMs
     if (window !== undefined && (typeof window !== 'number' || !Number.isFinite(window) || window < 0)) {
       throw InvalidOptionError.expected('options.batchWindowMs', 'a non-negative number of milliseconds', window)

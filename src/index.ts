@@ -56,6 +56,7 @@ export {
   InvalidKeyError,
   InvalidOptionError,
   LoadError,
+  LoadTimeoutError,
   NotFoundError,
   OverloadedError,
   PeerError,

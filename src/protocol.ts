@@ -1,4 +1,14 @@
-import { AbortedError, CodecError, errorMessage, GroupcacheError, LoadError, NotFoundError, OverloadedError, PeerError } from './errors.js'
+import {
+  AbortedError,
+  CodecError,
+  errorMessage,
+  GroupcacheError,
+  LoadError,
+  LoadTimeoutError,
+  NotFoundError,
+  OverloadedError,
+  PeerError,
+} from './errors.js'
 
 // The facts of the peer protocol that the client (http.ts) and the server
 // (handler.ts) must agree on, kept in one place so they cannot drift apart.
@@ -176,7 +186,9 @@ export function errorAnswer(err: unknown): ErrorAnswer {
   if (err instanceof GroupcacheError && (err.code === 'ERR_GROUPCACHE_CLOSED' || err.code === 'ERR_GROUPCACHE_INVALID_KEY')) {
     return { status: err.code === 'ERR_GROUPCACHE_CLOSED' ? 503 : 400, message, headers: {} }
   }
-  const code = err instanceof CodecError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
+  // A load's timeout is a verdict too, with its own code, but still a 500 on
+  // the wire: Go peers know no 504 from an owner.
+  const code = err instanceof CodecError || err instanceof LoadTimeoutError ? err.code : 'ERR_GROUPCACHE_LOAD_FAILED'
   return { status: 500, message, headers: { [ERROR_HEADER]: code } }
 }
 
@@ -199,6 +211,8 @@ export function verdictError(code: string | undefined, message: string): Groupca
       return new NotFoundError(message)
     case 'ERR_GROUPCACHE_LOAD_FAILED':
       return new LoadError(message)
+    case 'ERR_GROUPCACHE_LOAD_TIMEOUT':
+      return new LoadTimeoutError(message)
     case 'ERR_GROUPCACHE_CODEC':
       return new CodecError(message)
     default:
