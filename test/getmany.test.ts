@@ -13,6 +13,7 @@ import {
   InvalidKeyError,
   InvalidOptionError,
   LoadError,
+  LoadTimeoutError,
   MAX_BATCH_KEYS,
   NotFoundError,
   type PeerTransport,
@@ -305,6 +306,47 @@ describe('loadMany', () => {
     await gc.close()
   })
 
+  test('a loadMany call that outlives loadTimeoutMs fails each of its keys with LoadTimeoutError and its signal aborts; nothing it returns later is kept', {
+    timeout: 120_000,
+  }, async () => {
+    const gc = alone()
+    const signals: AbortSignal[] = []
+    const late = deferred<Map<string, string>>()
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      loadTimeoutMs: 50,
+      loadMany: (keys, ctx) => {
+        signals.push(ctx.signal)
+        return signals.length === 1 ? late.promise : new Map(keys.map((key) => [key, `fresh ${key}`]))
+      },
+    })
+    const many = g.getMany(['a', 'b', 'c'])
+    const one = g.get('a')
+    await assert.rejects(many, (err: unknown) => {
+      assert.ok(err instanceof LoadTimeoutError, String(err))
+      assert.equal(err.code, 'ERR_GROUPCACHE_LOAD_TIMEOUT')
+      return true
+    })
+    await assert.rejects(one, LoadTimeoutError)
+    assert.equal(signals.length, 1, 'one loadMany call for the getMany, which the get joined')
+    // Each key's load ends on its own timer; the call's signal, once they all have.
+    await until(() => signals[0]?.aborted === true)
+    assert.ok(signals[0]?.reason instanceof LoadTimeoutError)
+    late.resolve(new Map([['a', 'late a']]))
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(
+      [...(await g.getMany(['a', 'b']))],
+      [
+        ['a', 'fresh a'],
+        ['b', 'fresh b'],
+      ],
+    )
+    assert.equal(signals.length, 2)
+    await gc.close()
+  })
+
   test('newGroup needs load or loadMany, and checks the new options', () => {
     const gc = alone()
     const base = { name: 'g', maxBytes: 1 }
@@ -471,6 +513,42 @@ describe('Group.getMany on a non-owner', () => {
     await assert.rejects(g.getMany([fine, fail]), { code: 'ERR_GROUPCACHE_LOAD_FAILED', key: fail })
     assert.deepEqual(loaded, [down])
     await gc.close()
+  })
+
+  test("a batch whose loadMany outlives the owner's loadTimeoutMs gets the owner's verdict for each key, over HTTP: the asker loads none itself", {
+    timeout: 180_000,
+  }, async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: 'shared' }))
+    try {
+      const calls: string[][][] = [[], []]
+      const groups = nodes.map((gc, i) =>
+        gc.newGroup<string>({
+          name: 'db',
+          maxBytes: 1 << 20,
+          codec: 'string',
+          loadTimeoutMs: 50,
+          load: (key) => {
+            calls[i]?.push([key])
+            return new Promise<string>(() => {})
+          },
+          loadMany: (keys) => {
+            calls[i]?.push([...keys])
+            return new Promise<Map<string, string>>(() => {})
+          },
+        }),
+      )
+      const keys = [keyOwnedBy(nodes[0]!, urls[1]!, 'a-'), keyOwnedBy(nodes[0]!, urls[1]!, 'b-')]
+      await assert.rejects(groups[0]!.getMany(keys), (err: unknown) => {
+        assert.ok(err instanceof LoadTimeoutError, String(err))
+        assert.ok(keys.includes(err.key as string))
+        return true
+      })
+      assert.deepEqual(calls[0], [], 'the asker loaded keys itself')
+      assert.deepEqual(calls[1], [keys], 'the owner loaded them in one call')
+      assert.equal(groups[0]!.stats.peerErrors, 0)
+    } finally {
+      await closeAll()
+    }
   })
 
   test('a key already being fetched is joined, not asked for again', async () => {

@@ -12,6 +12,7 @@ import {
   Groupcache,
   InvalidKeyError,
   LoadError,
+  LoadTimeoutError,
   MIN_HOT_COPIES,
   NotFoundError,
   type PeerTransport,
@@ -366,6 +367,105 @@ describe('Group.get with a caller that gives up', () => {
   })
 })
 
+describe('Group.get with loadTimeoutMs', () => {
+  /** timers counts the timers alive in this process. */
+  const timers = (): number => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length
+
+  test("a loader that never settles is given up after loadTimeoutMs: every caller rejects with LoadTimeoutError and the loader's signal aborts with it", {
+    timeout: 120_000,
+  }, async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const signals: AbortSignal[] = []
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      loadTimeoutMs: 50,
+      load: (_k, ctx) => {
+        signals.push(ctx.signal)
+        return new Promise<string>(() => {})
+      },
+    })
+    const callers = [g.get('k'), g.get('k'), g.getWithSource('k')]
+    for (const caller of callers) {
+      await assert.rejects(caller, (err: unknown) => {
+        assert.ok(err instanceof LoadTimeoutError)
+        assert.ok(err instanceof LoadError, 'a LoadError: a verdict, like any failed load')
+        assert.equal(err.code, 'ERR_GROUPCACHE_LOAD_TIMEOUT')
+        assert.equal(err.status, 504)
+        assert.equal(err.statusCode, 504)
+        assert.equal(err.expose, false)
+        assert.match(err.message, /"k" in group g took longer than loadTimeoutMs \(50 ms\)/)
+        return true
+      })
+    }
+    assert.equal(signals.length, 1, 'one load for every caller')
+    assert.equal(signals[0]?.aborted, true)
+    assert.ok(signals[0]?.reason instanceof LoadTimeoutError)
+    assert.equal(g.stats.localLoadErrs, 1)
+    await gc.close()
+  })
+
+  test('what a timed-out load returns later is not cached: the next get loads again', { timeout: 120_000 }, async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const late = deferred<string>()
+    let loads = 0
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      loadTimeoutMs: 50,
+      load: () => (++loads === 1 ? late.promise : `fresh ${loads}`),
+    })
+    await assert.rejects(g.get('k'), LoadTimeoutError)
+    late.resolve('late')
+    // Let whatever the late value would set off run before looking.
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(g.cacheStats('main').items, 0, 'the late value was kept')
+    assert.deepEqual(await g.getWithSource('k'), { value: 'fresh 2', source: 'load' })
+    assert.equal(loads, 2)
+    await gc.close()
+  })
+
+  test('a load that settles in time is answered as usual; without the option a load waits as long as it takes', {
+    timeout: 120_000,
+  }, async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const held = deferred<string>()
+    const timed = gc.newGroup<string>({ name: 'timed', maxBytes: 1 << 20, codec: 'string', loadTimeoutMs: 60_000, load: (k) => `v ${k}` })
+    assert.equal(await timed.get('k'), 'v k')
+    assert.equal(await timed.get('k'), 'v k')
+    const plain = gc.newGroup<string>({ name: 'plain', maxBytes: 1 << 20, codec: 'string', load: () => held.promise })
+    const waiting = plain.get('k')
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
+    held.resolve('slow')
+    assert.equal(await waiting, 'slow')
+    await gc.close()
+  })
+
+  test('one timer per load, not per caller, cleared when the load settles; none without the option', { timeout: 120_000 }, async () => {
+    const gc = new Groupcache({ self: SELF, peers: [SELF] })
+    const held = [deferred<string>(), deferred<string>()]
+    let started = 0
+    const load = (): Promise<string> => (held[started++] as ReturnType<typeof deferred<string>>).promise
+    const plain = gc.newGroup<string>({ name: 'plain', maxBytes: 1 << 20, codec: 'string', load })
+    const timed = gc.newGroup<string>({ name: 'timed', maxBytes: 1 << 20, codec: 'string', loadTimeoutMs: 600_000, load })
+    const before = timers()
+    const plainCallers = [plain.get('k'), plain.get('k'), plain.get('k')]
+    await waitFor('the first load', () => started === 1)
+    assert.equal(timers(), before, 'a timer without loadTimeoutMs')
+    const timedCallers = [timed.get('k'), timed.get('k'), timed.get('k')]
+    await waitFor('the second load', () => started === 2)
+    assert.equal(timers(), before + 1, 'one timer for three callers')
+    held[1]?.resolve('b')
+    assert.deepEqual(await Promise.all(timedCallers), ['b', 'b', 'b'])
+    assert.equal(timers(), before, 'the timer outlived its load')
+    held[0]?.resolve('a')
+    assert.deepEqual(await Promise.all(plainCallers), ['a', 'a', 'a'])
+    await gc.close()
+  })
+})
+
 describe('Group.get on the owner, with a peer waiting', () => {
   test("hears a load's value only after the peer's answer is ready, however many of this node's callers wait", async () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF, OTHER] })
@@ -689,6 +789,48 @@ describe('two nodes over real HTTP', () => {
       assert.deepEqual(loads, [0, 1])
       assert.equal(groups[1]!.stats.serverRequests, 1)
       assert.equal(groups[0]!.stats.peerLoads, 1)
+    } finally {
+      await closeAll()
+    }
+  })
+
+  test("an owner's loadTimeoutMs reaches the asker as its verdict: the asker does not load the key itself, and the owner's slot is free again", {
+    timeout: 180_000,
+  }, async () => {
+    const { nodes, urls, closeAll } = await startLocalNodes(2, () => ({ secret: 'shared' }))
+    try {
+      const loads: string[][] = [[], []]
+      const signals: AbortSignal[] = []
+      const groups = nodes.map((gc, i) =>
+        gc.newGroup<string>({
+          name: 'db',
+          maxBytes: 1 << 20,
+          codec: 'string',
+          promote: false,
+          loadTimeoutMs: 50,
+          // One load for peers at a time: a slot the hung load kept would refuse the next key.
+          maxPeerLoads: 1,
+          load: (key, ctx) => {
+            loads[i]?.push(key)
+            signals.push(ctx.signal)
+            // The database hangs on the first key, and answers the others.
+            return key.startsWith('hung-') ? new Promise<string>(() => {}) : `v ${key}`
+          },
+        }),
+      )
+      const hung = keyOwnedBy(nodes[0]!, urls[1]!, 'hung-')
+      await assert.rejects(groups[0]!.get(hung), (err: unknown) => {
+        assert.ok(err instanceof LoadTimeoutError, String(err))
+        assert.equal(err.code, 'ERR_GROUPCACHE_LOAD_TIMEOUT')
+        return true
+      })
+      assert.deepEqual(loads, [[], [hung]], 'the asker loaded the key itself, or the owner loaded it twice')
+      assert.equal(groups[0]!.stats.peerErrors, 0)
+      assert.equal(signals[0]?.aborted, true)
+      // The hung load's slot was given back: the owner loads the next key for its peer.
+      const next = keyOwnedBy(nodes[0]!, urls[1]!, 'ok-')
+      assert.equal(await groups[0]!.get(next), `v ${next}`)
+      assert.deepEqual(loads, [[], [hung, next]])
     } finally {
       await closeAll()
     }

@@ -95,6 +95,31 @@ describe('gc.newGroup(options)', () => {
       { name: 'n6', maxBytes: 1, load, ttlMs: 0 },
       /expected options\.ttlMs to be a positive number of milliseconds \(Infinity for no expiry\), got 0/,
     ],
+    [
+      'a zero loadTimeoutMs',
+      { name: 'lt0', maxBytes: 1, load, loadTimeoutMs: 0 },
+      /expected options\.loadTimeoutMs to be a positive finite number of milliseconds, got 0$/,
+    ],
+    [
+      'a negative loadTimeoutMs',
+      { name: 'lt1', maxBytes: 1, load, loadTimeoutMs: -5 },
+      /expected options\.loadTimeoutMs to be a positive finite number of milliseconds, got -5$/,
+    ],
+    [
+      'a NaN loadTimeoutMs',
+      { name: 'lt2', maxBytes: 1, load, loadTimeoutMs: Number.NaN },
+      /expected options\.loadTimeoutMs to be a positive finite number of milliseconds, got NaN$/,
+    ],
+    [
+      'an infinite loadTimeoutMs',
+      { name: 'lt3', maxBytes: 1, load, loadTimeoutMs: Infinity },
+      /expected options\.loadTimeoutMs to be a positive finite number of milliseconds, got Infinity$/,
+    ],
+    [
+      'a loadTimeoutMs given as text',
+      { name: 'lt4', maxBytes: 1, load, loadTimeoutMs: '50' },
+      /expected options\.loadTimeoutMs to be a positive finite number of milliseconds, got "50"$/,
+    ],
   ]
   for (const [what, options, message] of bad) {
     test(`throws InvalidOptionError for ${what}`, () => {
@@ -104,6 +129,10 @@ describe('gc.newGroup(options)', () => {
       )
     })
   }
+
+  test('takes a loadTimeoutMs of any positive finite number of milliseconds', () => {
+    assert.equal(gc.newGroup({ name: 'lt-ok', maxBytes: 1, load, loadTimeoutMs: 0.5 }).name, 'lt-ok')
+  })
 
   test('throws for a duplicate group name and keeps the first group', () => {
     const first = gc.newGroup({ name: 'dup', maxBytes: 1, load })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { AbortedError, CodecError, LoadError, NotFoundError, OverloadedError, PeerError } from '../src/errors.js'
+import { AbortedError, CodecError, LoadError, LoadTimeoutError, NotFoundError, OverloadedError, PeerError } from '../src/errors.js'
 import {
   answerError,
   ERROR_HEADER,
@@ -69,6 +69,17 @@ describe('the verdict mapping between server and client', () => {
     assert.ok(roundTrip(new Error('thrown by a loader')) instanceof LoadError)
     assert.ok(roundTrip(new CodecError('cannot encode')) instanceof CodecError)
     assert.equal(roundTrip(new NotFoundError('no such user')).message, 'no such user')
+  })
+
+  test("a load's timeout is a verdict with its own code, yet a plain 500 on the wire, as Go peers expect of any failed load", () => {
+    const answer = errorAnswer(new LoadTimeoutError('took too long'))
+    assert.equal(answer.status, 500)
+    assert.equal(answer.headers[ERROR_HEADER], 'ERR_GROUPCACHE_LOAD_TIMEOUT')
+    const back = roundTrip(new LoadTimeoutError('took too long'))
+    assert.ok(back instanceof LoadTimeoutError)
+    assert.ok(back instanceof LoadError)
+    assert.equal(back.message, 'took too long')
+    assert.equal(back.status, 504)
   })
 
   test('a failure that is no verdict comes back as a PeerError, so the caller loads the key itself', () => {

@@ -3,7 +3,16 @@
 // of child processes.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { type Group, Groupcache, InvalidOptionError, type LoadContext, LoadError, NotFoundError, REFRESH_HEADER } from '../src/index.js'
+import {
+  type Group,
+  Groupcache,
+  InvalidOptionError,
+  type LoadContext,
+  LoadError,
+  LoadTimeoutError,
+  NotFoundError,
+  REFRESH_HEADER,
+} from '../src/index.js'
 import { Ring } from '../src/ring.js'
 import { type Cluster, startCluster, type TestNode } from './helpers/cluster.js'
 import { deferred, keyOwnedBy, startLocalNodes } from './helpers/local.js'
@@ -149,6 +158,43 @@ describe('stale values on one node, with an injected clock', () => {
     await waitFor('the successful refresh', () => g.stats.localLoads === 2)
     assert.equal(await g.get('k'), `v${calls + 1}`)
     assert.equal(g.stats.localLoadErrs, calls - 1)
+    await gc.close()
+  })
+
+  test('a refresh that outlives loadTimeoutMs is a failed refresh: the stale value is still served, and the refresh is tried again after refreshRetryMs', {
+    timeout: 120_000,
+  }, async () => {
+    const clock = { now: 1_000_000 }
+    const gc = new Groupcache({ self: SELF, peers: [SELF], now: () => clock.now })
+    const signals: AbortSignal[] = []
+    const g = gc.newGroup<string>({
+      name: 'g',
+      maxBytes: 1 << 20,
+      codec: 'string',
+      ttlMs: 1_000,
+      staleMs: Infinity,
+      refreshRetryMs: 1_000,
+      loadTimeoutMs: 50,
+      load: (_key, ctx) => {
+        signals.push(ctx.signal)
+        // The first refresh hangs, as a query on a stuck connection would.
+        return signals.length === 2 ? new Promise<string>(() => {}) : `v${signals.length}`
+      },
+    })
+    assert.equal(await g.get('k'), 'v1')
+    clock.now += 1_000
+    assert.deepEqual(await g.getWithSource('k'), { value: 'v1', source: 'stale' })
+    await waitFor('the refresh to be given up', () => g.stats.refreshErrors === 1)
+    assert.equal(signals[1]?.aborted, true)
+    assert.ok(signals[1]?.reason instanceof LoadTimeoutError)
+    clock.now += 999
+    assert.deepEqual(await g.getWithSource('k'), { value: 'v1', source: 'stale' })
+    assert.equal(signals.length, 2, 'a refresh again before refreshRetryMs')
+    clock.now += 1
+    assert.deepEqual(await g.getWithSource('k'), { value: 'v1', source: 'stale' })
+    await waitFor('the second refresh', () => g.stats.localLoads === 2)
+    assert.deepEqual(await g.getWithSource('k'), { value: 'v3', source: 'hit' })
+    assert.equal(g.stats.refreshErrors, 1)
     await gc.close()
   })
 
