@@ -427,22 +427,6 @@ describe('Group.get with loadTimeoutMs', () => {
     await gc.close()
   })
 
-  test('a load that settles in time is answered as usual; without the option a load waits as long as it takes', {
-    timeout: 120_000,
-  }, async () => {
-    const gc = new Groupcache({ self: SELF, peers: [SELF] })
-    const held = deferred<string>()
-    const timed = gc.newGroup<string>({ name: 'timed', maxBytes: 1 << 20, codec: 'string', loadTimeoutMs: 60_000, load: (k) => `v ${k}` })
-    assert.equal(await timed.get('k'), 'v k')
-    assert.equal(await timed.get('k'), 'v k')
-    const plain = gc.newGroup<string>({ name: 'plain', maxBytes: 1 << 20, codec: 'string', load: () => held.promise })
-    const waiting = plain.get('k')
-    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
-    held.resolve('slow')
-    assert.equal(await waiting, 'slow')
-    await gc.close()
-  })
-
   test('one timer per load, not per caller, cleared when the load settles; none without the option', { timeout: 120_000 }, async () => {
     const gc = new Groupcache({ self: SELF, peers: [SELF] })
     const held = [deferred<string>(), deferred<string>()]

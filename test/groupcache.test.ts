@@ -130,10 +130,6 @@ describe('gc.newGroup(options)', () => {
     })
   }
 
-  test('takes a loadTimeoutMs of any positive finite number of milliseconds', () => {
-    assert.equal(gc.newGroup({ name: 'lt-ok', maxBytes: 1, load, loadTimeoutMs: 0.5 }).name, 'lt-ok')
-  })
-
   test('throws for a duplicate group name and keeps the first group', () => {
     const first = gc.newGroup({ name: 'dup', maxBytes: 1, load })
     assert.throws(

@@ -70,6 +70,7 @@ const EXPORTS = [
   'InvalidOptionError',
   'LOAD_CHANNEL',
   'LoadError',
+  'LoadTimeoutError',
   'MAX_BATCH_ANSWER_BYTES',
   'MAX_BATCH_BODY_BYTES',
   'MAX_BATCH_KEYS',
