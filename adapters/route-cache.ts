@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { IncomingHttpHeaders } from 'node:http'
+import { type IncomingHttpHeaders, validateHeaderValue } from 'node:http'
 import { Packr } from 'msgpackr'
-import { type Codec, type Group, type Groupcache, InvalidOptionError, type LoadContext } from '../src/index.js'
+import { type Codec, CodecError, type Group, type Groupcache, InvalidOptionError, type LoadContext } from '../src/index.js'
 
 /** DEFAULT_ROUTE_GROUP names the internal group that holds cached responses. */
 export const DEFAULT_ROUTE_GROUP = '_routes'
@@ -31,6 +31,8 @@ const STALE_FOREVER_S = 31_536_000
 // The response headers worth keeping; the rest (dates, connection, cookies)
 // belong to one response, not to the cached representation.
 const KEPT_HEADERS = ['content-type', 'content-encoding', 'content-language', 'etag', 'last-modified', 'cache-control', 'vary', 'location']
+// The headers an entry may carry: those kept but `etag`, which travels apart.
+const ENTRY_HEADERS = new Set(KEPT_HEADERS.filter((name) => name !== 'etag'))
 
 /** RouteRequest is what the route cache needs of a request. */
 export interface RouteRequest {
@@ -225,20 +227,67 @@ function routeCodec(): Codec<RouteEntry> {
       if (bytes.buffer.byteLength > SCRATCH_BYTES) packr.useBuffer(Buffer.allocUnsafeSlow(8192))
       return bytes
     },
-    decode: (bytes) => {
-      const parts = packr.unpack(bytes) as [number, number, Record<string, string>, Uint8Array, string, number, number | undefined]
-      if (parts[0] === 0) return Object.freeze({ bypass: true as const })
-      const body = Buffer.from(parts[3].buffer, parts[3].byteOffset, parts[3].byteLength)
-      return Object.freeze({
-        bypass: false as const,
-        status: parts[1],
-        headers: Object.freeze(parts[2]),
-        body,
-        etag: parts[4],
-        expires: parts[5],
-        rendered: parts[6] ?? 0,
-      })
-    },
+    decode: (bytes) => entryOf(packr.unpack(bytes)),
+  }
+}
+
+const BYPASS: RouteEntry = Object.freeze({ bypass: true as const })
+
+/**
+ * entryOf checks what a route entry's bytes decoded to, as encode writes it:
+ * `[0]`, or `[1, status, headers, body, etag, expires, rendered?]` (older
+ * nodes send no `rendered`). The bytes may come from any peer, so anything
+ * else (a status node:http refuses, a header the owner never keeps or a
+ * value with a CR or LF in it, an expiry that is no time) throws a
+ * CodecError: the group counts the answer as the peer's failure and renders
+ * the route here, keeping nothing of it, where a wrong-shaped entry would
+ * have answered 500 at `writeHead` or served headers no owner would send.
+ */
+function entryOf(parts: unknown): RouteEntry {
+  if (!Array.isArray(parts)) throw malformed('it is no array')
+  if (parts[0] === 0 && parts.length === 1) return BYPASS
+  if (parts[0] !== 1 || (parts.length !== 6 && parts.length !== 7))
+    throw malformed('not [0] nor [1, status, headers, body, etag, expires, rendered]')
+  const [, status, given, body, etag, expires, rendered = 0] = parts as unknown[]
+  // A captured response's final status: node:http refuses others, or takes a 1xx as informational.
+  if (!Number.isInteger(status) || (status as number) < 200 || (status as number) > 599) throw malformed('its status is no HTTP status')
+  if (typeof given !== 'object' || given === null || Array.isArray(given) || given instanceof Uint8Array)
+    throw malformed('its headers are no map')
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(given)) {
+    if (!ENTRY_HEADERS.has(name)) throw malformed(`it carries a header the owner never keeps (${JSON.stringify(name.slice(0, 40))})`)
+    if (!isHeaderValue(value)) throw malformed(`its ${name} header is no header value`)
+    headers[name] = value
+  }
+  if (!(body instanceof Uint8Array)) throw malformed('its body is no bytes')
+  if (!isHeaderValue(etag) || etag === '') throw malformed('its etag is no header value')
+  if (typeof rendered !== 'number' || !Number.isFinite(rendered) || rendered < 0) throw malformed('its render time is no time')
+  // 0 for a response not kept; Infinity for `ttlMs: Infinity`.
+  if (typeof expires !== 'number' || Number.isNaN(expires) || (expires !== 0 && expires < rendered))
+    throw malformed('its expiry is no time')
+  return Object.freeze({
+    bypass: false as const,
+    status: status as number,
+    headers: Object.freeze(headers),
+    body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+    etag,
+    expires,
+    rendered,
+  })
+}
+
+function malformed(why: string): CodecError {
+  return new CodecError(`a malformed route entry: ${why}`)
+}
+
+/** isHeaderValue is true for a string node:http sends as a header value (no CR, LF or NUL). */
+function isHeaderValue(value: unknown): value is string {
+  if (typeof value !== 'string') return false
+  try {
+    validateHeaderValue('x', value)
+    return true
+  } catch {
+    return false
   }
 }
 
