@@ -6,11 +6,18 @@
 // holding the handler until every one of them has reached the cache.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import { Packr } from 'msgpackr'
 import { type Decision, normalizeUrl, RouteCaches, SOURCE_HEADER } from '../../adapters/route-cache.js'
 import { DEFAULT_REFRESH_RETRY_MS, Groupcache, InvalidOptionError } from '../../src/index.js'
+import { encodeGetResponse } from '../../src/wire.js'
+import { type CachedApp, ROUTE_FRAMEWORKS, startCachedApp } from '../helpers/cached-apps.js'
 import { ROOT } from '../helpers/child.js'
 import { fetchFresh } from '../helpers/fetch.js'
+import { keyOwnedBy } from '../helpers/local.js'
+import { rawRequest } from '../helpers/raw.js'
 import { type ExampleFramework, type Replica, startReplicas, stopReplicas } from '../helpers/replicas.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -173,6 +180,136 @@ test('on Express, a cached route whose request another middleware answered while
     [200, 'rendered'],
   ])
 })
+
+/**
+ * FakeOwner stands for the owner of the keys it is given: it answers every
+ * peer GET with a GetResponse whose value is `entry`, bytes a test crafts as
+ * a bad (or older, or Go) peer would.
+ */
+class FakeOwner {
+  entry: Uint8Array = new Uint8Array()
+  requests = 0
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+
+  constructor() {
+    this.#server = createServer((_req, res) => {
+      this.requests++
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' })
+      res.end(encodeGetResponse({ value: this.entry }))
+    })
+    this.#server.on('connection', (socket) => {
+      this.#sockets.add(socket)
+      socket.on('close', () => this.#sockets.delete(socket))
+    })
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy()
+    await new Promise((resolve) => this.#server.close(resolve))
+  }
+}
+
+// As the route cache's codec packs entries: [0] (not cacheable), or
+// [1, status, headers, body, etag, expires, rendered].
+const packr = new Packr({ useRecords: false, moreTypes: false })
+const FAR = Date.now() + 3_600_000
+const BODY = Buffer.from('from the owner')
+
+/** Malformed route entries a peer could send, each of which old code served, answered 500 with, or kept. */
+const MALFORMED: Array<[string, unknown]> = [
+  ['a header value with CR LF in it', [1, 200, { 'content-type': 'text/plain\r\nset-cookie: evil=1' }, BODY, '"e"', FAR, 1]],
+  ['a header name with a space', [1, 200, { 'content type': 'text/plain' }, BODY, '"e"', FAR, 1]],
+  ['a content-length that disagrees with the body', [1, 200, { 'content-length': '1000' }, BODY, '"e"', FAR, 1]],
+  ['a header the owner never keeps', [1, 200, { 'set-cookie': 'session=evil' }, BODY, '"e"', FAR, 1]],
+  ['headers that are an array', [1, 200, ['text/plain'], BODY, '"e"', FAR, 1]],
+  ['a huge status', [1, 1_000_000, {}, BODY, '"e"', FAR, 1]],
+  ['an informational status', [1, 101, {}, BODY, '"e"', FAR, 1]],
+  ['a status that is a string', [1, '200', {}, BODY, '"e"', FAR, 1]],
+  ['a map shaped like an entry, not an array', { 0: 1, 1: 200, 2: {}, 3: BODY, 4: '"e"', 5: FAR, 6: 1 }],
+  ['a bypass marker with extra items', [0, 'and more']],
+  ['an extra item', [1, 200, {}, BODY, '"e"', FAR, 1, 'extra']],
+  ['a body that is a map, not bytes', [1, 200, {}, { buffer: 'from the owner' }, '"e"', FAR, 1]],
+  ['an etag that is a number', [1, 200, {}, BODY, 42, FAR, 1]],
+  ['an etag with a line feed in it', [1, 200, {}, BODY, '"e"\nx-evil: 1', FAR, 1]],
+  ['an expiry that is NaN', [1, 200, {}, BODY, '"e"', Number.NaN, 1]],
+  ['a render time that is a string', [1, 200, {}, BODY, '"e"', FAR, 'yesterday']],
+]
+
+for (const framework of ROUTE_FRAMEWORKS) {
+  describe(`a cached route on ${framework} whose owner answers a malformed entry`, () => {
+    const SELF = 'http://127.0.0.1:1'
+    const owner = new FakeOwner()
+    let ownerUrl: string
+    let app: CachedApp
+    const peerErrors = (): number => app.groupcache.getGroup('_routes')?.stats.peerErrors ?? -1
+
+    before(async () => {
+      ownerUrl = await owner.listen()
+      // A breaker that never opens: each request must reach the owner.
+      app = await startCachedApp(framework, { self: SELF, peers: [SELF, ownerUrl], breaker: { failures: 1_000_000 } }, [
+        {
+          path: '/r/:id',
+          cache: { ttlMs: TTL_MS },
+          handler: (req) => ({ headers: { 'content-type': 'text/plain' }, body: `rendered here: ${req.url}` }),
+        },
+      ])
+    })
+    after(async () => {
+      await app.close()
+      await app.groupcache.close({ graceMs: 100 })
+      await owner.close()
+    })
+
+    test("a well-formed entry, older nodes' six-item one and a ttlMs: Infinity one included, is served as the owner's", async () => {
+      for (const [i, entry] of [
+        [1, 201, { 'content-type': 'text/x-owner' }, BODY, '"e"', FAR, Date.now()],
+        [1, 201, { 'content-type': 'text/x-owner' }, BODY, '"e"', FAR],
+        [1, 201, { 'content-type': 'text/x-owner' }, BODY, '"e"', Number.POSITIVE_INFINITY, Date.now()],
+      ].entries()) {
+        const path = keyOwnedBy(app.groupcache, ownerUrl, `/r/well-formed-${i}-`)
+        owner.entry = packr.pack(entry)
+        const res = await rawRequest(app.port, path)
+        assert.equal(res.status, 201, path)
+        assert.equal(res.body.toString(), BODY.toString())
+        assert.equal(res.headers['content-type'], 'text/x-owner')
+        assert.equal(res.headers[SOURCE_HEADER], 'peer')
+      }
+      assert.equal(app.runs['/r/:id'] ?? 0, 0, 'the handler never ran here')
+    })
+
+    for (const [i, [what, entry]] of MALFORMED.entries()) {
+      test(`${what}: the route renders here, and nothing of the answer is served or kept`, async () => {
+        const path = keyOwnedBy(app.groupcache, ownerUrl, `/r/malformed-${i}-`)
+        owner.entry = packr.pack(entry)
+        const runs = app.runs['/r/:id'] ?? 0
+        const asked = owner.requests
+        const errors = peerErrors()
+        const first = await rawRequest(app.port, path)
+        assert.equal(first.status, 200)
+        assert.equal(first.body.toString(), `rendered here: ${path}`)
+        assert.equal(first.headers[SOURCE_HEADER], 'miss')
+        assert.equal(first.headers['set-cookie'], undefined)
+        assert.equal(first.headers['x-evil'], undefined)
+        assert.equal(owner.requests, asked + 1, 'the owner was asked')
+        assert.equal(peerErrors(), errors + 1, 'its answer counted as a peer error')
+        assert.equal((app.runs['/r/:id'] ?? 0) - runs, 1, 'the handler ran here')
+        // The local render is what is kept: the next request hits it, and never sees the owner's answer.
+        const second = await rawRequest(app.port, path)
+        assert.equal(second.status, 200)
+        assert.equal(second.body.toString(), `rendered here: ${path}`)
+        assert.equal(second.headers[SOURCE_HEADER], 'hit')
+        assert.equal((app.runs['/r/:id'] ?? 0) - runs, 1)
+        assert.equal(owner.requests, asked + 1)
+      })
+    }
+  })
+}
 
 for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
   describe(`cached routes on ${framework}`, () => {
