@@ -809,7 +809,7 @@ export class Group<T = unknown> {
             )
           : this.#serveMany(keys, request, generation),
       removeLocally: (key) => this.#removeLocally(key),
-      setLocally: (key, value, expire, staleUntil) => this.#setLocally(key, value, expire, staleUntil ?? 0),
+      setLocally: (key, value, expire, staleUntil) => this.#setLocally(key, value, expire, staleUntil ?? 0, true),
       clearLocally: (generation) => this.#clearLocally(generation),
       peekLocally: (key, generation) => this.#peekLocally(key, generation),
       receive: (entries, generation) => this.#receive(entries, generation),
@@ -838,7 +838,8 @@ export class Group<T = unknown> {
    * predate a `clear()`); a sender ahead moves this node to its generation
    * first. Some entries are skipped: expired ones, ones too large, and ones
    * this node holds already or is loading (at least as fresh), or removed or
-   * set here lately (the hand-off may predate that change). The body lists
+   * set here lately (the hand-off may predate that change), and ones whose
+   * bytes the group's codec cannot read. The body lists
    * the sender's most recently used first, so it is stored last to first,
    * keeping that order here.
    */
@@ -853,8 +854,17 @@ export class Group<T = unknown> {
       if (expire !== 0 && expire <= now) continue
       if (value.length + Buffer.byteLength(key) > this.#maxEntryBytes) continue
       if (this.#changes.has(key, now) || this.#local.has(key) || this.#cache.peekMain(key, now) !== undefined) continue
+      const entry = new Entry(value, expire, this.#generation, 'load', staleUntil ?? 0)
+      // Bytes this node cannot read are left out, never kept to fail every get of the key.
+      if (this.#codec.decodesAnything !== true) {
+        try {
+          this.#valueOf(entry)
+        } catch {
+          continue
+        }
+      }
       this.#cache.hot.remove(key)
-      this.#store('main', key, new Entry(value, expire, this.#generation, 'load', staleUntil ?? 0))
+      this.#store('main', key, entry)
       kept++
     }
     this.#stats.handoffsReceived += kept
@@ -1247,11 +1257,18 @@ export class Group<T = unknown> {
     this.#remote.forget(key)
   }
 
-  #setLocally(key: string, bytes: Uint8Array, expire: number, staleUntil: number): void {
+  /**
+   * setLocally stores a set value. A peer's (`fromPeer`) is decoded first:
+   * bytes this node cannot read throw a CodecError (the peer gets 400) and
+   * change nothing, where kept they would fail every get of the key.
+   */
+  #setLocally(key: string, bytes: Uint8Array, expire: number, staleUntil: number, fromPeer = false): void {
+    const entry = new Entry(bytes, expire, this.#generation, 'load', staleUntil)
+    if (fromPeer && this.#codec.decodesAnything !== true) this.#valueOf(entry)
     this.#removeLocally(key)
     const now = this.#node.now()
     if (expire !== 0 && expire <= now && staleUntil <= now) return
-    this.#store('main', key, new Entry(bytes, expire, this.#generation, 'load', staleUntil))
+    this.#store('main', key, entry)
   }
 
   #clearLocally(generation: number): void {

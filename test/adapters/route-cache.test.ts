@@ -11,6 +11,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { Packr } from 'msgpackr'
 import { type Decision, normalizeUrl, RouteCaches, SOURCE_HEADER } from '../../adapters/route-cache.js'
+import { encodeHandoff, HANDOFF_TYPE } from '../../src/handoff.js'
 import { DEFAULT_REFRESH_RETRY_MS, Groupcache, InvalidOptionError } from '../../src/index.js'
 import { encodeGetResponse } from '../../src/wire.js'
 import { type CachedApp, ROUTE_FRAMEWORKS, startCachedApp } from '../helpers/cached-apps.js'
@@ -310,6 +311,55 @@ for (const framework of ROUTE_FRAMEWORKS) {
     }
   })
 }
+
+describe('a cached route given a malformed entry by a peer that holds the secret', () => {
+  const SELF = 'http://127.0.0.1:1'
+  const SECRET = 'route-shape-secret'
+  let app: CachedApp
+  const bad = packr.pack([1, 200, { 'content-type': 'text/plain\r\nset-cookie: evil=1' }, BODY, '"e"', FAR, 1])
+
+  before(async () => {
+    app = await startCachedApp('express', { self: SELF, peers: [SELF], secret: SECRET }, [
+      { path: '/r/:id', cache: { ttlMs: TTL_MS }, handler: (req) => ({ body: `rendered here: ${req.url}` }) },
+    ])
+  })
+  after(async () => {
+    await app.close()
+    await app.groupcache.close({ graceMs: 100 })
+  })
+
+  const renders = async (path: string): Promise<void> => {
+    const runs = app.runs['/r/:id'] ?? 0
+    for (const source of ['miss', 'hit']) {
+      const res = await rawRequest(app.port, path)
+      assert.equal(res.status, 200)
+      assert.equal(res.body.toString(), `rendered here: ${path}`)
+      assert.equal(res.headers[SOURCE_HEADER], source)
+    }
+    assert.equal((app.runs['/r/:id'] ?? 0) - runs, 1)
+  }
+
+  test('a PUT of it is refused with 400 and the route renders as if it never came', async () => {
+    const res = await rawRequest(app.port, `/_groupcache/_routes/${encodeURIComponent('/r/put-1')}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${SECRET}` },
+      body: encodeGetResponse({ value: bad }),
+    })
+    assert.equal(res.status, 400)
+    await renders('/r/put-1')
+  })
+
+  test('a hand-off of it is taken without that entry and the route renders as if it never came', async () => {
+    const res = await rawRequest(app.port, '/_groupcache/_routes', {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${SECRET}`, 'content-type': HANDOFF_TYPE },
+      body: encodeHandoff([{ key: '/r/handoff-1', value: bad, expire: 0 }]),
+    })
+    assert.equal(res.status, 204)
+    assert.equal(app.groupcache.getGroup('_routes')?.stats.handoffsReceived, 0)
+    await renders('/r/handoff-1')
+  })
+})
 
 for (const framework of ['express', 'fastify', 'koa'] as ExampleFramework[]) {
   describe(`cached routes on ${framework}`, () => {
