@@ -7,7 +7,10 @@
 // keeps connections busy with GETs over keys in rotation, on one server at a
 // time, and the child reports its CPU and GC time over each shot
 // (process.cpuUsage()).
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { reservePorts } from '../helpers/ports.js'
@@ -24,6 +27,37 @@ const SECRET = 'b3s-bench-secret'
 const RPS_TARGET = 0.8
 const CPU_TARGET = 1.25
 const START_TIMEOUT_MS = 30_000
+/**
+ * CLIENT is what shoots: wrk (C, Debian's `wrk` package) when it is on the
+ * PATH, else autocannon; `--client autocannon` or `--client wrk` chooses.
+ * wrk costs the machine a fraction of what autocannon (JavaScript) does per
+ * request, so the server under test, not the client, sets the pace: on 2
+ * cores autocannon kept a bare server partly idle, and its CPU per request
+ * then depended on how many requests each wake-up found (two identical
+ * servers read 0.58–1.61× of each other, pair by pair).
+ */
+const CLIENT: 'wrk' | 'autocannon' = (() => {
+  const i = process.argv.indexOf('--client')
+  const asked = i === -1 ? undefined : process.argv[i + 1]
+  if (asked === 'wrk' || asked === 'autocannon') return asked
+  return spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined ? 'wrk' : 'autocannon'
+})()
+/**
+ * PIN puts every server on CPU 0 and the client on CPU 1 (taskset), with
+ * wrk on a machine of 2 CPUs or more; `--no-pin` leaves them to the
+ * scheduler. Unpinned, a server and wrk at times shared one core.
+ */
+const PIN =
+  CLIENT === 'wrk' &&
+  !process.argv.includes('--no-pin') &&
+  availableParallelism() >= 2 &&
+  spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' }).status === 0
+/** LEAD_IN_SECONDS: how long a shot runs before its measured window opens (see shoot). */
+const LEAD_IN_SECONDS = 0.25
+/** TAIL_SECONDS: how long a shot goes on after its window closed, so that the window ends under load. */
+const TAIL_SECONDS = 0.1
+/** WARM_UP_SECONDS: the shot each new server gets before it is measured, for the JIT. */
+const WARM_UP_SECONDS = 0.9
 const STOP_GRACE_MS = 3_000
 
 /** Server is one running server child. */
@@ -101,6 +135,8 @@ export async function startServer(kind: Kind, options: { secret?: string; nodeAr
     await server.stop()
     throw err
   }
+  // Pinned once started: starting, the processes use both cores.
+  if (PIN && child.pid !== undefined) spawnSync('taskset', ['-a', '-p', '-c', '0', String(child.pid)], { stdio: 'ignore' })
   return server
 }
 
@@ -117,35 +153,35 @@ export interface Shot {
 
 /**
  * shoot keeps CONNECTIONS connections busy with GETs for the group's keys in
- * rotation for `seconds` (a fixed duration: autocannon ends a fixed amount
- * only at a whole second, which would blur req/s).
+ * rotation, and measures the server over a window of `seconds` that starts
+ * `leadIn` seconds into the shot and ends before the shot does: its CPU, GC
+ * and answers are read from the server itself at both ends of the window,
+ * so the window holds neither the connections' setup nor the first
+ * moments of a server that sat idle (V8 shrinks an idle heap, and the first
+ * tenth of a second after idling pays for growing it again), nor the
+ * shot's end, when connections close.
  */
-export async function shoot(server: Server, seconds: number, secret?: string): Promise<Shot> {
-  const before = await server.counter()
-  const headers = secret === undefined ? undefined : { authorization: `Bearer ${secret}` }
-  const requests = Array.from({ length: KEYS }, (_, i) => ({ method: 'GET' as const, path: `/_groupcache/g/k${i}`, headers }))
-  const running = autocannon({
-    url: server.url,
-    connections: CONNECTIONS,
-    pipelining: 1,
-    duration: seconds,
-    requests,
-  }) as Promise<autocannon.Result> & {
-    stop?: () => void
-  }
-  let result: autocannon.Result
+export async function shoot(server: Server, seconds: number, secret?: string, leadIn = LEAD_IN_SECONDS): Promise<Shot> {
+  const running =
+    CLIENT === 'wrk' ? wrk(server, leadIn + seconds + TAIL_SECONDS, secret) : cannon(server, leadIn + seconds + TAIL_SECONDS, secret)
+  let result: { total: number; errors: number }
+  let before: Counter
+  let after: Counter
   try {
-    result = await withTimeout(running, seconds * 1000 + 30_000, `autocannon ${server.kind}`)
+    await sleep(leadIn * 1000)
+    before = await server.counter()
+    await sleep(seconds * 1000)
+    after = await server.counter()
+    result = await withTimeout(running.done, (leadIn + seconds) * 1000 + 30_000, `${CLIENT} ${server.kind}`)
   } catch (err) {
-    running.stop?.()
+    running.stop()
     throw err
   }
-  const after = await server.counter()
-  const total = result.requests.total
+  const total = after.requests - before.requests
   const shot: Shot = {
-    rps: total / result.duration,
+    rps: total / Math.max(1e-6, (after.monoMicros - before.monoMicros) / 1e6),
     total,
-    errors: result.errors + result.timeouts + result.non2xx,
+    errors: result.errors + (result.total < total ? 1 : 0),
     cpuMicrosPerRequest: (after.cpuMicros - before.cpuMicros) / Math.max(1, total),
     gcMicrosPerRequest: (after.gcMicros - before.gcMicros) / Math.max(1, total),
   }
@@ -159,6 +195,70 @@ export async function shoot(server: Server, seconds: number, secret?: string): P
   return shot
 }
 
+/** Running is a client's shot in progress: its end (answers sent, errors) and a way to stop it early. */
+interface Running {
+  done: Promise<{ total: number; errors: number }>
+  stop(): void
+}
+
+/** cannon shoots with autocannon for `seconds`. */
+function cannon(server: Server, seconds: number, secret: string | undefined): Running {
+  const headers = secret === undefined ? undefined : { authorization: `Bearer ${secret}` }
+  const requests = Array.from({ length: KEYS }, (_, i) => ({ method: 'GET' as const, path: `/_groupcache/g/k${i}`, headers }))
+  const running = autocannon({
+    url: server.url,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: seconds,
+    requests,
+  }) as Promise<autocannon.Result> & {
+    stop?: () => void
+  }
+  return {
+    done: running.then((r) => ({ total: r.requests.total, errors: r.errors + r.timeouts + r.non2xx })),
+    stop: () => running.stop?.(),
+  }
+}
+
+/**
+ * wrk shoots with wrk (one thread, CONNECTIONS connections, the keys in
+ * rotation through a Lua script) for `seconds`, rounded up: the window is
+ * measured on the server, so the shot's own length need not be exact.
+ */
+function wrk(server: Server, seconds: number, secret: string | undefined): Running {
+  const dir = mkdtempSync(join(tmpdir(), 'b3s-wrk-'))
+  const script = join(dir, 'keys.lua')
+  writeFileSync(
+    script,
+    `local i = 0\nrequest = function()\n  i = (i + 1) % ${KEYS}\n  return wrk.format("GET", "/_groupcache/g/k" .. i)\nend\n`,
+  )
+  const args = ['-t1', `-c${CONNECTIONS}`, `-d${Math.ceil(seconds)}s`, '-s', script]
+  if (secret !== undefined) args.push('-H', `Authorization: Bearer ${secret}`)
+  args.push(server.url)
+  const child = PIN
+    ? spawn('taskset', ['-c', '1', 'wrk', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  track(child)
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk
+  })
+  const done = new Promise<{ total: number; errors: number }>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      rmSync(dir, { recursive: true, force: true })
+      if (code !== 0) return reject(new Error(`wrk exited with ${code}: ${out.slice(0, 500)}`))
+      const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN)
+      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
+      const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+      const socketErrors = socket === null ? 0 : socket.slice(1).reduce((sum, n) => sum + Number(n), 0)
+      if (!Number.isFinite(total)) return reject(new Error(`wrk said: ${out.slice(0, 500)}`))
+      resolve({ total, errors: non2xx + socketErrors })
+    })
+  })
+  return { done, stop: () => child.kill('SIGKILL') }
+}
+
 /** answer fetches one key from a server and returns its status and body. */
 async function answer(server: Server, secret?: string): Promise<{ status: number; body: Buffer }> {
   const res = await withTimeout(
@@ -169,13 +269,14 @@ async function answer(server: Server, secret?: string): Promise<{ status: number
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
 }
 
-const ALL_KINDS: Kind[] = ['listen', 'express', 'fastify', 'koa', 'express-framework', 'fastify-framework', 'koa-framework']
+const ALL_KINDS: Kind[] = ['control', 'listen', 'express', 'fastify', 'koa', 'express-framework', 'fastify-framework', 'koa-framework']
 // `--servers listen,koa` measures only those; the bare frameworks
 // (express-bare, fastify-bare, koa-bare) only when named there.
 const chosen = process.argv.includes('--servers') ? (process.argv[process.argv.indexOf('--servers') + 1] ?? '').split(',') : undefined
 const KINDS: Kind[] = chosen === undefined ? ALL_KINDS : (chosen as Kind[])
 const NAMES: Record<Kind, string> = {
   'node:http': 'bare node:http',
+  control: 'bare node:http, a second one (control)',
   listen: 'gc.listen()',
   express: 'Express adapter',
   fastify: 'Fastify adapter',
@@ -200,6 +301,28 @@ const FLOOR: Partial<Record<Kind, Kind>> = {
 }
 const TARGETED: Kind[] = ['listen', 'express', 'fastify', 'koa']
 
+/** mulberry32 is a small seeded PRNG, so that a run's order of shots can be repeated (`--seed`). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** shuffled is a copy of `items` in a random order (Fisher–Yates). */
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+  }
+  return out
+}
+
 /** Pair is one shot at a server and one at the baseline beside it, back to back. */
 interface Pair {
   server: Shot
@@ -208,64 +331,79 @@ interface Pair {
 
 /** run measures B3s and prints its table. */
 export async function run(): Promise<void> {
-  // `--rounds 15` takes more pairs, for a busy machine.
+  // `--rounds 15` takes more rounds, for a busy machine.
   const asked = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : undefined
-  // Many short pairs rather than a few long ones: two shots of the same
-  // server on this shared machine differ by up to 2× in CPU per request,
-  // in bursts that last seconds, which shots close together share.
-  const rounds = asked !== undefined && Number.isInteger(asked) && asked > 0 ? asked : quick ? 4 : 20
-  // `--seconds 3`: longer shots.
+  const rounds = asked !== undefined && Number.isInteger(asked) && asked > 0 ? asked : quick ? 2 : 10
+  // `--seconds 3`: longer windows. With wrk, a shot lasts whole seconds: the
+  // default window fills one with the lead-in and the tail.
   const askedSeconds = process.argv.includes('--seconds') ? Number(process.argv[process.argv.indexOf('--seconds') + 1]) : undefined
-  const seconds = askedSeconds !== undefined && askedSeconds > 0 ? askedSeconds : quick ? 0.5 : 0.75
+  const seconds = askedSeconds !== undefined && askedSeconds > 0 ? askedSeconds : 1 - LEAD_IN_SECONDS - TAIL_SECONDS
   const secret = process.argv.includes('--no-secret') ? undefined : SECRET
-  const servers: Server[] = []
+  // `--seed 42` repeats a run's order of shots.
+  const askedSeed = process.argv.includes('--seed') ? Number(process.argv[process.argv.indexOf('--seed') + 1]) : undefined
+  const seed = askedSeed !== undefined && Number.isInteger(askedSeed) ? askedSeed : Math.floor(Math.random() * 2 ** 31)
   const problems: string[] = []
-  try {
-    // Each contender has a bare node:http server of its own, shot beside it
-    // and idle while it is: V8 treats a process that sat idle for seconds
-    // differently (an idle heap is shrunk, and the next second pays for
-    // growing it again: measured, a bare server's GC per request went from
-    // 0.4 to 2–3 µs with 3 s of idleness before its shots), so one baseline
-    // shot in every pair, never idle, would favour the baseline.
-    const options = secret === undefined ? {} : { secret }
-    const contenders: Server[] = []
-    const bares = new Map<Server, Server>()
-    for (const kind of KINDS) {
-      const bare = await startServer('node:http', options)
-      servers.push(bare)
-      const server = await startServer(kind, options)
-      servers.push(server)
-      contenders.push(server)
-      bares.set(server, bare)
-    }
-    // Every server answers a key with the very bytes the baseline sends,
-    // plus the key's minute_qps (field 2, tag 0x11, a 9-byte tail) that an
-    // owner reports to peers.
-    for (const server of contenders) {
-      const bare = bares.get(server) as Server
-      const got = await answer(server, secret)
-      const sameFrame = got.body.subarray(0, bare.frame.length).equals(bare.frame)
-      const tail = got.body.subarray(bare.frame.length)
-      if (got.status !== 200 || !sameFrame || !(tail.length === 0 || (tail.length === 9 && tail[0] === 0x11)))
-        problems.push(`${server.kind} answered ${got.status} with other bytes`)
-    }
-    // JIT warm-up, not counted.
-    for (const server of servers) await shoot(server, quick ? 0.5 : 1, secret)
-    // Each server's shot comes right after a shot at its baseline (right
-    // before it every other round, the servers then in reverse order):
-    // bursts of other work on a shared machine last seconds, and two shots
-    // that close are touched alike.
-    const pairs = new Map<Kind, Pair[]>(KINDS.map((kind) => [kind, []]))
-    for (let r = 0; r < rounds; r++) {
-      for (const server of r % 2 === 0 ? contenders : [...contenders].reverse()) {
+  const options = secret === undefined ? {} : { secret }
+  const random = mulberry32(seed)
+  const pairs = new Map<Kind, Pair[]>(KINDS.map((kind) => [kind, []]))
+  // Every round starts every server afresh, in new processes: one process
+  // of a server stays faster or slower than another of the very same
+  // server for its whole life (measured: two bare node:http processes read
+  // 0.76–1.13× of each other shot by shot, but a gc.listen() process
+  // 1.17–1.26× of its baseline in one run and 1.34–2.08× in the next), so
+  // a run that kept its processes measured their luck as much as their code.
+  for (let r = 0; r < rounds; r++) {
+    const servers: Server[] = []
+    try {
+      // Each contender has a bare node:http server of its own, shot beside
+      // it and idle while it is: V8 treats a process that sat idle for
+      // seconds differently (an idle heap is shrunk, and the next second
+      // pays for growing it again), so one baseline shot in every pair,
+      // never idle, would favour the baseline.
+      const contenders: Server[] = []
+      const bares = new Map<Server, Server>()
+      for (const kind of KINDS) {
+        const bare = await startServer('node:http', options)
+        servers.push(bare)
+        const server = await startServer(kind, options)
+        servers.push(server)
+        contenders.push(server)
+        bares.set(server, bare)
+      }
+      // Every server answers a key with the very bytes the baseline sends,
+      // plus the key's minute_qps (field 2, tag 0x11, a 9-byte tail) that an
+      // owner reports to peers.
+      if (r === 0) {
+        for (const server of contenders) {
+          const bare = bares.get(server) as Server
+          const got = await answer(server, secret)
+          const sameFrame = got.body.subarray(0, bare.frame.length).equals(bare.frame)
+          const tail = got.body.subarray(bare.frame.length)
+          if (got.status !== 200 || !sameFrame || !(tail.length === 0 || (tail.length === 9 && tail[0] === 0x11)))
+            problems.push(`${server.kind} answered ${got.status} with other bytes`)
+        }
+      }
+      // JIT warm-up, not counted.
+      for (const server of servers) await shoot(server, WARM_UP_SECONDS, secret, 0)
+      // Each server's shot comes right beside a shot at its baseline (bursts
+      // of other work on a shared machine last seconds, and two shots that
+      // close are touched alike), which of the two goes first drawn at
+      // random, and the pairs of a round in a random order: a fixed order
+      // gives each server a place of its own in the round (first, last,
+      // before or after a framework's process), and a place is a bias.
+      for (const server of shuffled(contenders, random)) {
         const bare = bares.get(server) as Server
         const pair: Pair =
-          r % 2 === 0
+          random() < 0.5
             ? { bare: await shoot(bare, seconds, secret), server: await shoot(server, seconds, secret) }
             : { server: await shoot(server, seconds, secret), bare: await shoot(bare, seconds, secret) }
         pairs.get(server.kind)?.push(pair)
       }
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()))
     }
+  }
+  {
     for (const [kind, list] of pairs) {
       for (const { server: shot, bare } of list) {
         if (shot.errors + bare.errors > 0) problems.push(`${kind}: ${shot.errors + bare.errors} errors or non-2xx answers`)
@@ -345,14 +483,12 @@ export async function run(): Promise<void> {
       ],
       rows,
       [
-        `${rounds} rounds; in each, every server in turn gets a ${seconds} s shot right after one at a bare node:http server of its own, idle as long as it is (right before it, the servers in reverse order, every other round), after ${quick ? 0.5 : 1} s of warm-up each; autocannon ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the row compared with" divides the row\u2019s ratio by that of the same adapter with \`servePeersFirst: false\` (for an adapter) or of the bare framework (for an adapter with \`servePeersFirst: false\`), when both were measured.`,
+        `${rounds} rounds (order seed ${seed}: \`--seed ${seed}\` repeats it), each with every server started afresh in a new process (a process of a server stays faster or slower than another of the same server for its life) and warmed up for ${WARM_UP_SECONDS} s; in a round, every server in a random order gets a shot right beside one at a bare node:http server of its own, idle as long as it is (which of the two first, drawn at random); a shot is measured over a window of ${seconds} s that opens ${LEAD_IN_SECONDS} s into it and closes ${TAIL_SECONDS} s before its end, from the server's own counters (CPU, GC, answers), so that neither the connections' setup nor the first moments after idling count; ${PIN ? 'the servers run on CPU 0 and the client on CPU 1 (taskset), so that neither takes the other\u2019s core' : 'processes unpinned'}; the control row is a second bare node:http server measured as a contender, and shows how far apart the harness reads two identical servers; ${CLIENT === 'wrk' ? 'wrk (one thread)' : 'autocannon'}, ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the row compared with" divides the row\u2019s ratio by that of the same adapter with \`servePeersFirst: false\` (for an adapter) or of the bare framework (for an adapter with \`servePeersFirst: false\`), when both were measured.`,
         'Server CPU: the process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over a shot\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. The baseline answers every request with the same status, headers and protobuf bytes from a buffer, checking nothing. An adapter row is the adapter as configured by default (with a secret, peers are served in front of the framework: `servePeersFirst`); "servePeersFirst: false" leaves peers to the framework, as the adapters did before; "bare Express/Fastify/Koa" (only with `--servers`) answer from the framework\u2019s first middleware or a route, the least a framework path could cost.',
         problems.length === 0
           ? 'checked: every server answered a key with the same bytes as the baseline; every groupcache request of every shot was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
           : `**check failed**: ${problems.join('; ')}`,
       ],
     )
-  } finally {
-    await Promise.all(servers.map((s) => s.stop()))
   }
 }

@@ -6,6 +6,8 @@
 // every measured request is a hit on the owner.
 //
 //   node:http     bare node:http: writeHead + end of the protobuf answer
+//   control       the same bare server as a contender (B3s's A/A row: what
+//                 the harness reads between two identical servers)
 //   listen        gc.listen()
 //   express       app.use(groupcache(gc)) on Express 5 (with a secret, peers
 //                 are served in front of Express: servePeersFirst)
@@ -36,6 +38,7 @@ import { runAsChild } from './lib.js'
 /** Kind is one contender of B3s. */
 export type Kind =
   | 'node:http'
+  | 'control'
   | 'listen'
   | 'express'
   | 'fastify'
@@ -67,6 +70,8 @@ export interface Counter {
   /** served: the group's serverRequests and cacheHits (absent for a bare server). */
   served?: { serverRequests: number; cacheHits: number; loads: number }
   monoMicros: number
+  /** requests: the requests this server answered so far (the group's serverRequests, or its own count). */
+  requests: number
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ServerConfig
@@ -79,6 +84,8 @@ const FRAME = Buffer.from(encodeGetResponse({ value }))
 const HEADERS = { 'content-type': 'application/x-protobuf', 'x-groupcache-protocol': '1', 'content-length': String(FRAME.length) }
 
 let gcMicros = 0
+// The bare servers count their answers (one increment: the groupcache nodes count theirs in stats).
+let answered = 0
 const { PerformanceObserver } = await import('node:perf_hooks')
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) gcMicros += entry.duration * 1000
@@ -111,8 +118,10 @@ const adapterOptions = config.kind.endsWith('-framework') ? { servePeersFirst: f
 
 async function start(): Promise<() => Promise<void>> {
   switch (config.kind) {
-    case 'node:http': {
+    case 'node:http':
+    case 'control': {
       const server = createServer((_req, res) => {
+        answered++
         res.writeHead(200, HEADERS)
         res.end(FRAME)
       })
@@ -134,6 +143,7 @@ async function start(): Promise<() => Promise<void>> {
         app.use(expressGroupcache(gc, adapterOptions))
       } else {
         app.use((_req, res) => {
+          answered++
           res.writeHead(200, HEADERS)
           res.end(FRAME)
         })
@@ -154,7 +164,10 @@ async function start(): Promise<() => Promise<void>> {
         gc = await node()
         await app.register(fastifyGroupcache, { groupcache: gc, ...adapterOptions })
       } else {
-        app.get(`${BASE}*`, (_request, reply) => reply.headers(HEADERS).send(FRAME))
+        app.get(`${BASE}*`, (_request, reply) => {
+          answered++
+          return reply.headers(HEADERS).send(FRAME)
+        })
       }
       await app.listen({ port: config.port, host: '127.0.0.1' })
       const own = gc
@@ -172,6 +185,7 @@ async function start(): Promise<() => Promise<void>> {
         app.use(koaGroupcache(gc, adapterOptions))
       } else {
         app.use(async (ctx) => {
+          answered++
           ctx.set(HEADERS)
           ctx.body = FRAME
         })
@@ -189,9 +203,17 @@ async function start(): Promise<() => Promise<void>> {
 
 function counter(): Counter {
   const cpu = process.cpuUsage()
-  const answer: Counter = { cpuMicros: cpu.user + cpu.system, gcMicros, monoMicros: Number(process.hrtime.bigint() / 1000n) }
+  const answer: Counter = {
+    cpuMicros: cpu.user + cpu.system,
+    gcMicros,
+    monoMicros: Number(process.hrtime.bigint() / 1000n),
+    requests: answered,
+  }
   const stats = gc?.stats().groups.g?.stats
-  if (stats !== undefined) answer.served = { serverRequests: stats.serverRequests, cacheHits: stats.cacheHits, loads: stats.loads }
+  if (stats !== undefined) {
+    answer.served = { serverRequests: stats.serverRequests, cacheHits: stats.cacheHits, loads: stats.loads }
+    answer.requests = stats.serverRequests
+  }
   return answer
 }
 
