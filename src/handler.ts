@@ -9,7 +9,7 @@ import {
   MAX_BATCH_KEYS,
 } from './batch.js'
 import { DEFERRED_TYPE, deferredBody, heartbeatEvery, parseWait, WAIT_HEADER } from './deferred.js'
-import { BodyTooLarge, errorMessage, GroupcacheError } from './errors.js'
+import { BodyTooLarge, CodecError, errorMessage, GroupcacheError } from './errors.js'
 import type { ServedGroup, ServedOutcome, ServedValue } from './group.js'
 import { decodeHandoff, HANDOFF_TYPE, type HandoffEntry, MAX_HANDOFF_BODY_BYTES, PEEK_HEADER } from './handoff.js'
 import {
@@ -377,11 +377,17 @@ async function set(group: ServedGroup, key: string, req: PeerRequest): Promise<P
     if (err instanceof BodyTooLarge) return text(413, 'value too large')
     return text(400, 'bad request: unreadable body')
   }
+  let msg: ReturnType<typeof decodeGetResponse>
   try {
-    const msg = decodeGetResponse(body)
-    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0, msg.staleUntil ?? 0)
+    msg = decodeGetResponse(body)
   } catch {
     return text(400, 'bad request: malformed GetResponse')
+  }
+  try {
+    group.setLocally(key, Uint8Array.prototype.slice.call(msg.value), msg.expire ?? 0, msg.staleUntil ?? 0)
+  } catch (err) {
+    // setLocally decodes a peer's value first: one its codec cannot read is refused, never kept.
+    return text(400, err instanceof CodecError ? "bad request: a value the group's codec cannot read" : 'bad request: unusable value')
   }
   return noContent()
 }

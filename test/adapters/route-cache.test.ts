@@ -346,6 +346,7 @@ describe('a cached route given a malformed entry by a peer that holds the secret
       body: encodeGetResponse({ value: bad }),
     })
     assert.equal(res.status, 400)
+    assert.equal(res.body.toString(), "bad request: a value the group's codec cannot read\n")
     await renders('/r/put-1')
   })
 

@@ -162,21 +162,44 @@ export interface Shot {
  * shot's end, when connections close.
  */
 export async function shoot(server: Server, seconds: number, secret?: string, leadIn = LEAD_IN_SECONDS): Promise<Shot> {
-  const running =
-    CLIENT === 'wrk' ? wrk(server, leadIn + seconds + TAIL_SECONDS, secret) : cannon(server, leadIn + seconds + TAIL_SECONDS, secret)
-  let result: { total: number; errors: number }
-  let before: Counter
-  let after: Counter
+  return (await shootTogether([server], seconds, secret, leadIn))[0] as Shot
+}
+
+/**
+ * shootTogether shoots every server of `servers` at once, each with a
+ * client of its own, over the same window. Two servers pinned to one core
+ * and shot together share that core (the scheduler gives each its half)
+ * and whatever the machine does to it meanwhile: this machine runs in
+ * spells, seconds long, in which the same server costs up to twice the CPU
+ * per request of the spell before (measured: two bare node:http servers
+ * shot one after the other read 0.42–1.22× of each other, pair by pair),
+ * and a pair shot together lives through the same spell.
+ */
+export async function shootTogether(servers: Server[], seconds: number, secret?: string, leadIn = LEAD_IN_SECONDS): Promise<Shot[]> {
+  const length = leadIn + seconds + TAIL_SECONDS
+  const running = servers.map((server) => (CLIENT === 'wrk' ? wrk(server, length, secret) : cannon(server, length, secret)))
+  let results: Array<{ total: number; errors: number }>
+  let before: Counter[]
+  let after: Counter[]
   try {
     await sleep(leadIn * 1000)
-    before = await server.counter()
+    before = await Promise.all(servers.map((server) => server.counter()))
     await sleep(seconds * 1000)
-    after = await server.counter()
-    result = await withTimeout(running.done, (leadIn + seconds) * 1000 + 30_000, `${CLIENT} ${server.kind}`)
+    after = await Promise.all(servers.map((server) => server.counter()))
+    results = await withTimeout(
+      Promise.all(running.map((r) => r.done)),
+      (leadIn + seconds) * 1000 + 30_000,
+      `${CLIENT} ${servers.map((s) => s.kind).join(' + ')}`,
+    )
   } catch (err) {
-    running.stop()
+    for (const r of running) r.stop()
     throw err
   }
+  return servers.map((_, i) => toShot(before[i] as Counter, after[i] as Counter, results[i] as { total: number; errors: number }))
+}
+
+/** toShot is a shot's figures from the server's counters at both ends of its window and what the client saw. */
+function toShot(before: Counter, after: Counter, result: { total: number; errors: number }): Shot {
   const total = after.requests - before.requests
   const shot: Shot = {
     rps: total / Math.max(1e-6, (after.monoMicros - before.monoMicros) / 1e6),
@@ -333,7 +356,7 @@ interface Pair {
 export async function run(): Promise<void> {
   // `--rounds 15` takes more rounds, for a busy machine.
   const asked = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : undefined
-  const rounds = asked !== undefined && Number.isInteger(asked) && asked > 0 ? asked : quick ? 2 : 10
+  const rounds = asked !== undefined && Number.isInteger(asked) && asked > 0 ? asked : quick ? 2 : 14
   // `--seconds 3`: longer windows. With wrk, a shot lasts whole seconds: the
   // default window fills one with the lead-in and the tail.
   const askedSeconds = process.argv.includes('--seconds') ? Number(process.argv[process.argv.indexOf('--seconds') + 1]) : undefined
@@ -384,19 +407,13 @@ export async function run(): Promise<void> {
         }
       }
       // JIT warm-up, not counted.
-      for (const server of servers) await shoot(server, WARM_UP_SECONDS, secret, 0)
-      // Each server's shot comes right beside a shot at its baseline (bursts
-      // of other work on a shared machine last seconds, and two shots that
-      // close are touched alike), which of the two goes first drawn at
-      // random, and the pairs of a round in a random order: a fixed order
-      // gives each server a place of its own in the round (first, last,
-      // before or after a framework's process), and a place is a bias.
+      for (const server of contenders) await shootTogether([server, bares.get(server) as Server], WARM_UP_SECONDS, secret, 0)
+      // Each server is shot together with its baseline, both on one core
+      // (see shootTogether), the pairs of a round in a random order.
       for (const server of shuffled(contenders, random)) {
         const bare = bares.get(server) as Server
-        const pair: Pair =
-          random() < 0.5
-            ? { bare: await shoot(bare, seconds, secret), server: await shoot(server, seconds, secret) }
-            : { server: await shoot(server, seconds, secret), bare: await shoot(bare, seconds, secret) }
+        const [serverShot, bareShot] = await shootTogether([server, bare], seconds, secret)
+        const pair: Pair = { server: serverShot as Shot, bare: bareShot as Shot }
         pairs.get(server.kind)?.push(pair)
       }
     } finally {
@@ -468,7 +485,7 @@ export async function run(): Promise<void> {
       }),
     ]
     printTable(
-      `B3s — the peer endpoint answering a cached ${SIZE}-byte value, vs a bare node:http server answering the same bytes (autocannon, separate processes)`,
+      `B3s — the peer endpoint answering a cached ${SIZE}-byte value, vs a bare node:http server answering the same bytes, shot together (${CLIENT}, separate processes)`,
       [
         'server',
         'req/s',
@@ -483,7 +500,7 @@ export async function run(): Promise<void> {
       ],
       rows,
       [
-        `${rounds} rounds (order seed ${seed}: \`--seed ${seed}\` repeats it), each with every server started afresh in a new process (a process of a server stays faster or slower than another of the same server for its life) and warmed up for ${WARM_UP_SECONDS} s; in a round, every server in a random order gets a shot right beside one at a bare node:http server of its own, idle as long as it is (which of the two first, drawn at random); a shot is measured over a window of ${seconds} s that opens ${LEAD_IN_SECONDS} s into it and closes ${TAIL_SECONDS} s before its end, from the server's own counters (CPU, GC, answers), so that neither the connections' setup nor the first moments after idling count; ${PIN ? 'the servers run on CPU 0 and the client on CPU 1 (taskset), so that neither takes the other\u2019s core' : 'processes unpinned'}; the control row is a second bare node:http server measured as a contender, and shows how far apart the harness reads two identical servers; ${CLIENT === 'wrk' ? 'wrk (one thread)' : 'autocannon'}, ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the row compared with" divides the row\u2019s ratio by that of the same adapter with \`servePeersFirst: false\` (for an adapter) or of the bare framework (for an adapter with \`servePeersFirst: false\`), when both were measured.`,
+        `${rounds} rounds (order seed ${seed}: \`--seed ${seed}\` repeats it), each with every server started afresh in a new process and warmed up for ${WARM_UP_SECONDS} s; in a round, every server in a random order is shot together with a bare node:http server of its own, ${PIN ? 'both on CPU 0 and their clients on CPU 1 (taskset), so that the pair shares one core and whatever the machine does to it meanwhile' : 'unpinned'}; a shot is measured over a window of ${seconds} s that opens ${LEAD_IN_SECONDS} s into it and closes ${TAIL_SECONDS} s before its end, from the server's own counters (CPU, GC, answers), so that neither the connections' setup nor the first moments after idling count; the control row is a second bare node:http server measured as a contender, and shows how far apart the harness reads two identical servers; ${CLIENT === 'wrk' ? 'wrk (one thread)' : 'autocannon'}, ${CONNECTIONS} connections, no pipelining, GETs for ${KEYS} keys in rotation${secret === undefined ? '' : ', with the `Authorization` header of the nodes\u2019 `secret`'}; each server in a child process (\`node --import tsx test/bench/b3s-server.ts\`, importing the built package) on 127.0.0.1. A ratio is the median over a server\u2019s pairs of its shot over the baseline\u2019s; "to the row compared with" divides the row\u2019s ratio by that of the same adapter with \`servePeersFirst: false\` (for an adapter) or of the bare framework (for an adapter with \`servePeersFirst: false\`), when both were measured.`,
         'Server CPU: the process\u2019s CPU time (user + system, all threads, process.cpuUsage()) over a shot\u2019s answers; GC: the time of its garbage collections (perf_hooks) over them. The baseline answers every request with the same status, headers and protobuf bytes from a buffer, checking nothing. An adapter row is the adapter as configured by default (with a secret, peers are served in front of the framework: `servePeersFirst`); "servePeersFirst: false" leaves peers to the framework, as the adapters did before; "bare Express/Fastify/Koa" (only with `--servers`) answer from the framework\u2019s first middleware or a route, the least a framework path could cost.',
         problems.length === 0
           ? 'checked: every server answered a key with the same bytes as the baseline; every groupcache request of every shot was a cache hit on the owner (served = hits, no load); no errors or non-2xx answers.'
