@@ -268,7 +268,8 @@ function wrk(server: Server, seconds: number, secret: string | undefined): Runni
   })
   const done = new Promise<{ total: number; errors: number }>((resolve, reject) => {
     child.once('error', reject)
-    child.once('exit', (code) => {
+    // 'close', not 'exit': only then has all of wrk's output been read.
+    child.once('close', (code) => {
       rmSync(dir, { recursive: true, force: true })
       if (code !== 0) return reject(new Error(`wrk exited with ${code}: ${out.slice(0, 500)}`))
       const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN)
