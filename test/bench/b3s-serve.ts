@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { reservePorts } from '../helpers/ports.js'
+import { mulberry32 } from '../helpers/prng.js'
 import type { Counter, Kind, ServerConfig } from './b3s-server.js'
 import { track } from './cluster.js'
 import { fmtInt, fmtRatio, median, printTable, quick, record, sleep, withTimeout } from './lib.js'
@@ -324,18 +325,6 @@ const FLOOR: Partial<Record<Kind, Kind>> = {
   'koa-framework': 'koa-bare',
 }
 const TARGETED: Kind[] = ['listen', 'express', 'fastify', 'koa']
-
-/** mulberry32 is a small seeded PRNG, so that a run's order of shots can be repeated (`--seed`). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** shuffled is a copy of `items` in a random order (Fisher–Yates). */
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
