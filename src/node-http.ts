@@ -6,13 +6,14 @@ import {
   frameLength,
   isServedValue,
   type PeerHandler,
+  qpsText,
   type PeerRequest,
   type PeerResponse,
   type Reply,
   replyNow,
 } from './handler.js'
 import { GENERATION_HEADER, PROTOBUF, PROTOCOL_HEADER, PROTOCOL_VERSION } from './protocol.js'
-import { minuteQpsField } from './wire.js'
+import { type MinuteQpsText, minuteQpsField } from './wire.js'
 
 // node:http's glue for the framework-neutral peer handler, shared by
 // `gc.listen()` and every adapter whose framework hands out node:http objects.
@@ -110,7 +111,7 @@ export function servePeerRequest(handler: PeerHandler, req: IncomingMessage, res
       },
     )
   }
-  if (isServedValue(reply)) writeValue(res, reply)
+  if (isServedValue(reply)) writeValue(res, reply, (handler as FastPeerHandler)[qpsText])
   else writePeerResponse(res, reply)
   return undefined
 }
@@ -121,7 +122,7 @@ export function servePeerRequest(handler: PeerHandler, req: IncomingMessage, res
  * it when the answer has one. Headers go as a flat list, which node:http
  * takes without building an object.
  */
-function writeValue(res: ServerResponse, value: ServedValue): void {
+function writeValue(res: ServerResponse, value: ServedValue, text: MinuteQpsText): void {
   if (res.headersSent || res.destroyed) return
   const length = frameLength(value)
   const headers: OutgoingHttpHeader[] =
@@ -132,7 +133,7 @@ function writeValue(res: ServerResponse, value: ServedValue): void {
   const frame = value.frame
   const qps = value.minuteQps
   if (typeof frame === 'string') {
-    res.end(qps === undefined ? frame : frame + minuteQpsField(qps).toString('latin1'), 'latin1')
+    res.end(qps === undefined ? frame : frame + text.of(qps), 'latin1')
   } else if (qps === undefined) {
     res.end(frame)
   } else {

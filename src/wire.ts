@@ -106,6 +106,25 @@ export function minuteQpsField(qps: number): Buffer {
 }
 
 /**
+ * MinuteQpsText writes a minute_qps field as a one-byte string (one
+ * character per byte), for a server that sends a frame held as such a
+ * string: the field follows the frame in the same string, with no Buffer
+ * made per answer. Each instance has an 8-byte scratch of its own that
+ * holds nothing between calls.
+ */
+export class MinuteQpsText {
+  readonly #bytes = new Uint8Array(8)
+  readonly #view = new DataView(this.#bytes.buffer)
+
+  /** of is the field for `qps`: its tag and the little-endian double. */
+  of(qps: number): string {
+    this.#view.setFloat64(0, qps, true)
+    const b = this.#bytes
+    return String.fromCharCode(TAG_MINUTE_QPS, b[0] as number, b[1] as number, b[2] as number, b[3] as number, b[4] as number, b[5] as number, b[6] as number, b[7] as number)
+  }
+}
+
+/**
  * encodeGetResponse writes a GetResponse. The value field is always written
  * (an empty value as `0a 00`); expire and stale_until only when set, and
  * minute_qps, when set, last.

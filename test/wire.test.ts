@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { decodeGetResponse, encodeGetResponse, type GetResponse, MINUTE_QPS_FIELD_BYTES, minuteQpsField, WireError } from '../src/wire.js'
+import { decodeGetResponse, encodeGetResponse, type GetResponse, MINUTE_QPS_FIELD_BYTES, MinuteQpsText, minuteQpsField, WireError } from '../src/wire.js'
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
@@ -58,6 +58,18 @@ describe('encodeGetResponse', () => {
       assert.equal(tail.length, MINUTE_QPS_FIELD_BYTES)
       assert.equal(hex(whole), hex(encodeGetResponse(msg)) + hex(tail))
       assert.deepEqual(plain(decodeGetResponse(whole)), { ...plain({ ...msg }), minuteQps: 42.5 })
+    }
+  })
+
+  test('MinuteQpsText writes the minute_qps field as a one-byte string of the same bytes as minuteQpsField, call after call', () => {
+    const text = new MinuteQpsText()
+    for (const qps of [0, 1 / 60, 1.5, 42.5, 1e9, 123456.789, Number.MIN_VALUE]) {
+      const field = text.of(qps)
+      assert.equal(field.length, MINUTE_QPS_FIELD_BYTES)
+      assert.equal(Buffer.from(field, 'latin1').toString('hex'), hex(minuteQpsField(qps)), `qps ${qps}`)
+      const msg = { value: utf8('cached'), expire: 1764000000000 }
+      const sent = Buffer.concat([encodeGetResponse(msg), Buffer.from(field, 'latin1')])
+      assert.equal(decodeGetResponse(sent).minuteQps, qps)
     }
   })
 

@@ -26,6 +26,8 @@ describe('the secret', () => {
         `Bearer ${SECRET}x`,
         `Bearer ${SECRET}${SECRET}`, // starts with the right token
         `Bearer ${SECRET.slice(0, -1)}`,
+        `Bearer ${SECRET.slice(0, -1)}2`, // the right length, the last character wrong
+        `Bearer ${SECRET.slice(1)}x`, // the right length, the first character of the secret wrong
         SECRET,
         `bearer ${SECRET}`,
         `Basic ${SECRET}`,
