@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { replaysAsIs } from '../../adapters/route-cache.js'
 import { escapePathPart } from '../../src/protocol.js'
 import { type CachedApp, ROUTE_FRAMEWORKS, startCachedApp } from '../helpers/cached-apps.js'
+import { mulberry32 } from '../helpers/prng.js'
 import { rawRequest } from '../helpers/raw.js'
 
 const SELF = 'http://127.0.0.1:1'
@@ -21,6 +22,31 @@ test('replaysAsIs accepts what URL parsing leaves alone and refuses what it woul
   for (const url of [...TRAVERSALS, '/r/./x', '/r/../x', '/r/é', '/r/a b', '/r/x#frag', '/r/"q"', 'r/1', '/r/x?a=<b>', '/r/x?']) {
     assert.equal(replaysAsIs(url), false, url)
   }
+})
+
+test('replaysAsIs agrees with URL parsing on every URL, whether or not it parses it', () => {
+  // The replay's own rule: what URL parsing gives back for the path and query.
+  const parsedAsIs = (url: string): boolean => {
+    if (!url.startsWith('/')) return false
+    try {
+      const parsed = url.startsWith('//') ? new URL(`http://localhost${url}`) : new URL(url, 'http://localhost')
+      return parsed.pathname + parsed.search === url
+    } catch {
+      return false
+    }
+  }
+  const random = mulberry32(17)
+  const pieces = ['/', '.', '..', '%2e', '%2E', '%', '%41', '?', '#', '\\', 'a', 'Z', '0', '-', '_', '~', ' ', "'", '"', '<', '>', '^', '`', '{', '}', '|', '[', ']', '!', '$', '&', '(', ')', '*', '+', ',', ';', '=', ':', '@', 'é', '\t', '\n', '\u0000', '\u007f']
+  let plain = 0
+  for (let i = 0; i < 20_000; i++) {
+    let url = random() < 0.9 ? '/' : ''
+    const length = Math.floor(random() * 8)
+    for (let j = 0; j < length; j++) url += pieces[Math.floor(random() * pieces.length)]
+    const expected = parsedAsIs(url)
+    if (expected) plain++
+    assert.equal(replaysAsIs(url), expected, JSON.stringify(url))
+  }
+  assert.ok(plain > 1000, `${plain} URLs were left alone`)
 })
 
 for (const framework of ROUTE_FRAMEWORKS) {
