@@ -6,9 +6,9 @@ import {
   frameLength,
   isServedValue,
   type PeerHandler,
-  qpsText,
   type PeerRequest,
   type PeerResponse,
+  qpsText,
   type Reply,
   replyNow,
 } from './handler.js'

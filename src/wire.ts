@@ -120,7 +120,17 @@ export class MinuteQpsText {
   of(qps: number): string {
     this.#view.setFloat64(0, qps, true)
     const b = this.#bytes
-    return String.fromCharCode(TAG_MINUTE_QPS, b[0] as number, b[1] as number, b[2] as number, b[3] as number, b[4] as number, b[5] as number, b[6] as number, b[7] as number)
+    return String.fromCharCode(
+      TAG_MINUTE_QPS,
+      b[0] as number,
+      b[1] as number,
+      b[2] as number,
+      b[3] as number,
+      b[4] as number,
+      b[5] as number,
+      b[6] as number,
+      b[7] as number,
+    )
   }
 }
 

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { decodeGetResponse, encodeGetResponse, type GetResponse, MINUTE_QPS_FIELD_BYTES, MinuteQpsText, minuteQpsField, WireError } from '../src/wire.js'
+import {
+  decodeGetResponse,
+  encodeGetResponse,
+  type GetResponse,
+  MINUTE_QPS_FIELD_BYTES,
+  MinuteQpsText,
+  minuteQpsField,
+  WireError,
+} from '../src/wire.js'
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
