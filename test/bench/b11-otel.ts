@@ -1,5 +1,8 @@
 // B11: what groupcache/otel costs on a local hit: first with no SDK
 // registered (it must cost nothing), then with one (a span per traced get).
+
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base'
@@ -9,6 +12,11 @@ import { fmtNs, fmtRatio, median, nsPerOp, printTable, quick, record } from './l
 
 const KEYS = 10_000
 const VALUE = 'x'.repeat(1024)
+
+// `gc()` without restarting node with --expose-gc (as B7 does): the flag
+// takes effect for contexts made after it is set.
+setFlagsFromString('--expose-gc')
+const collect = runInNewContext('gc') as () => void
 
 /** run measures B11 and prints its table. */
 export async function run(): Promise<void> {
@@ -86,7 +94,7 @@ export async function run(): Promise<void> {
         ],
       ],
       [
-        `median of ${rounds} interleaved rounds (alternating order) of ${seconds} s each, one awaited op at a time; every op was checked to be a hit.`,
+        `median of ${rounds} rounds of ${seconds} s per contender, each round in mirrored order (A B, B A: two windows of half the time each, every window after a full garbage collection), one awaited op at a time; every op was checked to be a hit.`,
         'Without an SDK, `instrument()` subscribes to no channel, so a get pays one `hasSubscribers` read, as an uninstrumented one does.',
         'One group serves every row; an instrumented row calls `instrument()` before each of its rounds and `uninstrument()` after, since the channels are global.',
         'The SDK: BasicTracerProvider, a SimpleSpanProcessor and an exporter that drops the spans, and the AsyncLocalStorage context manager (which slows every promise, hence a baseline per phase).',
@@ -99,10 +107,15 @@ export async function run(): Promise<void> {
 }
 
 /**
- * interleaved measures each contender in rounds, in turn forwards and
- * backwards (A B C, C B A, …) so that none always follows another's
- * garbage, calling its `before` and `after` around each of its rounds, and
- * returns each one's median ns/op.
+ * interleaved measures each contender in rounds, each round in mirrored
+ * order (A B C C B A), so that every contender takes every place in the
+ * round equally often, and its round's figure is the mean of its two
+ * windows of half the time. After B10 (in a full run, or `--only
+ * B10,B11`), rounds in one order, alternating from round to round, read
+ * the very same code at 1.17–1.32× itself (1.23× with a collection before
+ * each window too); mirrored, 1.02×. Each window starts from a collected
+ * heap, after calling the contender's `before`, and `after` follows it.
+ * Returns each one's median ns/op.
  */
 async function interleaved(
   rounds: number,
@@ -112,17 +125,19 @@ async function interleaved(
   const samples: Record<string, number[]> = {}
   for (let r = -1; r < rounds; r++) {
     const order = Object.entries(contenders)
-    if (r % 2 !== 0) order.reverse()
-    for (const [name, { op, before, after }] of order) {
+    const windows: Record<string, number[]> = {}
+    for (const [name, { op, before, after }] of [...order, ...order.reverse()]) {
+      collect()
       before?.()
       try {
         // Round -1 warms up.
-        const ns = await nsPerOp(op, r < 0 ? seconds / 2 : seconds)
-        if (r >= 0) (samples[name] ??= []).push(ns)
+        ;(windows[name] ??= []).push(await nsPerOp(op, r < 0 ? seconds / 4 : seconds / 2))
       } finally {
         after?.()
       }
     }
+    if (r < 0) continue
+    for (const [name, ns] of Object.entries(windows)) (samples[name] ??= []).push(ns.reduce((a, b) => a + b, 0) / ns.length)
   }
   return Object.fromEntries(Object.entries(samples).map(([name, ns]) => [name, median(ns)]))
 }
