@@ -13,7 +13,7 @@ import {
   replyNow,
 } from './handler.js'
 import { GENERATION_HEADER, PROTOBUF, PROTOCOL_HEADER, PROTOCOL_VERSION } from './protocol.js'
-import { type MinuteQpsText, minuteQpsField } from './wire.js'
+import type { MinuteQpsText } from './wire.js'
 
 // node:http's glue for the framework-neutral peer handler, shared by
 // `gc.listen()` and every adapter whose framework hands out node:http objects.
@@ -119,8 +119,8 @@ export function servePeerRequest(handler: PeerHandler, req: IncomingMessage, res
 /**
  * writeValue writes a value's answer: its frame as held (a one-byte string
  * goes out with the headers in one write), and the minute_qps field after
- * it when the answer has one. Headers go as a flat list, which node:http
- * takes without building an object.
+ * it, as a one-byte string too, when the answer has one. Headers go as a
+ * flat list, which node:http takes without building an object.
  */
 function writeValue(res: ServerResponse, value: ServedValue, text: MinuteQpsText): void {
   if (res.headersSent || res.destroyed) return
@@ -138,7 +138,7 @@ function writeValue(res: ServerResponse, value: ServedValue, text: MinuteQpsText
     res.end(frame)
   } else {
     res.write(frame)
-    res.end(minuteQpsField(qps))
+    res.end(text.of(qps), 'latin1')
   }
 }
 

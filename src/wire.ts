@@ -107,10 +107,10 @@ export function minuteQpsField(qps: number): Buffer {
 
 /**
  * MinuteQpsText writes a minute_qps field as a one-byte string (one
- * character per byte), for a server that sends a frame held as such a
- * string: the field follows the frame in the same string, with no Buffer
- * made per answer. Each instance has an 8-byte scratch of its own that
- * holds nothing between calls.
+ * character per byte), for a server that writes it after a cached frame:
+ * it joins a frame held as such a string in one write, and costs no Buffer
+ * per answer after a frame of bytes either. Each instance has an 8-byte
+ * scratch of its own that holds nothing between calls.
  */
 export class MinuteQpsText {
   readonly #bytes = new Uint8Array(8)
